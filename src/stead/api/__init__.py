@@ -1,0 +1,1 @@
+"""HTTP routes, one module per resource: parse, call a service, shape the response."""

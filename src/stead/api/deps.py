@@ -1,0 +1,29 @@
+"""What routes receive from the application: the runtime and validated path values."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from stead.errors import Unprocessable
+from stead.ids import is_uuid
+from stead.runtime import Runtime
+
+
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(_runtime)]
+
+
+def require_uuid(value: str, kind: str) -> str:
+    if not is_uuid(value):
+        raise Unprocessable(f"Invalid {kind} ID: must be a UUID")
+    return value
+
+
+def request_id(request: Request) -> str | None:
+    return request.headers.get("x-request-id")

@@ -1,0 +1,44 @@
+"""Liveness and server information."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from langgraph.version import __version__ as langgraph_version
+
+from stead import __version__
+from stead.api.responses import json_response
+
+router = APIRouter(tags=["meta"])
+
+
+@router.get("/ok")
+async def ok() -> Response:
+    return json_response({"ok": True, "services": {}})
+
+
+@router.get("/health")
+async def health() -> Response:
+    return json_response({"ok": True, "services": {}})
+
+
+@router.get("/info")
+async def info() -> Response:
+    return json_response(
+        {
+            "version": __version__,
+            "langgraph_py_version": langgraph_version,
+            "flags": {
+                "assistants": True,
+                "crons": False,
+                "langsmith": False,
+                "langsmith_tracing_replicas": False,
+            },
+            "host": {
+                "kind": "self-hosted",
+                "project_id": None,
+                "host_revision_id": None,
+                "revision_id": None,
+                "tenant_id": None,
+            },
+        }
+    )

@@ -1,0 +1,115 @@
+"""Response helpers: orjson bodies, pagination headers, `select`, SSE and keep-alive bodies."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any
+
+from fastapi import Response
+from fastapi.responses import StreamingResponse
+
+from stead import serde
+from stead.broker import StreamEvent
+from stead.errors import Unprocessable
+from stead.storage import Page
+
+HEARTBEAT_SECONDS = 5.0
+SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+
+
+def json_response(body: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(serde.dumps(body), status_code, headers, media_type="application/json")
+
+
+def no_content(status_code: int = 204) -> Response:
+    return Response(status_code=status_code)
+
+
+def selected(items: Iterable[dict[str, Any]], select: list[str] | None, allowed: Iterable[str]) -> list[dict[str, Any]]:
+    rows = list(items)
+    if not select:
+        return rows
+    unknown = sorted(set(select) - set(allowed))
+    if unknown:
+        raise Unprocessable(f"Unknown field(s) in select: {', '.join(unknown)}")
+    return [{key: row[key] for key in select if key in row} for row in rows]
+
+
+def page_response(page: Page, items: list[dict[str, Any]], offset: int) -> Response:
+    headers = {"X-Pagination-Total": str(page.total)}
+    next_offset = offset + len(page.rows)
+    if page.rows and next_offset < page.total:
+        headers["X-Pagination-Next"] = str(next_offset)
+    return json_response(items, headers=headers)
+
+
+def sse_frame(event: StreamEvent) -> bytes:
+    name = event.event.replace("\r", "").replace("\n", "")
+    return b"event: " + name.encode() + b"\r\ndata: " + event.data + b"\r\n\r\n"
+
+
+def sse_response(
+    events: AsyncIterator[StreamEvent],
+    headers: dict[str, str],
+    on_close: Callable[[], Awaitable[None]],
+) -> StreamingResponse:
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            async for item in _with_heartbeat(events, b": heartbeat\r\n\r\n"):
+                yield item if isinstance(item, bytes) else sse_frame(item)
+        finally:
+            await on_close()
+
+    return StreamingResponse(
+        body(), media_type="text/event-stream; charset=utf-8", headers={**SSE_HEADERS, **headers}
+    )
+
+
+def keepalive_json_response(
+    result: Awaitable[Any], headers: dict[str, str], on_close: Callable[[], Awaitable[None]]
+) -> StreamingResponse:
+    """A JSON body computed while the client waits; newlines keep proxies from timing out."""
+
+    async def body() -> AsyncIterator[bytes]:
+        task = asyncio.ensure_future(result)
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=HEARTBEAT_SECONDS)
+                if done:
+                    yield serde.dumps(task.result())
+                    return
+                yield b"\n"
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await on_close()
+
+    return StreamingResponse(body(), media_type="application/json", headers=headers)
+
+
+async def _with_heartbeat(source: AsyncIterator[Any], heartbeat: bytes) -> AsyncIterator[Any]:
+    iterator = source.__aiter__()
+    pending: asyncio.Future[Any] | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(iterator.__anext__())
+            done, _ = await asyncio.wait({pending}, timeout=HEARTBEAT_SECONDS)
+            if not done:
+                yield heartbeat
+                continue
+            try:
+                item = pending.result()
+            except StopAsyncIteration:
+                return
+            pending = None
+            yield item
+    finally:
+        if pending is not None and not pending.done():
+            pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                await pending

@@ -1,0 +1,234 @@
+"""Run routes, stateful (under a thread) and stateless (on a temporary thread)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request, Response
+
+from stead.api.deps import RuntimeDep, request_id, require_uuid
+from stead.api.models import RunCancelMany, RunCreate
+from stead.api.responses import json_response, keepalive_json_response, no_content, selected, sse_response
+from stead.errors import NotFound, Unprocessable
+from stead.runtime import Runtime
+from stead.services.runs import RunRequest
+
+router = APIRouter(tags=["runs"])
+
+RUN_FIELDS = (
+    "run_id",
+    "thread_id",
+    "assistant_id",
+    "created_at",
+    "updated_at",
+    "status",
+    "metadata",
+    "kwargs",
+    "multitask_strategy",
+)
+CancelAction = Literal["interrupt", "rollback"]
+
+
+@router.post("/threads/{thread_id}/runs")
+async def create_run(thread_id: str, body: RunCreate, request: Request, rt: RuntimeDep) -> Response:
+    return await _create(rt, require_uuid(thread_id, "thread"), body, request)
+
+
+@router.post("/runs")
+async def create_stateless_run(body: RunCreate, request: Request, rt: RuntimeDep) -> Response:
+    return await _create(rt, None, body, request)
+
+
+@router.post("/runs/batch")
+async def create_stateless_runs(body: list[RunCreate], request: Request, rt: RuntimeDep) -> Response:
+    created = [
+        await rt.runs.create(None, to_run_request(item), request_id=request_id(request))
+        for item in body
+    ]
+    return json_response([run_json(run) for run in created])
+
+
+@router.post("/threads/{thread_id}/runs/stream")
+async def stream_run(thread_id: str, body: RunCreate, request: Request, rt: RuntimeDep) -> Response:
+    return await _stream(rt, require_uuid(thread_id, "thread"), body, request)
+
+
+@router.post("/runs/stream")
+async def stream_stateless_run(body: RunCreate, request: Request, rt: RuntimeDep) -> Response:
+    return await _stream(rt, None, body, request)
+
+
+@router.post("/threads/{thread_id}/runs/wait")
+async def wait_run(thread_id: str, body: RunCreate, request: Request, rt: RuntimeDep) -> Response:
+    return await _wait(rt, require_uuid(thread_id, "thread"), body, request)
+
+
+@router.post("/runs/wait")
+async def wait_stateless_run(body: RunCreate, request: Request, rt: RuntimeDep) -> Response:
+    return await _wait(rt, None, body, request)
+
+
+@router.get("/threads/{thread_id}/runs")
+async def list_runs(
+    thread_id: str,
+    rt: RuntimeDep,
+    limit: int = 10,
+    offset: int = 0,
+    status: str | None = None,
+    select: Annotated[list[str] | None, Query()] = None,
+) -> Response:
+    runs = await rt.runs.list(
+        require_uuid(thread_id, "thread"), status=status, limit=limit, offset=offset
+    )
+    return json_response(selected((run_json(run) for run in runs), select, RUN_FIELDS))
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}")
+async def get_run(thread_id: str, run_id: str, rt: RuntimeDep) -> Response:
+    run = await rt.runs.get(require_uuid(thread_id, "thread"), require_uuid(run_id, "run"))
+    return json_response(run_json(run))
+
+
+@router.delete("/threads/{thread_id}/runs/{run_id}")
+async def delete_run(thread_id: str, run_id: str, rt: RuntimeDep) -> Response:
+    await rt.runs.delete(require_uuid(thread_id, "thread"), require_uuid(run_id, "run"))
+    return no_content()
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}/join")
+async def join_run(
+    thread_id: str, run_id: str, rt: RuntimeDep, cancel_on_disconnect: bool = False
+) -> Response:
+    stack = contextlib.AsyncExitStack()
+    run, subscription = await stack.enter_async_context(
+        rt.run_streams.join(require_uuid(thread_id, "thread"), require_uuid(run_id, "run"))
+    )
+    return keepalive_json_response(
+        rt.runs.result(run, subscription),
+        _locations(run, stateless=False, join="join"),
+        _on_close(rt, run, stack, cancel_run=cancel_on_disconnect),
+    )
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}/stream")
+async def join_run_stream(
+    thread_id: str,
+    run_id: str,
+    rt: RuntimeDep,
+    stream_mode: Annotated[list[str] | None, Query()] = None,
+    cancel_on_disconnect: bool = False,
+) -> Response:
+    stack = contextlib.AsyncExitStack()
+    run, subscription = await stack.enter_async_context(
+        rt.run_streams.join(require_uuid(thread_id, "thread"), require_uuid(run_id, "run"))
+    )
+    events = rt.runs.events(run["run_id"], subscription, _modes_param(stream_mode))
+    return sse_response(
+        events,
+        _locations(run, stateless=False, join="stream"),
+        _on_close(rt, run, stack, cancel_run=cancel_on_disconnect),
+    )
+
+
+@router.post("/threads/{thread_id}/runs/{run_id}/cancel")
+async def cancel_run(
+    thread_id: str, run_id: str, rt: RuntimeDep, wait: bool = False, action: CancelAction = "interrupt"
+) -> Response:
+    result = await rt.run_streams.cancel(
+        require_uuid(thread_id, "thread"), require_uuid(run_id, "run"), action, wait
+    )
+    return json_response(result if result is not None else {}) if wait else no_content(202)
+
+
+@router.post("/runs/cancel")
+async def cancel_runs(body: RunCancelMany, rt: RuntimeDep, action: CancelAction = "interrupt") -> Response:
+    if body.status is not None and (body.run_ids or body.thread_id):
+        raise Unprocessable("Provide either status, or thread_id and run_ids, not both")
+    if body.status is None and not body.run_ids:
+        raise Unprocessable("Provide status, or thread_id and run_ids")
+    runs = await rt.runs.active_runs(thread_id=body.thread_id, run_ids=body.run_ids, status=body.status)
+    if not runs:
+        raise NotFound("No runs found to cancel.")
+    await rt.runs.cancel(runs, action)
+    return no_content()
+
+
+async def _create(rt: Runtime, thread_id: str | None, body: RunCreate, request: Request) -> Response:
+    run = await rt.runs.create(thread_id, to_run_request(body), request_id=request_id(request))
+    return json_response(run_json(run), headers={"Content-Location": _run_path(run, thread_id is None)})
+
+
+async def _stream(rt: Runtime, thread_id: str | None, body: RunCreate, request: Request) -> Response:
+    stack = contextlib.AsyncExitStack()
+    run, subscription = await stack.enter_async_context(
+        rt.run_streams.create_and_subscribe(thread_id, to_run_request(body), request_id(request))
+    )
+    return sse_response(
+        rt.runs.events(run["run_id"], subscription),
+        _locations(run, stateless=thread_id is None, join="stream"),
+        _on_close(rt, run, stack, cancel_run=body.on_disconnect == "cancel"),
+    )
+
+
+async def _wait(rt: Runtime, thread_id: str | None, body: RunCreate, request: Request) -> Response:
+    stack = contextlib.AsyncExitStack()
+    run, subscription = await stack.enter_async_context(
+        rt.run_streams.create_and_subscribe(thread_id, to_run_request(body), request_id(request))
+    )
+    return keepalive_json_response(
+        rt.runs.result(run, subscription),
+        _locations(run, stateless=False, join="join"),
+        _on_close(rt, run, stack, cancel_run=body.on_disconnect == "cancel"),
+    )
+
+
+def _on_close(rt: Runtime, run: dict[str, Any], stack: contextlib.AsyncExitStack, *, cancel_run: bool) -> Any:
+    async def close() -> None:
+        try:
+            if cancel_run:
+                await rt.run_streams.cancel_if_active(run["run_id"])
+        finally:
+            await stack.aclose()
+
+    return close
+
+
+def _run_path(run: dict[str, Any], stateless: bool) -> str:
+    if stateless:
+        return f"/runs/{run['run_id']}"
+    return f"/threads/{run['thread_id']}/runs/{run['run_id']}"
+
+
+def _locations(run: dict[str, Any], *, stateless: bool, join: str) -> dict[str, str]:
+    if join == "join":
+        location = f"/threads/{run['thread_id']}/runs/{run['run_id']}/join"
+    else:
+        location = f"{_run_path(run, stateless)}/stream"
+    return {"Location": location, "Content-Location": _run_path(run, stateless)}
+
+
+def _modes_param(stream_mode: list[str] | None) -> list[str] | None:
+    if not stream_mode:
+        return None
+    modes: list[str] = []
+    for value in stream_mode:
+        parsed = json.loads(value) if value.startswith("[") else value
+        modes.extend(parsed if isinstance(parsed, list) else [parsed])
+    return ["messages" if mode == "messages-tuple" else mode for mode in modes]
+
+
+def to_run_request(body: RunCreate) -> RunRequest:
+    fields = body.model_dump(exclude={"on_disconnect", "strict_resume", "langsmith_tracer"})
+    if isinstance(fields["stream_mode"], str):
+        fields["stream_mode"] = [fields["stream_mode"]]
+    if body.command is not None:
+        fields["command"] = body.command.model_dump(exclude_none=True)
+    if body.checkpoint is not None:
+        fields["checkpoint"] = body.checkpoint.model_dump(exclude_none=True)
+    return RunRequest(**fields)
+
+
+def run_json(run: dict[str, Any]) -> dict[str, Any]:
+    return {key: run[key] for key in RUN_FIELDS}

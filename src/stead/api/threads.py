@@ -1,0 +1,144 @@
+"""Thread routes: the threads themselves and their state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+
+from stead.api.deps import RuntimeDep, require_uuid
+from stead.api.models import (
+    CheckpointRef,
+    ThreadCount,
+    ThreadCreate,
+    ThreadHistory,
+    ThreadPatch,
+    ThreadSearch,
+    ThreadStateAtCheckpoint,
+    ThreadStateUpdate,
+)
+from stead.api.responses import json_response, no_content, page_response, selected
+
+router = APIRouter(tags=["threads"])
+
+THREAD_FIELDS = (
+    "thread_id",
+    "created_at",
+    "updated_at",
+    "state_updated_at",
+    "metadata",
+    "config",
+    "status",
+    "values",
+    "interrupts",
+    "error",
+)
+
+
+@router.post("/threads")
+async def create_thread(body: ThreadCreate, rt: RuntimeDep) -> Response:
+    if body.thread_id is not None:
+        require_uuid(body.thread_id, "thread")
+    return json_response(await rt.threads.create(**body.model_dump()))
+
+
+@router.post("/threads/search")
+async def search_threads(body: ThreadSearch, rt: RuntimeDep) -> Response:
+    page = await rt.threads.search(**body.model_dump(exclude={"select"}))
+    return page_response(page, selected(page.rows, body.select, THREAD_FIELDS), body.offset)
+
+
+@router.post("/threads/count")
+async def count_threads(body: ThreadCount, rt: RuntimeDep) -> Response:
+    return json_response(await rt.threads.count(**body.model_dump()))
+
+
+@router.get("/threads/{thread_id}")
+async def get_thread(thread_id: str, rt: RuntimeDep) -> Response:
+    return json_response(await rt.threads.get(require_uuid(thread_id, "thread")))
+
+
+@router.patch("/threads/{thread_id}")
+async def patch_thread(thread_id: str, body: ThreadPatch, rt: RuntimeDep) -> Response:
+    return json_response(await rt.threads.patch(require_uuid(thread_id, "thread"), body.metadata))
+
+
+@router.delete("/threads/{thread_id}")
+async def delete_thread(thread_id: str, rt: RuntimeDep) -> Response:
+    await rt.threads.delete(require_uuid(thread_id, "thread"))
+    return no_content()
+
+
+@router.post("/threads/{thread_id}/copy")
+async def copy_thread(thread_id: str, rt: RuntimeDep) -> Response:
+    return json_response(await rt.threads.copy(require_uuid(thread_id, "thread")))
+
+
+@router.get("/threads/{thread_id}/state")
+async def get_thread_state(thread_id: str, rt: RuntimeDep, subgraphs: bool = False) -> Response:
+    state = await rt.threads.state(require_uuid(thread_id, "thread"), subgraphs=subgraphs)
+    return json_response(state)
+
+
+@router.get("/threads/{thread_id}/state/{checkpoint_id}")
+async def get_thread_state_at(
+    thread_id: str, checkpoint_id: str, rt: RuntimeDep, subgraphs: bool = False
+) -> Response:
+    checkpoint = {"checkpoint_id": checkpoint_id}
+    state = await rt.threads.state(require_uuid(thread_id, "thread"), checkpoint, subgraphs)
+    return json_response(state)
+
+
+@router.post("/threads/{thread_id}/state/checkpoint")
+async def post_thread_state_at(
+    thread_id: str, body: ThreadStateAtCheckpoint, rt: RuntimeDep
+) -> Response:
+    state = await rt.threads.state(
+        require_uuid(thread_id, "thread"), _checkpoint(body.checkpoint), body.subgraphs
+    )
+    return json_response(state)
+
+
+@router.post("/threads/{thread_id}/state")
+async def update_thread_state(thread_id: str, body: ThreadStateUpdate, rt: RuntimeDep) -> Response:
+    checkpoint = _checkpoint(body.checkpoint)
+    if body.checkpoint_id:
+        checkpoint = {**(checkpoint or {}), "checkpoint_id": body.checkpoint_id}
+    result = await rt.threads.update_state(
+        require_uuid(thread_id, "thread"),
+        values=body.values,
+        as_node=body.as_node,
+        checkpoint=checkpoint,
+    )
+    return json_response(result)
+
+
+@router.get("/threads/{thread_id}/history")
+async def get_thread_history(
+    thread_id: str, rt: RuntimeDep, limit: int = 10, before: str | None = None
+) -> Response:
+    history = await rt.threads.history(
+        require_uuid(thread_id, "thread"),
+        limit=limit,
+        before={"checkpoint_id": before} if before else None,
+        metadata=None,
+        checkpoint=None,
+    )
+    return json_response(history)
+
+
+@router.post("/threads/{thread_id}/history")
+async def post_thread_history(thread_id: str, body: ThreadHistory, rt: RuntimeDep) -> Response:
+    before = body.before
+    history = await rt.threads.history(
+        require_uuid(thread_id, "thread"),
+        limit=body.limit,
+        before={"checkpoint_id": before} if isinstance(before, str) else _checkpoint(before),
+        metadata=body.metadata,
+        checkpoint=_checkpoint(body.checkpoint),
+    )
+    return json_response(history)
+
+
+def _checkpoint(ref: CheckpointRef | None) -> dict[str, Any] | None:
+    return ref.model_dump(exclude_none=True) if ref is not None else None

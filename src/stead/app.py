@@ -1,0 +1,70 @@
+"""The ASGI application: routes, error handlers and the runtime's lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from stead import __version__
+from stead.api import assistants, meta, runs, store, threads
+from stead.api.responses import json_response
+from stead.config import Settings
+from stead.errors import ApiError
+from stead.graphs import GraphSpec
+from stead.runtime import Runtime
+
+
+def create_app(settings: Settings, specs: dict[str, GraphSpec]) -> FastAPI:
+    runtime = Runtime(settings, specs)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        app.state.runtime = runtime
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(
+        title="Stead Agent Server",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    for module in (meta, assistants, threads, runs, store):
+        app.include_router(module.router)
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    return app
+
+
+async def _api_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return json_response({"detail": exc.detail}, exc.status_code)
+
+
+async def _validation_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    return json_response({"detail": _describe(exc)}, 422)
+
+
+async def _http_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    return json_response({"detail": exc.detail}, exc.status_code, headers=exc.headers)
+
+
+def _describe(exc: RequestValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        location = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+        if error.get("type") == "json_invalid":
+            return "Invalid JSON in request body"
+        problems.append(f"{location or 'body'}: {error.get('msg')}")
+    return "; ".join(problems)

@@ -1,0 +1,93 @@
+"""The `stead` command."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import logging
+import socket
+import sys
+from collections.abc import Sequence
+
+import uvicorn
+
+from stead.config import ConfigError, Settings, load_settings
+from stead.graphs import GraphLoadError, load_graph_specs
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args.handler(args))
+    except (ConfigError, GraphLoadError, PortInUseError) as exc:
+        print(f"stead: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stead", description="Serve LangGraph agents.")
+    commands = parser.add_subparsers(dest="command")
+    run = commands.add_parser("run", help="serve the Agent Server API")
+    run.add_argument("--config", default="langgraph.json", help="path of langgraph.json")
+    run.add_argument("--host", default="127.0.0.1")
+    run.add_argument("--port", type=int, default=8000)
+    run.add_argument("--data-dir", default=None, help="data folder (default: .stead/ beside the config)")
+    run.set_defaults(handler=_run)
+    return parser
+
+
+class PortInUseError(Exception):
+    pass
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config, data_dir=args.data_dir, host=args.host, port=args.port)
+    _configure_logging()
+    specs = load_graph_specs(settings)
+    sock = _bind(settings)
+    from stead.app import create_app
+
+    app = create_app(settings, specs)
+    config = uvicorn.Config(
+        app,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
+    )
+    logging.getLogger("stead").info(
+        "serving %d graph(s) on http://%s:%d (data in %s)",
+        len(specs),
+        settings.host,
+        settings.port,
+        settings.data_dir,
+    )
+    uvicorn.Server(config).run(sockets=[sock])
+    return 0
+
+
+def _bind(settings: Settings) -> socket.socket:
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((settings.host, settings.port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise PortInUseError(f"port {settings.port} on {settings.host} is already in use") from None
+        raise PortInUseError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)

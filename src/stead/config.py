@@ -1,0 +1,134 @@
+"""langgraph.json plus the environment, read once into one Settings object."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dotenv import dotenv_values
+
+
+class ConfigError(Exception):
+    """A configuration problem the user must fix; printed as one line."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    config_path: Path
+    graphs: dict[str, str]
+    data_dir: Path
+    env: dict[str, str] = field(default_factory=dict)
+    dependencies: list[str] = field(default_factory=list)
+    store: dict[str, Any] = field(default_factory=dict)
+    host: str = "127.0.0.1"
+    port: int = 8000
+    n_jobs_per_worker: int = 10
+    shutdown_grace_seconds: float = 180.0
+
+    @property
+    def project_dir(self) -> Path:
+        return self.config_path.parent
+
+    @property
+    def database_url(self) -> str:
+        return f"sqlite+aiosqlite:///{self.data_dir / 'stead.sqlite'}"
+
+    @property
+    def checkpoints_path(self) -> Path:
+        return self.data_dir / "checkpoints.sqlite"
+
+    @property
+    def store_path(self) -> Path:
+        return self.data_dir / "store.sqlite"
+
+
+def load_settings(
+    config_path: str | Path = "langgraph.json",
+    *,
+    data_dir: str | Path | None = None,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+) -> Settings:
+    path = Path(config_path).resolve()
+    raw = _read_config_file(path)
+    graphs = _parse_graphs(raw.get("graphs"), path)
+    env = _parse_env(raw.get("env"), path.parent)
+    deps = raw.get("dependencies") or []
+    if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
+        raise ConfigError(f"{path}: 'dependencies' must be a list of strings")
+    store = raw.get("store") or {}
+    if not isinstance(store, dict):
+        raise ConfigError(f"{path}: 'store' must be an object")
+    return Settings(
+        config_path=path,
+        graphs=graphs,
+        data_dir=Path(data_dir).resolve() if data_dir else path.parent / ".stead",
+        env=env,
+        dependencies=deps,
+        store=store,
+        host=host,
+        port=port,
+        n_jobs_per_worker=_env_int("N_JOBS_PER_WORKER", 10),
+        shutdown_grace_seconds=_env_float("BG_JOB_SHUTDOWN_GRACE_PERIOD_SECS", 180.0),
+    )
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        raw = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path} must hold a JSON object")
+    return raw
+
+
+def _parse_graphs(graphs: Any, path: Path) -> dict[str, str]:
+    if not isinstance(graphs, dict) or not graphs:
+        raise ConfigError(f"{path}: 'graphs' must be a non-empty object of graph_id: 'file.py:var'")
+    parsed: dict[str, str] = {}
+    for graph_id, spec in graphs.items():
+        if isinstance(spec, dict):
+            spec = spec.get("path")
+        if not isinstance(spec, str) or ":" not in spec:
+            raise ConfigError(f"{path}: graph '{graph_id}' must be 'path/to/file.py:variable'")
+        parsed[graph_id] = spec
+    return parsed
+
+
+def _parse_env(env: Any, base: Path) -> dict[str, str]:
+    if env is None:
+        return {}
+    if isinstance(env, dict):
+        return {str(k): str(v) for k, v in env.items()}
+    if isinstance(env, str):
+        env_file = base / env
+        if not env_file.is_file():
+            raise ConfigError(f"env file not found: {env_file}")
+        return {k: v for k, v in dotenv_values(env_file).items() if v is not None}
+    raise ConfigError("'env' must be an object or the path of a .env file")
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {value!r}") from None
+
+
+def _env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {value!r}") from None

@@ -1,0 +1,250 @@
+"""Assistants: configured versions of a graph. One system assistant exists per graph."""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+from langgraph.pregel import Pregel
+from pydantic import TypeAdapter
+
+from stead.errors import BadRequest, Conflict, FailedDependency, NotFound
+from stead.graphs import GraphFactoryError, GraphRegistry
+from stead.ids import is_uuid, new_random_id, system_assistant_id
+from stead.storage import Database, Page
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def merge_config_and_context(
+    config: dict[str, Any] | None, context: dict[str, Any] | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Config and context are two views of the same settings: mirror one into the other."""
+    config = dict(config or {})
+    context = dict(context or {})
+    configurable = dict(config.get("configurable") or {})
+    if configurable and context:
+        raise BadRequest("Cannot specify both configurable and context. Prefer setting context alone.")
+    if context:
+        config["configurable"] = dict(context)
+    elif configurable:
+        context = dict(configurable)
+    return config, context
+
+
+class AssistantService:
+    def __init__(self, db: Database, graphs: GraphRegistry) -> None:
+        self._db = db
+        self._graphs = graphs
+
+    async def ensure_system_assistants(self) -> None:
+        async with self._db.transaction() as tx:
+            for graph_id in self._graphs.graph_ids:
+                if await tx.assistants.get(system_assistant_id(graph_id)) is None:
+                    now = now_utc()
+                    await tx.assistants.insert(
+                        {
+                            "assistant_id": system_assistant_id(graph_id),
+                            "graph_id": graph_id,
+                            "config": {},
+                            "context": {},
+                            "metadata": {"created_by": "system"},
+                            "name": graph_id,
+                            "description": None,
+                            "version": 1,
+                            "created_at": now,
+                            "updated_at": now,
+                        }
+                    )
+
+    async def create(
+        self,
+        *,
+        graph_id: str,
+        assistant_id: str | None,
+        config: dict[str, Any] | None,
+        context: dict[str, Any] | None,
+        metadata: dict[str, Any] | None,
+        if_exists: str,
+        name: str | None,
+        description: str | None,
+    ) -> dict[str, Any]:
+        self._require_graph(graph_id)
+        config, context = merge_config_and_context(config, context)
+        assistant_id = assistant_id or new_random_id()
+        now = now_utc()
+        record = {
+            "assistant_id": assistant_id,
+            "graph_id": graph_id,
+            "config": config,
+            "context": context,
+            "metadata": metadata or {},
+            "name": name or "Untitled",
+            "description": description,
+            "version": 1,
+            "created_at": now,
+            "updated_at": now,
+        }
+        async with self._db.transaction() as tx:
+            existing = await tx.assistants.get(assistant_id)
+            if existing is not None:
+                if if_exists == "do_nothing":
+                    return existing
+                raise Conflict(f"Assistant {assistant_id} already exists")
+            await tx.assistants.insert(record)
+        return record
+
+    async def get(self, assistant_id: str) -> dict[str, Any]:
+        async with self._db.transaction() as tx:
+            found = await tx.assistants.get(assistant_id)
+        if found is None:
+            raise NotFound(f"Assistant with ID {assistant_id} not found")
+        return found
+
+    async def resolve(self, assistant_id_or_graph_id: str) -> dict[str, Any]:
+        """Run and cron bodies may name a graph instead of an assistant: it means the system one."""
+        if not is_uuid(assistant_id_or_graph_id):
+            if self._graphs.get_spec(assistant_id_or_graph_id) is None:
+                raise NotFound(f"Assistant with ID {assistant_id_or_graph_id} not found")
+            assistant_id_or_graph_id = system_assistant_id(assistant_id_or_graph_id)
+        return await self.get(assistant_id_or_graph_id)
+
+    async def patch(self, assistant_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        if "graph_id" in changes:
+            self._require_graph(changes["graph_id"])
+        async with self._db.transaction() as tx:
+            current = await tx.assistants.get(assistant_id)
+            if current is None:
+                raise NotFound(f"Assistant with ID {assistant_id} not found")
+            record = dict(current)
+            if "config" in changes or "context" in changes:
+                record["config"], record["context"] = merge_config_and_context(
+                    changes.get("config"), changes.get("context")
+                )
+            record["metadata"] = {**current["metadata"], **(changes.get("metadata") or {})}
+            for field in ("graph_id", "name", "description"):
+                if changes.get(field) is not None:
+                    record[field] = changes[field]
+            record["version"] = await tx.assistants.max_version(assistant_id) + 1
+            record["updated_at"] = now_utc()
+            await tx.assistants.save_version(record)
+        return record
+
+    async def delete(self, assistant_id: str) -> None:
+        async with self._db.transaction() as tx:
+            if not await tx.assistants.delete(assistant_id):
+                raise NotFound(f"Assistant with ID {assistant_id} not found")
+
+    async def search(self, **filters: Any) -> Page:
+        async with self._db.transaction() as tx:
+            return await tx.assistants.search(**filters)
+
+    async def count(self, **filters: Any) -> int:
+        async with self._db.transaction() as tx:
+            return await tx.assistants.count(**filters)
+
+    async def versions(
+        self, assistant_id: str, *, metadata: dict[str, Any] | None, limit: int, offset: int
+    ) -> list[dict[str, Any]]:
+        async with self._db.transaction() as tx:
+            if await tx.assistants.get(assistant_id) is None:
+                raise NotFound(f"Assistant with ID {assistant_id} not found")
+            return await tx.assistants.versions(
+                assistant_id, metadata=metadata, limit=limit, offset=offset
+            )
+
+    async def set_latest(self, assistant_id: str, version: int) -> dict[str, Any]:
+        async with self._db.transaction() as tx:
+            chosen = await tx.assistants.get_version(assistant_id, version)
+            if chosen is None:
+                raise NotFound(f"Assistant {assistant_id} has no version {version}")
+            await tx.assistants.set_current(assistant_id, chosen, now_utc())
+            updated = await tx.assistants.get(assistant_id)
+        assert updated is not None
+        return updated
+
+    async def draw(self, assistant_id: str, xray: bool | int) -> dict[str, Any]:
+        assistant = await self.resolve(assistant_id)
+        async with self._built(assistant) as graph:
+            drawing = (await graph.aget_graph(xray=xray)).to_json()
+        return {
+            "nodes": [_plain_node(node) for node in drawing["nodes"]],
+            "edges": drawing["edges"],
+        }
+
+    async def schemas(self, assistant_id: str) -> dict[str, Any]:
+        assistant = await self.get(assistant_id)
+        async with self._built(assistant) as graph:
+            return {"graph_id": assistant["graph_id"], **graph_schemas(graph)}
+
+    async def subgraphs(
+        self, assistant_id: str, namespace: str | None, recurse: bool
+    ) -> dict[str, Any]:
+        assistant = await self.get(assistant_id)
+        async with self._built(assistant) as graph:
+            return {
+                ns: graph_schemas(subgraph)
+                async for ns, subgraph in graph.aget_subgraphs(namespace=namespace, recurse=recurse)
+            }
+
+    @contextlib.asynccontextmanager
+    async def _built(self, assistant: dict[str, Any]) -> AsyncIterator[Pregel]:
+        self._require_graph(assistant["graph_id"])
+        try:
+            async with self._graphs.graph(assistant["graph_id"], assistant["config"]) as graph:
+                yield graph
+        except GraphFactoryError as exc:
+            raise FailedDependency(str(exc)) from exc
+
+    def _require_graph(self, graph_id: str) -> None:
+        if self._graphs.get_spec(graph_id) is None:
+            raise NotFound(
+                f"Graph '{graph_id}' not found. Expected one of: {sorted(self._graphs.graph_ids)}"
+            )
+
+
+def _plain_node(node: dict[str, Any]) -> dict[str, Any]:
+    if "data" in node and isinstance(node["data"], dict):
+        return {**node, "data": {"name": node["data"].get("name", node["id"])}}
+    return node
+
+
+def graph_schemas(graph: Pregel) -> dict[str, Any]:
+    return {
+        "input_schema": _schema_or_none(graph.get_input_jsonschema),
+        "output_schema": _schema_or_none(graph.get_output_jsonschema),
+        "state_schema": _schema_or_none(lambda: _state_schema(graph)),
+        "config_schema": _schema_or_none(_config_schema_of(graph)),
+        "context_schema": _schema_or_none(graph.get_context_jsonschema),
+    }
+
+
+def _state_schema(graph: Pregel) -> dict[str, Any]:
+    return graph.get_input_jsonschema() if not hasattr(graph, "builder") else _builder_schema(graph)
+
+
+def _builder_schema(graph: Any) -> dict[str, Any]:
+    return TypeAdapter(graph.builder.state_schema).json_schema()
+
+
+def _config_schema_of(graph: Pregel) -> Any:
+    def config_schema() -> dict[str, Any]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return graph.get_config_jsonschema()
+
+    return config_schema
+
+
+def _schema_or_none(build: Any) -> dict[str, Any] | None:
+    # Schema generation fails for some state types (e.g. typing.TypedDict before Python 3.12);
+    # the official server reports those as null rather than failing the request.
+    try:
+        return build()
+    except Exception:
+        return None

@@ -1,0 +1,347 @@
+"""Runs: creating them under the multitask rules, cancelling, joining and reading results."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from datetime import timedelta
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from langgraph.version import __version__ as langgraph_version
+
+from stead import __version__, serde
+from stead.broker import Broker, StreamEvent, Subscription
+from stead.broker.base import END
+from stead.errors import BadRequest, Conflict, NotFound
+from stead.ids import new_time_ordered_id
+from stead.services.assistants import AssistantService, merge_config_and_context, now_utc
+from stead.services.threads import new_thread_record
+from stead.storage import Database, Transaction
+
+TERMINAL_STATUSES = ("success", "error", "timeout", "interrupted")
+ACTIVE_STATUSES = ("pending", "running")
+DEFAULT_RECURSION_LIMIT = int(os.environ.get("LANGGRAPH_DEFAULT_RECURSION_LIMIT", "10011"))
+# Configurable keys the server owns; a client cannot override them.
+_SERVER_CONFIGURABLE = ("run_id", "thread_id", "graph_id", "assistant_id", "user_id")
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """A validated run-create body (see stead.api.models.RunCreate)."""
+
+    assistant_id: str
+    input: Any = None
+    command: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+    config: dict[str, Any] | None = None
+    context: dict[str, Any] | None = None
+    checkpoint: dict[str, Any] | None = None
+    checkpoint_id: str | None = None
+    interrupt_before: str | list[str] | None = None
+    interrupt_after: str | list[str] | None = None
+    webhook: str | None = None
+    feedback_keys: list[str] | None = None
+    stream_mode: list[str] | None = None
+    stream_subgraphs: bool = False
+    stream_resumable: bool = False
+    multitask_strategy: str = "enqueue"
+    if_not_exists: str = "reject"
+    on_completion: str = "delete"
+    after_seconds: float | None = None
+    durability: str | None = None
+    checkpoint_during: bool | None = None
+
+
+class RunService:
+    def __init__(self, db: Database, broker: Broker, assistants: AssistantService) -> None:
+        self._db = db
+        self._broker = broker
+        self._assistants = assistants
+
+    async def create(
+        self,
+        thread_id: str | None,
+        request: RunRequest,
+        *,
+        run_id: str | None = None,
+        request_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Queue a run. Stream and wait callers subscribe to `run_id` first, then call this."""
+        stateless = thread_id is None
+        if stateless and request.command and request.command.get("resume") is not None:
+            raise BadRequest("You must provide a thread_id when resuming.")
+        try:
+            assistant = await self._assistants.resolve(request.assistant_id)
+        except NotFound:
+            raise NotFound("Thread or assistant not found.") from None
+        config, context = merge_config_and_context(request.config, request.context)
+        run_id = run_id or new_time_ordered_id()
+        thread_id = thread_id or new_time_ordered_id()
+        now = now_utc()
+        async with self._db.transaction() as tx:
+            thread = await tx.threads.get_for_update(thread_id)
+            if thread is None:
+                if not stateless and request.if_not_exists != "create":
+                    raise NotFound("Thread or assistant not found.")
+                thread = new_thread_record(thread_id, {})
+                await tx.threads.insert(thread)
+            active = await tx.runs.active_for_thread(thread_id)
+            if active and request.multitask_strategy == "reject":
+                raise Conflict(
+                    "Thread is already running a task. Wait for it to finish or choose a "
+                    "different multitask strategy."
+                )
+            metadata = {
+                **assistant["metadata"],
+                **thread["metadata"],
+                **(request.metadata or {}),
+                "assistant_id": assistant["assistant_id"],
+            }
+            run = {
+                "run_id": run_id,
+                "thread_id": thread_id,
+                "assistant_id": assistant["assistant_id"],
+                "status": "pending",
+                "metadata": metadata,
+                "kwargs": _run_kwargs(
+                    request, assistant, thread, run_id, config, context, stateless, request_id
+                ),
+                "multitask_strategy": request.multitask_strategy,
+                "attempt": 0,
+                "cancel_action": None,
+                "created_at": now + _delay(request.after_seconds),
+                "updated_at": now,
+            }
+            await tx.runs.insert(run)
+            await tx.threads.update(
+                thread_id,
+                status="busy",
+                updated_at=now,
+                metadata={
+                    **thread["metadata"],
+                    "graph_id": thread["metadata"].get("graph_id", assistant["graph_id"]),
+                    "assistant_id": thread["metadata"].get("assistant_id", assistant["assistant_id"]),
+                },
+            )
+        await self._broker.wake_workers()
+        return run
+
+    async def get(self, thread_id: str, run_id: str) -> dict[str, Any]:
+        async with self._db.transaction() as tx:
+            run = await tx.runs.get(run_id, thread_id)
+        if run is None:
+            raise NotFound("Run not found")
+        return run
+
+    async def find(self, run_id: str) -> dict[str, Any] | None:
+        async with self._db.transaction() as tx:
+            return await tx.runs.get(run_id)
+
+    async def list(
+        self, thread_id: str, *, status: str | None, limit: int, offset: int
+    ) -> list[dict[str, Any]]:
+        async with self._db.transaction() as tx:
+            if await tx.threads.get(thread_id) is None:
+                raise NotFound(f"Thread with ID {thread_id} not found")
+            return await tx.runs.list_for_thread(thread_id, status=status, limit=limit, offset=offset)
+
+    async def delete(self, thread_id: str, run_id: str) -> None:
+        async with self._db.transaction() as tx:
+            run = await tx.runs.get(run_id, thread_id)
+            if run is None:
+                raise NotFound("Run not found")
+            if run["status"] in ACTIVE_STATUSES:
+                raise Conflict("Run is still active; cancel it before deleting it")
+            await tx.runs.delete(run_id)
+
+    async def cancel(self, runs: list[dict[str, Any]], action: str) -> None:
+        """Cancel active runs: pending ones at once, running ones through their worker."""
+        to_signal = []
+        async with self._db.transaction() as tx:
+            for run in runs:
+                if run["status"] == "pending":
+                    await self._cancel_pending(tx, run, action)
+                else:
+                    await tx.runs.request_cancel(run["run_id"], action, now_utc())
+                    to_signal.append(run)
+        for run in runs:
+            if run["status"] == "pending":
+                await self._broker.publish(run["run_id"], END)
+        for run in to_signal:
+            await self._broker.signal_cancel(run["run_id"], action)
+
+    async def _cancel_pending(self, tx: Transaction, run: dict[str, Any], action: str) -> None:
+        if action == "rollback":
+            await tx.runs.delete(run["run_id"])
+        else:
+            await tx.runs.set_status(run["run_id"], "interrupted", now_utc())
+        if not await tx.runs.has_active(run["thread_id"], excluding=run["run_id"]):
+            thread = await tx.threads.get(run["thread_id"])
+            if thread is not None and thread["status"] == "busy":
+                status = "interrupted" if thread["interrupts"] else "idle"
+                await tx.threads.update(run["thread_id"], status=status, updated_at=now_utc())
+
+    async def active_runs(
+        self, *, thread_id: str | None, run_ids: list[str] | None, status: str | None
+    ) -> list[dict[str, Any]]:
+        async with self._db.transaction() as tx:
+            if run_ids is not None:
+                found = [await tx.runs.get(run_id, thread_id) for run_id in run_ids]
+                return [r for r in found if r is not None and r["status"] in ACTIVE_STATUSES]
+            return await tx.runs.active(status)
+
+    async def result(self, run: dict[str, Any], subscription: Subscription) -> dict[str, Any]:
+        """The body of /wait and /join: the run's final values, its interrupt or its error."""
+        last_values: Any = None
+        error: Any = None
+        if not await self._is_finished(run["run_id"]):
+            async for event in subscription:
+                if event.event == "values":
+                    last_values = serde.loads(event.data)
+                elif event.event == "error":
+                    error = serde.loads(event.data)
+        if error is not None:
+            return {"__error__": error}
+        if last_values is not None:
+            return last_values
+        return await self._thread_values(run["thread_id"])
+
+    async def events(
+        self, run_id: str, subscription: Subscription, modes: list[str] | None = None
+    ) -> AsyncIterator[StreamEvent]:
+        """A run's live events until it ends; empty if it has already ended."""
+        if await self._is_finished(run_id):
+            return
+        async for event in subscription:
+            if modes is None or event.event == "metadata" or event.event.split("|")[0] in modes:
+                yield event
+
+    async def _is_finished(self, run_id: str) -> bool:
+        run = await self.find(run_id)
+        return run is None or run["status"] in TERMINAL_STATUSES
+
+    async def _thread_values(self, thread_id: str) -> Any:
+        async with self._db.transaction() as tx:
+            thread = await tx.threads.get(thread_id)
+        return (thread or {}).get("values") or {}
+
+
+def _delay(after_seconds: float | None) -> timedelta:
+    return timedelta(seconds=after_seconds or 0)
+
+
+def _run_kwargs(
+    request: RunRequest,
+    assistant: dict[str, Any],
+    thread: dict[str, Any],
+    run_id: str,
+    config: dict[str, Any],
+    context: dict[str, Any],
+    stateless: bool,
+    request_id: str | None,
+) -> dict[str, Any]:
+    """Everything the worker needs to execute the run, stored on the run row."""
+    merged_config = _merge_config(assistant["config"], thread["config"], config)
+    configurable = merged_config["configurable"]
+    for key in _SERVER_CONFIGURABLE:
+        configurable.pop(key, None)
+    configurable.update(
+        run_id=run_id,
+        thread_id=thread["thread_id"],
+        graph_id=assistant["graph_id"],
+        assistant_id=assistant["assistant_id"],
+        user_id="",
+    )
+    if request_id:
+        configurable["langgraph_request_id"] = request_id
+    checkpoint = dict(request.checkpoint or {})
+    if request.checkpoint_id:
+        checkpoint.setdefault("checkpoint_id", request.checkpoint_id)
+    configurable.update({k: v for k, v in checkpoint.items() if v is not None and k != "thread_id"})
+    merged_config.setdefault("recursion_limit", DEFAULT_RECURSION_LIMIT)
+    merged_config["metadata"] = {
+        **merged_config.get("metadata", {}),
+        **(request.metadata or {}),
+        "graph_id": assistant["graph_id"],
+        "assistant_id": assistant["assistant_id"],
+        "run_id": run_id,
+        "thread_id": thread["thread_id"],
+        "user_id": "",
+        "langgraph_version": langgraph_version,
+        "langgraph_api_version": __version__,
+        "langgraph_host": "self-hosted",
+    }
+    return {
+        "input": request.input,
+        "command": request.command,
+        "config": merged_config,
+        "context": {**assistant["context"], **context},
+        "stream_mode": request.stream_mode or ["values"],
+        "interrupt_before": request.interrupt_before,
+        "interrupt_after": request.interrupt_after,
+        "webhook": request.webhook,
+        "feedback_keys": request.feedback_keys,
+        "temporary": stateless and request.on_completion == "delete",
+        "subgraphs": request.stream_subgraphs,
+        "resumable": request.stream_resumable,
+        "checkpoint_during": request.checkpoint_during if request.checkpoint_during is not None else True,
+        "durability": request.durability or _durability_from(request.checkpoint_during),
+    }
+
+
+def _durability_from(checkpoint_during: bool | None) -> str:
+    return "exit" if checkpoint_during is False else "async"
+
+
+def _merge_config(*configs: dict[str, Any]) -> dict[str, Any]:
+    merged: dict[str, Any] = {"configurable": {}}
+    for config in configs:
+        for key, value in (config or {}).items():
+            if key == "configurable":
+                merged["configurable"].update(value or {})
+            elif key == "metadata":
+                merged["metadata"] = {**merged.get("metadata", {}), **(value or {})}
+            elif key == "tags":
+                merged["tags"] = [*merged.get("tags", []), *(value or [])]
+            else:
+                merged[key] = value
+    return merged
+
+
+class RunStreams:
+    """Runs seen from a client that waits on them: create-and-listen, join, cancel-and-wait."""
+
+    def __init__(self, runs: RunService, broker: Broker) -> None:
+        self._runs = runs
+        self._broker = broker
+
+    @contextlib.asynccontextmanager
+    async def create_and_subscribe(
+        self, thread_id: str | None, request: RunRequest, request_id: str | None
+    ) -> AsyncIterator[tuple[dict[str, Any], Subscription]]:
+        """Subscribe before the run exists, so that not one of its events is missed."""
+        run_id = new_time_ordered_id()
+        async with self._broker.subscribe(run_id) as subscription:
+            run = await self._runs.create(thread_id, request, run_id=run_id, request_id=request_id)
+            yield run, subscription
+
+    @contextlib.asynccontextmanager
+    async def join(self, thread_id: str, run_id: str) -> AsyncIterator[tuple[dict[str, Any], Subscription]]:
+        async with self._broker.subscribe(run_id) as subscription:
+            run = await self._runs.get(thread_id, run_id)
+            yield run, subscription
+
+    async def cancel(self, thread_id: str, run_id: str, action: str, wait: bool) -> Any:
+        async with self.join(thread_id, run_id) as (run, subscription):
+            if run["status"] not in ACTIVE_STATUSES:
+                raise NotFound("No matching runs to cancel. The run may already be finished.")
+            await self._runs.cancel([run], action)
+            return await self._runs.result(run, subscription) if wait else None
+
+    async def cancel_if_active(self, run_id: str) -> None:
+        """What a disconnect does when the client asked for on_disconnect=cancel."""
+        run = await self._runs.find(run_id)
+        if run is not None and run["status"] in ACTIVE_STATUSES:
+            await self._runs.cancel([run], "interrupt")

@@ -1,0 +1,89 @@
+"""The long-term store: items under namespaces, shared across threads (LangGraph's BaseStore)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.store.base import BaseStore, Item, SearchItem
+
+from stead.errors import Unprocessable
+
+
+class StoreService:
+    def __init__(self, store: BaseStore) -> None:
+        self._store = store
+
+    async def put(
+        self, namespace: list[str], key: str, value: dict[str, Any], index: Any, ttl: float | None
+    ) -> None:
+        _check_namespace(namespace)
+        options: dict[str, Any] = {} if index is None else {"index": index}
+        if ttl is not None:
+            options["ttl"] = ttl
+        await self._store.aput(tuple(namespace), key, value, **options)
+
+    async def get(self, namespace: list[str], key: str, refresh_ttl: bool | None) -> dict[str, Any] | None:
+        item = await self._store.aget(tuple(namespace), key, refresh_ttl=refresh_ttl)
+        return item_to_json(item) if item is not None else None
+
+    async def delete(self, namespace: list[str], key: str) -> None:
+        await self._store.adelete(tuple(namespace), key)
+
+    async def search(
+        self,
+        namespace_prefix: list[str],
+        *,
+        filter: dict[str, Any] | None,
+        limit: int,
+        offset: int,
+        query: str | None,
+        refresh_ttl: bool | None,
+    ) -> list[dict[str, Any]]:
+        items = await self._store.asearch(
+            tuple(namespace_prefix),
+            filter=filter,
+            limit=limit,
+            offset=offset,
+            query=query,
+            refresh_ttl=refresh_ttl,
+        )
+        return [item_to_json(item) for item in items]
+
+    async def namespaces(
+        self,
+        *,
+        prefix: list[str] | None,
+        suffix: list[str] | None,
+        max_depth: int | None,
+        limit: int,
+        offset: int,
+    ) -> list[list[str]]:
+        found = await self._store.alist_namespaces(
+            prefix=tuple(prefix) if prefix else None,
+            suffix=tuple(suffix) if suffix else None,
+            max_depth=max_depth,
+            limit=limit,
+            offset=offset,
+        )
+        return [list(namespace) for namespace in found]
+
+
+def _check_namespace(namespace: list[str]) -> None:
+    if not namespace:
+        raise Unprocessable("Namespace must not be empty")
+    for label in namespace:
+        if not label or "." in label:
+            raise Unprocessable(f"Namespace label '{label}' must be a non-empty string without periods")
+
+
+def item_to_json(item: Item) -> dict[str, Any]:
+    body = {
+        "namespace": list(item.namespace),
+        "key": item.key,
+        "value": item.value,
+        "created_at": item.created_at,
+        "updated_at": item.updated_at,
+    }
+    if isinstance(item, SearchItem):
+        body["score"] = item.score
+    return body

@@ -1,0 +1,219 @@
+"""Threads and their state: the checkpoints LangGraph keeps for them."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.pregel import Pregel
+from langgraph.types import Command, StateUpdate
+
+from stead import serde
+from stead.broker import Broker
+from stead.errors import BadRequest, Conflict, FailedDependency, NotFound
+from stead.graphs import GraphFactoryError, GraphRegistry
+from stead.ids import new_random_id, new_time_ordered_id
+from stead.services.assistants import now_utc
+from stead.services.state import (
+    EMPTY_STATE,
+    snapshot_to_state,
+    thread_config,
+    thread_fields_from_snapshot,
+)
+from stead.storage import Database, Page
+
+
+class ThreadService:
+    def __init__(
+        self,
+        db: Database,
+        graphs: GraphRegistry,
+        checkpointer: BaseCheckpointSaver,
+        broker: Broker,
+    ) -> None:
+        self._db = db
+        self._graphs = graphs
+        self._checkpointer = checkpointer
+        self._broker = broker
+
+    async def create(
+        self,
+        *,
+        thread_id: str | None,
+        metadata: dict[str, Any] | None,
+        if_exists: str,
+        supersteps: list[dict[str, Any]] | None,
+    ) -> dict[str, Any]:
+        thread_id = thread_id or new_time_ordered_id()
+        metadata = metadata or {}
+        if supersteps and metadata.get("graph_id") not in self._graphs.graph_ids:
+            raise BadRequest("Supersteps require metadata.graph_id naming a graph of this server")
+        async with self._db.transaction() as tx:
+            existing = await tx.threads.get(thread_id)
+            if existing is not None:
+                if if_exists == "do_nothing":
+                    return existing
+                raise Conflict(f"Thread with ID {thread_id} already exists")
+            record = new_thread_record(thread_id, metadata)
+            await tx.threads.insert(record)
+        if supersteps:
+            return await self._apply_supersteps(record, supersteps)
+        return record
+
+    async def get(self, thread_id: str) -> dict[str, Any]:
+        async with self._db.transaction() as tx:
+            found = await tx.threads.get(thread_id)
+        if found is None:
+            raise NotFound(f"Thread with ID {thread_id} not found")
+        return found
+
+    async def patch(self, thread_id: str, metadata: dict[str, Any] | None) -> dict[str, Any]:
+        async with self._db.transaction() as tx:
+            current = await tx.threads.get(thread_id)
+            if current is None:
+                raise NotFound(f"Thread with ID {thread_id} not found")
+            changes = {"metadata": {**current["metadata"], **(metadata or {})}, "updated_at": now_utc()}
+            await tx.threads.update(thread_id, **changes)
+        return {**current, **changes}
+
+    async def delete(self, thread_id: str) -> None:
+        async with self._db.transaction() as tx:
+            active = await tx.runs.active_for_thread(thread_id)
+            if not await tx.threads.delete(thread_id):
+                raise NotFound(f"Thread with ID {thread_id} not found")
+        for run in active:
+            await self._broker.signal_cancel(run["run_id"], "interrupt")
+        await self._checkpointer.adelete_thread(thread_id)
+
+    async def search(self, **filters: Any) -> Page:
+        async with self._db.transaction() as tx:
+            return await tx.threads.search(**filters)
+
+    async def count(self, **filters: Any) -> int:
+        async with self._db.transaction() as tx:
+            return await tx.threads.count(**filters)
+
+    async def copy(self, thread_id: str) -> dict[str, Any]:
+        source = await self.get(thread_id)
+        now = now_utc()
+        record = {**source, "thread_id": new_random_id(), "created_at": now, "updated_at": now}
+        await self._checkpointer.acopy_thread(thread_id, record["thread_id"])
+        async with self._db.transaction() as tx:
+            await tx.threads.insert(record)
+        return record
+
+    async def state(
+        self, thread_id: str, checkpoint: dict[str, Any] | None = None, subgraphs: bool = False
+    ) -> dict[str, Any]:
+        thread = await self.get(thread_id)
+        async with self._graph_of(thread, required=False) as graph:
+            if graph is None:
+                return dict(EMPTY_STATE)
+            snapshot = await graph.aget_state(thread_config(thread_id, checkpoint), subgraphs=subgraphs)
+        if checkpoint and checkpoint.get("checkpoint_id") and not snapshot.values and snapshot.config is None:
+            raise NotFound(f"Checkpoint {checkpoint['checkpoint_id']} not found")
+        return snapshot_to_state(snapshot)
+
+    async def history(
+        self,
+        thread_id: str,
+        *,
+        limit: int,
+        before: dict[str, Any] | None,
+        metadata: dict[str, Any] | None,
+        checkpoint: dict[str, Any] | None,
+    ) -> list[dict[str, Any]]:
+        thread = await self.get(thread_id)
+        async with self._graph_of(thread, required=False) as graph:
+            if graph is None:
+                return []
+            return [
+                snapshot_to_state(snapshot)
+                async for snapshot in graph.aget_state_history(
+                    thread_config(thread_id, checkpoint),
+                    limit=limit,
+                    before=thread_config(thread_id, before) if before else None,
+                    filter=metadata or None,
+                )
+            ]
+
+    async def update_state(
+        self,
+        thread_id: str,
+        *,
+        values: Any,
+        as_node: str | None,
+        checkpoint: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        thread = await self.get(thread_id)
+        async with self._db.transaction() as tx:
+            if await tx.runs.has_active(thread_id):
+                raise Conflict("Thread is busy with a run; wait for it to finish before updating its state")
+        async with self._graph_of(thread, required=True) as graph:
+            assert graph is not None
+            config = await graph.aupdate_state(thread_config(thread_id, checkpoint), values, as_node=as_node)
+            snapshot = await graph.aget_state(thread_config(thread_id))
+        await self._record_state(thread_id, snapshot)
+        configurable = config["configurable"]
+        return {
+            "checkpoint": configurable,
+            "configurable": configurable,
+            "checkpoint_id": configurable.get("checkpoint_id"),
+        }
+
+    async def _apply_supersteps(self, thread: dict[str, Any], supersteps: list[dict[str, Any]]) -> dict[str, Any]:
+        steps = [
+            [
+                StateUpdate(
+                    Command(**update["command"]) if update.get("command") else update.get("values"),
+                    update.get("as_node"),
+                )
+                for update in step.get("updates", [])
+            ]
+            for step in supersteps
+        ]
+        async with self._graph_of(thread, required=True) as graph:
+            assert graph is not None
+            await graph.abulk_update_state(thread_config(thread["thread_id"]), steps)
+            snapshot = await graph.aget_state(thread_config(thread["thread_id"]))
+        await self._record_state(thread["thread_id"], snapshot)
+        return await self.get(thread["thread_id"])
+
+    async def _record_state(self, thread_id: str, snapshot: Any) -> None:
+        now = now_utc()
+        async with self._db.transaction() as tx:
+            await tx.threads.update(
+                thread_id, **thread_fields_from_snapshot(snapshot), updated_at=now, state_updated_at=now
+            )
+
+    @contextlib.asynccontextmanager
+    async def _graph_of(self, thread: dict[str, Any], *, required: bool) -> AsyncIterator[Pregel | None]:
+        graph_id = thread["metadata"].get("graph_id")
+        if graph_id is None or self._graphs.get_spec(graph_id) is None:
+            if required:
+                raise BadRequest(f"Thread {thread['thread_id']} has no graph: run it once, or create it with metadata.graph_id")
+            yield None
+            return
+        try:
+            async with self._graphs.graph(graph_id, serde.to_jsonable(thread["config"])) as graph:
+                yield graph
+        except GraphFactoryError as exc:
+            raise FailedDependency(str(exc)) from exc
+
+
+def new_thread_record(thread_id: str, metadata: dict[str, Any]) -> dict[str, Any]:
+    now = now_utc()
+    return {
+        "thread_id": thread_id,
+        "metadata": metadata,
+        "config": {},
+        "status": "idle",
+        "values": None,
+        "interrupts": {},
+        "error": None,
+        "created_at": now,
+        "updated_at": now,
+        "state_updated_at": now,
+    }

@@ -1,0 +1,50 @@
+"""Small helpers shared by the repositories."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+
+@dataclass(frozen=True)
+class Page:
+    rows: list[dict[str, Any]]
+    total: int
+
+
+def order_by(table: sa.Table, sort_by: str, sort_order: str) -> sa.ColumnElement[Any]:
+    column = table.c[sort_by]
+    return column.asc() if sort_order == "asc" else column.desc()
+
+
+async def fetch_one(conn: AsyncConnection, query: sa.Executable) -> dict[str, Any] | None:
+    row = (await conn.execute(query)).mappings().first()
+    return dict(row) if row is not None else None
+
+
+async def fetch_all(conn: AsyncConnection, query: sa.Executable) -> list[dict[str, Any]]:
+    return [dict(row) for row in (await conn.execute(query)).mappings()]
+
+
+async def fetch_page(
+    conn: AsyncConnection,
+    table: sa.Table,
+    where: list[sa.ColumnElement[bool]],
+    *,
+    order: list[sa.ColumnElement[Any]],
+    limit: int,
+    offset: int,
+) -> Page:
+    rows = await fetch_all(
+        conn, sa.select(table).where(*where).order_by(*order).limit(limit).offset(offset)
+    )
+    total = await count(conn, table, where)
+    return Page(rows, total)
+
+
+async def count(conn: AsyncConnection, table: sa.Table, where: list[sa.ColumnElement[bool]]) -> int:
+    result = await conn.execute(sa.select(sa.func.count()).select_from(table).where(*where))
+    return int(result.scalar_one())

@@ -1,0 +1,130 @@
+"""Queries on assistants and their versions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from stead.storage._query import Page, count, fetch_all, fetch_one, fetch_page, order_by
+from stead.storage.dialects import Dialect
+from stead.storage.schema import assistant, assistant_version
+
+_VERSIONED = ("graph_id", "config", "context", "metadata", "name", "description")
+
+
+class AssistantRepository:
+    def __init__(self, conn: AsyncConnection, dialect: Dialect) -> None:
+        self._conn = conn
+        self._dialect = dialect
+
+    async def get(self, assistant_id: str) -> dict[str, Any] | None:
+        return await fetch_one(
+            self._conn, sa.select(assistant).where(assistant.c.assistant_id == assistant_id)
+        )
+
+    async def insert(self, record: dict[str, Any]) -> None:
+        await self._conn.execute(sa.insert(assistant).values(**record))
+        await self._insert_version(record)
+
+    async def save_version(self, record: dict[str, Any]) -> None:
+        """Make `record` (with a new version number) the assistant's current state."""
+        await self._conn.execute(
+            sa.update(assistant)
+            .where(assistant.c.assistant_id == record["assistant_id"])
+            .values(**{k: v for k, v in record.items() if k not in ("assistant_id", "created_at")})
+        )
+        await self._insert_version(record)
+
+    async def _insert_version(self, record: dict[str, Any]) -> None:
+        await self._conn.execute(
+            sa.insert(assistant_version).values(
+                assistant_id=record["assistant_id"],
+                version=record["version"],
+                created_at=record["updated_at"],
+                **{k: record[k] for k in _VERSIONED},
+            )
+        )
+
+    async def set_current(self, assistant_id: str, version: dict[str, Any], now: Any) -> None:
+        await self._conn.execute(
+            sa.update(assistant)
+            .where(assistant.c.assistant_id == assistant_id)
+            .values(version=version["version"], updated_at=now, **{k: version[k] for k in _VERSIONED})
+        )
+
+    async def max_version(self, assistant_id: str) -> int:
+        result = await self._conn.execute(
+            sa.select(sa.func.max(assistant_version.c.version)).where(
+                assistant_version.c.assistant_id == assistant_id
+            )
+        )
+        return int(result.scalar_one() or 0)
+
+    async def get_version(self, assistant_id: str, version: int) -> dict[str, Any] | None:
+        return await fetch_one(
+            self._conn,
+            sa.select(assistant_version).where(
+                assistant_version.c.assistant_id == assistant_id,
+                assistant_version.c.version == version,
+            ),
+        )
+
+    async def delete(self, assistant_id: str) -> bool:
+        result = await self._conn.execute(
+            sa.delete(assistant).where(assistant.c.assistant_id == assistant_id)
+        )
+        return bool(result.rowcount)
+
+    async def search(
+        self,
+        *,
+        graph_id: str | None,
+        name: str | None,
+        metadata: dict[str, Any] | None,
+        limit: int,
+        offset: int,
+        sort_by: str,
+        sort_order: str,
+    ) -> Page:
+        return await fetch_page(
+            self._conn,
+            assistant,
+            self._filters(graph_id, name, metadata),
+            order=[order_by(assistant, sort_by, sort_order), assistant.c.assistant_id],
+            limit=limit,
+            offset=offset,
+        )
+
+    async def count(
+        self, *, graph_id: str | None, name: str | None, metadata: dict[str, Any] | None
+    ) -> int:
+        return await count(self._conn, assistant, self._filters(graph_id, name, metadata))
+
+    async def versions(
+        self, assistant_id: str, *, metadata: dict[str, Any] | None, limit: int, offset: int
+    ) -> list[dict[str, Any]]:
+        where = [assistant_version.c.assistant_id == assistant_id]
+        if metadata:
+            where.append(self._dialect.json_contains(assistant_version.c.metadata, metadata))
+        return await fetch_all(
+            self._conn,
+            sa.select(assistant_version)
+            .where(*where)
+            .order_by(assistant_version.c.version.desc())
+            .limit(limit)
+            .offset(offset),
+        )
+
+    def _filters(
+        self, graph_id: str | None, name: str | None, metadata: dict[str, Any] | None
+    ) -> list[sa.ColumnElement[bool]]:
+        where: list[sa.ColumnElement[bool]] = []
+        if graph_id is not None:
+            where.append(assistant.c.graph_id == graph_id)
+        if name is not None:
+            where.append(assistant.c.name.contains(name, autoescape=True))
+        if metadata:
+            where.append(self._dialect.json_contains(assistant.c.metadata, metadata))
+        return where

@@ -1,0 +1,92 @@
+"""The engine, its transactions and its migrations."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from stead import serde
+from stead.storage.assistants import AssistantRepository
+from stead.storage.dialects import Dialect, dialect_for
+from stead.storage.runs import RunRepository
+from stead.storage.threads import ThreadRepository
+
+_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class Transaction:
+    """One database transaction, with a repository per resource bound to it."""
+
+    def __init__(self, conn: AsyncConnection, dialect: Dialect) -> None:
+        self.connection = conn
+        self.assistants = AssistantRepository(conn, dialect)
+        self.threads = ThreadRepository(conn, dialect)
+        self.runs = RunRepository(conn, dialect)
+
+
+class Database:
+    def __init__(self, url: str) -> None:
+        self.engine: AsyncEngine = _create_engine(url)
+        self.dialect = dialect_for(self.engine.dialect.name)
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        async with self.engine.begin() as conn:
+            yield Transaction(conn, self.dialect)
+
+    async def migrate(self) -> None:
+        async with self.engine.begin() as conn:
+            await conn.run_sync(_upgrade_to_head)
+
+    async def is_current(self) -> bool:
+        async with self.engine.connect() as conn:
+            return bool(await conn.run_sync(_at_head))
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def _create_engine(url: str) -> AsyncEngine:
+    options: dict[str, Any] = {"json_serializer": lambda obj: serde.dumps(obj).decode()}
+    if url.startswith("sqlite"):
+        # One connection serialises writers in-process instead of failing with "database is locked".
+        options.update(pool_size=1, max_overflow=0, pool_timeout=60)
+    engine = create_async_engine(url, **options)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def _alembic_config(conn: Connection) -> AlembicConfig:
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    config.attributes["connection"] = conn
+    return config
+
+
+def _upgrade_to_head(conn: Connection) -> None:
+    command.upgrade(_alembic_config(conn), "head")
+
+
+def _at_head(conn: Connection) -> bool:
+    heads = set(ScriptDirectory.from_config(_alembic_config(conn)).get_heads())
+    return set(MigrationContext.configure(conn).get_current_heads()) == heads

@@ -1,0 +1,86 @@
+"""Everything that differs between SQLite and PostgreSQL, in one place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+from stead import serde
+
+
+class Dialect:
+    name = "base"
+
+    def json_contains(self, column: sa.ColumnElement[Any], value: dict[str, Any]) -> sa.ColumnElement[bool]:
+        """True where the JSON document in `column` contains `value` (PostgreSQL's `@>`)."""
+        raise NotImplementedError
+
+    def lock_for_claim(self, query: sa.Select[Any]) -> sa.Select[Any]:
+        """Lock the candidate row of a queue claim so that concurrent workers skip it."""
+        return query
+
+
+class SqliteDialect(Dialect):
+    """SQLite has one writer at a time, so claims need no row locks; JSON goes through json_extract."""
+
+    name = "sqlite"
+
+    def json_contains(self, column: sa.ColumnElement[Any], value: dict[str, Any]) -> sa.ColumnElement[bool]:
+        return sa.and_(sa.true(), *self._contains_at(column, "$", value))
+
+    def _contains_at(self, column: sa.ColumnElement[Any], path: str, value: Any) -> list[sa.ColumnElement[bool]]:
+        if isinstance(value, dict):
+            clauses: list[sa.ColumnElement[bool]] = [sa.func.json_type(column, path) == "object"]
+            for key, item in value.items():
+                clauses += self._contains_at(column, f'{path}."{_quote_key(key)}"', item)
+            return clauses
+        if isinstance(value, list):
+            clauses = [sa.func.json_type(column, path) == "array"]
+            clauses += [self._array_has(column, path, item) for item in value]
+            return clauses
+        return [self._scalar_equals(column, path, value)]
+
+    def _array_has(self, column: sa.ColumnElement[Any], path: str, item: Any) -> sa.ColumnElement[bool]:
+        elements = sa.func.json_each(column, path).table_valued("value", "type").alias()
+        if isinstance(item, (dict, list)):
+            match = sa.func.json(elements.c.value) == sa.func.json(serde.dumps(item).decode())
+        else:
+            match = _scalar_match(elements.c.value, elements.c.type, item)
+        return sa.exists(sa.select(sa.literal(1)).select_from(elements).where(match))
+
+    def _scalar_equals(self, column: sa.ColumnElement[Any], path: str, value: Any) -> sa.ColumnElement[bool]:
+        return _scalar_match(sa.func.json_extract(column, path), sa.func.json_type(column, path), value)
+
+
+def _scalar_match(extracted: Any, json_type: Any, value: Any) -> sa.ColumnElement[bool]:
+    if value is None:
+        return json_type == "null"
+    if isinstance(value, bool):
+        return json_type == ("true" if value else "false")
+    if isinstance(value, (int, float)):
+        return sa.and_(json_type.in_(["integer", "real"]), extracted == value)
+    return sa.and_(json_type == "text", extracted == str(value))
+
+
+def _quote_key(key: str) -> str:
+    return key.replace('"', '""')
+
+
+class PostgresDialect(Dialect):
+    name = "postgresql"
+
+    def json_contains(self, column: sa.ColumnElement[Any], value: dict[str, Any]) -> sa.ColumnElement[bool]:
+        return column.op("@>")(sa.cast(sa.literal(serde.dumps(value).decode()), JSONB))
+
+    def lock_for_claim(self, query: sa.Select[Any]) -> sa.Select[Any]:
+        return query.with_for_update(skip_locked=True)
+
+
+def dialect_for(engine_dialect_name: str) -> Dialect:
+    if engine_dialect_name == "sqlite":
+        return SqliteDialect()
+    if engine_dialect_name == "postgresql":
+        return PostgresDialect()
+    raise ValueError(f"unsupported database: {engine_dialect_name}")

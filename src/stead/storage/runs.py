@@ -1,0 +1,112 @@
+"""Queries on runs. The run table is the queue."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from stead.storage._query import fetch_all, fetch_one
+from stead.storage.dialects import Dialect
+from stead.storage.schema import run
+
+ACTIVE_STATUSES = ("pending", "running")
+
+
+class RunRepository:
+    def __init__(self, conn: AsyncConnection, dialect: Dialect) -> None:
+        self._conn = conn
+        self._dialect = dialect
+
+    async def insert(self, record: dict[str, Any]) -> None:
+        await self._conn.execute(sa.insert(run).values(**record))
+
+    async def get(self, run_id: str, thread_id: str | None = None) -> dict[str, Any] | None:
+        query = sa.select(run).where(run.c.run_id == run_id)
+        if thread_id is not None:
+            query = query.where(run.c.thread_id == thread_id)
+        return await fetch_one(self._conn, query)
+
+    async def list_for_thread(
+        self, thread_id: str, *, status: str | None, limit: int, offset: int
+    ) -> list[dict[str, Any]]:
+        query = sa.select(run).where(run.c.thread_id == thread_id)
+        if status is not None:
+            query = query.where(run.c.status == status)
+        query = query.order_by(run.c.created_at.desc(), run.c.run_id.desc())
+        return await fetch_all(self._conn, query.limit(limit).offset(offset))
+
+    async def active_for_thread(self, thread_id: str) -> list[dict[str, Any]]:
+        return await fetch_all(
+            self._conn,
+            sa.select(run)
+            .where(run.c.thread_id == thread_id, run.c.status.in_(ACTIVE_STATUSES))
+            .order_by(run.c.created_at),
+        )
+
+    async def has_active(self, thread_id: str, *, excluding: str | None = None) -> bool:
+        query = sa.select(run.c.run_id).where(
+            run.c.thread_id == thread_id, run.c.status.in_(ACTIVE_STATUSES)
+        )
+        if excluding is not None:
+            query = query.where(run.c.run_id != excluding)
+        return (await self._conn.execute(query.limit(1))).first() is not None
+
+    async def active(self, status: str | None = None) -> list[dict[str, Any]]:
+        statuses = ACTIVE_STATUSES if status in (None, "all") else (status,)
+        return await fetch_all(self._conn, sa.select(run).where(run.c.status.in_(statuses)))
+
+    async def set_status(self, run_id: str, status: str, now: datetime) -> None:
+        await self._conn.execute(
+            sa.update(run).where(run.c.run_id == run_id).values(status=status, updated_at=now)
+        )
+
+    async def request_cancel(self, run_id: str, action: str, now: datetime) -> None:
+        await self._conn.execute(
+            sa.update(run).where(run.c.run_id == run_id).values(cancel_action=action, updated_at=now)
+        )
+
+    async def delete(self, run_id: str) -> bool:
+        result = await self._conn.execute(sa.delete(run).where(run.c.run_id == run_id))
+        return bool(result.rowcount)
+
+    async def claim_next(self, now: datetime) -> dict[str, Any] | None:
+        """Mark the oldest due pending run whose thread is free as running, and return it."""
+        busy = sa.alias(run, "busy")
+        candidate = (
+            sa.select(run.c.run_id)
+            .where(
+                run.c.status == "pending",
+                run.c.created_at <= now,
+                ~sa.exists().where(busy.c.thread_id == run.c.thread_id, busy.c.status == "running"),
+            )
+            .order_by(run.c.created_at)
+            .limit(1)
+        )
+        claim = (
+            sa.update(run)
+            .where(run.c.run_id == self._dialect.lock_for_claim(candidate).scalar_subquery())
+            .where(run.c.status == "pending")
+            .values(status="running", attempt=run.c.attempt + 1, updated_at=now)
+            .returning(*run.c)
+        )
+        return await fetch_one(self._conn, claim)
+
+    async def next_due_at(self, now: datetime) -> datetime | None:
+        """When the earliest delayed pending run becomes due."""
+        result = await self._conn.execute(
+            sa.select(run.c.created_at)
+            .where(run.c.status == "pending", run.c.created_at > now)
+            .order_by(run.c.created_at)
+            .limit(1)
+        )
+        return result.scalar_one_or_none()
+
+    async def requeue_running(self, now: datetime) -> int:
+        """Return runs left running by a previous process to the queue."""
+        result = await self._conn.execute(
+            sa.update(run).where(run.c.status == "running").values(status="pending", updated_at=now)
+        )
+        return int(result.rowcount or 0)

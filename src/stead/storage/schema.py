@@ -1,0 +1,105 @@
+"""The tables: one schema for SQLite and PostgreSQL. Migrations create them; this module names them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeDecorator
+
+metadata = sa.MetaData()
+
+Json = sa.JSON().with_variant(JSONB(), "postgresql")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timestamps in UTC, timezone-aware on the way out whatever the backend keeps."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime")
+        if value is not None and dialect.name == "sqlite":
+            return value.astimezone(UTC).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+assistant = sa.Table(
+    "assistant",
+    metadata,
+    sa.Column("assistant_id", sa.String(36), primary_key=True),
+    sa.Column("graph_id", sa.String, nullable=False),
+    sa.Column("config", Json, nullable=False),
+    sa.Column("context", Json, nullable=False),
+    sa.Column("metadata", Json, nullable=False),
+    sa.Column("name", sa.String, nullable=False),
+    sa.Column("description", sa.String),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+assistant_version = sa.Table(
+    "assistant_version",
+    metadata,
+    sa.Column(
+        "assistant_id",
+        sa.String(36),
+        sa.ForeignKey("assistant.assistant_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("graph_id", sa.String, nullable=False),
+    sa.Column("config", Json, nullable=False),
+    sa.Column("context", Json, nullable=False),
+    sa.Column("metadata", Json, nullable=False),
+    sa.Column("name", sa.String, nullable=False),
+    sa.Column("description", sa.String),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+thread = sa.Table(
+    "thread",
+    metadata,
+    sa.Column("thread_id", sa.String(36), primary_key=True),
+    sa.Column("metadata", Json, nullable=False),
+    sa.Column("config", Json, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("values", Json),
+    sa.Column("interrupts", Json, nullable=False),
+    sa.Column("error", Json),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("state_updated_at", UTCDateTime, nullable=False),
+)
+
+# The run table is the queue: a worker claims the oldest due pending run whose thread is free.
+run = sa.Table(
+    "run",
+    metadata,
+    sa.Column("run_id", sa.String(36), primary_key=True),
+    sa.Column(
+        "thread_id",
+        sa.String(36),
+        sa.ForeignKey("thread.thread_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("assistant_id", sa.String(36), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("metadata", Json, nullable=False),
+    sa.Column("kwargs", Json, nullable=False),
+    sa.Column("multitask_strategy", sa.String(16), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("cancel_action", sa.String(16)),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)

@@ -1,0 +1,89 @@
+"""Queries on threads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from stead.storage._query import Page, count, fetch_one, fetch_page, order_by
+from stead.storage.dialects import Dialect
+from stead.storage.schema import thread
+
+
+class ThreadRepository:
+    def __init__(self, conn: AsyncConnection, dialect: Dialect) -> None:
+        self._conn = conn
+        self._dialect = dialect
+
+    async def get(self, thread_id: str) -> dict[str, Any] | None:
+        return await fetch_one(self._conn, sa.select(thread).where(thread.c.thread_id == thread_id))
+
+    async def get_for_update(self, thread_id: str) -> dict[str, Any] | None:
+        """Read a thread and hold its row until the transaction ends (serialises run creation)."""
+        query = sa.select(thread).where(thread.c.thread_id == thread_id)
+        if self._dialect.name == "postgresql":
+            query = query.with_for_update()
+        return await fetch_one(self._conn, query)
+
+    async def insert(self, record: dict[str, Any]) -> None:
+        await self._conn.execute(sa.insert(thread).values(**record))
+
+    async def update(self, thread_id: str, **fields: Any) -> None:
+        await self._conn.execute(
+            sa.update(thread).where(thread.c.thread_id == thread_id).values(**fields)
+        )
+
+    async def delete(self, thread_id: str) -> bool:
+        result = await self._conn.execute(sa.delete(thread).where(thread.c.thread_id == thread_id))
+        return bool(result.rowcount)
+
+    async def search(
+        self,
+        *,
+        ids: list[str] | None,
+        metadata: dict[str, Any] | None,
+        values: dict[str, Any] | None,
+        status: str | None,
+        limit: int,
+        offset: int,
+        sort_by: str,
+        sort_order: str,
+    ) -> Page:
+        return await fetch_page(
+            self._conn,
+            thread,
+            self._filters(ids, metadata, values, status),
+            order=[order_by(thread, sort_by, sort_order), thread.c.thread_id],
+            limit=limit,
+            offset=offset,
+        )
+
+    async def count(
+        self,
+        *,
+        metadata: dict[str, Any] | None,
+        values: dict[str, Any] | None,
+        status: str | None,
+    ) -> int:
+        return await count(self._conn, thread, self._filters(None, metadata, values, status))
+
+    def _filters(
+        self,
+        ids: list[str] | None,
+        metadata: dict[str, Any] | None,
+        values: dict[str, Any] | None,
+        status: str | None,
+    ) -> list[sa.ColumnElement[bool]]:
+        where: list[sa.ColumnElement[bool]] = []
+        if ids is not None:
+            where.append(thread.c.thread_id.in_(ids))
+        if metadata:
+            where.append(self._dialect.json_contains(thread.c.metadata, metadata))
+        if values:
+            where.append(thread.c["values"].is_not(None))
+            where.append(self._dialect.json_contains(thread.c["values"], values))
+        if status is not None:
+            where.append(thread.c.status == status)
+        return where

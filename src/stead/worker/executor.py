@@ -1,0 +1,212 @@
+"""Run one claimed run: stream its graph, publish its events, record how it ended."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.errors import GraphInterrupt
+from langgraph.types import Command, Send
+
+from stead import serde
+from stead.broker import Broker, StreamEvent
+from stead.broker.base import END
+from stead.graphs import GraphRegistry
+from stead.services.assistants import now_utc
+from stead.services.state import thread_config, thread_fields_from_snapshot
+from stead.storage import Database
+
+logger = logging.getLogger("stead.worker")
+
+# Stream modes whose API name differs from LangGraph's.
+_LANGGRAPH_MODE = {"messages-tuple": "messages"}
+_API_EVENT = {"messages": "messages"}
+
+
+class ShutdownRequested(Exception):
+    """The process is stopping: the run goes back to the queue, not to a final status."""
+
+
+@dataclass
+class Outcome:
+    status: str
+    error: dict[str, str] | None = None
+    snapshot: Any = None
+    cancel_action: str | None = None
+
+
+class RunExecutor:
+    def __init__(
+        self,
+        db: Database,
+        broker: Broker,
+        graphs: GraphRegistry,
+        checkpointer: BaseCheckpointSaver,
+    ) -> None:
+        self._db = db
+        self._broker = broker
+        self._graphs = graphs
+        self._checkpointer = checkpointer
+
+    async def execute(self, run: dict[str, Any]) -> None:
+        run_id = run["run_id"]
+        async with self._broker.watch_cancel(run_id) as cancel:
+            streaming = asyncio.ensure_future(self._stream(run))
+            cancelled = asyncio.ensure_future(cancel.wait())
+            try:
+                await asyncio.wait({streaming, cancelled}, return_when=asyncio.FIRST_COMPLETED)
+            except asyncio.CancelledError:
+                streaming.cancel()
+                cancelled.cancel()
+                await self._return_to_queue(run)
+                raise
+            if streaming.done():
+                cancelled.cancel()
+                outcome = streaming.result()
+            else:
+                streaming.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await streaming
+                outcome = Outcome("interrupted", _user_interrupt(), cancel_action=cancel.action)
+        await self._finish(run, outcome)
+
+    async def _stream(self, run: dict[str, Any]) -> Outcome:
+        kwargs = run["kwargs"]
+        await self._publish(run, "metadata", {"run_id": run["run_id"], "attempt": run["attempt"]})
+        try:
+            async with self._graphs.graph(_graph_id(kwargs), kwargs["config"]) as graph:
+                async for event, payload in _graph_events(graph, kwargs):
+                    await self._publish(run, event, payload)
+                snapshot = await graph.aget_state(thread_config(run["thread_id"]))
+        except GraphInterrupt:
+            return Outcome("success")
+        except Exception as exc:
+            logger.exception("run %s failed", run["run_id"])
+            error = {"error": type(exc).__name__, "message": str(exc)}
+            await self._publish(run, "error", error)
+            return Outcome("error", error)
+        return Outcome("success", snapshot=snapshot)
+
+    async def _publish(self, run: dict[str, Any], event: str, payload: Any) -> None:
+        await self._broker.publish(run["run_id"], StreamEvent(event, serde.dumps(payload)))
+
+    async def _finish(self, run: dict[str, Any], outcome: Outcome) -> None:
+        """Record the final run status and the thread's new state, then release waiters."""
+        run_id, thread_id = run["run_id"], run["thread_id"]
+        if outcome.snapshot is None and outcome.status != "success":
+            outcome.snapshot = await self._latest_snapshot(run)
+        rollback = outcome.cancel_action == "rollback"
+        if rollback:
+            await self._checkpointer.adelete_for_runs([run_id])
+        now = now_utc()
+        async with self._db.transaction() as tx:
+            if rollback:
+                await tx.runs.delete(run_id)
+            else:
+                await tx.runs.set_status(run_id, outcome.status, now)
+            thread_changes: dict[str, Any] = {"updated_at": now, "error": outcome.error}
+            if outcome.snapshot is not None:
+                thread_changes.update(thread_fields_from_snapshot(outcome.snapshot))
+                thread_changes["state_updated_at"] = now
+            if outcome.status == "error":
+                thread_changes["status"] = "error"
+            if await tx.runs.has_active(thread_id, excluding=run_id):
+                thread_changes["status"] = "busy"
+            thread_changes.setdefault("status", "idle")
+            await tx.threads.update(thread_id, **thread_changes)
+        await self._broker.publish(run_id, END)
+        if run["kwargs"].get("temporary"):
+            await self._delete_temporary_thread(thread_id)
+
+    async def _latest_snapshot(self, run: dict[str, Any]) -> Any:
+        try:
+            async with self._graphs.graph(_graph_id(run["kwargs"]), run["kwargs"]["config"]) as graph:
+                snapshot = await graph.aget_state(thread_config(run["thread_id"]))
+        except Exception:
+            logger.exception("could not read the state of thread %s", run["thread_id"])
+            return None
+        return snapshot if snapshot.config is not None and snapshot.created_at else None
+
+    async def _delete_temporary_thread(self, thread_id: str) -> None:
+        async with self._db.transaction() as tx:
+            await tx.threads.delete(thread_id)
+        await self._checkpointer.adelete_thread(thread_id)
+
+    async def _return_to_queue(self, run: dict[str, Any]) -> None:
+        async with self._db.transaction() as tx:
+            await tx.runs.set_status(run["run_id"], "pending", now_utc())
+        logger.info("run %s returned to the queue", run["run_id"])
+
+
+def _graph_id(kwargs: dict[str, Any]) -> str:
+    return str(kwargs["config"]["configurable"]["graph_id"])
+
+
+def _user_interrupt() -> dict[str, str]:
+    return {"error": "UserInterrupt", "message": "Run was cancelled"}
+
+
+async def _graph_events(graph: Any, kwargs: dict[str, Any]) -> AsyncIterator[tuple[str, Any]]:
+    """The graph's output as (SSE event name, payload) pairs."""
+    requested = list(kwargs["stream_mode"])
+    modes = sorted({_LANGGRAPH_MODE.get(mode, mode) for mode in requested if mode != "events"})
+    options = {
+        "context": kwargs.get("context") or None,
+        "stream_mode": modes or ["values"],
+        "subgraphs": True,
+        "interrupt_before": kwargs.get("interrupt_before"),
+        "interrupt_after": kwargs.get("interrupt_after"),
+        "durability": kwargs.get("durability") or "async",
+    }
+    graph_input = _graph_input(kwargs)
+    if "events" in requested:
+        stream = _with_events(graph, graph_input, kwargs["config"], options)
+    else:
+        stream = graph.astream(graph_input, kwargs["config"], **options)
+    async for item in stream:
+        if item[0] == "events":
+            yield item
+            continue
+        namespace, mode, chunk = item
+        if namespace and not kwargs.get("subgraphs"):
+            continue
+        if not modes:
+            continue
+        name = _API_EVENT.get(mode, mode)
+        yield ("|".join([name, *namespace]) if namespace else name), chunk
+
+
+async def _with_events(
+    graph: Any, graph_input: Any, config: dict[str, Any], options: dict[str, Any]
+) -> AsyncIterator[Any]:
+    async for event in graph.astream_events(graph_input, config, version="v2", **options):
+        if "langsmith:hidden" in event.get("tags", ()):
+            continue
+        if event["event"] == "on_chain_stream" and not event.get("parent_ids"):
+            yield event["data"]["chunk"]
+        yield ("events", event)
+
+
+def _graph_input(kwargs: dict[str, Any]) -> Any:
+    command = kwargs.get("command")
+    if not command:
+        return kwargs.get("input")
+    goto = command.get("goto")
+    return Command(
+        update=command.get("update"),
+        resume=command.get("resume"),
+        goto=_goto(goto) if goto is not None else (),
+    )
+
+
+def _goto(goto: Any) -> Any:
+    if isinstance(goto, list):
+        return [_goto(item) for item in goto]
+    if isinstance(goto, dict):
+        return Send(goto["node"], goto.get("input"))
+    return goto

@@ -1,0 +1,94 @@
+"""The queue loop: claim due runs while there are free slots, execute each in its own task."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import datetime
+from typing import Any
+
+from stead.broker import Broker
+from stead.services.assistants import now_utc
+from stead.storage import Database
+from stead.worker.executor import RunExecutor
+
+logger = logging.getLogger("stead.worker")
+
+# Wake-ups come through the broker; this only bounds how long a missed one can delay a run.
+_IDLE_RECHECK_SECONDS = 5.0
+
+
+class RunQueue:
+    def __init__(self, db: Database, broker: Broker, executor: RunExecutor, slots: int) -> None:
+        self._db = db
+        self._broker = broker
+        self._executor = executor
+        self._slots = asyncio.Semaphore(slots)
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._loop_task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    async def start(self) -> None:
+        async with self._db.transaction() as tx:
+            requeued = await tx.runs.requeue_running(now_utc())
+        if requeued:
+            logger.info("returned %d interrupted run(s) to the queue", requeued)
+        self._loop_task = asyncio.create_task(self._claim_loop(), name="stead-run-queue")
+
+    async def stop(self, grace_seconds: float) -> None:
+        """Stop claiming; let in-flight runs finish within the grace period, then requeue them."""
+        self._stopping = True
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+        in_flight = list(self._running.values())
+        if in_flight:
+            logger.info("waiting up to %.0fs for %d run(s)", grace_seconds, len(in_flight))
+            _, unfinished = await asyncio.wait(in_flight, timeout=grace_seconds)
+            for task in unfinished:
+                task.cancel()
+            await asyncio.gather(*unfinished, return_exceptions=True)
+
+    async def _claim_loop(self) -> None:
+        while not self._stopping:
+            await self._slots.acquire()
+            run = await self._claim()
+            if run is None:
+                self._slots.release()
+                await self._broker.wait_for_work(await self._idle_timeout())
+                continue
+            task = asyncio.create_task(self._execute(run), name=f"run-{run['run_id']}")
+            self._running[run["run_id"]] = task
+
+    async def _claim(self) -> dict[str, Any] | None:
+        try:
+            async with self._db.transaction() as tx:
+                return await tx.runs.claim_next(now_utc())
+        except Exception:
+            # Includes the unique-index race on one-running-run-per-thread: try again shortly.
+            logger.exception("claiming a run failed")
+            await asyncio.sleep(0.1)
+            return None
+
+    async def _idle_timeout(self) -> float:
+        async with self._db.transaction() as tx:
+            due: datetime | None = await tx.runs.next_due_at(now_utc())
+        if due is None:
+            return _IDLE_RECHECK_SECONDS
+        return max(0.0, min(_IDLE_RECHECK_SECONDS, (due - now_utc()).total_seconds()))
+
+    async def _execute(self, run: dict[str, Any]) -> None:
+        try:
+            await self._executor.execute(run)
+        except asyncio.CancelledError:
+            pass
+        except Exception:
+            logger.exception("run %s crashed the executor", run["run_id"])
+        finally:
+            self._running.pop(run["run_id"], None)
+            self._slots.release()
+            if not self._stopping:
+                # The thread may have queued runs waiting for this one.
+                await self._broker.wake_workers()

@@ -1,0 +1,267 @@
+"""Start servers for tests and benchmarks: Stead itself and the official LangGraph server.
+
+Everything listens on 127.0.0.1 only.
+
+- ``stead_server(config)`` runs ``python -m stead run`` with the current interpreter.
+- ``official_server(graphs_dir)`` runs the official in-memory server (``langgraph-api``) with plain
+  uvicorn from a separate virtualenv (see ``official_venv``), for side-by-side comparisons.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+HOST = "127.0.0.1"
+
+OFFICIAL_PACKAGES = ("langgraph-cli[inmem]==0.4.40", "langgraph-api==0.16.7")
+
+# langgraph.json keys that the official CLI passes to the server as JSON environment variables.
+_CONFIG_ENV_KEYS = {
+    "store": "LANGGRAPH_STORE",
+    "checkpointer": "LANGGRAPH_CHECKPOINTER",
+    "auth": "LANGGRAPH_AUTH",
+    "encryption": "LANGGRAPH_ENCRYPTION",
+    "http": "LANGGRAPH_HTTP",
+    "webhooks": "LANGGRAPH_WEBHOOKS",
+    "ui": "LANGGRAPH_UI",
+    "ui_config": "LANGGRAPH_UI_CONFIG",
+    "priority": "LANGGRAPH_PRIORITY",
+}
+
+
+class ServerStartError(RuntimeError):
+    """A server did not come up; the message carries the tail of its log."""
+
+
+@dataclass
+class StartedServer:
+    """A running server: its base URL, its process and (for Stead) its data directory."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    data_dir: Path | None
+    log_path: Path
+    port: int
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def terminate(self, timeout: float = 15.0) -> int | None:
+        """SIGTERM, wait up to ``timeout`` seconds, then SIGKILL. Returns the exit code."""
+        return _stop(self.process, timeout)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def official_venv() -> Path:
+    """The official venv: ``$STEAD_OFFICIAL_VENV``, else ``<repo>/.venvs/official``."""
+    configured = os.environ.get("STEAD_OFFICIAL_VENV")
+    return Path(configured) if configured else REPO_ROOT / ".venvs" / "official"
+
+
+def ensure_official_venv() -> Path:
+    """Return the official venv, creating it (pinned versions) if it has no ``bin/uvicorn``.
+
+    A venv named by ``$STEAD_OFFICIAL_VENV`` is used as is and never modified.
+    """
+    venv = official_venv()
+    uvicorn = venv / "bin" / "uvicorn"
+    if uvicorn.exists():
+        return venv
+    if os.environ.get("STEAD_OFFICIAL_VENV"):
+        raise ServerStartError(f"STEAD_OFFICIAL_VENV={venv} has no bin/uvicorn")
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check"]
+    subprocess.run([*pip, "--quiet", *OFFICIAL_PACKAGES], check=True)
+    if not uvicorn.exists():
+        raise ServerStartError(f"installing {OFFICIAL_PACKAGES} did not produce {uvicorn}")
+    return venv
+
+
+def official_env(graphs_dir: Path) -> dict[str, str]:
+    """Environment for the official in-memory server, built from ``graphs_dir/langgraph.json``."""
+    config = json.loads((graphs_dir / "langgraph.json").read_text())
+    env = dict(os.environ)
+    env.update(_config_env_file(graphs_dir, config.get("env")))
+    env.update(
+        LANGGRAPH_RUNTIME_EDITION="inmem",
+        REDIS_URI="fake",
+        DATABASE_URI=":memory:",
+        MIGRATIONS_PATH="__inmem",
+        N_JOBS_PER_WORKER="10",
+        LANGSMITH_TRACING="false",
+        LANGSMITH_LANGGRAPH_API_VARIANT="local_dev",
+        LANGGRAPH_DISABLE_FILE_PERSISTENCE="true",
+        LANGGRAPH_ALLOW_BLOCKING="true",
+        LANGGRAPH_NO_VERSION_CHECK="true",
+        LANGSERVE_GRAPHS=json.dumps(config["graphs"]),
+    )
+    for key, var in _CONFIG_ENV_KEYS.items():
+        if key in config:
+            env[var] = json.dumps(config[key])
+    pythonpath = [str(graphs_dir), *filter(None, [env.get("PYTHONPATH")])]
+    env["PYTHONPATH"] = os.pathsep.join(pythonpath)
+    return env
+
+
+@contextmanager
+def official_server(graphs_dir: Path, timeout: float = 60.0) -> Iterator[str]:
+    """Run the official in-memory server on ``graphs_dir`` with uvicorn; yield its base URL."""
+    graphs_dir = graphs_dir.resolve()
+    venv = ensure_official_venv()
+    port = free_port()
+    cmd = [
+        str(venv / "bin" / "uvicorn"),
+        "langgraph_api.server:app",
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--no-access-log",
+    ]
+    with tempfile.TemporaryDirectory(prefix="stead-official-") as tmp:
+        log_path = Path(tmp) / "server.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                cmd,
+                cwd=graphs_dir,
+                env=official_env(graphs_dir),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        server = StartedServer(f"http://{HOST}:{port}", process, None, log_path, port)
+        try:
+            _wait_ready(server, timeout, "official server")
+            yield server.url
+        finally:
+            server.terminate(timeout=15.0)
+
+
+@contextmanager
+def stead_server(
+    config: Path,
+    data_dir: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    port: int | None = None,
+    timeout: float = 30.0,
+) -> Iterator[StartedServer]:
+    """Run ``python -m stead run`` on ``config``; yield a ``StartedServer``.
+
+    Pass the same ``data_dir`` (and ``port``) again to restart on the same data. The process may
+    be stopped inside the block (``server.terminate()`` or a signal); leaving the block stops it
+    otherwise.
+    """
+    port = port or free_port()
+    with tempfile.TemporaryDirectory(prefix="stead-server-") as tmp:
+        data = data_dir if data_dir is not None else Path(tmp) / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        log_path = Path(tmp) / "server.log"
+        cmd = [
+            sys.executable,
+            "-m",
+            "stead",
+            "run",
+            "--config",
+            str(config),
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data),
+        ]
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                cmd,
+                env=_stead_env(env),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        server = StartedServer(f"http://{HOST}:{port}", process, data, log_path, port)
+        try:
+            _wait_ready(server, timeout, "stead")
+            yield server
+        finally:
+            server.terminate(timeout=15.0)
+
+
+def _stead_env(extra: Mapping[str, str] | None) -> dict[str, str]:
+    """The caller's environment plus ``extra``, with ``<repo>/src`` first on ``PYTHONPATH``."""
+    env = {**os.environ, **(extra or {})}
+    paths = [str(REPO_ROOT / "src"), *filter(None, [env.get("PYTHONPATH")])]
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    return env
+
+
+def _config_env_file(graphs_dir: Path, value: object) -> dict[str, str]:
+    """``env`` of langgraph.json: a dict, or the path of a ``.env`` file (KEY=VALUE lines)."""
+    if isinstance(value, dict):
+        return {str(k): str(v) for k, v in value.items()}
+    if not isinstance(value, str):
+        return {}
+    result: dict[str, str] = {}
+    for raw in (graphs_dir / value).read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, val = line.removeprefix("export ").partition("=")
+        result[key.strip()] = val.strip().strip("'\"")
+    return result
+
+
+def _wait_ready(server: StartedServer, timeout: float, name: str) -> None:
+    deadline = time.monotonic() + timeout
+    with httpx.Client(timeout=2.0) as client:
+        while time.monotonic() < deadline:
+            code = server.process.poll()
+            if code is not None:
+                raise ServerStartError(f"{name} exited with {code} early:\n{_tail(server)}")
+            try:
+                if client.get(f"{server.url}/ok").status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+    server.terminate(timeout=5.0)
+    raise ServerStartError(f"{name} not ready after {timeout:.0f} s:\n{_tail(server)}")
+
+
+def _tail(server: StartedServer, lines: int = 60) -> str:
+    try:
+        return "\n".join(server.log().splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _stop(process: subprocess.Popen[bytes], timeout: float) -> int | None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5.0)
+    return process.returncode
