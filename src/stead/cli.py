@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import logging
+import math
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import uvicorn
 
@@ -56,7 +58,7 @@ def _run(args: argparse.Namespace) -> int:
         app,
         log_config=None,
         access_log=False,
-        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds),
     )
     logging.getLogger("stead").info(
         "serving %d graph(s) on http://%s:%d (data in %s)",
@@ -65,8 +67,20 @@ def _run(args: argparse.Namespace) -> int:
         settings.port,
         settings.data_dir,
     )
-    uvicorn.Server(config).run(sockets=[sock])
+    _Server(config).run(sockets=[sock])
     return 0
+
+
+class _Server(uvicorn.Server):
+    """Uvicorn re-raises the stop signal after shutting down; a clean stop should exit 0."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        with super().capture_signals():
+            try:
+                yield
+            finally:
+                self._captured_signals.clear()
 
 
 def _bind(settings: Settings) -> socket.socket:

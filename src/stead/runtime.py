@@ -38,7 +38,8 @@ class Runtime:
         await self.db.migrate()
         self.checkpointer = AsyncSqliteSaver(await self._sqlite(settings.checkpoints_path))
         await self.checkpointer.setup()
-        self.store = AsyncSqliteStore(await self._sqlite(settings.store_path))
+        # The store opens its own transactions, so its connection must be in autocommit mode.
+        self.store = AsyncSqliteStore(await self._sqlite(settings.store_path, autocommit=True))
         await self.store.setup()
         self.broker: Broker = InProcessBroker()
         self._exit.push_async_callback(self.broker.close)
@@ -59,8 +60,11 @@ class Runtime:
             await self.queue.stop(self.settings.shutdown_grace_seconds)
         await self._exit.aclose()
 
-    async def _sqlite(self, path: object) -> aiosqlite.Connection:
-        conn = await aiosqlite.connect(str(path))
+    async def _sqlite(self, path: object, *, autocommit: bool = False) -> aiosqlite.Connection:
+        if autocommit:
+            conn = await aiosqlite.connect(str(path), isolation_level=None)
+        else:
+            conn = await aiosqlite.connect(str(path))
         await conn.execute("PRAGMA journal_mode=WAL")
         await conn.execute("PRAGMA synchronous=NORMAL")
         self._exit.push_async_callback(conn.close)

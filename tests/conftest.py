@@ -1,0 +1,51 @@
+"""Shared fixtures: one live `stead run` process on the test graphs for the whole session."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from langgraph_sdk import get_client, get_sync_client
+from langgraph_sdk.client import LangGraphClient, SyncLangGraphClient
+
+from tests.support.servers import StartedServer, stead_server
+
+GRAPHS_DIR = Path(__file__).parent / "graphs"
+GRAPHS_CONFIG = GRAPHS_DIR / "langgraph.json"
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[StartedServer]:
+    with stead_server(GRAPHS_CONFIG, env={"BG_JOB_SHUTDOWN_GRACE_PERIOD_SECS": "2"}) as started:
+        yield started
+
+
+@pytest.fixture(scope="session")
+def url(server: StartedServer) -> str:
+    return server.url
+
+
+@pytest.fixture
+async def client(url: str) -> AsyncIterator[LangGraphClient]:
+    sdk = get_client(url=url, api_key=None)
+    try:
+        yield sdk
+    finally:
+        await sdk.http.client.aclose()
+
+
+@pytest.fixture
+def sync_client(url: str) -> Iterator[SyncLangGraphClient]:
+    sdk = get_sync_client(url=url, api_key=None)
+    try:
+        yield sdk
+    finally:
+        sdk.http.client.close()
+
+
+@pytest.fixture
+async def http(url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=url, timeout=30) as raw:
+        yield raw
