@@ -57,7 +57,7 @@ async def _validation_error(_request: Request, exc: Exception) -> Response:
 
 async def _http_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
-    return json_response({"detail": exc.detail}, exc.status_code, headers=exc.headers)
+    return json_response({"detail": exc.detail}, exc.status_code, headers=dict(exc.headers or {}))
 
 
 def _describe(exc: RequestValidationError) -> str:

@@ -37,7 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--config", default="langgraph.json", help="path of langgraph.json")
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=int, default=8000)
-    run.add_argument("--data-dir", default=None, help="data folder (default: .stead/ beside the config)")
+    run.add_argument(
+        "--data-dir", default=None, help="data folder (default: .stead/ beside the config)"
+    )
     run.set_defaults(handler=_run)
     return parser
 
@@ -92,8 +94,12 @@ def _bind(settings: Settings) -> socket.socket:
     except OSError as exc:
         sock.close()
         if exc.errno == errno.EADDRINUSE:
-            raise PortInUseError(f"port {settings.port} on {settings.host} is already in use") from None
-        raise PortInUseError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}") from None
+            raise PortInUseError(
+                f"port {settings.port} on {settings.host} is already in use"
+            ) from None
+        raise PortInUseError(
+            f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}"
+        ) from None
     sock.set_inheritable(True)
     return sock
 

@@ -67,7 +67,9 @@ class GraphRegistry:
         return self._specs.get(graph_id)
 
     @contextlib.asynccontextmanager
-    async def graph(self, graph_id: str, config: RunnableConfig | None = None) -> AsyncIterator[Pregel]:
+    async def graph(
+        self, graph_id: str, config: RunnableConfig | None = None
+    ) -> AsyncIterator[Pregel]:
         """A graph ready to run: compiled, with this server's checkpointer and store."""
         spec = self._specs[graph_id]
         if not spec.is_factory:
@@ -92,7 +94,9 @@ class GraphRegistry:
         raise GraphFactoryError(f"expected a graph, got {type(target).__name__}")
 
 
-async def _call_factory(spec: GraphSpec, config: RunnableConfig, stack: contextlib.AsyncExitStack) -> Any:
+async def _call_factory(
+    spec: GraphSpec, config: RunnableConfig, stack: contextlib.AsyncExitStack
+) -> Any:
     factory = spec.target
     try:
         takes_config = len(inspect.signature(factory).parameters) > 0

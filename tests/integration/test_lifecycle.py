@@ -17,7 +17,9 @@ from tests.conftest import GRAPHS_CONFIG, GRAPHS_DIR
 from tests.support.servers import HOST, free_port, stead_server
 
 
-def _wait_for_status(base: str, thread_id: str, run_id: str, status: str, timeout: float = 15) -> None:
+def _wait_for_status(
+    base: str, thread_id: str, run_id: str, status: str, timeout: float = 15
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         run = httpx.get(f"{base}/threads/{thread_id}/runs/{run_id}").json()
@@ -37,7 +39,9 @@ def test_data_survives_a_restart(tmp_path: Path) -> None:
             f"{base}/threads/{tid}/runs/wait", json={"assistant_id": "steps", "input": {}}
         )
         assert run.status_code == 200
-        assistant = httpx.post(f"{base}/assistants", json={"graph_id": "echo", "name": "kept"}).json()
+        assistant = httpx.post(
+            f"{base}/assistants", json={"graph_id": "echo", "name": "kept"}
+        ).json()
         put = httpx.put(
             f"{base}/store/items", json={"namespace": ["n"], "key": "k", "value": {"a": 1}}
         )
@@ -163,7 +167,9 @@ def test_default_config_and_data_dir(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("variant", ["module", "script"])
 def test_entry_points(variant: str) -> None:
-    command = [sys.executable, "-m", "stead", "--help"] if variant == "module" else ["stead", "--help"]
+    command = (
+        [sys.executable, "-m", "stead", "--help"] if variant == "module" else ["stead", "--help"]
+    )
     if variant == "script":
         command[0] = str(Path(sys.executable).parent / "stead")
     result = subprocess.run(command, capture_output=True, text=True, timeout=30)

@@ -58,7 +58,9 @@ async def get_assistant(assistant_id: str, rt: RuntimeDep) -> Response:
 @router.patch("/assistants/{assistant_id}")
 async def patch_assistant(assistant_id: str, body: AssistantPatch, rt: RuntimeDep) -> Response:
     changes = body.model_dump(exclude_unset=True)
-    return json_response(await rt.assistants.patch(require_uuid(assistant_id, "assistant"), changes))
+    return json_response(
+        await rt.assistants.patch(require_uuid(assistant_id, "assistant"), changes)
+    )
 
 
 @router.delete("/assistants/{assistant_id}")
@@ -78,7 +80,9 @@ async def get_assistant_schemas(assistant_id: str, rt: RuntimeDep) -> Response:
 
 
 @router.get("/assistants/{assistant_id}/subgraphs")
-async def get_assistant_subgraphs(assistant_id: str, rt: RuntimeDep, recurse: bool = False) -> Response:
+async def get_assistant_subgraphs(
+    assistant_id: str, rt: RuntimeDep, recurse: bool = False
+) -> Response:
     found = await rt.assistants.subgraphs(require_uuid(assistant_id, "assistant"), None, recurse)
     return json_response(found)
 
@@ -87,7 +91,9 @@ async def get_assistant_subgraphs(assistant_id: str, rt: RuntimeDep, recurse: bo
 async def get_assistant_subgraphs_in(
     assistant_id: str, namespace: str, rt: RuntimeDep, recurse: bool = False
 ) -> Response:
-    found = await rt.assistants.subgraphs(require_uuid(assistant_id, "assistant"), namespace, recurse)
+    found = await rt.assistants.subgraphs(
+        require_uuid(assistant_id, "assistant"), namespace, recurse
+    )
     return json_response(found)
 
 

@@ -19,7 +19,9 @@ HEARTBEAT_SECONDS = 5.0
 SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
 
 
-def json_response(body: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+def json_response(
+    body: Any, status_code: int = 200, headers: dict[str, str] | None = None
+) -> Response:
     return Response(serde.dumps(body), status_code, headers, media_type="application/json")
 
 
@@ -27,7 +29,9 @@ def no_content(status_code: int = 204) -> Response:
     return Response(status_code=status_code)
 
 
-def selected(items: Iterable[dict[str, Any]], select: list[str] | None, allowed: Iterable[str]) -> list[dict[str, Any]]:
+def selected(
+    items: Iterable[dict[str, Any]], select: list[str] | None, allowed: Iterable[str]
+) -> list[dict[str, Any]]:
     rows = list(items)
     if not select:
         return rows

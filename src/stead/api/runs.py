@@ -10,7 +10,13 @@ from fastapi import APIRouter, Query, Request, Response
 
 from stead.api.deps import RuntimeDep, request_id, require_uuid
 from stead.api.models import RunCancelMany, RunCreate
-from stead.api.responses import json_response, keepalive_json_response, no_content, selected, sse_response
+from stead.api.responses import (
+    json_response,
+    keepalive_json_response,
+    no_content,
+    selected,
+    sse_response,
+)
 from stead.errors import NotFound, Unprocessable
 from stead.runtime import Runtime
 from stead.services.runs import RunRequest
@@ -42,7 +48,9 @@ async def create_stateless_run(body: RunCreate, request: Request, rt: RuntimeDep
 
 
 @router.post("/runs/batch")
-async def create_stateless_runs(body: list[RunCreate], request: Request, rt: RuntimeDep) -> Response:
+async def create_stateless_runs(
+    body: list[RunCreate], request: Request, rt: RuntimeDep
+) -> Response:
     created = [
         await rt.runs.create(None, to_run_request(item), request_id=request_id(request))
         for item in body
@@ -79,7 +87,7 @@ async def list_runs(
     status: str | None = None,
     select: Annotated[list[str] | None, Query()] = None,
 ) -> Response:
-    runs = await rt.runs.list(
+    runs = await rt.runs.list_for_thread(
         require_uuid(thread_id, "thread"), status=status, limit=limit, offset=offset
     )
     return json_response(selected((run_json(run) for run in runs), select, RUN_FIELDS))
@@ -134,7 +142,11 @@ async def join_run_stream(
 
 @router.post("/threads/{thread_id}/runs/{run_id}/cancel")
 async def cancel_run(
-    thread_id: str, run_id: str, rt: RuntimeDep, wait: bool = False, action: CancelAction = "interrupt"
+    thread_id: str,
+    run_id: str,
+    rt: RuntimeDep,
+    wait: bool = False,
+    action: CancelAction = "interrupt",
 ) -> Response:
     result = await rt.run_streams.cancel(
         require_uuid(thread_id, "thread"), require_uuid(run_id, "run"), action, wait
@@ -143,24 +155,34 @@ async def cancel_run(
 
 
 @router.post("/runs/cancel")
-async def cancel_runs(body: RunCancelMany, rt: RuntimeDep, action: CancelAction = "interrupt") -> Response:
+async def cancel_runs(
+    body: RunCancelMany, rt: RuntimeDep, action: CancelAction = "interrupt"
+) -> Response:
     if body.status is not None and (body.run_ids or body.thread_id):
         raise Unprocessable("Provide either status, or thread_id and run_ids, not both")
     if body.status is None and not body.run_ids:
         raise Unprocessable("Provide status, or thread_id and run_ids")
-    runs = await rt.runs.active_runs(thread_id=body.thread_id, run_ids=body.run_ids, status=body.status)
+    runs = await rt.runs.active_runs(
+        thread_id=body.thread_id, run_ids=body.run_ids, status=body.status
+    )
     if not runs:
         raise NotFound("No runs found to cancel.")
     await rt.runs.cancel(runs, action)
     return no_content()
 
 
-async def _create(rt: Runtime, thread_id: str | None, body: RunCreate, request: Request) -> Response:
+async def _create(
+    rt: Runtime, thread_id: str | None, body: RunCreate, request: Request
+) -> Response:
     run = await rt.runs.create(thread_id, to_run_request(body), request_id=request_id(request))
-    return json_response(run_json(run), headers={"Content-Location": _run_path(run, thread_id is None)})
+    return json_response(
+        run_json(run), headers={"Content-Location": _run_path(run, thread_id is None)}
+    )
 
 
-async def _stream(rt: Runtime, thread_id: str | None, body: RunCreate, request: Request) -> Response:
+async def _stream(
+    rt: Runtime, thread_id: str | None, body: RunCreate, request: Request
+) -> Response:
     stack = contextlib.AsyncExitStack()
     run, subscription = await stack.enter_async_context(
         rt.run_streams.create_and_subscribe(thread_id, to_run_request(body), request_id(request))
@@ -184,7 +206,9 @@ async def _wait(rt: Runtime, thread_id: str | None, body: RunCreate, request: Re
     )
 
 
-def _on_close(rt: Runtime, run: dict[str, Any], stack: contextlib.AsyncExitStack, *, cancel_run: bool) -> Any:
+def _on_close(
+    rt: Runtime, run: dict[str, Any], stack: contextlib.AsyncExitStack, *, cancel_run: bool
+) -> Any:
     async def close() -> None:
         try:
             if cancel_run:

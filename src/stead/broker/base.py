@@ -90,5 +90,5 @@ class Broker(ABC):
     def watch_cancel(self, run_id: str) -> contextlib.AbstractAsyncContextManager[CancelSignal]:
         """A signal that fires when a cancel for this run is sent."""
 
-    async def close(self) -> None:  # noqa: B027 - optional hook
+    async def close(self) -> None:
         return None

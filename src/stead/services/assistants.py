@@ -29,7 +29,9 @@ def merge_config_and_context(
     context = dict(context or {})
     configurable = dict(config.get("configurable") or {})
     if configurable and context:
-        raise BadRequest("Cannot specify both configurable and context. Prefer setting context alone.")
+        raise BadRequest(
+            "Cannot specify both configurable and context. Prefer setting context alone."
+        )
     if context:
         config["configurable"] = dict(context)
     elif configurable:
@@ -214,7 +216,7 @@ def _plain_node(node: dict[str, Any]) -> dict[str, Any]:
     return node
 
 
-def graph_schemas(graph: Pregel) -> dict[str, Any]:
+def graph_schemas(graph: Any) -> dict[str, Any]:
     return {
         "input_schema": _schema_or_none(graph.get_input_jsonschema),
         "output_schema": _schema_or_none(graph.get_output_jsonschema),

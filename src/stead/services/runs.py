@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-from datetime import timedelta
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from langgraph.version import __version__ as langgraph_version
@@ -122,7 +122,9 @@ class RunService:
                 metadata={
                     **thread["metadata"],
                     "graph_id": thread["metadata"].get("graph_id", assistant["graph_id"]),
-                    "assistant_id": thread["metadata"].get("assistant_id", assistant["assistant_id"]),
+                    "assistant_id": thread["metadata"].get(
+                        "assistant_id", assistant["assistant_id"]
+                    ),
                 },
             )
         await self._broker.wake_workers()
@@ -139,13 +141,15 @@ class RunService:
         async with self._db.transaction() as tx:
             return await tx.runs.get(run_id)
 
-    async def list(
+    async def list_for_thread(
         self, thread_id: str, *, status: str | None, limit: int, offset: int
     ) -> list[dict[str, Any]]:
         async with self._db.transaction() as tx:
             if await tx.threads.get(thread_id) is None:
                 raise NotFound(f"Thread with ID {thread_id} not found")
-            return await tx.runs.list_for_thread(thread_id, status=status, limit=limit, offset=offset)
+            return await tx.runs.list_for_thread(
+                thread_id, status=status, limit=limit, offset=offset
+            )
 
     async def delete(self, thread_id: str, run_id: str) -> None:
         async with self._db.transaction() as tx:
@@ -286,7 +290,9 @@ def _run_kwargs(
         "temporary": stateless and request.on_completion == "delete",
         "subgraphs": request.stream_subgraphs,
         "resumable": request.stream_resumable,
-        "checkpoint_during": request.checkpoint_during if request.checkpoint_during is not None else True,
+        "checkpoint_during": request.checkpoint_during
+        if request.checkpoint_during is not None
+        else True,
         "durability": request.durability or _durability_from(request.checkpoint_during),
     }
 
@@ -328,7 +334,9 @@ class RunStreams:
             yield run, subscription
 
     @contextlib.asynccontextmanager
-    async def join(self, thread_id: str, run_id: str) -> AsyncIterator[tuple[dict[str, Any], Subscription]]:
+    async def join(
+        self, thread_id: str, run_id: str
+    ) -> AsyncIterator[tuple[dict[str, Any], Subscription]]:
         async with self._broker.subscribe(run_id) as subscription:
             run = await self._runs.get(thread_id, run_id)
             yield run, subscription

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import StateSnapshot
@@ -59,16 +59,19 @@ def snapshot_to_state(snapshot: StateSnapshot) -> dict[str, Any]:
 
 
 def _task(task: Any) -> dict[str, Any]:
-    state = task.state
+    state: Any = task.state
+    checkpoint = None
     if isinstance(state, StateSnapshot):
         state = snapshot_to_state(state)
+    elif isinstance(state, dict) and "configurable" in state:
+        checkpoint = checkpoint_ref(cast(RunnableConfig, state))
     return {
         "id": task.id,
         "name": task.name,
         "path": list(task.path),
         "error": repr(task.error) if task.error is not None else None,
         "interrupts": list(task.interrupts),
-        "checkpoint": checkpoint_ref(state) if isinstance(state, dict) and "configurable" in state else None,
+        "checkpoint": checkpoint,
         "state": state,
         "result": task.result,
     }
@@ -77,7 +80,9 @@ def _task(task: Any) -> dict[str, Any]:
 def interrupts_by_task(snapshot: StateSnapshot) -> dict[str, list[Any]]:
     """The thread's `interrupts` field: pending interrupts keyed by the task that raised them."""
     return {
-        task.id: serde.to_jsonable(list(task.interrupts)) for task in snapshot.tasks if task.interrupts
+        task.id: serde.to_jsonable(list(task.interrupts))
+        for task in snapshot.tasks
+        if task.interrupts
     }
 
 

@@ -22,7 +22,9 @@ class StoreService:
             options["ttl"] = ttl
         await self._store.aput(tuple(namespace), key, value, **options)
 
-    async def get(self, namespace: list[str], key: str, refresh_ttl: bool | None) -> dict[str, Any] | None:
+    async def get(
+        self, namespace: list[str], key: str, refresh_ttl: bool | None
+    ) -> dict[str, Any] | None:
         item = await self._store.aget(tuple(namespace), key, refresh_ttl=refresh_ttl)
         return item_to_json(item) if item is not None else None
 
@@ -73,7 +75,9 @@ def _check_namespace(namespace: list[str]) -> None:
         raise Unprocessable("Namespace must not be empty")
     for label in namespace:
         if not label or "." in label:
-            raise Unprocessable(f"Namespace label '{label}' must be a non-empty string without periods")
+            raise Unprocessable(
+                f"Namespace label '{label}' must be a non-empty string without periods"
+            )
 
 
 def item_to_json(item: Item) -> dict[str, Any]:

@@ -74,7 +74,10 @@ class ThreadService:
             current = await tx.threads.get(thread_id)
             if current is None:
                 raise NotFound(f"Thread with ID {thread_id} not found")
-            changes = {"metadata": {**current["metadata"], **(metadata or {})}, "updated_at": now_utc()}
+            changes = {
+                "metadata": {**current["metadata"], **(metadata or {})},
+                "updated_at": now_utc(),
+            }
             await tx.threads.update(thread_id, **changes)
         return {**current, **changes}
 
@@ -111,8 +114,15 @@ class ThreadService:
         async with self._graph_of(thread, required=False) as graph:
             if graph is None:
                 return dict(EMPTY_STATE)
-            snapshot = await graph.aget_state(thread_config(thread_id, checkpoint), subgraphs=subgraphs)
-        if checkpoint and checkpoint.get("checkpoint_id") and not snapshot.values and snapshot.config is None:
+            snapshot = await graph.aget_state(
+                thread_config(thread_id, checkpoint), subgraphs=subgraphs
+            )
+        if (
+            checkpoint
+            and checkpoint.get("checkpoint_id")
+            and not snapshot.values
+            and snapshot.config is None
+        ):
             raise NotFound(f"Checkpoint {checkpoint['checkpoint_id']} not found")
         return snapshot_to_state(snapshot)
 
@@ -150,10 +160,14 @@ class ThreadService:
         thread = await self.get(thread_id)
         async with self._db.transaction() as tx:
             if await tx.runs.has_active(thread_id):
-                raise Conflict("Thread is busy with a run; wait for it to finish before updating its state")
+                raise Conflict(
+                    "Thread is busy with a run; wait for it to finish before updating its state"
+                )
         async with self._graph_of(thread, required=True) as graph:
             assert graph is not None
-            config = await graph.aupdate_state(thread_config(thread_id, checkpoint), values, as_node=as_node)
+            config = await graph.aupdate_state(
+                thread_config(thread_id, checkpoint), values, as_node=as_node
+            )
             snapshot = await graph.aget_state(thread_config(thread_id))
         await self._record_state(thread_id, snapshot)
         configurable = config["configurable"]
@@ -163,13 +177,12 @@ class ThreadService:
             "checkpoint_id": configurable.get("checkpoint_id"),
         }
 
-    async def _apply_supersteps(self, thread: dict[str, Any], supersteps: list[dict[str, Any]]) -> dict[str, Any]:
+    async def _apply_supersteps(
+        self, thread: dict[str, Any], supersteps: list[dict[str, Any]]
+    ) -> dict[str, Any]:
         steps = [
             [
-                StateUpdate(
-                    Command(**update["command"]) if update.get("command") else update.get("values"),
-                    update.get("as_node"),
-                )
+                StateUpdate(_update_values(update), update.get("as_node"))
                 for update in step.get("updates", [])
             ]
             for step in supersteps
@@ -185,15 +198,23 @@ class ThreadService:
         now = now_utc()
         async with self._db.transaction() as tx:
             await tx.threads.update(
-                thread_id, **thread_fields_from_snapshot(snapshot), updated_at=now, state_updated_at=now
+                thread_id,
+                **thread_fields_from_snapshot(snapshot),
+                updated_at=now,
+                state_updated_at=now,
             )
 
     @contextlib.asynccontextmanager
-    async def _graph_of(self, thread: dict[str, Any], *, required: bool) -> AsyncIterator[Pregel | None]:
+    async def _graph_of(
+        self, thread: dict[str, Any], *, required: bool
+    ) -> AsyncIterator[Pregel | None]:
         graph_id = thread["metadata"].get("graph_id")
         if graph_id is None or self._graphs.get_spec(graph_id) is None:
             if required:
-                raise BadRequest(f"Thread {thread['thread_id']} has no graph: run it once, or create it with metadata.graph_id")
+                raise BadRequest(
+                    f"Thread {thread['thread_id']} has no graph: run it once, "
+                    "or create it with metadata.graph_id"
+                )
             yield None
             return
         try:
@@ -201,6 +222,12 @@ class ThreadService:
                 yield graph
         except GraphFactoryError as exc:
             raise FailedDependency(str(exc)) from exc
+
+
+def _update_values(update: dict[str, Any]) -> Any:
+    if update.get("command"):
+        return Command(**update["command"])
+    return update.get("values")
 
 
 def new_thread_record(thread_id: str, metadata: dict[str, Any]) -> dict[str, Any]:

@@ -51,7 +51,9 @@ class AssistantRepository:
         await self._conn.execute(
             sa.update(assistant)
             .where(assistant.c.assistant_id == assistant_id)
-            .values(version=version["version"], updated_at=now, **{k: version[k] for k in _VERSIONED})
+            .values(
+                version=version["version"], updated_at=now, **{k: version[k] for k in _VERSIONED}
+            )
         )
 
     async def max_version(self, assistant_id: str) -> int:

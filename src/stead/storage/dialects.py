@@ -13,7 +13,9 @@ from stead import serde
 class Dialect:
     name = "base"
 
-    def json_contains(self, column: sa.ColumnElement[Any], value: dict[str, Any]) -> sa.ColumnElement[bool]:
+    def json_contains(
+        self, column: sa.ColumnElement[Any], value: dict[str, Any]
+    ) -> sa.ColumnElement[bool]:
         """True where the JSON document in `column` contains `value` (PostgreSQL's `@>`)."""
         raise NotImplementedError
 
@@ -23,14 +25,18 @@ class Dialect:
 
 
 class SqliteDialect(Dialect):
-    """SQLite has one writer at a time, so claims need no row locks; JSON goes through json_extract."""
+    """SQLite has one writer at a time, so claims need no row locks; JSON goes via json_extract."""
 
     name = "sqlite"
 
-    def json_contains(self, column: sa.ColumnElement[Any], value: dict[str, Any]) -> sa.ColumnElement[bool]:
+    def json_contains(
+        self, column: sa.ColumnElement[Any], value: dict[str, Any]
+    ) -> sa.ColumnElement[bool]:
         return sa.and_(sa.true(), *self._contains_at(column, "$", value))
 
-    def _contains_at(self, column: sa.ColumnElement[Any], path: str, value: Any) -> list[sa.ColumnElement[bool]]:
+    def _contains_at(
+        self, column: sa.ColumnElement[Any], path: str, value: Any
+    ) -> list[sa.ColumnElement[bool]]:
         if isinstance(value, dict):
             clauses: list[sa.ColumnElement[bool]] = [sa.func.json_type(column, path) == "object"]
             for key, item in value.items():
@@ -42,7 +48,9 @@ class SqliteDialect(Dialect):
             return clauses
         return [self._scalar_equals(column, path, value)]
 
-    def _array_has(self, column: sa.ColumnElement[Any], path: str, item: Any) -> sa.ColumnElement[bool]:
+    def _array_has(
+        self, column: sa.ColumnElement[Any], path: str, item: Any
+    ) -> sa.ColumnElement[bool]:
         elements = sa.func.json_each(column, path).table_valued("value", "type").alias()
         if isinstance(item, (dict, list)):
             match = sa.func.json(elements.c.value) == sa.func.json(serde.dumps(item).decode())
@@ -50,8 +58,12 @@ class SqliteDialect(Dialect):
             match = _scalar_match(elements.c.value, elements.c.type, item)
         return sa.exists(sa.select(sa.literal(1)).select_from(elements).where(match))
 
-    def _scalar_equals(self, column: sa.ColumnElement[Any], path: str, value: Any) -> sa.ColumnElement[bool]:
-        return _scalar_match(sa.func.json_extract(column, path), sa.func.json_type(column, path), value)
+    def _scalar_equals(
+        self, column: sa.ColumnElement[Any], path: str, value: Any
+    ) -> sa.ColumnElement[bool]:
+        return _scalar_match(
+            sa.func.json_extract(column, path), sa.func.json_type(column, path), value
+        )
 
 
 def _scalar_match(extracted: Any, json_type: Any, value: Any) -> sa.ColumnElement[bool]:
@@ -71,7 +83,9 @@ def _quote_key(key: str) -> str:
 class PostgresDialect(Dialect):
     name = "postgresql"
 
-    def json_contains(self, column: sa.ColumnElement[Any], value: dict[str, Any]) -> sa.ColumnElement[bool]:
+    def json_contains(
+        self, column: sa.ColumnElement[Any], value: dict[str, Any]
+    ) -> sa.ColumnElement[bool]:
         return column.op("@>")(sa.cast(sa.literal(serde.dumps(value).decode()), JSONB))
 
     def lock_for_claim(self, query: sa.Select[Any]) -> sa.Select[Any]:

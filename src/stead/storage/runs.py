@@ -65,7 +65,9 @@ class RunRepository:
 
     async def request_cancel(self, run_id: str, action: str, now: datetime) -> None:
         await self._conn.execute(
-            sa.update(run).where(run.c.run_id == run_id).values(cancel_action=action, updated_at=now)
+            sa.update(run)
+            .where(run.c.run_id == run_id)
+            .values(cancel_action=action, updated_at=now)
         )
 
     async def delete(self, run_id: str) -> bool:

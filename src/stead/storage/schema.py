@@ -1,4 +1,4 @@
-"""The tables: one schema for SQLite and PostgreSQL. Migrations create them; this module names them."""
+"""The tables: one schema for SQLite and PostgreSQL. Migrations create them; this names them."""
 
 from __future__ import annotations
 

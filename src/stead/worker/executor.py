@@ -125,7 +125,9 @@ class RunExecutor:
 
     async def _latest_snapshot(self, run: dict[str, Any]) -> Any:
         try:
-            async with self._graphs.graph(_graph_id(run["kwargs"]), run["kwargs"]["config"]) as graph:
+            async with self._graphs.graph(
+                _graph_id(run["kwargs"]), run["kwargs"]["config"]
+            ) as graph:
                 snapshot = await graph.aget_state(thread_config(run["thread_id"]))
         except Exception:
             logger.exception("could not read the state of thread %s", run["thread_id"])
