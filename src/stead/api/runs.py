@@ -132,7 +132,7 @@ async def join_run_stream(
     run, subscription = await stack.enter_async_context(
         rt.run_streams.join(require_uuid(thread_id, "thread"), require_uuid(run_id, "run"))
     )
-    events = rt.runs.events(run["run_id"], subscription, _modes_param(stream_mode))
+    events = rt.runs.events(run, subscription, _modes_param(stream_mode))
     return sse_response(
         events,
         _locations(run, stateless=False, join="stream"),
@@ -188,7 +188,7 @@ async def _stream(
         rt.run_streams.create_and_subscribe(thread_id, to_run_request(body), request_id(request))
     )
     return sse_response(
-        rt.runs.events(run["run_id"], subscription),
+        rt.runs.events(run, subscription),
         _locations(run, stateless=thread_id is None, join="stream"),
         _on_close(rt, run, stack, cancel_run=body.on_disconnect == "cancel"),
     )

@@ -108,13 +108,19 @@ class AssistantService:
             raise NotFound(f"Assistant with ID {assistant_id} not found")
         return found
 
-    async def resolve(self, assistant_id_or_graph_id: str) -> dict[str, Any]:
+    def resolve_id(self, assistant_id_or_graph_id: str) -> str | None:
         """Run and cron bodies may name a graph instead of an assistant: it means the system one."""
-        if not is_uuid(assistant_id_or_graph_id):
-            if self._graphs.get_spec(assistant_id_or_graph_id) is None:
-                raise NotFound(f"Assistant with ID {assistant_id_or_graph_id} not found")
-            assistant_id_or_graph_id = system_assistant_id(assistant_id_or_graph_id)
-        return await self.get(assistant_id_or_graph_id)
+        if is_uuid(assistant_id_or_graph_id):
+            return assistant_id_or_graph_id
+        if self._graphs.get_spec(assistant_id_or_graph_id) is None:
+            return None
+        return system_assistant_id(assistant_id_or_graph_id)
+
+    async def resolve(self, assistant_id_or_graph_id: str) -> dict[str, Any]:
+        assistant_id = self.resolve_id(assistant_id_or_graph_id)
+        if assistant_id is None:
+            raise NotFound(f"Assistant with ID {assistant_id_or_graph_id} not found")
+        return await self.get(assistant_id)
 
     async def patch(self, assistant_id: str, changes: dict[str, Any]) -> dict[str, Any]:
         if "graph_id" in changes:

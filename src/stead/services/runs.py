@@ -72,15 +72,15 @@ class RunService:
         stateless = thread_id is None
         if stateless and request.command and request.command.get("resume") is not None:
             raise BadRequest("You must provide a thread_id when resuming.")
-        try:
-            assistant = await self._assistants.resolve(request.assistant_id)
-        except NotFound:
-            raise NotFound("Thread or assistant not found.") from None
+        assistant_id = self._assistants.resolve_id(request.assistant_id)
         config, context = merge_config_and_context(request.config, request.context)
         run_id = run_id or new_time_ordered_id()
         thread_id = thread_id or new_time_ordered_id()
         now = now_utc()
         async with self._db.transaction() as tx:
+            assistant = await tx.assistants.get(assistant_id) if assistant_id else None
+            if assistant is None:
+                raise NotFound("Thread or assistant not found.")
             thread = await tx.threads.get_for_update(thread_id)
             if thread is None:
                 if not stateless and request.if_not_exists != "create":
@@ -200,7 +200,8 @@ class RunService:
         """The body of /wait and /join: the run's final values, its interrupt or its error."""
         last_values: Any = None
         error: Any = None
-        if not await self._is_finished(run["run_id"]):
+        # `run` was read after subscribing: if it was not finished then, its end event will come.
+        if run["status"] not in TERMINAL_STATUSES:
             async for event in subscription:
                 if event.event == "values":
                     last_values = serde.loads(event.data)
@@ -213,18 +214,14 @@ class RunService:
         return await self._thread_values(run["thread_id"])
 
     async def events(
-        self, run_id: str, subscription: Subscription, modes: list[str] | None = None
+        self, run: dict[str, Any], subscription: Subscription, modes: list[str] | None = None
     ) -> AsyncIterator[StreamEvent]:
-        """A run's live events until it ends; empty if it has already ended."""
-        if await self._is_finished(run_id):
+        """A run's live events until it ends; empty if it had ended when read after subscribing."""
+        if run["status"] in TERMINAL_STATUSES:
             return
         async for event in subscription:
             if modes is None or event.event == "metadata" or event.event.split("|")[0] in modes:
                 yield event
-
-    async def _is_finished(self, run_id: str) -> bool:
-        run = await self.find(run_id)
-        return run is None or run["status"] in TERMINAL_STATUSES
 
     async def _thread_values(self, thread_id: str) -> Any:
         async with self._db.transaction() as tx:

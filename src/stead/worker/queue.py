@@ -54,30 +54,26 @@ class RunQueue:
     async def _claim_loop(self) -> None:
         while not self._stopping:
             await self._slots.acquire()
-            run = await self._claim()
+            run, next_due = await self._claim()
             if run is None:
                 self._slots.release()
-                await self._broker.wait_for_work(await self._idle_timeout())
+                await self._broker.wait_for_work(_idle_timeout(next_due))
                 continue
             task = asyncio.create_task(self._execute(run), name=f"run-{run['run_id']}")
             self._running[run["run_id"]] = task
 
-    async def _claim(self) -> dict[str, Any] | None:
+    async def _claim(self) -> tuple[dict[str, Any] | None, datetime | None]:
+        """The claimed run, or else when the next delayed run falls due."""
         try:
             async with self._db.transaction() as tx:
-                return await tx.runs.claim_next(now_utc())
+                now = now_utc()
+                run = await tx.runs.claim_next(now)
+                return run, None if run else await tx.runs.next_due_at(now)
         except Exception:
             # Includes the unique-index race on one-running-run-per-thread: try again shortly.
             logger.exception("claiming a run failed")
             await asyncio.sleep(0.1)
-            return None
-
-    async def _idle_timeout(self) -> float:
-        async with self._db.transaction() as tx:
-            due: datetime | None = await tx.runs.next_due_at(now_utc())
-        if due is None:
-            return _IDLE_RECHECK_SECONDS
-        return max(0.0, min(_IDLE_RECHECK_SECONDS, (due - now_utc()).total_seconds()))
+            return None, None
 
     async def _execute(self, run: dict[str, Any]) -> None:
         try:
@@ -92,3 +88,9 @@ class RunQueue:
             if not self._stopping:
                 # The thread may have queued runs waiting for this one.
                 await self._broker.wake_workers()
+
+
+def _idle_timeout(next_due: datetime | None) -> float:
+    if next_due is None:
+        return _IDLE_RECHECK_SECONDS
+    return max(0.0, min(_IDLE_RECHECK_SECONDS, (next_due - now_utc()).total_seconds()))
