@@ -10,7 +10,8 @@ import orjson
 from langgraph.types import Command, Interrupt, Send
 from pydantic import BaseModel
 
-_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+# Dataclasses pass through to _default so that Interrupt keeps its API shape.
+_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
 def _default(obj: Any) -> Any:

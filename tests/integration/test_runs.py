@@ -821,28 +821,26 @@ async def test_cancel_many_empty_run_ids_is_404(
 
 
 @pytest.mark.parametrize(
-    "body",
+    "make_body",
     [
-        {"status": "all", "thread_id": "{t}", "run_ids": ["{r}"]},
-        {"status": "running", "run_ids": ["{r}"]},
-        {"status": "nope"},
-        {},
+        lambda t, r: {"status": "all", "thread_id": t, "run_ids": [r]},
+        lambda t, r: {"status": "running", "run_ids": [r]},
+        lambda t, r: {"status": "nope"},
+        lambda t, r: {},
     ],
+    ids=["status-with-ids", "status-with-run-ids-only", "bad-status", "empty"],
 )
 async def test_cancel_many_invalid_bodies_are_422(
-    client: LangGraphClient, http: httpx.AsyncClient, body: dict
+    client: LangGraphClient,
+    http: httpx.AsyncClient,
+    make_body: Callable[[str, str], dict],
 ) -> None:
     thread_id = await new_thread(client)
     run = await start_slow(client, thread_id, seconds=5)
     try:
-        filled = {
-            key: (
-                [run["run_id"]] if key == "run_ids" else thread_id if key == "thread_id" else value
-            )
-            for key, value in body.items()
-        }
-        response = await http.post("/runs/cancel", json=filled)
+        response = await http.post("/runs/cancel", json=make_body(thread_id, run["run_id"]))
         assert response.status_code == 422, response.text
+        # Nothing was cancelled.
         assert (await client.runs.get(thread_id, run["run_id"]))["status"] == "running"
     finally:
         await client.runs.cancel(thread_id, run["run_id"], wait=True)

@@ -687,7 +687,7 @@ async def test_on_disconnect_cancel_interrupts_the_run(
         thread_id,
         {
             "assistant_id": "slow",
-            "input": {"seconds": 5},
+            "input": {"seconds": 3},
             "on_disconnect": "cancel",
             "stream_mode": ["updates"],
         },
@@ -695,7 +695,7 @@ async def test_on_disconnect_cancel_interrupts_the_run(
     started = time.monotonic()
     run = await wait_for_status(http, thread_id, run_id, TERMINAL, timeout=10)
     assert run["status"] == "interrupted"
-    assert time.monotonic() - started < 4.5
+    assert time.monotonic() - started < 2.5  # cancelled, not finished sleeping
     state = await client.threads.get_state(thread_id)
     assert state["values"].get("done") is None
 

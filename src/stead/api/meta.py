@@ -11,13 +11,11 @@ from stead.api.responses import json_response
 router = APIRouter(tags=["meta"])
 
 
+@router.get("/")
 @router.get("/ok")
-async def ok() -> Response:
-    return json_response({"ok": True, "services": {}})
-
-
 @router.get("/health")
-async def health() -> Response:
+async def ok() -> Response:
+    """Liveness: load balancers probe `/`, the SDKs and the official charts probe `/ok`."""
     return json_response({"ok": True, "services": {}})
 
 

@@ -105,6 +105,7 @@ class ThreadSearch(Body):
     )
     sort_order: SortOrder = "desc"
     select: list[str] | None = None
+    extract: dict[str, str] | None = None
 
 
 class ThreadCount(Body):

@@ -64,7 +64,7 @@ def sse_response(
             async for item in _with_heartbeat(events, b": heartbeat\r\n\r\n"):
                 yield item if isinstance(item, bytes) else sse_frame(item)
         finally:
-            await on_close()
+            await _run_to_completion(on_close())
 
     return StreamingResponse(
         body(), media_type="text/event-stream; charset=utf-8", headers={**SSE_HEADERS, **headers}
@@ -90,9 +90,21 @@ def keepalive_json_response(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            await on_close()
+            await _run_to_completion(on_close())
 
     return StreamingResponse(body(), media_type="application/json", headers=headers)
+
+
+_closing: set[asyncio.Future[None]] = set()
+
+
+async def _run_to_completion(cleanup: Awaitable[None]) -> None:
+    """Run cleanup even when the response is being cancelled because the client went away."""
+    task = asyncio.ensure_future(cleanup)
+    _closing.add(task)
+    task.add_done_callback(_closing.discard)
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.shield(task)
 
 
 async def _with_heartbeat(source: AsyncIterator[Any], heartbeat: bytes) -> AsyncIterator[Any]:

@@ -160,7 +160,7 @@ async def cancel_runs(
 ) -> Response:
     if body.status is not None and (body.run_ids or body.thread_id):
         raise Unprocessable("Provide either status, or thread_id and run_ids, not both")
-    if body.status is None and not body.run_ids:
+    if body.status is None and body.run_ids is None:
         raise Unprocessable("Provide status, or thread_id and run_ids")
     runs = await rt.runs.active_runs(
         thread_id=body.thread_id, run_ids=body.run_ids, status=body.status
@@ -237,10 +237,11 @@ def _modes_param(stream_mode: list[str] | None) -> list[str] | None:
     if not stream_mode:
         return None
     modes: list[str] = []
-    for value in stream_mode:
+    # The SDK sends `stream_mode=` (empty) when the caller gave none: that means no filter.
+    for value in filter(None, stream_mode):
         parsed = json.loads(value) if value.startswith("[") else value
         modes.extend(parsed if isinstance(parsed, list) else [parsed])
-    return ["messages" if mode == "messages-tuple" else mode for mode in modes]
+    return ["messages" if mode == "messages-tuple" else mode for mode in modes] or None
 
 
 def to_run_request(body: RunCreate) -> RunRequest:

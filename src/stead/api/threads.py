@@ -44,8 +44,12 @@ async def create_thread(body: ThreadCreate, rt: RuntimeDep) -> Response:
 
 @router.post("/threads/search")
 async def search_threads(body: ThreadSearch, rt: RuntimeDep) -> Response:
-    page = await rt.threads.search(**body.model_dump(exclude={"select"}))
-    return page_response(page, selected(page.rows, body.select, THREAD_FIELDS), body.offset)
+    page = await rt.threads.search(**body.model_dump(exclude={"select", "extract"}))
+    rows = selected(page.rows, body.select, THREAD_FIELDS)
+    if body.extract:
+        for full, row in zip(page.rows, rows, strict=True):
+            row["extracted"] = {alias: _at_path(full, path) for alias, path in body.extract.items()}
+    return page_response(page, rows, body.offset)
 
 
 @router.post("/threads/count")
@@ -142,3 +146,13 @@ async def post_thread_history(thread_id: str, body: ThreadHistory, rt: RuntimeDe
 
 def _checkpoint(ref: CheckpointRef | None) -> dict[str, Any] | None:
     return ref.model_dump(exclude_none=True) if ref is not None else None
+
+
+def _at_path(row: dict[str, Any], path: str) -> Any:
+    """The value at a dotted path such as `values.messages`, or None where it is missing."""
+    value: Any = row
+    for part in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import typing
 import warnings
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 from langgraph.pregel import Pregel
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, create_model
 
 from stead.errors import BadRequest, Conflict, FailedDependency, NotFound
 from stead.graphs import GraphFactoryError, GraphRegistry
@@ -188,7 +189,8 @@ class AssistantService:
     async def schemas(self, assistant_id: str) -> dict[str, Any]:
         assistant = await self.get(assistant_id)
         async with self._built(assistant) as graph:
-            return {"graph_id": assistant["graph_id"], **graph_schemas(graph)}
+            title = f"{assistant['graph_id']}_state"
+            return {"graph_id": assistant["graph_id"], **graph_schemas(graph, title)}
 
     async def subgraphs(
         self, assistant_id: str, namespace: str | None, recurse: bool
@@ -222,22 +224,35 @@ def _plain_node(node: dict[str, Any]) -> dict[str, Any]:
     return node
 
 
-def graph_schemas(graph: Any) -> dict[str, Any]:
+def graph_schemas(graph: Any, title: str = "LangGraphState") -> dict[str, Any]:
     return {
         "input_schema": _schema_or_none(graph.get_input_jsonschema),
         "output_schema": _schema_or_none(graph.get_output_jsonschema),
-        "state_schema": _schema_or_none(lambda: _state_schema(graph)),
+        "state_schema": _schema_or_none(lambda: state_jsonschema(graph, title)),
         "config_schema": _schema_or_none(_config_schema_of(graph)),
         "context_schema": _schema_or_none(graph.get_context_jsonschema),
     }
 
 
-def _state_schema(graph: Pregel) -> dict[str, Any]:
-    return graph.get_input_jsonschema() if not hasattr(graph, "builder") else _builder_schema(graph)
+def state_jsonschema(graph: Any, title: str) -> dict[str, Any]:
+    """The state's channels as an object schema, one optional property per channel.
+
+    Built field by field so that one type pydantic cannot describe (e.g. a typing.TypedDict
+    before Python 3.12) costs that field its type, not the whole schema.
+    """
+    builder = getattr(graph, "builder", None)
+    hints = typing.get_type_hints(builder.state_schema) if builder is not None else {}
+    channels = list(builder.channels) if builder is not None else list(graph.stream_channels_list)
+    fields = {name: (_describable(hints.get(name, Any)) | None, None) for name in channels}
+    return create_model(title, **fields).model_json_schema()  # type: ignore[call-overload]
 
 
-def _builder_schema(graph: Any) -> dict[str, Any]:
-    return TypeAdapter(graph.builder.state_schema).json_schema()
+def _describable(annotation: Any) -> Any:
+    try:
+        TypeAdapter(annotation).json_schema()
+    except Exception:
+        return Any
+    return annotation
 
 
 def _config_schema_of(graph: Pregel) -> Any:

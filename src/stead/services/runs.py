@@ -211,7 +211,10 @@ class RunService:
             return {"__error__": error}
         if last_values is not None:
             return last_values
-        return await self._thread_values(run["thread_id"])
+        thread = await self._thread(run["thread_id"])
+        if run["status"] == "error" and thread.get("error"):
+            return {"__error__": thread["error"]}
+        return thread.get("values") or {}
 
     async def events(
         self, run: dict[str, Any], subscription: Subscription, modes: list[str] | None = None
@@ -223,10 +226,9 @@ class RunService:
             if modes is None or event.event == "metadata" or event.event.split("|")[0] in modes:
                 yield event
 
-    async def _thread_values(self, thread_id: str) -> Any:
+    async def _thread(self, thread_id: str) -> dict[str, Any]:
         async with self._db.transaction() as tx:
-            thread = await tx.threads.get(thread_id)
-        return (thread or {}).get("values") or {}
+            return await tx.threads.get(thread_id) or {}
 
 
 def _delay(after_seconds: float | None) -> timedelta:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from langgraph.store.base import BaseStore, Item, SearchItem
@@ -85,9 +86,14 @@ def item_to_json(item: Item) -> dict[str, Any]:
         "namespace": list(item.namespace),
         "key": item.key,
         "value": item.value,
-        "created_at": item.created_at,
-        "updated_at": item.updated_at,
+        "created_at": _utc(item.created_at),
+        "updated_at": _utc(item.updated_at),
     }
     if isinstance(item, SearchItem):
         body["score"] = item.score
     return body
+
+
+def _utc(moment: datetime) -> datetime:
+    # The SQLite store keeps naive UTC timestamps.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

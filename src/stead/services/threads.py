@@ -12,6 +12,7 @@ from langgraph.types import Command, StateUpdate
 
 from stead import serde
 from stead.broker import Broker
+from stead.checkpoints import copy_thread
 from stead.errors import BadRequest, Conflict, FailedDependency, NotFound
 from stead.graphs import GraphFactoryError, GraphRegistry
 from stead.ids import new_random_id, new_time_ordered_id
@@ -102,7 +103,7 @@ class ThreadService:
         source = await self.get(thread_id)
         now = now_utc()
         record = {**source, "thread_id": new_random_id(), "created_at": now, "updated_at": now}
-        await self._checkpointer.acopy_thread(thread_id, record["thread_id"])
+        await copy_thread(self._checkpointer, thread_id, record["thread_id"])
         async with self._db.transaction() as tx:
             await tx.threads.insert(record)
         return record

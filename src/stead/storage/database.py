@@ -60,7 +60,7 @@ def _create_engine(url: str) -> AsyncEngine:
     options: dict[str, Any] = {"json_serializer": lambda obj: serde.dumps(obj).decode()}
     if url.startswith("sqlite"):
         # One connection serialises writers in-process instead of failing with "database is locked".
-        options.update(pool_size=1, max_overflow=0, pool_timeout=60)
+        options.update(pool_size=1, max_overflow=0, pool_timeout=60, pool_reset_on_return=None)
     engine = create_async_engine(url, **options)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -20,12 +21,12 @@ from stead.graphs import GraphRegistry
 from stead.services.assistants import now_utc
 from stead.services.state import thread_config, thread_fields_from_snapshot
 from stead.storage import Database
+from stead.worker.messages import LegacyMessages
 
 logger = logging.getLogger("stead.worker")
 
 # Stream modes whose API name differs from LangGraph's.
 _LANGGRAPH_MODE = {"messages-tuple": "messages"}
-_API_EVENT = {"messages": "messages"}
 
 
 class ShutdownRequested(Exception):
@@ -80,7 +81,7 @@ class RunExecutor:
         await self._publish(run, "metadata", {"run_id": run["run_id"], "attempt": run["attempt"]})
         try:
             async with self._graphs.graph(_graph_id(kwargs), kwargs["config"]) as graph:
-                async for event, payload in _graph_events(graph, kwargs):
+                async for event, payload in _graph_events(graph, kwargs, _run_config(run)):
                     await self._publish(run, event, payload)
                 snapshot = await graph.aget_state(thread_config(run["thread_id"]))
         except GraphInterrupt:
@@ -153,9 +154,17 @@ def _user_interrupt() -> dict[str, str]:
     return {"error": "UserInterrupt", "message": "Run was cancelled"}
 
 
-async def _graph_events(graph: Any, kwargs: dict[str, Any]) -> AsyncIterator[tuple[str, Any]]:
+def _run_config(run: dict[str, Any]) -> dict[str, Any]:
+    """The stored config, plus the run's id and name for callbacks, traces and `events`."""
+    config = run["kwargs"]["config"]
+    return {**config, "run_id": uuid.UUID(run["run_id"]), "run_name": _graph_id(run["kwargs"])}
+
+
+async def _graph_events(
+    graph: Any, kwargs: dict[str, Any], config: dict[str, Any]
+) -> AsyncIterator[tuple[str, Any]]:
     """The graph's output as (SSE event name, payload) pairs."""
-    requested = list(kwargs["stream_mode"])
+    requested = set(kwargs["stream_mode"])
     modes = sorted({_LANGGRAPH_MODE.get(mode, mode) for mode in requested if mode != "events"})
     options = {
         "context": kwargs.get("context") or None,
@@ -167,20 +176,33 @@ async def _graph_events(graph: Any, kwargs: dict[str, Any]) -> AsyncIterator[tup
     }
     graph_input = _graph_input(kwargs)
     if "events" in requested:
-        stream = _with_events(graph, graph_input, kwargs["config"], options)
+        stream = _with_events(graph, graph_input, config, options)
     else:
-        stream = graph.astream(graph_input, kwargs["config"], **options)
+        stream = graph.astream(graph_input, config, **options)
+    legacy = LegacyMessages()
     async for item in stream:
         if item[0] == "events":
             yield item
             continue
         namespace, mode, chunk = item
-        if namespace and not kwargs.get("subgraphs"):
+        if (namespace and not kwargs.get("subgraphs")) or not modes:
             continue
-        if not modes:
-            continue
-        name = _API_EVENT.get(mode, mode)
-        yield ("|".join([name, *namespace]) if namespace else name), chunk
+        for name, payload in _api_events(mode, chunk, requested, legacy):
+            yield ("|".join([name, *namespace]) if namespace else name), payload
+
+
+def _api_events(
+    mode: str, chunk: Any, requested: set[str], legacy: LegacyMessages
+) -> list[tuple[str, Any]]:
+    """Map one LangGraph chunk to the API events the client asked for."""
+    if mode != "messages":
+        return [(mode, chunk)]
+    events: list[tuple[str, Any]] = []
+    if "messages-tuple" in requested:
+        events.append(("messages", chunk))
+    if "messages" in requested:
+        events.extend(legacy.events(*chunk))
+    return events
 
 
 async def _with_events(
