@@ -560,15 +560,18 @@ async def test_invalid_json_is_422(client: LangGraphClient, http: httpx.AsyncCli
     assert "detail" in response.json()
 
 
-async def test_unknown_assistant_is_404(client: LangGraphClient, http: httpx.AsyncClient) -> None:
+async def test_unknown_assistant(client: LangGraphClient, http: httpx.AsyncClient) -> None:
+    """An unknown assistant UUID is 404; a name that is neither a UUID nor a graph is 422."""
     thread_id = await new_thread(client)
-    for assistant_id in ("nope", str(uuid.uuid4())):
-        response = await http.post(
-            f"/threads/{thread_id}/runs", json={"assistant_id": assistant_id}
-        )
-        assert response.status_code == 404, (assistant_id, response.text)
+    missing = await http.post(
+        f"/threads/{thread_id}/runs", json={"assistant_id": str(uuid.uuid4())}
+    )
+    assert missing.status_code == 404, missing.text
+    invalid = await http.post(f"/threads/{thread_id}/runs", json={"assistant_id": "nope"})
+    assert invalid.status_code == 422, invalid.text
+    assert "nope" in invalid.json()["detail"]
     stateless = await http.post("/runs/wait", json={"assistant_id": "nope"})
-    assert stateless.status_code == 404
+    assert stateless.status_code == 422
     assert await client.runs.list(thread_id) == []
 
 

@@ -30,6 +30,7 @@ async def info() -> Response:
                 "crons": False,
                 "langsmith": False,
                 "langsmith_tracing_replicas": False,
+                "langsmith_tracing_session_on_runs": False,
             },
             "host": {
                 "kind": "self-hosted",

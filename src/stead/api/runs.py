@@ -256,4 +256,5 @@ def to_run_request(body: RunCreate) -> RunRequest:
 
 
 def run_json(run: dict[str, Any]) -> dict[str, Any]:
-    return {key: run[key] for key in RUN_FIELDS}
+    # LangSmith tracing sessions do not exist here; clients still expect the key.
+    return {**{key: run[key] for key in RUN_FIELDS}, "langsmith_session_name": None}

@@ -109,6 +109,10 @@ class AssistantService:
             raise NotFound(f"Assistant with ID {assistant_id} not found")
         return found
 
+    @property
+    def graph_ids(self) -> list[str]:
+        return sorted(self._graphs.graph_ids)
+
     def resolve_id(self, assistant_id_or_graph_id: str) -> str | None:
         """Run and cron bodies may name a graph instead of an assistant: it means the system one."""
         if is_uuid(assistant_id_or_graph_id):

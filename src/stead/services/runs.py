@@ -14,7 +14,7 @@ from langgraph.version import __version__ as langgraph_version
 from stead import __version__, serde
 from stead.broker import Broker, StreamEvent, Subscription
 from stead.broker.base import END
-from stead.errors import BadRequest, Conflict, NotFound
+from stead.errors import BadRequest, Conflict, NotFound, Unprocessable
 from stead.ids import new_time_ordered_id
 from stead.services.assistants import AssistantService, merge_config_and_context, now_utc
 from stead.services.threads import new_thread_record
@@ -73,12 +73,17 @@ class RunService:
         if stateless and request.command and request.command.get("resume") is not None:
             raise BadRequest("You must provide a thread_id when resuming.")
         assistant_id = self._assistants.resolve_id(request.assistant_id)
+        if assistant_id is None:
+            raise Unprocessable(
+                f"Invalid assistant: '{request.assistant_id}' is neither an assistant ID nor one "
+                f"of the graphs {self._assistants.graph_ids}"
+            )
         config, context = merge_config_and_context(request.config, request.context)
         run_id = run_id or new_time_ordered_id()
         thread_id = thread_id or new_time_ordered_id()
         now = now_utc()
         async with self._db.transaction() as tx:
-            assistant = await tx.assistants.get(assistant_id) if assistant_id else None
+            assistant = await tx.assistants.get(assistant_id)
             if assistant is None:
                 raise NotFound("Thread or assistant not found.")
             thread = await tx.threads.get_for_update(thread_id)
@@ -210,7 +215,7 @@ class RunService:
         if error is not None:
             return {"__error__": error}
         if last_values is not None:
-            return last_values
+            return _with_response_schemas(last_values)
         thread = await self._thread(run["thread_id"])
         if run["status"] == "error" and thread.get("error"):
             return {"__error__": thread["error"]}
@@ -229,6 +234,18 @@ class RunService:
     async def _thread(self, thread_id: str) -> dict[str, Any]:
         async with self._db.transaction() as tx:
             return await tx.threads.get(thread_id) or {}
+
+
+def _with_response_schemas(values: Any) -> Any:
+    """/wait bodies list every interrupt field, `response_schema` included, as the official does."""
+    if isinstance(values, dict) and isinstance(values.get("__interrupt__"), list):
+        values["__interrupt__"] = [
+            {**item, "response_schema": item.get("response_schema")}
+            if isinstance(item, dict)
+            else item
+            for item in values["__interrupt__"]
+        ]
+    return values
 
 
 def _delay(after_seconds: float | None) -> timedelta:

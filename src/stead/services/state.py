@@ -29,12 +29,14 @@ def checkpoint_ref(config: RunnableConfig | None) -> dict[str, Any] | None:
     configurable = config.get("configurable", {})
     if "checkpoint_id" not in configurable:
         return None
-    return {
+    ref = {
         "thread_id": configurable.get("thread_id"),
         "checkpoint_ns": configurable.get("checkpoint_ns", ""),
         "checkpoint_id": configurable["checkpoint_id"],
-        "checkpoint_map": configurable.get("checkpoint_map"),
     }
+    if configurable.get("checkpoint_map"):
+        ref["checkpoint_map"] = configurable["checkpoint_map"]
+    return ref
 
 
 def snapshot_to_state(snapshot: StateSnapshot) -> dict[str, Any]:

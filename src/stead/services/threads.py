@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.errors import InvalidUpdateError
 from langgraph.pregel import Pregel
 from langgraph.types import Command, StateUpdate
 
@@ -166,9 +167,12 @@ class ThreadService:
                 )
         async with self._graph_of(thread, required=True) as graph:
             assert graph is not None
-            config = await graph.aupdate_state(
-                thread_config(thread_id, checkpoint), values, as_node=as_node
-            )
+            try:
+                config = await graph.aupdate_state(
+                    thread_config(thread_id, checkpoint), values, as_node=as_node
+                )
+            except InvalidUpdateError as exc:
+                raise BadRequest(str(exc)) from exc
             snapshot = await graph.aget_state(thread_config(thread_id))
         await self._record_state(thread_id, snapshot)
         configurable = config["configurable"]

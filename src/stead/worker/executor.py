@@ -17,6 +17,7 @@ from langgraph.types import Command, Send
 from stead import serde
 from stead.broker import Broker, StreamEvent
 from stead.broker.base import END
+from stead.checkpoints import delete_run_checkpoints
 from stead.graphs import GraphRegistry
 from stead.services.assistants import now_utc
 from stead.services.state import thread_config, thread_fields_from_snapshot
@@ -74,7 +75,11 @@ class RunExecutor:
                 with contextlib.suppress(asyncio.CancelledError):
                     await streaming
                 outcome = Outcome("interrupted", _user_interrupt(), cancel_action=cancel.action)
-        await self._finish(run, outcome)
+        try:
+            await self._finish(run, outcome)
+        finally:
+            # Waiters must never hang, even if recording the outcome failed.
+            await self._broker.publish(run_id, END)
 
     async def _stream(self, run: dict[str, Any]) -> Outcome:
         kwargs = run["kwargs"]
@@ -99,11 +104,14 @@ class RunExecutor:
     async def _finish(self, run: dict[str, Any], outcome: Outcome) -> None:
         """Record the final run status and the thread's new state, then release waiters."""
         run_id, thread_id = run["run_id"], run["thread_id"]
-        if outcome.snapshot is None and outcome.status != "success":
-            outcome.snapshot = await self._latest_snapshot(run)
         rollback = outcome.cancel_action == "rollback"
         if rollback:
-            await self._checkpointer.adelete_for_runs([run_id])
+            # The thread goes back to how it was before this run, error included.
+            # Its values and interrupts are those of the last run, which the row still holds.
+            await delete_run_checkpoints(self._checkpointer, thread_id, run_id)
+            outcome.error = None
+        elif outcome.snapshot is None and outcome.status != "success":
+            outcome.snapshot = await self._latest_snapshot(run)
         now = now_utc()
         async with self._db.transaction() as tx:
             if rollback:
@@ -118,9 +126,11 @@ class RunExecutor:
                 thread_changes["status"] = "error"
             if await tx.runs.has_active(thread_id, excluding=run_id):
                 thread_changes["status"] = "busy"
-            thread_changes.setdefault("status", "idle")
+            if "status" not in thread_changes:
+                thread = await tx.threads.get(thread_id)
+                interrupted = thread is not None and thread["interrupts"]
+                thread_changes["status"] = "interrupted" if interrupted else "idle"
             await tx.threads.update(thread_id, **thread_changes)
-        await self._broker.publish(run_id, END)
         if run["kwargs"].get("temporary"):
             await self._delete_temporary_thread(thread_id)
 
