@@ -115,20 +115,18 @@ def _parse_env(env: Any, base: Path) -> dict[str, str]:
 
 
 def _env_int(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {value!r}") from None
+    return int(_env_number(name, default, int, "an integer"))
 
 
 def _env_float(name: str, default: float) -> float:
+    return float(_env_number(name, default, float, "a number"))
+
+
+def _env_number(name: str, default: float, parse: type, kind: str) -> float:
     value = os.environ.get(name)
     if value is None or value == "":
         return default
     try:
-        return float(value)
+        return float(parse(value))
     except ValueError:
-        raise ConfigError(f"{name} must be a number, got {value!r}") from None
+        raise ConfigError(f"{name} must be {kind}, got {value!r}") from None

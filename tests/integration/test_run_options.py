@@ -6,6 +6,7 @@ import asyncio
 import time
 
 import httpx
+import pytest
 from langgraph_sdk.client import LangGraphClient
 
 
@@ -74,7 +75,10 @@ async def test_durability_reaches_the_graph(client: LangGraphClient) -> None:
 
 async def test_checkpoint_during_false_means_exit_durability(client: LangGraphClient) -> None:
     thread_id = (await client.threads.create())["thread_id"]
-    run = await client.runs.create(thread_id, "steps", input={"steps": []}, checkpoint_during=False)
+    with pytest.warns(DeprecationWarning, match="checkpoint_during"):
+        run = await client.runs.create(
+            thread_id, "steps", input={"steps": []}, checkpoint_during=False
+        )
     assert run["kwargs"]["durability"] == "exit"
     await client.runs.join(thread_id, run["run_id"])
     assert len(await client.threads.get_history(thread_id, limit=100)) == 1
