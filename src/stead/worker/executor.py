@@ -80,6 +80,8 @@ class RunExecutor:
         finally:
             # Waiters must never hang, even if recording the outcome failed.
             await self._broker.publish(run_id, END)
+        if run["kwargs"].get("temporary"):
+            await self._delete_temporary_thread(run["thread_id"])
 
     async def _stream(self, run: dict[str, Any]) -> Outcome:
         kwargs = run["kwargs"]
@@ -131,8 +133,6 @@ class RunExecutor:
                 interrupted = thread is not None and thread["interrupts"]
                 thread_changes["status"] = "interrupted" if interrupted else "idle"
             await tx.threads.update(thread_id, **thread_changes)
-        if run["kwargs"].get("temporary"):
-            await self._delete_temporary_thread(thread_id)
 
     async def _latest_snapshot(self, run: dict[str, Any]) -> Any:
         try:
