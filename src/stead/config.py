@@ -23,10 +23,15 @@ class Settings:
     env: dict[str, str] = field(default_factory=dict)
     dependencies: list[str] = field(default_factory=list)
     store: dict[str, Any] = field(default_factory=dict)
+    checkpointer: dict[str, Any] = field(default_factory=dict)
+    http: dict[str, Any] = field(default_factory=dict)
+    webhooks: dict[str, Any] = field(default_factory=dict)
     host: str = "127.0.0.1"
     port: int = 8000
     n_jobs_per_worker: int = 10
     shutdown_grace_seconds: float = 180.0
+    resumable_stream_ttl_seconds: float = 120.0
+    cron_scheduler_sleep_seconds: float = 5.0
 
     @property
     def project_dir(self) -> Path:
@@ -59,21 +64,32 @@ def load_settings(
     deps = raw.get("dependencies") or []
     if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
         raise ConfigError(f"{path}: 'dependencies' must be a list of strings")
-    store = raw.get("store") or {}
-    if not isinstance(store, dict):
-        raise ConfigError(f"{path}: 'store' must be an object")
+    sections = {key: _object_section(raw, key, path) for key in _OBJECT_SECTIONS}
     return Settings(
         config_path=path,
         graphs=graphs,
         data_dir=Path(data_dir).resolve() if data_dir else path.parent / ".stead",
         env=env,
         dependencies=deps,
-        store=store,
+        **sections,
         host=host,
         port=port,
         n_jobs_per_worker=_env_int("N_JOBS_PER_WORKER", 10),
         shutdown_grace_seconds=_env_float("BG_JOB_SHUTDOWN_GRACE_PERIOD_SECS", 180.0),
+        resumable_stream_ttl_seconds=_env_float("RESUMABLE_STREAM_TTL_SECONDS", 120.0),
+        cron_scheduler_sleep_seconds=_env_float("CRON_SCHEDULER_SLEEP_TIME", 5.0),
     )
+
+
+# langgraph.json sections that are objects, read as they are; their services validate them.
+_OBJECT_SECTIONS = ("store", "checkpointer", "http", "webhooks")
+
+
+def _object_section(raw: dict[str, Any], key: str, path: Path) -> dict[str, Any]:
+    section = raw.get(key) or {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: '{key}' must be an object")
+    return section
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:

@@ -39,13 +39,13 @@ THREAD_FIELDS = (
 async def create_thread(body: ThreadCreate, rt: RuntimeDep) -> Response:
     if body.thread_id is not None:
         require_uuid(body.thread_id, "thread")
-    return json_response(await rt.threads.create(**body.model_dump()))
+    return json_response(thread_json(await rt.threads.create(**body.model_dump())))
 
 
 @router.post("/threads/search")
 async def search_threads(body: ThreadSearch, rt: RuntimeDep) -> Response:
     page = await rt.threads.search(**body.model_dump(exclude={"select", "extract"}))
-    rows = selected(page.rows, body.select, THREAD_FIELDS)
+    rows = selected((thread_json(row) for row in page.rows), body.select, THREAD_FIELDS)
     if body.extract:
         for full, row in zip(page.rows, rows, strict=True):
             row["extracted"] = {alias: _at_path(full, path) for alias, path in body.extract.items()}
@@ -59,12 +59,14 @@ async def count_threads(body: ThreadCount, rt: RuntimeDep) -> Response:
 
 @router.get("/threads/{thread_id}")
 async def get_thread(thread_id: str, rt: RuntimeDep) -> Response:
-    return json_response(await rt.threads.get(require_uuid(thread_id, "thread")))
+    return json_response(thread_json(await rt.threads.get(require_uuid(thread_id, "thread"))))
 
 
 @router.patch("/threads/{thread_id}")
 async def patch_thread(thread_id: str, body: ThreadPatch, rt: RuntimeDep) -> Response:
-    return json_response(await rt.threads.patch(require_uuid(thread_id, "thread"), body.metadata))
+    return json_response(
+        thread_json(await rt.threads.patch(require_uuid(thread_id, "thread"), body.metadata))
+    )
 
 
 @router.delete("/threads/{thread_id}")
@@ -75,7 +77,7 @@ async def delete_thread(thread_id: str, rt: RuntimeDep) -> Response:
 
 @router.post("/threads/{thread_id}/copy")
 async def copy_thread(thread_id: str, rt: RuntimeDep) -> Response:
-    return json_response(await rt.threads.copy(require_uuid(thread_id, "thread")))
+    return json_response(thread_json(await rt.threads.copy(require_uuid(thread_id, "thread"))))
 
 
 @router.get("/threads/{thread_id}/state")
@@ -156,3 +158,7 @@ def _at_path(row: dict[str, Any], path: str) -> Any:
             return None
         value = value.get(part)
     return value
+
+
+def thread_json(thread: dict[str, Any]) -> dict[str, Any]:
+    return {key: thread[key] for key in THREAD_FIELDS}

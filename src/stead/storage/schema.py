@@ -80,6 +80,9 @@ thread = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("state_updated_at", UTCDateTime, nullable=False),
+    sa.Column("ttl_minutes", sa.Float),
+    sa.Column("ttl_strategy", sa.String(16)),
+    sa.Column("expires_at", UTCDateTime),
 )
 
 # The run table is the queue: a worker claims the oldest due pending run whose thread is free.
@@ -100,6 +103,25 @@ run = sa.Table(
     sa.Column("multitask_strategy", sa.String(16), nullable=False),
     sa.Column("attempt", sa.Integer, nullable=False, server_default="0"),
     sa.Column("cancel_action", sa.String(16)),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+cron = sa.Table(
+    "cron",
+    metadata,
+    sa.Column("cron_id", sa.String(36), primary_key=True),
+    sa.Column("assistant_id", sa.String(36), nullable=False),
+    sa.Column("thread_id", sa.String(36), sa.ForeignKey("thread.thread_id", ondelete="CASCADE")),
+    sa.Column("user_id", sa.String),
+    sa.Column("schedule", sa.String, nullable=False),
+    sa.Column("timezone", sa.String),
+    sa.Column("payload", Json, nullable=False),
+    sa.Column("metadata", Json, nullable=False),
+    sa.Column("end_time", UTCDateTime),
+    sa.Column("next_run_date", UTCDateTime),
+    sa.Column("on_run_completed", sa.String(16)),
+    sa.Column("enabled", sa.Boolean, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
 )
