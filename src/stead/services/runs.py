@@ -92,12 +92,7 @@ class RunService:
                     raise NotFound("Thread or assistant not found.")
                 thread = new_thread_record(thread_id, {})
                 await tx.threads.insert(thread)
-            active = await tx.runs.active_for_thread(thread_id)
-            if active and request.multitask_strategy == "reject":
-                raise Conflict(
-                    "Thread is already running a task. Wait for it to finish or choose a "
-                    "different multitask strategy."
-                )
+            cancelled = await self._make_room(tx, thread_id, request.multitask_strategy)
             metadata = {
                 **assistant["metadata"],
                 **thread["metadata"],
@@ -132,8 +127,24 @@ class RunService:
                     ),
                 },
             )
+        await self._notify_cancelled(*cancelled)
         await self._broker.wake_workers()
         return run
+
+    async def _make_room(
+        self, tx: Transaction, thread_id: str, strategy: str
+    ) -> tuple[list[str], list[str], str]:
+        """Apply the multitask strategy to the thread's active runs before a new one joins it."""
+        active = await tx.runs.active_for_thread(thread_id)
+        if active and strategy == "reject":
+            raise Conflict(
+                "Thread is already running a task. Wait for it to finish or choose a "
+                "different multitask strategy."
+            )
+        if not active or strategy == "enqueue":
+            return [], [], strategy
+        pending, running = await self._request_cancel(tx, [r["run_id"] for r in active], strategy)
+        return pending, running, strategy
 
     async def get(self, thread_id: str, run_id: str) -> dict[str, Any]:
         async with self._db.transaction() as tx:
@@ -167,19 +178,33 @@ class RunService:
 
     async def cancel(self, runs: list[dict[str, Any]], action: str) -> None:
         """Cancel active runs: pending ones at once, running ones through their worker."""
-        to_signal = []
         async with self._db.transaction() as tx:
-            for run in runs:
-                if run["status"] == "pending":
-                    await self._cancel_pending(tx, run, action)
-                else:
-                    await tx.runs.request_cancel(run["run_id"], action, now_utc())
-                    to_signal.append(run)
-        for run in runs:
+            pending, running = await self._request_cancel(tx, [r["run_id"] for r in runs], action)
+        await self._notify_cancelled(pending, running, action)
+
+    async def _request_cancel(
+        self, tx: Transaction, run_ids: list[str], action: str
+    ) -> tuple[list[str], list[str]]:
+        """Cancel what is pending now and flag what is running; the status is read afresh here,
+        because a worker may have claimed a run since the caller saw it."""
+        pending, running = [], []
+        for run_id in run_ids:
+            run = await tx.runs.get_for_update(run_id)
+            if run is None:
+                continue
             if run["status"] == "pending":
-                await self._broker.publish(run["run_id"], END)
-        for run in to_signal:
-            await self._broker.signal_cancel(run["run_id"], action)
+                await self._cancel_pending(tx, run, action)
+                pending.append(run_id)
+            elif run["status"] == "running":
+                await tx.runs.request_cancel(run_id, action, now_utc())
+                running.append(run_id)
+        return pending, running
+
+    async def _notify_cancelled(self, pending: list[str], running: list[str], action: str) -> None:
+        for run_id in pending:
+            await self._broker.publish(run_id, END)
+        for run_id in running:
+            await self._broker.signal_cancel(run_id, action)
 
     async def _cancel_pending(self, tx: Transaction, run: dict[str, Any], action: str) -> None:
         if action == "rollback":

@@ -29,6 +29,13 @@ class RunRepository:
             query = query.where(run.c.thread_id == thread_id)
         return await fetch_one(self._conn, query)
 
+    async def get_for_update(self, run_id: str) -> dict[str, Any] | None:
+        """Read a run and hold its row until the transaction ends."""
+        query = sa.select(run).where(run.c.run_id == run_id)
+        if self._dialect.name == "postgresql":
+            query = query.with_for_update()
+        return await fetch_one(self._conn, query)
+
     async def list_for_thread(
         self, thread_id: str, *, status: str | None, limit: int, offset: int
     ) -> list[dict[str, Any]]:

@@ -58,6 +58,10 @@ class RunExecutor:
     async def execute(self, run: dict[str, Any]) -> None:
         run_id = run["run_id"]
         async with self._broker.watch_cancel(run_id) as cancel:
+            # A cancel sent between the claim and this watch is only on the row: read it.
+            flagged = await self._cancel_flag(run_id)
+            if flagged:
+                cancel.fire(flagged)
             streaming = asyncio.ensure_future(self._stream(run))
             cancelled = asyncio.ensure_future(cancel.wait())
             try:
@@ -82,6 +86,11 @@ class RunExecutor:
             await self._broker.publish(run_id, END)
         if run["kwargs"].get("temporary"):
             await self._delete_temporary_thread(run["thread_id"])
+
+    async def _cancel_flag(self, run_id: str) -> str | None:
+        async with self._db.transaction() as tx:
+            current = await tx.runs.get(run_id)
+        return current["cancel_action"] if current else None
 
     async def _stream(self, run: dict[str, Any]) -> Outcome:
         kwargs = run["kwargs"]
@@ -167,7 +176,12 @@ def _user_interrupt() -> dict[str, str]:
 def _run_config(run: dict[str, Any]) -> dict[str, Any]:
     """The stored config, plus the run's id and name for callbacks, traces and `events`."""
     config = run["kwargs"]["config"]
-    return {**config, "run_id": uuid.UUID(run["run_id"]), "run_name": _graph_id(run["kwargs"])}
+    return {
+        **config,
+        "metadata": {**config.get("metadata", {}), "run_attempt": run["attempt"]},
+        "run_id": uuid.UUID(run["run_id"]),
+        "run_name": _graph_id(run["kwargs"]),
+    }
 
 
 async def _graph_events(
