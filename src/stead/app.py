@@ -3,30 +3,35 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
+from starlette.applications import Starlette
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from stead import __version__
-from stead.api import assistants, meta, runs, store, threads
+from stead.api import assistants, crons, meta, runs, store, thread_streams, threads
 from stead.api.responses import json_response
 from stead.config import Settings
 from stead.errors import ApiError
 from stead.graphs import GraphSpec
+from stead.http_options import HttpOptions
 from stead.runtime import Runtime
 
 
-def create_app(settings: Settings, specs: dict[str, GraphSpec]) -> FastAPI:
+def create_app(settings: Settings, specs: dict[str, GraphSpec]) -> Starlette:
+    options = HttpOptions.from_settings(settings)
     runtime = Runtime(settings, specs)
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[Mapping[str, Any]]:
         await runtime.start()
         app.state.runtime = runtime
         try:
-            yield
+            async with options.custom_app_lifespan() as state:
+                yield state
         finally:
             await runtime.stop()
 
@@ -37,12 +42,12 @@ def create_app(settings: Settings, specs: dict[str, GraphSpec]) -> FastAPI:
         docs_url="/docs",
         openapi_url="/openapi.json",
     )
-    for module in (meta, assistants, threads, runs, store):
-        app.include_router(module.router)
+    for module in (meta, assistants, threads, thread_streams, crons, runs, store):
+        app.include_router(options.served(module.router))
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    return app
+    return options.install(app)
 
 
 async def _api_error(_request: Request, exc: Exception) -> Response:

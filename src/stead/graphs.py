@@ -131,7 +131,7 @@ def load_graph_specs(settings: Settings) -> dict[str, GraphSpec]:
 def _import_target(graph_id: str, spec: str, base: Path) -> Any:
     location, _, attribute = spec.rpartition(":")
     try:
-        module = _import_module(location, base)
+        module = import_module_at(location, base)
     except Exception as exc:
         raise GraphLoadError(f"graph '{graph_id}' ({spec}) failed to import: {exc!r}") from None
     if not hasattr(module, attribute):
@@ -142,7 +142,8 @@ def _import_target(graph_id: str, spec: str, base: Path) -> Any:
     return target
 
 
-def _import_module(location: str, base: Path) -> ModuleType:
+def import_module_at(location: str, base: Path) -> ModuleType:
+    """Import `package.module` or `./path/file.py` (relative to `base`)."""
     if not location.endswith(".py"):
         return importlib.import_module(location)
     path = (base / location).resolve()

@@ -12,13 +12,20 @@ from langgraph.store.sqlite.aio import AsyncSqliteStore
 from stead.broker import Broker, InProcessBroker
 from stead.config import Settings
 from stead.graphs import GraphRegistry, GraphSpec
+from stead.http_options import HeaderFilter, mount_prefix
 from stead.services.assistants import AssistantService
+from stead.services.crons import CronService
 from stead.services.runs import RunService, RunStreams
 from stead.services.store import StoreService
+from stead.services.streams import ThreadStreams
 from stead.services.threads import ThreadService
+from stead.services.ttl import store_ttl_policy, thread_ttl_policy
+from stead.services.webhooks import WebhookConfig, WebhookSender, server_url
 from stead.storage import Database
 from stead.worker.executor import RunExecutor
 from stead.worker.queue import RunQueue
+from stead.worker.scheduler import CronScheduler
+from stead.worker.sweeper import Sweeper
 
 logger = logging.getLogger("stead")
 
@@ -29,6 +36,12 @@ class Runtime:
         self._specs = specs
         self._exit = contextlib.AsyncExitStack()
         self.queue: RunQueue | None = None
+        self.scheduler: CronScheduler | None = None
+        # Read here, before serving, so that a bad TTL section stops `stead run` with one line.
+        self.thread_ttl = thread_ttl_policy(settings)
+        self.store_ttl = store_ttl_policy(settings)
+        self.webhook_config = WebhookConfig.from_settings(settings)
+        self.configurable_headers = HeaderFilter.from_settings(settings)
 
     async def start(self) -> None:
         settings = self.settings
@@ -39,23 +52,67 @@ class Runtime:
         self.checkpointer = AsyncSqliteSaver(await self._sqlite(settings.checkpoints_path))
         await self.checkpointer.setup()
         # The store opens its own transactions, so its connection must be in autocommit mode.
-        self.store = AsyncSqliteStore(await self._sqlite(settings.store_path, autocommit=True))
+        self.store = AsyncSqliteStore(
+            await self._sqlite(settings.store_path, autocommit=True),
+            ttl=self.store_ttl.langgraph_config(),
+        )
         await self.store.setup()
-        self.broker: Broker = InProcessBroker()
+        self.broker: Broker = InProcessBroker(settings.resumable_stream_ttl_seconds)
         self._exit.push_async_callback(self.broker.close)
         self.graphs = GraphRegistry(self._specs, self.checkpointer, self.store)
         self.assistants = AssistantService(self.db, self.graphs)
-        self.threads = ThreadService(self.db, self.graphs, self.checkpointer, self.broker)
-        self.runs = RunService(self.db, self.broker, self.assistants)
+        self.threads = ThreadService(
+            self.db,
+            self.graphs,
+            self.checkpointer,
+            self.broker,
+            default_ttl=self.thread_ttl.default,
+        )
+        self.runs = RunService(
+            self.db,
+            self.broker,
+            self.assistants,
+            webhook_policy=self.webhook_config.policy,
+            default_thread_ttl=self.thread_ttl.default,
+        )
         self.run_streams = RunStreams(self.runs, self.broker)
-        self.store_items = StoreService(self.store)
+        self.thread_streams = ThreadStreams(self.threads, self.broker)
+        self.crons = CronService(self.db, self.assistants, self.runs)
+        self.store_items = StoreService(self.store, refresh_on_read=self.store_ttl.refresh_on_read)
         await self.assistants.ensure_system_assistants()
         if settings.n_jobs_per_worker > 0:
-            executor = RunExecutor(self.db, self.broker, self.graphs, self.checkpointer)
+            webhooks = WebhookSender(
+                self.webhook_config,
+                server_url(settings.host, settings.port, mount_prefix(settings)),
+            )
+            self._exit.push_async_callback(webhooks.close)
+            executor = RunExecutor(
+                self.db, self.broker, self.graphs, self.checkpointer, webhooks=webhooks
+            )
             self.queue = RunQueue(self.db, self.broker, executor, settings.n_jobs_per_worker)
             await self.queue.start()
+            self.scheduler = CronScheduler(self.crons, settings.cron_scheduler_sleep_seconds)
+            await self.scheduler.start()
+        self._start_sweepers()
+
+    def _start_sweepers(self) -> None:
+        limit = self.thread_ttl.sweep_limit
+        sweepers = (
+            Sweeper(
+                "threads",
+                self.thread_ttl.sweep_interval_seconds,
+                lambda: self.threads.sweep_expired(limit),
+            ),
+            Sweeper("store items", self.store_ttl.sweep_interval_seconds, self.store.sweep_ttl),
+        )
+        for sweeper in sweepers:
+            sweeper.start()
+            self._exit.push_async_callback(sweeper.stop)
 
     async def stop(self) -> None:
+        # The scheduler first: the runs it starts need the queue.
+        if self.scheduler is not None:
+            await self.scheduler.stop()
         if self.queue is not None:
             await self.queue.stop(self.settings.shutdown_grace_seconds)
         await self._exit.aclose()

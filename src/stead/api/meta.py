@@ -27,7 +27,7 @@ async def info() -> Response:
             "langgraph_py_version": langgraph_version,
             "flags": {
                 "assistants": True,
-                "crons": False,
+                "crons": True,
                 "langsmith": False,
                 "langsmith_tracing_replicas": False,
                 "langsmith_tracing_session_on_runs": False,

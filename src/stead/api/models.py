@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -79,15 +80,31 @@ class AssistantLatest(Body):
     version: int
 
 
+ThreadTTLStrategy = Literal["delete", "keep_latest"]
+TTLMinutes = Annotated[float, Field(gt=0)]
+
+
+class ThreadTTLBody(Body):
+    ttl: TTLMinutes
+    strategy: ThreadTTLStrategy = "delete"
+
+
 class ThreadCreate(Body):
     thread_id: str | None = None
     metadata: dict[str, Any] | None = None
     if_exists: Literal["raise", "do_nothing"] = "raise"
     supersteps: list[dict[str, Any]] | None = None
+    ttl: ThreadTTLBody | TTLMinutes | None = None
 
 
 class ThreadPatch(Body):
     metadata: dict[str, Any] | None = None
+    ttl: ThreadTTLBody | TTLMinutes | None = None
+
+
+class ThreadPrune(Body):
+    thread_ids: list[str]
+    strategy: ThreadTTLStrategy = "delete"
 
 
 ThreadStatus = Literal["idle", "busy", "interrupted", "error"]
@@ -207,3 +224,75 @@ class StoreNamespaces(Body):
     max_depth: int | None = Field(None, ge=1)
     limit: int = Field(100, ge=1, le=1000)
     offset: int = Field(0, ge=0)
+
+
+class CronCreate(StrictBody):
+    """A cron body: when to run, plus the run body it stores as its payload."""
+
+    schedule: str
+    assistant_id: str
+    timezone: str | None = None
+    end_time: datetime | None = None
+    enabled: bool = True
+    on_run_completed: Literal["delete", "keep"] = "delete"
+    input: Any = None
+    metadata: dict[str, Any] | None = None
+    config: dict[str, Any] | None = None
+    context: dict[str, Any] | None = None
+    checkpoint_during: bool | None = None
+    interrupt_before: Literal["*"] | list[str] | None = None
+    interrupt_after: Literal["*"] | list[str] | None = None
+    webhook: str | None = None
+    multitask_strategy: Literal["reject", "interrupt", "rollback", "enqueue"] = "enqueue"
+    stream_mode: StreamMode | list[StreamMode] | None = None
+    stream_subgraphs: bool = False
+    stream_resumable: bool = False
+    durability: Literal["sync", "async", "exit"] | None = None
+
+
+class CronPatch(StrictBody):
+    """Only the fields sent change; `end_time: null` clears the end time."""
+
+    schedule: str | None = None
+    timezone: str | None = None
+    end_time: datetime | None = None
+    enabled: bool | None = None
+    on_run_completed: Literal["delete", "keep"] | None = None
+    input: Any = None
+    metadata: dict[str, Any] | None = None
+    config: dict[str, Any] | None = None
+    context: dict[str, Any] | None = None
+    interrupt_before: Literal["*"] | list[str] | None = None
+    interrupt_after: Literal["*"] | list[str] | None = None
+    webhook: str | None = None
+    stream_mode: StreamMode | list[StreamMode] | None = None
+    stream_subgraphs: bool | None = None
+    stream_resumable: bool | None = None
+    durability: Literal["sync", "async", "exit"] | None = None
+
+
+class CronSearch(Body):
+    assistant_id: str | None = None
+    thread_id: str | None = None
+    enabled: bool | None = None
+    metadata: dict[str, Any] | None = None
+    limit: int = Field(10, ge=1, le=1000)
+    offset: int = Field(0, ge=0)
+    sort_by: Literal[
+        "cron_id",
+        "assistant_id",
+        "thread_id",
+        "next_run_date",
+        "end_time",
+        "created_at",
+        "updated_at",
+    ] = "created_at"
+    sort_order: SortOrder = "desc"
+    select: list[str] | None = None
+
+
+class CronCount(Body):
+    assistant_id: str | None = None
+    thread_id: str | None = None
+    enabled: bool | None = None
+    metadata: dict[str, Any] | None = None

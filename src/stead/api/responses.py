@@ -50,8 +50,15 @@ def page_response(page: Page, items: list[dict[str, Any]], offset: int) -> Respo
 
 
 def sse_frame(event: StreamEvent) -> bytes:
-    name = event.event.replace("\r", "").replace("\n", "")
-    return b"event: " + name.encode() + b"\r\ndata: " + event.data + b"\r\n\r\n"
+    frame = b"event: " + _single_line(event.event) + b"\r\ndata: " + event.data + b"\r\n"
+    if event.id is not None:
+        # After `data:`, as the official server puts it.
+        frame += b"id: " + _single_line(event.id) + b"\r\n"
+    return frame + b"\r\n"
+
+
+def _single_line(value: str) -> bytes:
+    return value.replace("\r", "").replace("\n", "").encode()
 
 
 def sse_response(

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 
 from stead.api.deps import RuntimeDep, request_id, require_uuid
 from stead.api.models import RunCancelMany, RunCreate
@@ -52,7 +53,7 @@ async def create_stateless_runs(
     body: list[RunCreate], request: Request, rt: RuntimeDep
 ) -> Response:
     created = [
-        await rt.runs.create(None, to_run_request(item), request_id=request_id(request))
+        await rt.runs.create(None, _run_request(rt, item, request), request_id=request_id(request))
         for item in body
     ]
     return json_response([run_json(run) for run in created])
@@ -127,10 +128,13 @@ async def join_run_stream(
     rt: RuntimeDep,
     stream_mode: Annotated[list[str] | None, Query()] = None,
     cancel_on_disconnect: bool = False,
+    last_event_id: Annotated[str | None, Header()] = None,
 ) -> Response:
     stack = contextlib.AsyncExitStack()
     run, subscription = await stack.enter_async_context(
-        rt.run_streams.join(require_uuid(thread_id, "thread"), require_uuid(run_id, "run"))
+        rt.run_streams.join(
+            require_uuid(thread_id, "thread"), require_uuid(run_id, "run"), last_event_id
+        )
     )
     events = rt.runs.events(run, subscription, _modes_param(stream_mode))
     return sse_response(
@@ -174,7 +178,9 @@ async def cancel_runs(
 async def _create(
     rt: Runtime, thread_id: str | None, body: RunCreate, request: Request
 ) -> Response:
-    run = await rt.runs.create(thread_id, to_run_request(body), request_id=request_id(request))
+    run = await rt.runs.create(
+        thread_id, _run_request(rt, body, request), request_id=request_id(request)
+    )
     return json_response(
         run_json(run), headers={"Content-Location": _run_path(run, thread_id is None)}
     )
@@ -185,7 +191,9 @@ async def _stream(
 ) -> Response:
     stack = contextlib.AsyncExitStack()
     run, subscription = await stack.enter_async_context(
-        rt.run_streams.create_and_subscribe(thread_id, to_run_request(body), request_id(request))
+        rt.run_streams.create_and_subscribe(
+            thread_id, _run_request(rt, body, request), request_id(request)
+        )
     )
     return sse_response(
         rt.runs.events(run, subscription),
@@ -197,7 +205,9 @@ async def _stream(
 async def _wait(rt: Runtime, thread_id: str | None, body: RunCreate, request: Request) -> Response:
     stack = contextlib.AsyncExitStack()
     run, subscription = await stack.enter_async_context(
-        rt.run_streams.create_and_subscribe(thread_id, to_run_request(body), request_id(request))
+        rt.run_streams.create_and_subscribe(
+            thread_id, _run_request(rt, body, request), request_id(request)
+        )
     )
     return keepalive_json_response(
         rt.runs.result(run, subscription),
@@ -242,6 +252,12 @@ def _modes_param(stream_mode: list[str] | None) -> list[str] | None:
         parsed = json.loads(value) if value.startswith("[") else value
         modes.extend(parsed if isinstance(parsed, list) else [parsed])
     return ["messages" if mode == "messages-tuple" else mode for mode in modes] or None
+
+
+def _run_request(rt: Runtime, body: RunCreate, request: Request) -> RunRequest:
+    """The body as a run request, with the headers `http.configurable_headers` copies."""
+    headers = rt.configurable_headers.select(request.headers)
+    return dataclasses.replace(to_run_request(body), configurable_headers=headers)
 
 
 def to_run_request(body: RunCreate) -> RunRequest:

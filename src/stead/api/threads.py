@@ -13,11 +13,14 @@ from stead.api.models import (
     ThreadCreate,
     ThreadHistory,
     ThreadPatch,
+    ThreadPrune,
     ThreadSearch,
     ThreadStateAtCheckpoint,
     ThreadStateUpdate,
+    ThreadTTLBody,
 )
 from stead.api.responses import json_response, no_content, page_response, selected
+from stead.services.ttl import ThreadTTL, ttl_json
 
 router = APIRouter(tags=["threads"])
 
@@ -39,7 +42,8 @@ THREAD_FIELDS = (
 async def create_thread(body: ThreadCreate, rt: RuntimeDep) -> Response:
     if body.thread_id is not None:
         require_uuid(body.thread_id, "thread")
-    return json_response(thread_json(await rt.threads.create(**body.model_dump())))
+    thread = await rt.threads.create(**body.model_dump(exclude={"ttl"}), ttl=_ttl(body.ttl))
+    return json_response(thread_json(thread))
 
 
 @router.post("/threads/search")
@@ -57,22 +61,39 @@ async def count_threads(body: ThreadCount, rt: RuntimeDep) -> Response:
     return json_response(await rt.threads.count(**body.model_dump()))
 
 
+@router.post("/threads/prune")
+async def prune_threads(body: ThreadPrune, rt: RuntimeDep) -> Response:
+    thread_ids = [require_uuid(thread_id, "thread") for thread_id in body.thread_ids]
+    return json_response({"pruned_count": await rt.threads.prune(thread_ids, body.strategy)})
+
+
 @router.get("/threads/{thread_id}")
-async def get_thread(thread_id: str, rt: RuntimeDep) -> Response:
-    return json_response(thread_json(await rt.threads.get(require_uuid(thread_id, "thread"))))
+async def get_thread(thread_id: str, rt: RuntimeDep, include: str = "") -> Response:
+    thread = await rt.threads.get(require_uuid(thread_id, "thread"))
+    body = thread_json(thread)
+    ttl = ttl_json(thread)
+    if "ttl" in (part.strip() for part in include.split(",")) and ttl is not None:
+        body["ttl"] = ttl
+    return json_response(body)
 
 
 @router.patch("/threads/{thread_id}")
 async def patch_thread(thread_id: str, body: ThreadPatch, rt: RuntimeDep) -> Response:
-    return json_response(
-        thread_json(await rt.threads.patch(require_uuid(thread_id, "thread"), body.metadata))
+    thread = await rt.threads.patch(
+        require_uuid(thread_id, "thread"), body.metadata, _ttl(body.ttl)
     )
+    return json_response(thread_json(thread))
 
 
 @router.delete("/threads/{thread_id}")
 async def delete_thread(thread_id: str, rt: RuntimeDep) -> Response:
     await rt.threads.delete(require_uuid(thread_id, "thread"))
     return no_content()
+
+
+@router.get("/threads/{thread_id}/storage")
+async def get_thread_storage(thread_id: str, rt: RuntimeDep) -> Response:
+    return json_response(await rt.threads.storage(require_uuid(thread_id, "thread")))
 
 
 @router.post("/threads/{thread_id}/copy")
@@ -144,6 +165,15 @@ async def post_thread_history(thread_id: str, body: ThreadHistory, rt: RuntimeDe
         checkpoint=_checkpoint(body.checkpoint),
     )
     return json_response(history)
+
+
+def _ttl(ttl: ThreadTTLBody | float | None) -> ThreadTTL | None:
+    """A TTL given as minutes, or as `{"ttl": minutes, "strategy": ...}` as the SDK sends it."""
+    if ttl is None:
+        return None
+    if isinstance(ttl, ThreadTTLBody):
+        return ThreadTTL(ttl.ttl, ttl.strategy)
+    return ThreadTTL(ttl)
 
 
 def _checkpoint(ref: CheckpointRef | None) -> dict[str, Any] | None:

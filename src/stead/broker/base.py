@@ -4,33 +4,61 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
+
+from stead import serde
 
 
 @dataclass(frozen=True)
 class StreamEvent:
-    """One SSE event of a run: its name and its JSON payload, encoded once by the worker."""
+    """One SSE event: its name, its JSON payload (encoded once by the worker) and, on streams a
+    client can resume (resumable runs, threads), its id."""
 
     event: str
     data: bytes
+    id: str | None = None
 
     @property
     def is_end(self) -> bool:
         return self.event == END_EVENT
+
+    def with_id(self, event_id: str) -> StreamEvent:
+        return dataclasses.replace(self, id=event_id)
 
 
 # Published after the run's row is final; subscribers close their streams on it.
 END_EVENT = "__end__"
 END = StreamEvent(END_EVENT, b"null")
 
+# Event ids are Redis-stream style, "<ms>-<seq>"; replaying after FROM_START gives all that is kept.
+FROM_START = "0-0"
+
+
+def event_position(event_id: str) -> tuple[int, int]:
+    """Where an event id sorts: a later event has a greater position."""
+    ms, _, seq = event_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def run_done(run_id: str) -> StreamEvent:
+    """What a thread's subscribers get when one of its runs ends (END only closes run streams)."""
+    return StreamEvent("metadata", serde.dumps({"status": "run_done", "run_id": run_id}))
+
 
 class Subscription:
-    """The events of one run, in order, for one listener, until the run ends."""
+    """The events of one run (or thread), in order, for one listener, until the run ends.
 
-    def __init__(self) -> None:
+    `replay` holds the kept events a reconnecting listener asked for; they come first.
+    """
+
+    def __init__(self, replay: Iterable[StreamEvent] | None = None) -> None:
         self._queue: asyncio.Queue[StreamEvent] = asyncio.Queue()
+        self.replaying = replay is not None
+        for event in replay or ():
+            self._queue.put_nowait(event)
 
     def deliver(self, event: StreamEvent) -> None:
         self._queue.put_nowait(event)
@@ -69,11 +97,43 @@ class CancelSignal:
 
 class Broker(ABC):
     @abstractmethod
-    async def publish(self, run_id: str, event: StreamEvent) -> None: ...
+    async def publish(
+        self,
+        run_id: str,
+        event: StreamEvent,
+        *,
+        thread_id: str | None = None,
+        resumable: bool = False,
+    ) -> None:
+        """Send a run's event to its subscribers and, given `thread_id`, to the thread's (with ids).
+
+        A resumable run's events get ids and are kept for replay, by run and by thread. END closes
+        the run's subscriptions, reaches the thread's as `run_done`, and starts the TTL after which
+        the run's kept events are dropped.
+        """
 
     @abstractmethod
-    def subscribe(self, run_id: str) -> contextlib.AbstractAsyncContextManager[Subscription]:
-        """Listen to a run's events. Subscribe before the run can start, or events are missed."""
+    async def publish_to_thread(self, thread_id: str, event: StreamEvent) -> None:
+        """An event for the thread's subscribers only, such as a state update; it is not kept."""
+
+    @abstractmethod
+    def subscribe(
+        self, run_id: str, *, after: str | None = None
+    ) -> contextlib.AbstractAsyncContextManager[Subscription]:
+        """Listen to a run's events. Subscribe before the run can start, or events are missed.
+
+        With `after` (an event id or FROM_START), the kept events after it come first, then the
+        live ones, with no gap and no duplicate; `replaying` tells whether anything was kept.
+        """
+
+    @abstractmethod
+    def subscribe_thread(
+        self, thread_id: str, *, after: str | None = None
+    ) -> contextlib.AbstractAsyncContextManager[Subscription]:
+        """Listen to the events of every run of a thread, and its state updates; never ends.
+
+        With `after`, the kept events of its resumable runs after that id come first.
+        """
 
     @abstractmethod
     async def wake_workers(self) -> None:

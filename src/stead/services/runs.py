@@ -17,7 +17,10 @@ from stead.broker.base import END
 from stead.errors import BadRequest, Conflict, NotFound, Unprocessable
 from stead.ids import new_time_ordered_id
 from stead.services.assistants import AssistantService, merge_config_and_context, now_utc
+from stead.services.streams import replay_after
 from stead.services.threads import new_thread_record
+from stead.services.ttl import ThreadTTL
+from stead.services.webhooks import WebhookPolicy
 from stead.storage import Database, Transaction
 
 TERMINAL_STATUSES = ("success", "error", "timeout", "interrupted")
@@ -52,13 +55,25 @@ class RunRequest:
     after_seconds: float | None = None
     durability: str | None = None
     checkpoint_during: bool | None = None
+    # Request headers that `http.configurable_headers` copies into config.configurable.
+    configurable_headers: dict[str, str] | None = None
 
 
 class RunService:
-    def __init__(self, db: Database, broker: Broker, assistants: AssistantService) -> None:
+    def __init__(
+        self,
+        db: Database,
+        broker: Broker,
+        assistants: AssistantService,
+        *,
+        webhook_policy: WebhookPolicy | None = None,
+        default_thread_ttl: ThreadTTL | None = None,
+    ) -> None:
         self._db = db
         self._broker = broker
         self._assistants = assistants
+        self._webhook_policy = webhook_policy or WebhookPolicy()
+        self._default_thread_ttl = default_thread_ttl
 
     async def create(
         self,
@@ -79,6 +94,8 @@ class RunService:
                 f"of the graphs {self._assistants.graph_ids}"
             )
         config, context = merge_config_and_context(request.config, request.context)
+        if request.webhook:
+            await self.check_webhook(request.webhook)
         run_id = run_id or new_time_ordered_id()
         thread_id = thread_id or new_time_ordered_id()
         now = now_utc()
@@ -90,7 +107,8 @@ class RunService:
             if thread is None:
                 if not stateless and request.if_not_exists != "create":
                     raise NotFound("Thread or assistant not found.")
-                thread = new_thread_record(thread_id, {})
+                ttl = None if stateless else self._default_thread_ttl
+                thread = new_thread_record(thread_id, {}, ttl=ttl)
                 await tx.threads.insert(thread)
             cancelled = await self._make_room(tx, thread_id, request.multitask_strategy)
             metadata = {
@@ -145,6 +163,10 @@ class RunService:
             return [], [], strategy
         pending, running = await self._request_cancel(tx, [r["run_id"] for r in active], strategy)
         return pending, running, strategy
+
+    async def check_webhook(self, url: str) -> None:
+        """Refuse (422) a webhook URL the deployment's policy does not allow."""
+        await self._webhook_policy.check(url)
 
     async def get(self, thread_id: str, run_id: str) -> dict[str, Any]:
         async with self._db.transaction() as tx:
@@ -249,11 +271,12 @@ class RunService:
     async def events(
         self, run: dict[str, Any], subscription: Subscription, modes: list[str] | None = None
     ) -> AsyncIterator[StreamEvent]:
-        """A run's live events until it ends; empty if it had ended when read after subscribing."""
-        if run["status"] in TERMINAL_STATUSES:
+        """A run's events until it ends, kept ones first when the subscription replays; empty if
+        it had ended when read after subscribing and nothing of it was kept."""
+        if run["status"] in TERMINAL_STATUSES and not subscription.replaying:
             return
         async for event in subscription:
-            if modes is None or event.event == "metadata" or event.event.split("|")[0] in modes:
+            if modes is None or event.event.split("|")[0] in modes:
                 yield event
 
     async def _thread(self, thread_id: str) -> dict[str, Any]:
@@ -290,6 +313,7 @@ def _run_kwargs(
     """Everything the worker needs to execute the run, stored on the run row."""
     merged_config = _merge_config(assistant["config"], thread["config"], config)
     configurable = merged_config["configurable"]
+    configurable.update(request.configurable_headers or {})
     for key in _SERVER_CONFIGURABLE:
         configurable.pop(key, None)
     configurable.update(
@@ -376,9 +400,11 @@ class RunStreams:
 
     @contextlib.asynccontextmanager
     async def join(
-        self, thread_id: str, run_id: str
+        self, thread_id: str, run_id: str, last_event_id: str | None = None
     ) -> AsyncIterator[tuple[dict[str, Any], Subscription]]:
-        async with self._broker.subscribe(run_id) as subscription:
+        """With `last_event_id`, a resumable run's kept events after it come before live ones."""
+        after = replay_after(last_event_id)
+        async with self._broker.subscribe(run_id, after=after) as subscription:
             run = await self._runs.get(thread_id, run_id)
             yield run, subscription
 

@@ -11,22 +11,25 @@ from stead.errors import Unprocessable
 
 
 class StoreService:
-    def __init__(self, store: BaseStore) -> None:
+    def __init__(self, store: BaseStore, *, refresh_on_read: bool = True) -> None:
         self._store = store
+        self._refresh_on_read = refresh_on_read
 
     async def put(
         self, namespace: list[str], key: str, value: dict[str, Any], index: Any, ttl: float | None
     ) -> None:
         _check_namespace(namespace)
         options: dict[str, Any] = {} if index is None else {"index": index}
-        if ttl is not None:
+        if ttl is not None:  # else the store's `store.ttl.default_ttl` applies
             options["ttl"] = ttl
         await self._store.aput(tuple(namespace), key, value, **options)
 
     async def get(
         self, namespace: list[str], key: str, refresh_ttl: bool | None
     ) -> dict[str, Any] | None:
-        item = await self._store.aget(tuple(namespace), key, refresh_ttl=refresh_ttl)
+        item = await self._store.aget(
+            tuple(namespace), key, refresh_ttl=self._refreshes(refresh_ttl)
+        )
         return item_to_json(item) if item is not None else None
 
     async def delete(self, namespace: list[str], key: str) -> None:
@@ -48,9 +51,13 @@ class StoreService:
             limit=limit,
             offset=offset,
             query=query,
-            refresh_ttl=refresh_ttl,
+            refresh_ttl=self._refreshes(refresh_ttl),
         )
         return [item_to_json(item) for item in items]
+
+    def _refreshes(self, refresh_ttl: bool | None) -> bool:
+        """Whether a read extends the TTL of what it reads: as asked, else `refresh_on_read`."""
+        return self._refresh_on_read if refresh_ttl is None else refresh_ttl
 
     async def namespaces(
         self,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -13,7 +14,7 @@ from langgraph.types import Command, StateUpdate
 
 from stead import serde
 from stead.broker import Broker
-from stead.checkpoints import copy_thread
+from stead.checkpoints import copy_thread, keep_latest_checkpoint, thread_storage
 from stead.errors import BadRequest, Conflict, FailedDependency, NotFound
 from stead.graphs import GraphFactoryError, GraphRegistry
 from stead.ids import new_random_id, new_time_ordered_id
@@ -24,6 +25,8 @@ from stead.services.state import (
     thread_config,
     thread_fields_from_snapshot,
 )
+from stead.services.streams import state_update_event
+from stead.services.ttl import NO_TTL_COLUMNS, ThreadTTL
 from stead.storage import Database, Page
 
 
@@ -34,11 +37,14 @@ class ThreadService:
         graphs: GraphRegistry,
         checkpointer: BaseCheckpointSaver,
         broker: Broker,
+        *,
+        default_ttl: ThreadTTL | None = None,
     ) -> None:
         self._db = db
         self._graphs = graphs
         self._checkpointer = checkpointer
         self._broker = broker
+        self._default_ttl = default_ttl
 
     async def create(
         self,
@@ -47,6 +53,7 @@ class ThreadService:
         metadata: dict[str, Any] | None,
         if_exists: str,
         supersteps: list[dict[str, Any]] | None,
+        ttl: ThreadTTL | None = None,
     ) -> dict[str, Any]:
         thread_id = thread_id or new_time_ordered_id()
         metadata = metadata or {}
@@ -58,7 +65,7 @@ class ThreadService:
                 if if_exists == "do_nothing":
                     return existing
                 raise Conflict(f"Thread with ID {thread_id} already exists")
-            record = new_thread_record(thread_id, metadata)
+            record = new_thread_record(thread_id, metadata, ttl or self._default_ttl)
             await tx.threads.insert(record)
         if supersteps:
             return await self._apply_supersteps(record, supersteps)
@@ -71,26 +78,88 @@ class ThreadService:
             raise NotFound(f"Thread with ID {thread_id} not found")
         return found
 
-    async def patch(self, thread_id: str, metadata: dict[str, Any] | None) -> dict[str, Any]:
+    async def patch(
+        self, thread_id: str, metadata: dict[str, Any] | None, ttl: ThreadTTL | None = None
+    ) -> dict[str, Any]:
         async with self._db.transaction() as tx:
             current = await tx.threads.get(thread_id)
             if current is None:
                 raise NotFound(f"Thread with ID {thread_id} not found")
-            changes = {
-                "metadata": {**current["metadata"], **(metadata or {})},
-                "updated_at": now_utc(),
-            }
+            now = now_utc()
+            changes = {"metadata": {**current["metadata"], **(metadata or {})}, "updated_at": now}
+            if ttl is not None:
+                changes.update(ttl.columns(now))
             await tx.threads.update(thread_id, **changes)
         return {**current, **changes}
 
     async def delete(self, thread_id: str) -> None:
+        if not await self._delete(thread_id):
+            raise NotFound(f"Thread with ID {thread_id} not found")
+
+    async def _delete(self, thread_id: str) -> bool:
+        """Delete a thread with its runs, crons and checkpoints; False if there was none."""
         async with self._db.transaction() as tx:
             active = await tx.runs.active_for_thread(thread_id)
             if not await tx.threads.delete(thread_id):
-                raise NotFound(f"Thread with ID {thread_id} not found")
+                return False
         for run in active:
             await self._broker.signal_cancel(run["run_id"], "interrupt")
         await self._checkpointer.adelete_thread(thread_id)
+        return True
+
+    async def prune(self, thread_ids: list[str], strategy: str) -> int:
+        """Delete threads, or keep only their latest checkpoints; returns how many were pruned.
+
+        Missing threads are skipped. `keep_latest` also skips busy threads: pruning under a
+        running graph would pull checkpoints from under it.
+        """
+        pruned = 0
+        for thread_id in dict.fromkeys(thread_ids):
+            if strategy == "delete":
+                pruned += await self._delete(thread_id)
+            else:
+                pruned += await self._keep_latest(thread_id)
+        return pruned
+
+    async def _keep_latest(self, thread_id: str) -> bool:
+        async with self._db.transaction() as tx:
+            if await tx.threads.get(thread_id) is None or await tx.runs.has_active(thread_id):
+                return False
+        await keep_latest_checkpoint(self._checkpointer, thread_id)
+        return True
+
+    async def sweep_expired(self, limit: int) -> int:
+        """Apply the TTL strategy of up to `limit` expired idle threads; returns how many."""
+        now = now_utc()
+        async with self._db.transaction() as tx:
+            expired = await tx.threads.expired(now, limit)
+        swept = 0
+        for thread in expired:
+            swept += await self._expire(thread["thread_id"], now)
+        return swept
+
+    async def _expire(self, thread_id: str, now: datetime) -> bool:
+        """Delete an expired thread or keep its latest checkpoint, unless it came back to life."""
+        async with self._db.transaction() as tx:
+            thread = await tx.threads.get(thread_id)
+            if thread is None or not _has_expired(thread, now):
+                return False
+            if await tx.runs.has_active(thread_id):
+                return False
+            keep_latest = thread["ttl_strategy"] == "keep_latest"
+            if not keep_latest:
+                await tx.threads.delete(thread_id)
+        if keep_latest:
+            await keep_latest_checkpoint(self._checkpointer, thread_id)
+            async with self._db.transaction() as tx:
+                await tx.threads.clear_expiry(thread_id, now)
+        else:
+            await self._checkpointer.adelete_thread(thread_id)
+        return True
+
+    async def storage(self, thread_id: str) -> dict[str, Any]:
+        await self.get(thread_id)
+        return await thread_storage(self._checkpointer, thread_id)
 
     async def search(self, **filters: Any) -> Page:
         async with self._db.transaction() as tx:
@@ -104,6 +173,9 @@ class ThreadService:
         source = await self.get(thread_id)
         now = now_utc()
         record = {**source, "thread_id": new_random_id(), "created_at": now, "updated_at": now}
+        ttl = ThreadTTL.of(source)
+        if ttl is not None:
+            record.update(ttl.columns(now))
         await copy_thread(self._checkpointer, thread_id, record["thread_id"])
         async with self._db.transaction() as tx:
             await tx.threads.insert(record)
@@ -175,6 +247,9 @@ class ThreadService:
                 raise BadRequest(str(exc)) from exc
             snapshot = await graph.aget_state(thread_config(thread_id))
         await self._record_state(thread_id, snapshot)
+        await self._broker.publish_to_thread(
+            thread_id, state_update_event(thread_id, snapshot_to_state(snapshot))
+        )
         configurable = config["configurable"]
         return {
             "checkpoint": configurable,
@@ -229,15 +304,22 @@ class ThreadService:
             raise FailedDependency(str(exc)) from exc
 
 
+def _has_expired(thread: dict[str, Any], now: datetime) -> bool:
+    return thread["expires_at"] is not None and thread["expires_at"] <= now
+
+
 def _update_values(update: dict[str, Any]) -> Any:
     if update.get("command"):
         return Command(**update["command"])
     return update.get("values")
 
 
-def new_thread_record(thread_id: str, metadata: dict[str, Any]) -> dict[str, Any]:
+def new_thread_record(
+    thread_id: str, metadata: dict[str, Any], ttl: ThreadTTL | None = None
+) -> dict[str, Any]:
     now = now_utc()
     return {
+        **(ttl.columns(now) if ttl is not None else NO_TTL_COLUMNS),
         "thread_id": thread_id,
         "metadata": metadata,
         "config": {},

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from stead import serde
 from stead.storage.assistants import AssistantRepository
+from stead.storage.crons import CronRepository
 from stead.storage.dialects import Dialect, dialect_for
 from stead.storage.runs import RunRepository
 from stead.storage.threads import ThreadRepository
@@ -32,6 +33,7 @@ class Transaction:
         self.assistants = AssistantRepository(conn, dialect)
         self.threads = ThreadRepository(conn, dialect)
         self.runs = RunRepository(conn, dialect)
+        self.crons = CronRepository(conn, dialect)
 
 
 class Database:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from stead.storage._query import Page, count, fetch_one, fetch_page, order_by
+from stead.storage._query import Page, count, fetch_all, fetch_one, fetch_page, order_by
 from stead.storage.dialects import Dialect
-from stead.storage.schema import thread
+from stead.storage.runs import ACTIVE_STATUSES
+from stead.storage.schema import run, thread
 
 
 class ThreadRepository:
@@ -31,8 +33,41 @@ class ThreadRepository:
         await self._conn.execute(sa.insert(thread).values(**record))
 
     async def update(self, thread_id: str, **fields: Any) -> None:
+        """Change a thread. Setting `updated_at` is activity: a thread with a TTL then expires
+        `ttl_minutes` after it, unless the same change sets `expires_at` itself."""
+        query = sa.update(thread).where(thread.c.thread_id == thread_id).values(**fields)
+        if "updated_at" not in fields or "expires_at" in fields:
+            await self._conn.execute(query)
+            return
+        result = await self._conn.execute(query.returning(thread.c.ttl_minutes))
+        ttl_minutes = result.scalar_one_or_none()
+        if ttl_minutes is not None:
+            expires_at = fields["updated_at"] + timedelta(minutes=ttl_minutes)
+            await self._conn.execute(
+                sa.update(thread)
+                .where(thread.c.thread_id == thread_id)
+                .values(expires_at=expires_at)
+            )
+
+    async def expired(self, now: datetime, limit: int) -> list[dict[str, Any]]:
+        """Threads past their expiry with no pending or running run, longest expired first."""
+        active = sa.exists().where(
+            run.c.thread_id == thread.c.thread_id, run.c.status.in_(ACTIVE_STATUSES)
+        )
+        query = (
+            sa.select(thread)
+            .where(thread.c.expires_at <= now, ~active)
+            .order_by(thread.c.expires_at)
+            .limit(limit)
+        )
+        return await fetch_all(self._conn, query)
+
+    async def clear_expiry(self, thread_id: str, now: datetime) -> None:
+        """Stop a thread that has expired from being swept again, until its next activity."""
         await self._conn.execute(
-            sa.update(thread).where(thread.c.thread_id == thread_id).values(**fields)
+            sa.update(thread)
+            .where(thread.c.thread_id == thread_id, thread.c.expires_at <= now)
+            .values(expires_at=None)
         )
 
     async def delete(self, thread_id: str) -> bool:

@@ -21,6 +21,7 @@ from stead.checkpoints import delete_run_checkpoints
 from stead.graphs import GraphRegistry
 from stead.services.assistants import now_utc
 from stead.services.state import thread_config, thread_fields_from_snapshot
+from stead.services.webhooks import WebhookSender
 from stead.storage import Database
 from stead.worker.messages import LegacyMessages
 
@@ -49,20 +50,24 @@ class RunExecutor:
         broker: Broker,
         graphs: GraphRegistry,
         checkpointer: BaseCheckpointSaver,
+        *,
+        webhooks: WebhookSender | None = None,
     ) -> None:
         self._db = db
         self._broker = broker
         self._graphs = graphs
         self._checkpointer = checkpointer
+        self._webhooks = webhooks
 
     async def execute(self, run: dict[str, Any]) -> None:
         run_id = run["run_id"]
         async with self._broker.watch_cancel(run_id) as cancel:
-            # A cancel sent between the claim and this watch is only on the row: read it.
+            streaming = asyncio.ensure_future(self._stream(run))
+            # A cancel sent between the claim and this watch is only on the row: read it
+            # (after the stream has started, so clients see `metadata` without that delay).
             flagged = await self._cancel_flag(run_id)
             if flagged:
                 cancel.fire(flagged)
-            streaming = asyncio.ensure_future(self._stream(run))
             cancelled = asyncio.ensure_future(cancel.wait())
             try:
                 await asyncio.wait({streaming, cancelled}, return_when=asyncio.FIRST_COMPLETED)
@@ -83,7 +88,10 @@ class RunExecutor:
             await self._finish(run, outcome)
         finally:
             # Waiters must never hang, even if recording the outcome failed.
-            await self._broker.publish(run_id, END)
+            await self._publish_event(run, END)
+        if self._webhooks is not None:
+            values = outcome.snapshot.values if outcome.snapshot is not None else None
+            self._webhooks.send(run, status=outcome.status, values=values, error=outcome.error)
         if run["kwargs"].get("temporary"):
             await self._delete_temporary_thread(run["thread_id"])
 
@@ -110,7 +118,16 @@ class RunExecutor:
         return Outcome("success", snapshot=snapshot)
 
     async def _publish(self, run: dict[str, Any], event: str, payload: Any) -> None:
-        await self._broker.publish(run["run_id"], StreamEvent(event, serde.dumps(payload)))
+        await self._publish_event(run, StreamEvent(event, serde.dumps(payload)))
+
+    async def _publish_event(self, run: dict[str, Any], event: StreamEvent) -> None:
+        """To the run's subscribers and its thread's; kept for replay if the run is resumable."""
+        await self._broker.publish(
+            run["run_id"],
+            event,
+            thread_id=run["thread_id"],
+            resumable=bool(run["kwargs"].get("resumable")),
+        )
 
     async def _finish(self, run: dict[str, Any], outcome: Outcome) -> None:
         """Record the final run status and the thread's new state, then release waiters."""

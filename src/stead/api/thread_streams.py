@@ -1,0 +1,33 @@
+"""The thread stream: `GET /threads/{thread_id}/stream`, every run of a thread as it happens."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Response
+
+from stead.api.deps import RuntimeDep, require_uuid
+from stead.api.responses import sse_response
+
+router = APIRouter(tags=["threads"])
+
+
+@router.get("/threads/{thread_id}/stream")
+async def join_thread_stream(
+    thread_id: str,
+    rt: RuntimeDep,
+    stream_modes: Annotated[list[str] | None, Query()] = None,
+    # The SDKs' join_stream sends `stream_mode`; the official server reads only `stream_modes`.
+    stream_mode: Annotated[list[str] | None, Query()] = None,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> Response:
+    stack = contextlib.AsyncExitStack()
+    events = await stack.enter_async_context(
+        rt.thread_streams.join(
+            require_uuid(thread_id, "thread"),
+            [*(stream_modes or ()), *(stream_mode or ())],
+            last_event_id,
+        )
+    )
+    return sse_response(events, {}, stack.aclose)

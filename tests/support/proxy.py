@@ -1,0 +1,83 @@
+"""A 127.0.0.1 TCP proxy that cuts the first response short, the way a flaky network would."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from tests.support.servers import HOST
+
+
+class CuttingProxy:
+    """Forwards every connection to `target_port`. On the first one only, the response is cut
+    `extra_bytes` after the end of the first SSE event of its body, and both sides are closed."""
+
+    def __init__(self, target_port: int, extra_bytes: int = 10) -> None:
+        self._target_port = target_port
+        self._extra_bytes = extra_bytes
+        self._server: asyncio.Server | None = None
+        self.connections = 0
+        self.cut_response = b""
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        port = self._server.sockets[0].getsockname()[1]
+        return f"http://{HOST}:{port}"
+
+    async def __aenter__(self) -> CuttingProxy:
+        self._server = await asyncio.start_server(self._handle, HOST, 0)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+    async def _handle(
+        self, client_in: asyncio.StreamReader, client_out: asyncio.StreamWriter
+    ) -> None:
+        self.connections += 1
+        first = self.connections == 1
+        server_in, server_out = await asyncio.open_connection(HOST, self._target_port)
+        directions = {
+            asyncio.create_task(_pipe(client_in, server_out)),
+            asyncio.create_task(
+                self._cut(server_in, client_out) if first else _pipe(server_in, client_out)
+            ),
+        }
+        try:
+            await asyncio.wait(directions, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in directions:
+                task.cancel()
+            for writer in (client_out, server_out):
+                writer.close()
+                with contextlib.suppress(ConnectionError):
+                    await writer.wait_closed()
+
+    async def _cut(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        received = b""
+        while (cut_at := self._cut_position(received)) is None:
+            chunk = await source.read(65536)
+            if not chunk:
+                break
+            received += chunk
+        self.cut_response = received[:cut_at]
+        sink.write(self.cut_response)
+        await sink.drain()
+
+    def _cut_position(self, received: bytes) -> int | None:
+        body = received.find(b"\r\n\r\n") + 4
+        if body < 4:
+            return None
+        first_event_end = received.find(b"\r\n\r\n", body)
+        if first_event_end < 0 or len(received) < first_event_end + 4 + self._extra_bytes:
+            return None
+        return first_event_end + 4 + self._extra_bytes
+
+
+async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+    while chunk := await source.read(65536):
+        sink.write(chunk)
+        await sink.drain()
