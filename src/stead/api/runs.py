@@ -20,21 +20,11 @@ from stead.api.responses import (
 )
 from stead.errors import NotFound, Unprocessable
 from stead.runtime import Runtime
+from stead.services.run_shape import RUN_FIELDS, run_json
 from stead.services.runs import RunRequest
 
 router = APIRouter(tags=["runs"])
 
-RUN_FIELDS = (
-    "run_id",
-    "thread_id",
-    "assistant_id",
-    "created_at",
-    "updated_at",
-    "status",
-    "metadata",
-    "kwargs",
-    "multitask_strategy",
-)
 CancelAction = Literal["interrupt", "rollback"]
 
 
@@ -269,8 +259,3 @@ def to_run_request(body: RunCreate) -> RunRequest:
     if body.checkpoint is not None:
         fields["checkpoint"] = body.checkpoint.model_dump(exclude_none=True)
     return RunRequest(**fields)
-
-
-def run_json(run: dict[str, Any]) -> dict[str, Any]:
-    # LangSmith tracing sessions do not exist here; clients still expect the key.
-    return {**{key: run[key] for key in RUN_FIELDS}, "langsmith_session_name": None}

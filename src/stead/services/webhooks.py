@@ -24,22 +24,11 @@ from stead import serde
 from stead.config import ConfigError, Settings
 from stead.errors import Unprocessable
 from stead.services.assistants import now_utc
+from stead.services.run_shape import RUN_FIELDS, run_json
 
 logger = logging.getLogger("stead.webhooks")
 
 DEFAULT_ENV_PREFIX = "LG_WEBHOOK_"
-# The run fields a webhook body carries, then what the delivery adds.
-RUN_FIELDS = (
-    "run_id",
-    "thread_id",
-    "assistant_id",
-    "created_at",
-    "updated_at",
-    "status",
-    "metadata",
-    "kwargs",
-    "multitask_strategy",
-)
 PAYLOAD_FIELDS = frozenset(
     {*RUN_FIELDS, "run_started_at", "run_ended_at", "webhook_sent_at", "values", "error"}
 )
@@ -215,8 +204,7 @@ class WebhookSender:
             return
         ended = now_utc()
         body = {
-            **{field: run[field] for field in RUN_FIELDS},
-            "langsmith_session_name": None,
+            **run_json(run),
             "updated_at": ended,
             "status": status,
             "run_started_at": run["updated_at"],  # the claim stamped it
