@@ -1,0 +1,148 @@
+"""Real PostgreSQL and Redis servers for tests, started on free 127.0.0.1 ports and removed after.
+
+PostgreSQL comes from the Debian packages (`initdb` refuses root, so it runs as `postgres`);
+Redis from `redis-server`. Neither keeps anything after the context ends.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.support.servers import HOST, free_port
+
+PG_BIN = Path(os.environ.get("STEAD_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+
+@dataclass
+class Postgres:
+    port: int
+    data_dir: Path
+
+    def url(self, database: str = "stead") -> str:
+        return f"postgresql://postgres@{HOST}:{self.port}/{database}"
+
+    def stop(self) -> None:
+        _as_postgres(PG_BIN / "pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "stop")
+
+    def start(self) -> None:
+        _as_postgres(
+            PG_BIN / "pg_ctl",
+            "-D",
+            str(self.data_dir),
+            "-l",
+            str(self.data_dir.parent / "pg.log"),
+            "-w",
+            "-o",
+            f"-p {self.port} -k {self.data_dir.parent} -c listen_addresses={HOST} -c fsync=off",
+            "start",
+        )
+
+
+@contextmanager
+def postgres_server(databases: tuple[str, ...] = ("stead",)) -> Iterator[Postgres]:
+    root = Path(tempfile.mkdtemp(prefix="stead-pg-"))
+    shutil.chown(root, "postgres", "postgres")
+    data = root / "data"
+    _as_postgres(
+        PG_BIN / "initdb",
+        "-D",
+        str(data),
+        "-U",
+        "postgres",
+        "-A",
+        "trust",
+        "--no-sync",
+        "-E",
+        "UTF8",
+    )
+    server = Postgres(free_port(), data)
+    server.start()
+    try:
+        for name in databases:
+            _as_postgres(
+                PG_BIN / "createdb", "-h", HOST, "-p", str(server.port), "-U", "postgres", name
+            )
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@dataclass
+class Redis:
+    port: int
+    directory: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://{HOST}:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                "--bind",
+                HOST,
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.directory),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        _wait_for_port(self.port)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+@contextmanager
+def redis_server() -> Iterator[Redis]:
+    if shutil.which("redis-server") is None:
+        raise RuntimeError("redis-server is not installed (apt-get install -y redis-server)")
+    directory = Path(tempfile.mkdtemp(prefix="stead-redis-"))
+    server = Redis(free_port(), directory)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _as_postgres(*command: object) -> None:
+    subprocess.run(
+        ["runuser", "-u", "postgres", "--", *map(str, command)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def _wait_for_port(port: int, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((HOST, port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {HOST}:{port}")
