@@ -10,6 +10,7 @@ import math
 import socket
 import sys
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import uvicorn
 
@@ -41,6 +42,16 @@ def _parser() -> argparse.ArgumentParser:
         "--data-dir", default=None, help="data folder (default: .stead/ beside the config)"
     )
     run.set_defaults(handler=_run)
+    worker = commands.add_parser(
+        "worker", help="execute runs without serving the API (serves /ok for probes)"
+    )
+    worker.add_argument("--config", default="langgraph.json", help="path of langgraph.json")
+    worker.add_argument("--host", default="127.0.0.1", help="address of the /ok probe")
+    worker.add_argument("--port", type=int, default=8080, help="port of the /ok probe")
+    worker.add_argument(
+        "--data-dir", default=None, help="data folder (default: .stead/ beside the config)"
+    )
+    worker.set_defaults(handler=_worker)
     return parser
 
 
@@ -55,19 +66,36 @@ def _run(args: argparse.Namespace) -> int:
     sock = _bind(settings)
     from stead.app import create_app
 
-    app = create_app(settings, specs)
+    logging.getLogger("stead").info(
+        "serving %d graph(s) on http://%s:%d", len(specs), settings.host, settings.port
+    )
+    return _serve(create_app(settings, specs), settings, sock)
+
+
+def _worker(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config, data_dir=args.data_dir, host=args.host, port=args.port)
+    if settings.n_jobs_per_worker < 1:
+        raise ConfigError("stead worker needs N_JOBS_PER_WORKER of at least 1")
+    _configure_logging()
+    specs = load_graph_specs(settings)
+    sock = _bind(settings)
+    from stead.worker.probe import create_worker_app
+
+    logging.getLogger("stead").info(
+        "worker executing up to %d run(s) at once; probe on http://%s:%d/ok",
+        settings.n_jobs_per_worker,
+        settings.host,
+        settings.port,
+    )
+    return _serve(create_worker_app(settings, specs), settings, sock)
+
+
+def _serve(app: Any, settings: Settings, sock: socket.socket) -> int:
     config = uvicorn.Config(
         app,
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds),
-    )
-    logging.getLogger("stead").info(
-        "serving %d graph(s) on http://%s:%d (data in %s)",
-        len(specs),
-        settings.host,
-        settings.port,
-        settings.data_dir,
     )
     _Server(config).run(sockets=[sock])
     return 0

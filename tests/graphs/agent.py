@@ -94,6 +94,30 @@ steps = (
 )
 
 
+class PausingState(TypedDict, total=False):
+    steps: Annotated[list[str], operator.add]
+    pause: float
+
+
+async def _pause(state: PausingState) -> PausingState:
+    await asyncio.sleep(state.get("pause", 2))
+    return {"steps": ["two"]}
+
+
+# One, a pause in two, three: a target for killing a process in the middle of a run.
+pausing = (
+    StateGraph(PausingState)
+    .add_node("one", _step("one"))
+    .add_node("two", _pause)
+    .add_node("three", _step("three"))
+    .add_edge(START, "one")
+    .add_edge("one", "two")
+    .add_edge("two", "three")
+    .add_edge("three", END)
+    .compile()
+)
+
+
 class SlowState(TypedDict, total=False):
     seconds: float
     done: bool

@@ -175,3 +175,40 @@ def test_entry_points(variant: str) -> None:
     result = subprocess.run(command, capture_output=True, text=True, timeout=30)
     assert result.returncode == 0
     assert "run" in result.stdout
+
+
+def test_sigkill_mid_run_continues_from_the_last_checkpoint(tmp_path: Path) -> None:
+    """A killed process loses no run, and the next attempt does not redo finished nodes.
+
+    LangGraph resumes from the latest checkpoint instead of re-applying the input when that
+    checkpoint's metadata carries the same run_id, which the server puts in every run's config.
+    """
+    data_dir = tmp_path / "data"
+    with stead_server(GRAPHS_CONFIG, data_dir) as first:
+        base = first.url
+        tid = httpx.post(f"{base}/threads", json={}).json()["thread_id"]
+        run = httpx.post(
+            f"{base}/threads/{tid}/runs",
+            json={"assistant_id": "pausing", "input": {"steps": [], "pause": 2}},
+        ).json()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            state = httpx.get(f"{base}/threads/{tid}/state").json()
+            if state["next"] == ["two"]:
+                break
+            time.sleep(0.05)
+        assert state["values"]["steps"] == ["one"], "node one never checkpointed"
+        first.process.kill()
+        first.process.wait(timeout=10)
+    with stead_server(GRAPHS_CONFIG, data_dir) as second:
+        base = second.url
+        _wait_for_status(base, tid, run["run_id"], "success", timeout=20)
+        assert httpx.get(f"{base}/threads/{tid}/state").json()["values"]["steps"] == [
+            "one",
+            "two",
+            "three",
+        ]
+        history = httpx.get(f"{base}/threads/{tid}/history", params={"limit": 50}).json()
+        attempts = {h["metadata"].get("run_attempt") for h in history if h["metadata"]}
+        assert attempts == {1, 2}
+        assert httpx.get(f"{base}/threads/{tid}").json()["status"] == "idle"

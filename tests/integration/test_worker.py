@@ -1,0 +1,100 @@
+"""`stead worker`: executes runs that an API-only `stead run` accepted, and answers probes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import GRAPHS_CONFIG
+from tests.support.servers import HOST, free_port, stead_server
+
+
+@contextmanager
+def stead_worker(data_dir: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "stead",
+            "worker",
+            "--config",
+            str(GRAPHS_CONFIG),
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+        ],
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://{HOST}:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/ok").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        yield url
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=20)
+
+
+def test_worker_executes_runs_the_api_only_server_accepted(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    with stead_server(GRAPHS_CONFIG, data_dir, env={"N_JOBS_PER_WORKER": "0"}) as api:
+        tid = httpx.post(f"{api.url}/threads", json={}).json()["thread_id"]
+        run = httpx.post(
+            f"{api.url}/threads/{tid}/runs", json={"assistant_id": "echo", "input": {"text": "w"}}
+        ).json()
+        time.sleep(0.5)
+        # Nobody executes runs on an API-only server.
+        assert httpx.get(f"{api.url}/threads/{tid}/runs/{run['run_id']}").json()["status"] == (
+            "pending"
+        )
+        with stead_worker(data_dir) as worker:
+            assert httpx.get(f"{worker}/ok").json() == {"ok": True, "services": {}}
+            assert httpx.get(f"{worker}/threads").status_code == 404
+            deadline = time.monotonic() + 20
+            status = "pending"
+            while time.monotonic() < deadline and status != "success":
+                time.sleep(0.1)
+                status = httpx.get(f"{api.url}/threads/{tid}/runs/{run['run_id']}").json()["status"]
+            assert status == "success"
+        assert httpx.get(f"{api.url}/threads/{tid}/state").json()["values"] == {"text": "w"}
+
+
+def test_worker_without_job_slots_is_a_one_line_error() -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "stead",
+            "worker",
+            "--config",
+            str(GRAPHS_CONFIG),
+            "--port",
+            str(free_port()),
+        ],
+        env={**os.environ, "N_JOBS_PER_WORKER": "0"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith("stead: error:")
+    assert "N_JOBS_PER_WORKER" in result.stderr
