@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from langgraph_sdk import get_client, get_sync_client
 from langgraph_sdk.client import LangGraphClient, SyncLangGraphClient
 
+from tests.support.postgres import migrated_postgres, session_uses_postgres
 from tests.support.servers import StartedServer, stead_server
 
 GRAPHS_DIR = Path(__file__).parent / "graphs"
@@ -18,8 +20,12 @@ GRAPHS_CONFIG = GRAPHS_DIR / "langgraph.json"
 
 @pytest.fixture(scope="session")
 def server() -> Iterator[StartedServer]:
-    with stead_server(GRAPHS_CONFIG, env={"BG_JOB_SHUTDOWN_GRACE_PERIOD_SECS": "2"}) as started:
-        yield started
+    env = {"BG_JOB_SHUTDOWN_GRACE_PERIOD_SECS": "2"}
+    with contextlib.ExitStack() as stack:
+        # STEAD_TEST_DATABASE=postgres: the same suite on a fresh, migrated PostgreSQL.
+        if session_uses_postgres():
+            env["DATABASE_URI"] = stack.enter_context(migrated_postgres(GRAPHS_CONFIG))
+        yield stack.enter_context(stead_server(GRAPHS_CONFIG, env=env))
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import errno
 import logging
@@ -52,6 +53,14 @@ def _parser() -> argparse.ArgumentParser:
         "--data-dir", default=None, help="data folder (default: .stead/ beside the config)"
     )
     worker.set_defaults(handler=_worker)
+    migrate = commands.add_parser(
+        "migrate", help="apply database migrations (safe when several replicas start at once)"
+    )
+    migrate.add_argument("--config", default="langgraph.json", help="path of langgraph.json")
+    migrate.add_argument(
+        "--data-dir", default=None, help="data folder (default: .stead/ beside the config)"
+    )
+    migrate.set_defaults(handler=_migrate)
     return parser
 
 
@@ -63,13 +72,15 @@ def _run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config, data_dir=args.data_dir, host=args.host, port=args.port)
     _configure_logging()
     specs = load_graph_specs(settings)
+    _require_current_schema(settings)
     sock = _bind(settings)
     from stead.app import create_app
 
+    app = create_app(settings, specs)
     logging.getLogger("stead").info(
         "serving %d graph(s) on http://%s:%d", len(specs), settings.host, settings.port
     )
-    return _serve(create_app(settings, specs), settings, sock)
+    return _serve(app, settings, sock)
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -81,13 +92,33 @@ def _worker(args: argparse.Namespace) -> int:
     sock = _bind(settings)
     from stead.worker.probe import create_worker_app
 
+    app = create_worker_app(settings, specs)
     logging.getLogger("stead").info(
         "worker executing up to %d run(s) at once; probe on http://%s:%d/ok",
         settings.n_jobs_per_worker,
         settings.host,
         settings.port,
     )
-    return _serve(create_worker_app(settings, specs), settings, sock)
+    return _serve(app, settings, sock)
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config, data_dir=args.data_dir)
+    _configure_logging()
+    from stead.storage.backends import migrate
+
+    asyncio.run(migrate(settings))
+    logging.getLogger("stead").info("database schema is up to date")
+    return 0
+
+
+def _require_current_schema(settings: Settings) -> None:
+    """On PostgreSQL, `stead migrate` owns the schema: refuse to serve on one that is behind."""
+    if settings.postgres_uri is None:
+        return
+    from stead.storage.backends import check_schema
+
+    asyncio.run(check_schema(settings))
 
 
 def _serve(app: Any, settings: Settings, sock: socket.socket) -> int:

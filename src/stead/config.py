@@ -31,7 +31,12 @@ class Settings:
     n_jobs_per_worker: int = 10
     shutdown_grace_seconds: float = 180.0
     resumable_stream_ttl_seconds: float = 120.0
+    run_lease_seconds: float = 30.0
+    run_max_attempts: int = 3
+    run_timeout_seconds: float = 86400.0
     cron_scheduler_sleep_seconds: float = 5.0
+    # A PostgreSQL URI (`postgres://` or `postgresql://`); None keeps the embedded SQLite files.
+    database_uri: str | None = None
 
     @property
     def project_dir(self) -> Path:
@@ -39,7 +44,17 @@ class Settings:
 
     @property
     def database_url(self) -> str:
+        """The SQLAlchemy URL of Stead's own tables."""
+        if self.postgres_uri is not None:
+            return "postgresql+psycopg://" + self.postgres_uri.split("://", 1)[1]
         return f"sqlite+aiosqlite:///{self.data_dir / 'stead.sqlite'}"
+
+    @property
+    def postgres_uri(self) -> str | None:
+        """The PostgreSQL URI in the libpq form that psycopg (and LangGraph's savers) take."""
+        if self.database_uri is None:
+            return None
+        return "postgresql://" + self.database_uri.split("://", 1)[1]
 
     @property
     def checkpoints_path(self) -> Path:
@@ -77,8 +92,28 @@ def load_settings(
         n_jobs_per_worker=_env_int("N_JOBS_PER_WORKER", 10),
         shutdown_grace_seconds=_env_float("BG_JOB_SHUTDOWN_GRACE_PERIOD_SECS", 180.0),
         resumable_stream_ttl_seconds=_env_float("RESUMABLE_STREAM_TTL_SECONDS", 120.0),
+        run_lease_seconds=_env_float("BG_JOB_LEASE_SECS", 30.0),
+        run_max_attempts=_env_int("BG_JOB_MAX_RETRIES", 3),
+        run_timeout_seconds=_env_float("BG_JOB_TIMEOUT_SECS", 86400.0),
         cron_scheduler_sleep_seconds=_env_float("CRON_SCHEDULER_SLEEP_TIME", 5.0),
+        database_uri=_database_uri(),
     )
+
+
+# The official server's name first, then the aliases it and the seed's deployments use.
+_DATABASE_URI_VARIABLES = ("DATABASE_URI", "POSTGRES_URI", "POSTGRES_URL", "DATABASE_URL")
+_POSTGRES_SCHEMES = ("postgres", "postgresql", "postgresql+psycopg")
+
+
+def _database_uri() -> str | None:
+    for name in _DATABASE_URI_VARIABLES:
+        value = os.environ.get(name)
+        if value:
+            scheme = value.split("://", 1)[0] if "://" in value else ""
+            if scheme not in _POSTGRES_SCHEMES:
+                raise ConfigError(f"{name} must be a postgres:// or postgresql:// URI")
+            return value
+    return None
 
 
 # langgraph.json sections that are objects, read as they are; their services validate them.

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-
-import aiosqlite
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-from langgraph.store.sqlite.aio import AsyncSqliteStore
+from datetime import timedelta
 
 from stead.broker import Broker, InProcessBroker
 from stead.config import Settings
@@ -22,8 +19,10 @@ from stead.services.threads import ThreadService
 from stead.services.ttl import store_ttl_policy, thread_ttl_policy
 from stead.services.webhooks import WebhookConfig, WebhookSender, server_url
 from stead.storage import Database
+from stead.storage.backends import open_savers, prepare_schema
 from stead.worker.executor import RunExecutor
 from stead.worker.queue import RunQueue
+from stead.worker.reaper import LeaseReaper
 from stead.worker.scheduler import CronScheduler
 from stead.worker.sweeper import Sweeper
 
@@ -48,15 +47,10 @@ class Runtime:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.db = Database(settings.database_url)
         self._exit.push_async_callback(self.db.close)
-        await self.db.migrate()
-        self.checkpointer = AsyncSqliteSaver(await self._sqlite(settings.checkpoints_path))
-        await self.checkpointer.setup()
-        # The store opens its own transactions, so its connection must be in autocommit mode.
-        self.store = AsyncSqliteStore(
-            await self._sqlite(settings.store_path, autocommit=True),
-            ttl=self.store_ttl.langgraph_config(),
+        await prepare_schema(settings, self.db)
+        self.checkpointer, self.store = await open_savers(
+            settings, self._exit, self.store_ttl.langgraph_config()
         )
-        await self.store.setup()
         self.broker: Broker = InProcessBroker(settings.resumable_stream_ttl_seconds)
         self._exit.push_async_callback(self.broker.close)
         self.graphs = GraphRegistry(self._specs, self.checkpointer, self.store)
@@ -86,11 +80,26 @@ class Runtime:
                 server_url(settings.host, settings.port, mount_prefix(settings)),
             )
             self._exit.push_async_callback(webhooks.close)
+            lease = timedelta(seconds=settings.run_lease_seconds)
             executor = RunExecutor(
-                self.db, self.broker, self.graphs, self.checkpointer, webhooks=webhooks
+                self.db,
+                self.broker,
+                self.graphs,
+                self.checkpointer,
+                lease=lease,
+                timeout_seconds=settings.run_timeout_seconds,
+                webhooks=webhooks,
             )
-            self.queue = RunQueue(self.db, self.broker, executor, settings.n_jobs_per_worker)
+            self.queue = RunQueue(self.db, self.broker, executor, settings.n_jobs_per_worker, lease)
             await self.queue.start()
+            reaper = LeaseReaper(
+                self.db,
+                self.broker,
+                max_attempts=settings.run_max_attempts,
+                interval_seconds=settings.run_lease_seconds / 2,
+            )
+            await reaper.start()
+            self._exit.push_async_callback(reaper.stop)
             self.scheduler = CronScheduler(self.crons, settings.cron_scheduler_sleep_seconds)
             await self.scheduler.start()
         self._start_sweepers()
@@ -116,13 +125,3 @@ class Runtime:
         if self.queue is not None:
             await self.queue.stop(self.settings.shutdown_grace_seconds)
         await self._exit.aclose()
-
-    async def _sqlite(self, path: object, *, autocommit: bool = False) -> aiosqlite.Connection:
-        if autocommit:
-            conn = await aiosqlite.connect(str(path), isolation_level=None)
-        else:
-            conn = await aiosqlite.connect(str(path))
-        await conn.execute("PRAGMA journal_mode=WAL")
-        await conn.execute("PRAGMA synchronous=NORMAL")
-        self._exit.push_async_callback(conn.close)
-        return conn

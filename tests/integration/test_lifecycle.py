@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -184,7 +185,8 @@ def test_sigkill_mid_run_continues_from_the_last_checkpoint(tmp_path: Path) -> N
     checkpoint's metadata carries the same run_id, which the server puts in every run's config.
     """
     data_dir = tmp_path / "data"
-    with stead_server(GRAPHS_CONFIG, data_dir) as first:
+    short_lease = {"BG_JOB_LEASE_SECS": "1"}
+    with stead_server(GRAPHS_CONFIG, data_dir, short_lease) as first:
         base = first.url
         tid = httpx.post(f"{base}/threads", json={}).json()["thread_id"]
         run = httpx.post(
@@ -200,7 +202,7 @@ def test_sigkill_mid_run_continues_from_the_last_checkpoint(tmp_path: Path) -> N
         assert state["values"]["steps"] == ["one"], "node one never checkpointed"
         first.process.kill()
         first.process.wait(timeout=10)
-    with stead_server(GRAPHS_CONFIG, data_dir) as second:
+    with stead_server(GRAPHS_CONFIG, data_dir, short_lease) as second:
         base = second.url
         _wait_for_status(base, tid, run["run_id"], "success", timeout=20)
         assert httpx.get(f"{base}/threads/{tid}/state").json()["values"]["steps"] == [
@@ -212,3 +214,50 @@ def test_sigkill_mid_run_continues_from_the_last_checkpoint(tmp_path: Path) -> N
         attempts = {h["metadata"].get("run_attempt") for h in history if h["metadata"]}
         assert attempts == {1, 2}
         assert httpx.get(f"{base}/threads/{tid}").json()["status"] == "idle"
+
+
+def _start_run_and_kill(base: str, process: Any, graph: str, graph_input: dict) -> tuple[str, str]:
+    tid = httpx.post(f"{base}/threads", json={}).json()["thread_id"]
+    run = httpx.post(
+        f"{base}/threads/{tid}/runs", json={"assistant_id": graph, "input": graph_input}
+    ).json()
+    _wait_for_status(base, tid, run["run_id"], "running")
+    process.kill()
+    process.wait(timeout=10)
+    return tid, run["run_id"]
+
+
+def test_a_run_whose_worker_keeps_dying_ends_error_after_max_attempts(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    env = {"BG_JOB_LEASE_SECS": "1", "BG_JOB_MAX_RETRIES": "1"}
+    with stead_server(GRAPHS_CONFIG, data_dir, env) as first:
+        tid, run_id = _start_run_and_kill(first.url, first.process, "slow", {"seconds": 30})
+    with stead_server(GRAPHS_CONFIG, data_dir, env) as second:
+        base = second.url
+        _wait_for_status(base, tid, run_id, "error", timeout=20)
+        thread = httpx.get(f"{base}/threads/{tid}").json()
+        assert thread["status"] == "error"
+        assert "exceeded max attempts" in thread["error"]["message"]
+        # The thread takes new runs again.
+        done = httpx.post(
+            f"{base}/threads/{tid}/runs/wait",
+            json={"assistant_id": "slow", "input": {"seconds": 0}},
+        )
+        assert done.json()["done"] is True
+
+
+def test_timeout_ends_an_over_long_run(tmp_path: Path) -> None:
+    with stead_server(GRAPHS_CONFIG, tmp_path / "data", {"BG_JOB_TIMEOUT_SECS": "1"}) as server:
+        base = server.url
+        tid = httpx.post(f"{base}/threads", json={}).json()["thread_id"]
+        started = time.monotonic()
+        body = httpx.post(
+            f"{base}/threads/{tid}/runs/wait",
+            json={"assistant_id": "slow", "input": {"seconds": 30}},
+            timeout=30,
+        ).json()
+        assert time.monotonic() - started < 15
+        runs = httpx.get(f"{base}/threads/{tid}/runs").json()
+        assert runs[0]["status"] == "timeout"
+        assert httpx.get(f"{base}/threads/{tid}").json()["status"] == "error"
+        assert body["__error__"]["error"] == "TimeoutError"

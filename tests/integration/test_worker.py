@@ -98,3 +98,29 @@ def test_worker_without_job_slots_is_a_one_line_error() -> None:
     assert result.returncode == 1
     assert result.stderr.strip().startswith("stead: error:")
     assert "N_JOBS_PER_WORKER" in result.stderr
+
+
+def test_cancel_reaches_a_worker_through_the_database(tmp_path: Path) -> None:
+    """No broker joins these two processes: the worker sees the cancel flag when renewing."""
+    data_dir = tmp_path / "data"
+    env = {"N_JOBS_PER_WORKER": "0", "BG_JOB_LEASE_SECS": "1.5"}
+    with (
+        stead_server(GRAPHS_CONFIG, data_dir, env=env) as api,
+        stead_worker(data_dir, env={"BG_JOB_LEASE_SECS": "1.5"}),
+    ):
+        base = api.url
+        tid = httpx.post(f"{base}/threads", json={}).json()["thread_id"]
+        run = httpx.post(
+            f"{base}/threads/{tid}/runs", json={"assistant_id": "slow", "input": {"seconds": 30}}
+        ).json()
+        url = f"{base}/threads/{tid}/runs/{run['run_id']}"
+        deadline = time.monotonic() + 20
+        while httpx.get(url).json()["status"] != "running":
+            assert time.monotonic() < deadline, "the worker never claimed the run"
+            time.sleep(0.05)
+        assert httpx.post(f"{url}/cancel").status_code == 202
+        while httpx.get(url).json()["status"] == "running":
+            assert time.monotonic() < deadline, "the cancel never reached the worker"
+            time.sleep(0.05)
+        assert httpx.get(url).json()["status"] == "interrupted"
+        assert httpx.get(f"{base}/threads/{tid}").json()["status"] != "busy"

@@ -18,6 +18,7 @@ from stead.errors import BadRequest, Conflict, NotFound, Unprocessable
 from stead.ids import new_time_ordered_id
 from stead.services.assistants import AssistantService, merge_config_and_context, now_utc
 from stead.services.streams import replay_after
+from stead.services.thread_status import settle_thread
 from stead.services.threads import new_thread_record
 from stead.services.ttl import ThreadTTL
 from stead.services.webhooks import WebhookPolicy
@@ -233,11 +234,7 @@ class RunService:
             await tx.runs.delete(run["run_id"])
         else:
             await tx.runs.set_status(run["run_id"], "interrupted", now_utc())
-        if not await tx.runs.has_active(run["thread_id"], excluding=run["run_id"]):
-            thread = await tx.threads.get(run["thread_id"])
-            if thread is not None and thread["status"] == "busy":
-                status = "interrupted" if thread["interrupts"] else "idle"
-                await tx.threads.update(run["thread_id"], status=status, updated_at=now_utc())
+        await settle_thread(tx, run["thread_id"], run["run_id"], now_utc())
 
     async def active_runs(
         self, *, thread_id: str | None, run_ids: list[str] | None, status: str | None
@@ -264,7 +261,7 @@ class RunService:
         if last_values is not None:
             return _with_response_schemas(last_values)
         thread = await self._thread(run["thread_id"])
-        if run["status"] == "error" and thread.get("error"):
+        if run["status"] in ("error", "timeout") and thread.get("error"):
             return {"__error__": thread["error"]}
         return thread.get("values") or {}
 

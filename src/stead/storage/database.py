@@ -63,6 +63,9 @@ def _create_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
         # One connection serialises writers in-process instead of failing with "database is locked".
         options.update(pool_size=1, max_overflow=0, pool_timeout=60, pool_reset_on_return=None)
+    else:
+        # A real pool; pre-ping drops connections a PostgreSQL restart left dead.
+        options.update(pool_size=10, max_overflow=20, pool_timeout=30, pool_pre_ping=True)
     engine = create_async_engine(url, **options)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)

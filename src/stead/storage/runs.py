@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -81,7 +81,7 @@ class RunRepository:
         result = await self._conn.execute(sa.delete(run).where(run.c.run_id == run_id))
         return bool(result.rowcount)
 
-    async def claim_next(self, now: datetime) -> dict[str, Any] | None:
+    async def claim_next(self, now: datetime, lease: timedelta) -> dict[str, Any] | None:
         """Mark the oldest due pending run whose thread is free as running, and return it."""
         busy = sa.alias(run, "busy")
         candidate = (
@@ -98,7 +98,12 @@ class RunRepository:
             sa.update(run)
             .where(run.c.run_id == self._dialect.lock_for_claim(candidate).scalar_subquery())
             .where(run.c.status == "pending")
-            .values(status="running", attempt=run.c.attempt + 1, updated_at=now)
+            .values(
+                status="running",
+                attempt=run.c.attempt + 1,
+                lease_expires_at=now + lease,
+                updated_at=now,
+            )
             .returning(*run.c)
         )
         return await fetch_one(self._conn, claim)
@@ -113,9 +118,52 @@ class RunRepository:
         )
         return result.scalar_one_or_none()
 
-    async def requeue_running(self, now: datetime) -> int:
-        """Return runs left running by a previous process to the queue."""
+    async def renew_lease(
+        self, run_id: str, attempt: int, now: datetime, lease: timedelta
+    ) -> tuple[bool, str | None]:
+        """Extend this attempt's lease. Returns whether it still holds the run, and any
+        cancel requested for it (read here so a missed broker signal still stops the run)."""
         result = await self._conn.execute(
-            sa.update(run).where(run.c.status == "running").values(status="pending", updated_at=now)
+            sa.update(run)
+            .where(run.c.run_id == run_id, run.c.attempt == attempt, run.c.status == "running")
+            .values(lease_expires_at=now + lease)
+            .returning(run.c.cancel_action)
         )
-        return int(result.rowcount or 0)
+        row = result.first()
+        return (row is not None, row[0] if row is not None else None)
+
+    async def finish_attempt(self, run_id: str, attempt: int, status: str, now: datetime) -> bool:
+        """Record how an attempt ended, unless the run was taken over since (a stale attempt)."""
+        result = await self._conn.execute(
+            sa.update(run)
+            .where(run.c.run_id == run_id, run.c.attempt == attempt, run.c.status == "running")
+            .values(status=status, lease_expires_at=None, updated_at=now)
+        )
+        return bool(result.rowcount)
+
+    async def delete_attempt(self, run_id: str, attempt: int) -> bool:
+        result = await self._conn.execute(
+            sa.delete(run).where(
+                run.c.run_id == run_id, run.c.attempt == attempt, run.c.status == "running"
+            )
+        )
+        return bool(result.rowcount)
+
+    async def expired_leases(self, now: datetime, limit: int) -> list[dict[str, Any]]:
+        """Running runs whose worker stopped renewing its lease (it died or lost the database)."""
+        query = (
+            sa.select(run)
+            .where(run.c.status == "running", run.c.lease_expires_at < now)
+            .order_by(run.c.lease_expires_at)
+            .limit(limit)
+        )
+        return await fetch_all(self._conn, self._dialect.lock_for_claim(query))
+
+    async def release(self, run_id: str, attempt: int, now: datetime) -> bool:
+        """Return a running attempt to the queue; the next claim counts a new attempt."""
+        result = await self._conn.execute(
+            sa.update(run)
+            .where(run.c.run_id == run_id, run.c.attempt == attempt, run.c.status == "running")
+            .values(status="pending", lease_expires_at=None, updated_at=now)
+        )
+        return bool(result.rowcount)

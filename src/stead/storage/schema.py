@@ -105,6 +105,8 @@ run = sa.Table(
     sa.Column("cancel_action", sa.String(16)),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    # Until then the run belongs to the worker that claimed it (attempt = its fencing token).
+    sa.Column("lease_expires_at", UTCDateTime),
 )
 
 cron = sa.Table(

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -15,12 +17,13 @@ from langgraph.errors import GraphInterrupt
 from langgraph.types import Command, Send
 
 from stead import serde
-from stead.broker import Broker, StreamEvent
+from stead.broker import Broker, CancelSignal, StreamEvent
 from stead.broker.base import END
 from stead.checkpoints import delete_run_checkpoints
 from stead.graphs import GraphRegistry
 from stead.services.assistants import now_utc
 from stead.services.state import thread_config, thread_fields_from_snapshot
+from stead.services.thread_status import settle_thread
 from stead.services.webhooks import WebhookSender
 from stead.storage import Database
 from stead.worker.messages import LegacyMessages
@@ -31,8 +34,8 @@ logger = logging.getLogger("stead.worker")
 _LANGGRAPH_MODE = {"messages-tuple": "messages"}
 
 
-class ShutdownRequested(Exception):
-    """The process is stopping: the run goes back to the queue, not to a final status."""
+# The status of an attempt whose lease another worker took over: nothing to record.
+LEASE_LOST = "lease_lost"
 
 
 @dataclass
@@ -51,39 +54,45 @@ class RunExecutor:
         graphs: GraphRegistry,
         checkpointer: BaseCheckpointSaver,
         *,
+        lease: timedelta,
+        timeout_seconds: float,
         webhooks: WebhookSender | None = None,
     ) -> None:
         self._db = db
         self._broker = broker
         self._graphs = graphs
         self._checkpointer = checkpointer
+        self._lease = lease
+        # Renew well before expiry, so one slow renewal does not hand the run to another worker.
+        self._heartbeat_seconds = lease.total_seconds() / 3
+        self._timeout_seconds = timeout_seconds
         self._webhooks = webhooks
 
     async def execute(self, run: dict[str, Any]) -> None:
-        run_id = run["run_id"]
-        async with self._broker.watch_cancel(run_id) as cancel:
+        async with self._broker.watch_cancel(run["run_id"]) as cancel:
             streaming = asyncio.ensure_future(self._stream(run))
-            # A cancel sent between the claim and this watch is only on the row: read it
-            # (after the stream has started, so clients see `metadata` without that delay).
-            flagged = await self._cancel_flag(run_id)
-            if flagged:
-                cancel.fire(flagged)
-            cancelled = asyncio.ensure_future(cancel.wait())
+            stopping = asyncio.ensure_future(self._watch(run, cancel))
             try:
-                await asyncio.wait({streaming, cancelled}, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait({streaming, stopping}, return_when=asyncio.FIRST_COMPLETED)
             except asyncio.CancelledError:
                 streaming.cancel()
-                cancelled.cancel()
+                stopping.cancel()
                 await self._return_to_queue(run)
                 raise
             if streaming.done():
-                cancelled.cancel()
+                stopping.cancel()
                 outcome = streaming.result()
             else:
                 streaming.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await streaming
-                outcome = Outcome("interrupted", _user_interrupt(), cancel_action=cancel.action)
+                outcome = stopping.result()
+                if outcome.status == "timeout":
+                    await self._publish(run, "error", outcome.error)
+        if outcome.status == LEASE_LOST:
+            # Another worker owns the run now; its attempt records the outcome and ends streams.
+            logger.warning("run %s attempt %d lost its lease", run["run_id"], run["attempt"])
+            return
         try:
             await self._finish(run, outcome)
         finally:
@@ -95,10 +104,35 @@ class RunExecutor:
         if run["kwargs"].get("temporary"):
             await self._delete_temporary_thread(run["thread_id"])
 
-    async def _cancel_flag(self, run_id: str) -> str | None:
-        async with self._db.transaction() as tx:
-            current = await tx.runs.get(run_id)
-        return current["cancel_action"] if current else None
+    async def _watch(self, run: dict[str, Any], cancel: CancelSignal) -> Outcome:
+        """Renew the run's lease until the run must stop early: cancelled (by a broker signal
+        or the flag on its row, read at every renewal), timed out, or taken over."""
+        deadline = time.monotonic() + self._timeout_seconds
+        while True:
+            held, action = await self._renew_lease(run)
+            if not held:
+                return Outcome(LEASE_LOST)
+            if action is None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return Outcome("timeout", _timed_out(self._timeout_seconds))
+                with contextlib.suppress(TimeoutError):
+                    action = await asyncio.wait_for(
+                        cancel.wait(), min(self._heartbeat_seconds, remaining)
+                    )
+            if action is not None:
+                return Outcome("interrupted", _user_interrupt(), cancel_action=action)
+
+    async def _renew_lease(self, run: dict[str, Any]) -> tuple[bool, str | None]:
+        try:
+            async with self._db.transaction() as tx:
+                return await tx.runs.renew_lease(
+                    run["run_id"], run["attempt"], now_utc(), self._lease
+                )
+        except Exception:
+            # The database may be briefly unreachable: keep running; fencing guards the result.
+            logger.exception("renewing the lease of run %s failed", run["run_id"])
+            return True, None
 
     async def _stream(self, run: dict[str, Any]) -> Outcome:
         kwargs = run["kwargs"]
@@ -141,24 +175,25 @@ class RunExecutor:
         elif outcome.snapshot is None and outcome.status != "success":
             outcome.snapshot = await self._latest_snapshot(run)
         now = now_utc()
+        attempt = run["attempt"]
         async with self._db.transaction() as tx:
             if rollback:
-                await tx.runs.delete(run_id)
+                recorded = await tx.runs.delete_attempt(run_id, attempt)
             else:
-                await tx.runs.set_status(run_id, outcome.status, now)
-            thread_changes: dict[str, Any] = {"updated_at": now, "error": outcome.error}
-            if outcome.snapshot is not None:
-                thread_changes.update(thread_fields_from_snapshot(outcome.snapshot))
-                thread_changes["state_updated_at"] = now
-            if outcome.status == "error":
-                thread_changes["status"] = "error"
-            if await tx.runs.has_active(thread_id, excluding=run_id):
-                thread_changes["status"] = "busy"
-            if "status" not in thread_changes:
-                thread = await tx.threads.get(thread_id)
-                interrupted = thread is not None and thread["interrupts"]
-                thread_changes["status"] = "interrupted" if interrupted else "idle"
-            await tx.threads.update(thread_id, **thread_changes)
+                recorded = await tx.runs.finish_attempt(run_id, attempt, outcome.status, now)
+            if not recorded:
+                # Another worker took the run over (this attempt's lease expired): it decides.
+                logger.warning("run %s attempt %d was taken over; outcome dropped", run_id, attempt)
+                return
+            await settle_thread(
+                tx,
+                thread_id,
+                run_id,
+                now,
+                failed=outcome.status in ("error", "timeout"),
+                error=outcome.error,
+                state=thread_fields_from_snapshot(outcome.snapshot) if outcome.snapshot else None,
+            )
 
     async def _latest_snapshot(self, run: dict[str, Any]) -> Any:
         try:
@@ -178,12 +213,16 @@ class RunExecutor:
 
     async def _return_to_queue(self, run: dict[str, Any]) -> None:
         async with self._db.transaction() as tx:
-            await tx.runs.set_status(run["run_id"], "pending", now_utc())
+            await tx.runs.release(run["run_id"], run["attempt"], now_utc())
         logger.info("run %s returned to the queue", run["run_id"])
 
 
 def _graph_id(kwargs: dict[str, Any]) -> str:
     return str(kwargs["config"]["configurable"]["graph_id"])
+
+
+def _timed_out(seconds: float) -> dict[str, str]:
+    return {"error": "TimeoutError", "message": f"Run exceeded BG_JOB_TIMEOUT_SECS ({seconds:g}s)"}
 
 
 def _user_interrupt() -> dict[str, str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from stead.broker import Broker
@@ -20,20 +20,24 @@ _IDLE_RECHECK_SECONDS = 5.0
 
 
 class RunQueue:
-    def __init__(self, db: Database, broker: Broker, executor: RunExecutor, slots: int) -> None:
+    def __init__(
+        self,
+        db: Database,
+        broker: Broker,
+        executor: RunExecutor,
+        slots: int,
+        lease: timedelta,
+    ) -> None:
         self._db = db
         self._broker = broker
         self._executor = executor
+        self._lease = lease
         self._slots = asyncio.Semaphore(slots)
         self._running: dict[str, asyncio.Task[None]] = {}
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = False
 
     async def start(self) -> None:
-        async with self._db.transaction() as tx:
-            requeued = await tx.runs.requeue_running(now_utc())
-        if requeued:
-            logger.info("returned %d interrupted run(s) to the queue", requeued)
         self._loop_task = asyncio.create_task(self._claim_loop(), name="stead-run-queue")
 
     async def stop(self, grace_seconds: float) -> None:
@@ -67,7 +71,7 @@ class RunQueue:
         try:
             async with self._db.transaction() as tx:
                 now = now_utc()
-                run = await tx.runs.claim_next(now)
+                run = await tx.runs.claim_next(now, self._lease)
                 return run, None if run else await tx.runs.next_due_at(now)
         except Exception:
             # Includes the unique-index race on one-running-run-per-thread: try again shortly.

@@ -1,0 +1,42 @@
+"""What a thread's status becomes when one of its runs ends, whoever ends it.
+
+The executor, a cancel and the lease reaper all end runs; they all settle the thread here, so a
+thread is never left `busy` by a path that forgot it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from stead.storage import Transaction
+
+_UNCHANGED: Any = object()
+
+
+async def settle_thread(
+    tx: Transaction,
+    thread_id: str,
+    ended_run_id: str,
+    now: datetime,
+    *,
+    failed: bool = False,
+    error: Any = _UNCHANGED,
+    state: dict[str, Any] | None = None,
+) -> None:
+    """Busy while other runs wait; otherwise error, or what the state says, or as it was."""
+    changes: dict[str, Any] = {"updated_at": now}
+    if error is not _UNCHANGED:
+        changes["error"] = error
+    if state is not None:
+        changes.update(state, state_updated_at=now)
+    if await tx.runs.has_active(thread_id, excluding=ended_run_id):
+        changes["status"] = "busy"
+    elif failed:
+        changes["status"] = "error"
+    elif "status" not in changes:
+        thread = await tx.threads.get(thread_id)
+        if thread is None:
+            return
+        changes["status"] = "interrupted" if thread["interrupts"] else "idle"
+    await tx.threads.update(thread_id, **changes)

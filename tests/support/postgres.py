@@ -1,0 +1,50 @@
+"""Stead on PostgreSQL for tests: `stead migrate` against a database, and the session's choice."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from tests.support.servers import REPO_ROOT
+from tests.support.services import postgres_server
+
+# `STEAD_TEST_DATABASE=postgres` runs the session server of the suite on PostgreSQL.
+TEST_DATABASE_VARIABLE = "STEAD_TEST_DATABASE"
+
+
+def session_uses_postgres() -> bool:
+    return os.environ.get(TEST_DATABASE_VARIABLE, "sqlite") == "postgres"
+
+
+def stead_migrate(config: Path, database_uri: str) -> subprocess.CompletedProcess[str]:
+    """Run `stead migrate` to the end; the caller checks its exit status and output."""
+    return subprocess.run(
+        [sys.executable, "-m", "stead", "migrate", "--config", str(config)],
+        env=migrate_env(database_uri),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def migrate_env(database_uri: str) -> dict[str, str]:
+    env = {**os.environ, "DATABASE_URI": database_uri}
+    env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(REPO_ROOT / "src"), env.get("PYTHONPATH")])
+    )
+    return env
+
+
+@contextmanager
+def migrated_postgres(config: Path) -> Iterator[str]:
+    """A fresh PostgreSQL with Stead's schema applied; yields its URI."""
+    with postgres_server() as pg:
+        uri = pg.url()
+        result = stead_migrate(config, uri)
+        if result.returncode != 0:
+            raise RuntimeError(f"stead migrate failed: {result.stderr[-2000:]}")
+        yield uri
