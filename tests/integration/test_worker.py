@@ -3,55 +3,16 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 
 from tests.conftest import GRAPHS_CONFIG
-from tests.support.servers import HOST, free_port, stead_server
-
-
-@contextmanager
-def stead_worker(data_dir: Path, env: dict[str, str] | None = None) -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "stead",
-            "worker",
-            "--config",
-            str(GRAPHS_CONFIG),
-            "--host",
-            HOST,
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data_dir),
-        ],
-        env={**os.environ, **(env or {})},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://{HOST}:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/ok").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        yield url
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=20)
+from tests.support.servers import free_port, stead_server
+from tests.support.worker import stead_worker
 
 
 def test_worker_executes_runs_the_api_only_server_accepted(tmp_path: Path) -> None:
@@ -66,7 +27,7 @@ def test_worker_executes_runs_the_api_only_server_accepted(tmp_path: Path) -> No
         assert httpx.get(f"{api.url}/threads/{tid}/runs/{run['run_id']}").json()["status"] == (
             "pending"
         )
-        with stead_worker(data_dir) as worker:
+        with stead_worker(GRAPHS_CONFIG, data_dir) as worker:
             assert httpx.get(f"{worker}/ok").json() == {"ok": True, "services": {}}
             assert httpx.get(f"{worker}/threads").status_code == 404
             deadline = time.monotonic() + 20
@@ -106,7 +67,7 @@ def test_cancel_reaches_a_worker_through_the_database(tmp_path: Path) -> None:
     env = {"N_JOBS_PER_WORKER": "0", "BG_JOB_LEASE_SECS": "1.5"}
     with (
         stead_server(GRAPHS_CONFIG, data_dir, env=env) as api,
-        stead_worker(data_dir, env={"BG_JOB_LEASE_SECS": "1.5"}),
+        stead_worker(GRAPHS_CONFIG, data_dir, env={"BG_JOB_LEASE_SECS": "1.5"}),
     ):
         base = api.url
         tid = httpx.post(f"{base}/threads", json={}).json()["thread_id"]

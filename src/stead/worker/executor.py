@@ -109,7 +109,9 @@ class RunExecutor:
         or the flag on its row, read at every renewal), timed out, or taken over."""
         deadline = time.monotonic() + self._timeout_seconds
         while True:
-            held, action = await self._renew_lease(run)
+            # Shielded: this task is cancelled when the run ends, and a database transaction cut
+            # in the middle would leave the SQLite connection holding its write lock.
+            held, action = await asyncio.shield(self._renew_lease(run))
             if not held:
                 return Outcome(LEASE_LOST)
             if action is None:

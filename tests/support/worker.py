@@ -1,0 +1,57 @@
+"""Start `stead worker` processes for tests and benchmarks (probe on a free 127.0.0.1 port)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from tests.support.servers import HOST, REPO_ROOT, free_port
+
+
+@contextmanager
+def stead_worker(
+    config: Path, data_dir: Path | None = None, env: Mapping[str, str] | None = None
+) -> Iterator[str]:
+    """Run `python -m stead worker`; yield its probe URL; stop it with SIGTERM afterwards."""
+    port = free_port()
+    command = [sys.executable, "-m", "stead", "worker", "--config", str(config)]
+    command += ["--host", HOST, "--port", str(port)]
+    if data_dir is not None:
+        command += ["--data-dir", str(data_dir)]
+    paths = [str(REPO_ROOT / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]
+    process = subprocess.Popen(
+        command,
+        env={**os.environ, **(env or {}), "PYTHONPATH": os.pathsep.join(paths)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    url = f"http://{HOST}:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}/ok").status_code == 200:
+                    break
+            except httpx.TransportError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"stead worker did not start (exit {process.poll()})"
+                    ) from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
