@@ -21,8 +21,11 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff format --check src tests bench examples
 	$(BIN)/mypy
 
+# The second pass runs the API suite again on PostgreSQL (tests/support/postgres.py).
 test: lint
 	$(BIN)/python -m pytest
+	STEAD_TEST_DATABASE=postgres $(BIN)/python -m pytest tests/integration \
+		--ignore=tests/integration/test_postgres.py
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/latency.py

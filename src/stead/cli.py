@@ -89,6 +89,7 @@ def _worker(args: argparse.Namespace) -> int:
         raise ConfigError("stead worker needs N_JOBS_PER_WORKER of at least 1")
     _configure_logging()
     specs = load_graph_specs(settings)
+    _require_current_schema(settings)
     sock = _bind(settings)
     from stead.worker.probe import create_worker_app
 

@@ -37,6 +37,9 @@ class Settings:
     cron_scheduler_sleep_seconds: float = 5.0
     # A PostgreSQL URI (`postgres://` or `postgresql://`); None keeps the embedded SQLite files.
     database_uri: str | None = None
+    # A Redis URI shared by API processes and workers; None keeps the in-process broker.
+    redis_uri: str | None = None
+    redis_key_prefix: str = "stead:"
 
     @property
     def project_dir(self) -> Path:
@@ -97,6 +100,8 @@ def load_settings(
         run_timeout_seconds=_env_float("BG_JOB_TIMEOUT_SECS", 86400.0),
         cron_scheduler_sleep_seconds=_env_float("CRON_SCHEDULER_SLEEP_TIME", 5.0),
         database_uri=_database_uri(),
+        redis_uri=os.environ.get("REDIS_URI") or os.environ.get("REDIS_URL") or None,
+        redis_key_prefix=os.environ.get("REDIS_KEY_PREFIX", "stead:"),
     )
 
 

@@ -7,6 +7,7 @@ import logging
 from datetime import timedelta
 
 from stead.broker import Broker, InProcessBroker
+from stead.broker.redis import RedisBroker
 from stead.config import Settings
 from stead.graphs import GraphRegistry, GraphSpec
 from stead.http_options import HeaderFilter, mount_prefix
@@ -51,7 +52,7 @@ class Runtime:
         self.checkpointer, self.store = await open_savers(
             settings, self._exit, self.store_ttl.langgraph_config()
         )
-        self.broker: Broker = InProcessBroker(settings.resumable_stream_ttl_seconds)
+        self.broker = open_broker(settings)
         self._exit.push_async_callback(self.broker.close)
         self.graphs = GraphRegistry(self._specs, self.checkpointer, self.store)
         self.assistants = AssistantService(self.db, self.graphs)
@@ -125,3 +126,14 @@ class Runtime:
         if self.queue is not None:
             await self.queue.stop(self.settings.shutdown_grace_seconds)
         await self._exit.aclose()
+
+
+def open_broker(settings: Settings) -> Broker:
+    """Redis when REDIS_URI is set, so that processes share streams and signals; else in-process."""
+    if settings.redis_uri is None:
+        return InProcessBroker(settings.resumable_stream_ttl_seconds)
+    return RedisBroker(
+        settings.redis_uri,
+        key_prefix=settings.redis_key_prefix,
+        replay_ttl_seconds=settings.resumable_stream_ttl_seconds,
+    )

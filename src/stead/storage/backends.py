@@ -152,8 +152,14 @@ async def _at_version(conn: AsyncConnection[Any], table: str, migrations: int) -
 
 
 async def _open_pool(uri: str) -> AsyncConnectionPool[Any]:
+    # Checked on checkout, as the engine's pre-ping: a restarted PostgreSQL leaves dead connections.
     pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-        uri, min_size=1, max_size=_SAVERS_POOL_SIZE, kwargs=_PSYCOPG_OPTIONS, open=False
+        uri,
+        min_size=1,
+        max_size=_SAVERS_POOL_SIZE,
+        kwargs=_PSYCOPG_OPTIONS,
+        check=AsyncConnectionPool.check_connection,
+        open=False,
     )
     await pool.open(wait=True)
     return pool

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from stead.storage._query import fetch_all, fetch_one
 from stead.storage.dialects import Dialect
-from stead.storage.schema import run
+from stead.storage.schema import run, thread
 
 ACTIVE_STATUSES = ("pending", "running")
 
@@ -30,11 +30,24 @@ class RunRepository:
         return await fetch_one(self._conn, query)
 
     async def get_for_update(self, run_id: str) -> dict[str, Any] | None:
-        """Read a run and hold its row until the transaction ends."""
+        """Read a run and hold its row (and its thread's) until the transaction ends."""
         query = sa.select(run).where(run.c.run_id == run_id)
+        await self._lock_thread_of(run_id)
         if self._dialect.name == "postgresql":
             query = query.with_for_update()
         return await fetch_one(self._conn, query)
+
+    async def _lock_thread_of(self, run_id: str) -> None:
+        """Lock the run's thread row first. Creating a run locks the thread, then its runs;
+        ending one touches the run, then settles the thread: one order avoids deadlocks."""
+        if self._dialect.name != "postgresql":
+            return
+        thread_of_run = sa.select(run.c.thread_id).where(run.c.run_id == run_id)
+        await self._conn.execute(
+            sa.select(thread.c.thread_id)
+            .where(thread.c.thread_id == thread_of_run.scalar_subquery())
+            .with_for_update()
+        )
 
     async def list_for_thread(
         self, thread_id: str, *, status: str | None, limit: int, offset: int
@@ -134,6 +147,7 @@ class RunRepository:
 
     async def finish_attempt(self, run_id: str, attempt: int, status: str, now: datetime) -> bool:
         """Record how an attempt ended, unless the run was taken over since (a stale attempt)."""
+        await self._lock_thread_of(run_id)
         result = await self._conn.execute(
             sa.update(run)
             .where(run.c.run_id == run_id, run.c.attempt == attempt, run.c.status == "running")
@@ -142,6 +156,7 @@ class RunRepository:
         return bool(result.rowcount)
 
     async def delete_attempt(self, run_id: str, attempt: int) -> bool:
+        await self._lock_thread_of(run_id)
         result = await self._conn.execute(
             sa.delete(run).where(
                 run.c.run_id == run_id, run.c.attempt == attempt, run.c.status == "running"
@@ -150,14 +165,17 @@ class RunRepository:
         return bool(result.rowcount)
 
     async def expired_leases(self, now: datetime, limit: int) -> list[dict[str, Any]]:
-        """Running runs whose worker stopped renewing its lease (it died or lost the database)."""
+        """Running runs whose worker stopped renewing its lease (it died or lost the database).
+
+        Not locked here: the updates that follow are conditional on the attempt, so of two
+        reapers only one wins, and taking run locks before thread locks could deadlock."""
         query = (
             sa.select(run)
             .where(run.c.status == "running", run.c.lease_expires_at < now)
             .order_by(run.c.lease_expires_at)
             .limit(limit)
         )
-        return await fetch_all(self._conn, self._dialect.lock_for_claim(query))
+        return await fetch_all(self._conn, query)
 
     async def release(self, run_id: str, attempt: int, now: datetime) -> bool:
         """Return a running attempt to the queue; the next claim counts a new attempt."""

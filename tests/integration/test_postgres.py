@@ -1,0 +1,139 @@
+"""Stead on PostgreSQL: `stead migrate`, the refusal to serve a schema that is behind, runs that
+survive a restart, and the queue-depth query autoscalers use. Starts its own PostgreSQL 15."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from tests.conftest import GRAPHS_CONFIG
+from tests.support.postgres import migrate_env, stead_migrate
+from tests.support.servers import HOST, free_port, stead_server
+from tests.support.services import Postgres, postgres_server
+
+_DATABASES = ("served", "raced", "unmigrated", "queued")
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[Postgres]:
+    with postgres_server(databases=_DATABASES) as server:
+        yield server
+
+
+def _migrated(pg: Postgres, database: str) -> str:
+    uri = pg.url(database)
+    result = stead_migrate(GRAPHS_CONFIG, uri)
+    assert result.returncode == 0, result.stderr
+    return uri
+
+
+def test_concurrent_migrations_both_succeed(pg: Postgres) -> None:
+    uri = pg.url("raced")
+    command = [sys.executable, "-m", "stead", "migrate", "--config", str(GRAPHS_CONFIG)]
+    migrations = [
+        subprocess.Popen(command, env=migrate_env(uri), stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outcomes = [(m.wait(timeout=120), m.stderr.read() if m.stderr else "") for m in migrations]
+    assert [code for code, _ in outcomes] == [0, 0], outcomes
+    with psycopg.connect(uri) as conn:
+        version = conn.execute("SELECT version_num FROM alembic_version").fetchall()
+        checkpoint_versions = conn.execute("SELECT count(*) FROM checkpoint_migrations").fetchone()
+    assert len(version) == 1
+    assert checkpoint_versions is not None and checkpoint_versions[0] > 0
+    # A third run, on a schema at head, has nothing to do and says so.
+    again = stead_migrate(GRAPHS_CONFIG, uri)
+    assert again.returncode == 0 and "up to date" in again.stderr
+
+
+def test_run_refuses_an_unmigrated_database(pg: Postgres, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "stead",
+            "run",
+            "--config",
+            str(GRAPHS_CONFIG),
+            "--host",
+            HOST,
+            "--port",
+            str(free_port()),
+            "--data-dir",
+            str(tmp_path),
+        ],
+        env=migrate_env(pg.url("unmigrated")),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("stead: error: ") and "run 'stead migrate'" in lines[0]
+    with psycopg.connect(pg.url("unmigrated")) as conn:
+        tables = conn.execute("SELECT to_regclass('run')").fetchone()
+    assert tables == (None,)
+
+
+def test_runs_and_state_survive_a_restart(pg: Postgres, tmp_path: Path) -> None:
+    env = {"DATABASE_URI": _migrated(pg, "served").replace("postgresql://", "postgres://")}
+    with stead_server(GRAPHS_CONFIG, tmp_path / "first", env) as first:
+        thread = httpx.post(f"{first.url}/threads", json={"metadata": {"team": "a"}}).json()
+        tid = thread["thread_id"]
+        result = httpx.post(
+            f"{first.url}/threads/{tid}/runs/wait",
+            json={"assistant_id": "echo", "input": {"text": "kept"}},
+            timeout=30,
+        )
+        assert result.json() == {"text": "kept"}
+        httpx.put(f"{first.url}/store/items", json={"namespace": ["n"], "key": "k", "value": {}})
+    # Another data folder: whatever the second server finds came from PostgreSQL.
+    with stead_server(GRAPHS_CONFIG, tmp_path / "second", env) as second:
+        found = httpx.post(f"{second.url}/threads/search", json={"metadata": {"team": "a"}}).json()
+        assert [t["thread_id"] for t in found] == [tid]
+        assert found[0]["status"] == "idle" and found[0]["values"] == {"text": "kept"}
+        runs = httpx.get(f"{second.url}/threads/{tid}/runs").json()
+        assert [r["status"] for r in runs] == ["success"]
+        state = httpx.get(f"{second.url}/threads/{tid}/state").json()
+        assert state["values"] == {"text": "kept"}
+        item = httpx.get(f"{second.url}/store/items", params={"namespace": "n", "key": "k"})
+        assert item.json()["value"] == {}
+    assert not list((tmp_path / "second").glob("*.sqlite"))
+
+
+def test_queue_depth_query_counts_pending_runs(pg: Postgres, tmp_path: Path) -> None:
+    """The official KEDA trigger's query, as written, against Stead's schema."""
+    uri = _migrated(pg, "queued")
+    env = {"DATABASE_URI": uri, "N_JOBS_PER_WORKER": "0"}  # API only: runs stay pending
+    with stead_server(GRAPHS_CONFIG, tmp_path, env) as api:
+        for _ in range(3):
+            tid = httpx.post(f"{api.url}/threads", json={}).json()["thread_id"]
+            created = httpx.post(
+                f"{api.url}/threads/{tid}/runs", json={"assistant_id": "echo", "input": {}}
+            )
+            assert created.status_code == 200
+        with psycopg.connect(uri) as conn:
+            depth = conn.execute("SELECT count(*) FROM run WHERE status = 'pending'").fetchone()
+        assert depth == (3,)
+    # A server that executes runs drains the queue, and the same query sees it empty.
+    with stead_server(GRAPHS_CONFIG, tmp_path, {"DATABASE_URI": uri}):
+        assert _wait_for_depth(uri, 0)
+
+
+def _wait_for_depth(uri: str, expected: int, timeout: float = 30) -> bool:
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(uri, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            row = conn.execute("SELECT count(*) FROM run WHERE status = 'pending'").fetchone()
+            if row == (expected,):
+                return True
+            time.sleep(0.1)
+    return False
