@@ -36,32 +36,30 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stead", description="Serve LangGraph agents.")
     commands = parser.add_subparsers(dest="command")
     run = commands.add_parser("run", help="serve the Agent Server API")
-    run.add_argument("--config", default="langgraph.json", help="path of langgraph.json")
+    _project_arguments(run)
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=int, default=8000)
-    run.add_argument(
-        "--data-dir", default=None, help="data folder (default: .stead/ beside the config)"
-    )
     run.set_defaults(handler=_run)
     worker = commands.add_parser(
         "worker", help="execute runs without serving the API (serves /ok for probes)"
     )
-    worker.add_argument("--config", default="langgraph.json", help="path of langgraph.json")
+    _project_arguments(worker)
     worker.add_argument("--host", default="127.0.0.1", help="address of the /ok probe")
     worker.add_argument("--port", type=int, default=8080, help="port of the /ok probe")
-    worker.add_argument(
-        "--data-dir", default=None, help="data folder (default: .stead/ beside the config)"
-    )
     worker.set_defaults(handler=_worker)
     migrate = commands.add_parser(
         "migrate", help="apply database migrations (safe when several replicas start at once)"
     )
-    migrate.add_argument("--config", default="langgraph.json", help="path of langgraph.json")
-    migrate.add_argument(
-        "--data-dir", default=None, help="data folder (default: .stead/ beside the config)"
-    )
+    _project_arguments(migrate)
     migrate.set_defaults(handler=_migrate)
     return parser
+
+
+def _project_arguments(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--config", default="langgraph.json", help="path of langgraph.json")
+    command.add_argument(
+        "--data-dir", default=None, help="data folder (default: .stead/ beside the config)"
+    )
 
 
 class PortInUseError(Exception):
