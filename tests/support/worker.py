@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -55,3 +56,53 @@ def stead_worker(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@dataclass
+class WorkerProcess:
+    url: str
+    process: subprocess.Popen[bytes]
+
+
+@contextmanager
+def stead_worker_process(
+    config: Path, env: Mapping[str, str] | None = None
+) -> Iterator[WorkerProcess]:
+    """Like `stead_worker`, but exposes the process so a test can signal (or SIGKILL) it."""
+    port = free_port()
+    command = [sys.executable, "-m", "stead", "worker", "--config", str(config)]
+    command += ["--host", HOST, "--port", str(port)]
+    paths = [str(REPO_ROOT / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]
+    process = subprocess.Popen(
+        command,
+        env={**os.environ, **(env or {}), "PYTHONPATH": os.pathsep.join(paths)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    worker = WorkerProcess(f"http://{HOST}:{port}", process)
+    try:
+        _wait_for_probe(worker)
+        yield worker
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_for_probe(worker: WorkerProcess, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{worker.url}/ok").status_code == 200:
+                return
+        except httpx.TransportError:
+            if worker.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"stead worker did not start (exit {worker.process.poll()})"
+                ) from None
+            time.sleep(0.1)

@@ -217,6 +217,8 @@ class RunExecutor:
         async with self._db.transaction() as tx:
             await tx.runs.release(run["run_id"], run["attempt"], now_utc())
         logger.info("run %s returned to the queue", run["run_id"])
+        # Another worker takes it now rather than at its next idle recheck.
+        await self._broker.wake_workers()
 
 
 def _graph_id(kwargs: dict[str, Any]) -> str:

@@ -49,7 +49,7 @@ class RunQueue:
                 await self._loop_task
         in_flight = list(self._running.values())
         if in_flight:
-            logger.info("waiting up to %.0fs for %d run(s)", grace_seconds, len(in_flight))
+            logger.info("waiting up to %gs for %d run(s)", grace_seconds, len(in_flight))
             _, unfinished = await asyncio.wait(in_flight, timeout=grace_seconds)
             for task in unfinished:
                 task.cancel()

@@ -1,0 +1,205 @@
+"""Many replicas on one PostgreSQL and one Redis: two API-only `stead run` processes and `stead
+worker` processes. Streams and cancels cross processes, a thread runs one run at a time across
+workers, and a run survives its worker being killed (SIGKILL) or stopped (SIGTERM)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import GRAPHS_CONFIG
+from tests.support.postgres import stead_migrate
+from tests.support.servers import stead_server
+from tests.support.services import postgres_server, redis_server
+from tests.support.sse import SseEvent, parse_events
+from tests.support.worker import stead_worker, stead_worker_process
+
+# Short leases so that a killed worker's run is taken over within a couple of seconds.
+LEASE_SECS = "1"
+
+
+@dataclass
+class Topology:
+    env: dict[str, str]
+    a: str
+    b: str
+
+
+@pytest.fixture(scope="module")
+def topology() -> Iterator[Topology]:
+    with postgres_server() as pg, redis_server() as redis:
+        migrated = stead_migrate(GRAPHS_CONFIG, pg.url())
+        assert migrated.returncode == 0, migrated.stderr
+        env = {"DATABASE_URI": pg.url(), "REDIS_URI": redis.url, "BG_JOB_LEASE_SECS": LEASE_SECS}
+        api_env = {**env, "N_JOBS_PER_WORKER": "0"}
+        with (
+            stead_server(GRAPHS_CONFIG, env=api_env) as a,
+            stead_server(GRAPHS_CONFIG, env=api_env) as b,
+        ):
+            yield Topology(env, a.url, b.url)
+
+
+def _new_thread(base: str) -> str:
+    response = httpx.post(f"{base}/threads", json={})
+    assert response.status_code == 200, response.text
+    return str(response.json()["thread_id"])
+
+
+def _create_run(base: str, thread_id: str, assistant_id: str, graph_input: dict[str, Any]) -> str:
+    response = httpx.post(
+        f"{base}/threads/{thread_id}/runs",
+        json={"assistant_id": assistant_id, "input": graph_input, "multitask_strategy": "enqueue"},
+    )
+    assert response.status_code == 200, response.text
+    return str(response.json()["run_id"])
+
+
+def _run(base: str, thread_id: str, run_id: str) -> dict[str, Any]:
+    response = httpx.get(f"{base}/threads/{thread_id}/runs/{run_id}")
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def _wait_for_status(
+    base: str, thread_id: str, run_id: str, statuses: set[str], timeout: float
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        run = _run(base, thread_id, run_id)
+        if run["status"] in statuses:
+            return run
+        assert time.monotonic() < deadline, f"run stayed {run['status']}, wanted {statuses}"
+        time.sleep(0.05)
+
+
+def _wait_for_next(base: str, thread_id: str, next_nodes: list[str], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while httpx.get(f"{base}/threads/{thread_id}/state").json()["next"] != next_nodes:
+        assert time.monotonic() < deadline, f"the thread never reached {next_nodes}"
+        time.sleep(0.02)
+
+
+def _values(events: list[SseEvent]) -> list[Any]:
+    return [event.data for event in events if event.event == "values"]
+
+
+async def test_a_run_created_on_one_api_streams_to_clients_of_both(topology: Topology) -> None:
+    thread_id = _new_thread(topology.a)
+    with (
+        stead_worker(GRAPHS_CONFIG, env=topology.env),
+        stead_worker(GRAPHS_CONFIG, env=topology.env),
+    ):
+        async with httpx.AsyncClient(timeout=30) as http:
+            body = {"assistant_id": "pausing", "input": {"pause": 1.5}, "stream_mode": "values"}
+            async with http.stream(
+                "POST", f"{topology.a}/threads/{thread_id}/runs/stream", json=body
+            ) as on_a:
+                assert on_a.status_code == 200
+                run_id = on_a.headers["content-location"].rstrip("/").split("/")[-1]
+                _wait_for_next(topology.a, thread_id, ["two"], timeout=20)
+                joined = asyncio.create_task(
+                    http.get(f"{topology.b}/threads/{thread_id}/runs/{run_id}/stream")
+                )
+                raw_a = await on_a.aread()
+            on_b = await asyncio.wait_for(joined, timeout=20)
+    assert on_b.status_code == 200
+    events_a, events_b = parse_events(raw_a), parse_events(on_b.content)
+    assert events_a[0].event == "metadata" and events_a[0].data["run_id"] == run_id
+    assert _values(events_a)[-1]["steps"] == ["one", "two", "three"]
+    # The joiner came in during node two: it sees the rest of the run, then the stream ends.
+    assert _values(events_b) and _values(events_b)[-1]["steps"] == ["one", "two", "three"]
+    assert _run(topology.b, thread_id, run_id)["status"] == "success"
+
+
+def test_a_cancel_sent_to_one_api_stops_a_run_created_on_the_other(topology: Topology) -> None:
+    thread_id = _new_thread(topology.a)
+    with (
+        stead_worker(GRAPHS_CONFIG, env=topology.env),
+        stead_worker(GRAPHS_CONFIG, env=topology.env),
+    ):
+        run_id = _create_run(topology.a, thread_id, "slow", {"seconds": 30})
+        _wait_for_status(topology.a, thread_id, run_id, {"running"}, timeout=20)
+        cancel = httpx.post(f"{topology.b}/threads/{thread_id}/runs/{run_id}/cancel")
+        assert cancel.status_code == 202, cancel.text
+        run = _wait_for_status(topology.a, thread_id, run_id, {"interrupted"}, timeout=5)
+    assert run["status"] == "interrupted"
+    assert httpx.get(f"{topology.a}/threads/{thread_id}").json()["status"] != "busy"
+
+
+def test_runs_of_one_thread_never_execute_at_once_across_workers(topology: Topology) -> None:
+    thread_id = _new_thread(topology.a)
+    with (
+        stead_worker(GRAPHS_CONFIG, env=topology.env),
+        stead_worker(GRAPHS_CONFIG, env=topology.env),
+    ):
+        apis = [topology.a, topology.b]
+        run_ids = [_create_run(apis[i % 2], thread_id, "slow", {"seconds": 0.3}) for i in range(6)]
+        most_running = 0
+        deadline = time.monotonic() + 30
+        while True:
+            runs = httpx.get(f"{topology.a}/threads/{thread_id}/runs?limit=100").json()
+            statuses = [run["status"] for run in runs]
+            most_running = max(most_running, statuses.count("running"))
+            if all(status not in ("pending", "running") for status in statuses):
+                break
+            assert time.monotonic() < deadline, f"the runs never finished: {statuses}"
+            time.sleep(0.02)
+    assert most_running == 1
+    assert sorted(run["run_id"] for run in runs) == sorted(run_ids)
+    assert statuses == ["success"] * len(run_ids)
+
+
+def test_a_killed_workers_run_continues_on_another_from_its_checkpoint(
+    topology: Topology,
+) -> None:
+    one_slot = {**topology.env, "N_JOBS_PER_WORKER": "1"}
+    with ExitStack() as stack:
+        stack.enter_context(stead_worker(GRAPHS_CONFIG, env=one_slot))
+        # The surviving worker is busy first, so the run below goes to the worker to be killed.
+        blocker_thread = _new_thread(topology.a)
+        blocker = _create_run(topology.a, blocker_thread, "slow", {"seconds": 4})
+        _wait_for_status(topology.a, blocker_thread, blocker, {"running"}, timeout=20)
+        doomed = stack.enter_context(stead_worker_process(GRAPHS_CONFIG, env=one_slot))
+        thread_id = _new_thread(topology.a)
+        run_id = _create_run(topology.a, thread_id, "pausing", {"pause": 1})
+        _wait_for_next(topology.a, thread_id, ["two"], timeout=20)
+        doomed.process.send_signal(signal.SIGKILL)
+        doomed.process.wait(timeout=10)
+        run = _wait_for_status(topology.a, thread_id, run_id, {"success", "error"}, timeout=30)
+    assert run["status"] == "success"
+    state = httpx.get(f"{topology.a}/threads/{thread_id}/state").json()
+    assert state["values"]["steps"] == ["one", "two", "three"]
+    assert state["metadata"]["run_attempt"] == 2
+    assert httpx.get(f"{topology.a}/threads/{thread_id}").json()["status"] == "idle"
+
+
+def test_a_stopped_workers_run_goes_back_to_the_queue_at_once(topology: Topology) -> None:
+    # A long lease: only the stopping worker itself can hand the run back this quickly.
+    env = {**topology.env, "BG_JOB_LEASE_SECS": "60"}
+    with ExitStack() as stack:
+        stopping = stack.enter_context(
+            stead_worker_process(
+                GRAPHS_CONFIG, env={**env, "BG_JOB_SHUTDOWN_GRACE_PERIOD_SECS": "0.5"}
+            )
+        )
+        thread_id = _new_thread(topology.a)
+        run_id = _create_run(topology.a, thread_id, "slow", {"seconds": 5})
+        _wait_for_status(topology.a, thread_id, run_id, {"running"}, timeout=20)
+        stack.enter_context(stead_worker(GRAPHS_CONFIG, env=env))
+        assert _run(topology.a, thread_id, run_id)["status"] == "running"
+        stopping.process.send_signal(signal.SIGTERM)
+        assert stopping.process.wait(timeout=10) == 0
+        run = _wait_for_status(topology.a, thread_id, run_id, {"success", "error"}, timeout=12)
+    assert run["status"] == "success"
+    state = httpx.get(f"{topology.a}/threads/{thread_id}/state").json()
+    assert state["values"]["done"] is True
+    assert state["metadata"]["run_attempt"] == 2
