@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+import psycopg
+import sqlalchemy as sa
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
+from psycopg_pool import PoolTimeout
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -19,6 +23,16 @@ from stead.errors import ApiError
 from stead.graphs import GraphSpec
 from stead.http_options import HttpOptions
 from stead.runtime import Runtime
+
+logger = logging.getLogger("stead.api")
+
+# Raised while the database is unreachable (down, restarting, pools exhausted): worth a retry.
+_DATABASE_UNAVAILABLE = (
+    sa.exc.DBAPIError,
+    sa.exc.TimeoutError,
+    psycopg.OperationalError,
+    PoolTimeout,
+)
 
 
 def create_app(settings: Settings, specs: dict[str, GraphSpec]) -> Starlette:
@@ -47,6 +61,8 @@ def create_app(settings: Settings, specs: dict[str, GraphSpec]) -> Starlette:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    for error in _DATABASE_UNAVAILABLE:
+        app.add_exception_handler(error, _database_unavailable)
     return options.install(app)
 
 
@@ -63,6 +79,17 @@ async def _validation_error(_request: Request, exc: Exception) -> Response:
 async def _http_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     return json_response({"detail": exc.detail}, exc.status_code, headers=dict(exc.headers or {}))
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, sa.exc.DBAPIError) and not _is_connection_error(exc):
+        raise exc
+    logger.warning("%s %s: database unavailable (%s)", request.method, request.url.path, exc)
+    return json_response({"detail": "Database unavailable; retry shortly"}, 503)
+
+
+def _is_connection_error(exc: sa.exc.DBAPIError) -> bool:
+    return exc.connection_invalidated or isinstance(exc, sa.exc.OperationalError)
 
 
 def _describe(exc: RequestValidationError) -> str:

@@ -95,6 +95,11 @@ class OpenStream:
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
 
+    @property
+    def closed(self) -> bool:
+        """The server ended the stream (or reading it failed)."""
+        return self._task is not None and self._task.done()
+
     async def until(
         self, done: Callable[[list[SseEvent]], bool], timeout: float = 20.0
     ) -> list[SseEvent]:

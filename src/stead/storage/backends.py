@@ -25,7 +25,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from stead.config import ConfigError, Settings
-from stead.storage.database import Database
+from stead.storage.database import CONNECT_TIMEOUT_SECONDS, Database
 
 # The PostgreSQL advisory lock held while migrating (any constant: "stead" in ASCII).
 _MIGRATION_LOCK_KEY = 0x7374656164
@@ -157,7 +157,9 @@ async def _open_pool(uri: str) -> AsyncConnectionPool[Any]:
         uri,
         min_size=1,
         max_size=_SAVERS_POOL_SIZE,
-        kwargs=_PSYCOPG_OPTIONS,
+        # The pool's default 30 s wait for a connection lets a run's checkpoint writes ride out
+        # a database restart; requests fail fast (503) on Stead's own tables before they get here.
+        kwargs={**_PSYCOPG_OPTIONS, "connect_timeout": CONNECT_TIMEOUT_SECONDS},
         check=AsyncConnectionPool.check_connection,
         open=False,
     )

@@ -23,6 +23,8 @@ from stead.storage.runs import RunRepository
 from stead.storage.threads import ThreadRepository
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
+# How long opening a PostgreSQL connection may take before the database counts as unreachable.
+CONNECT_TIMEOUT_SECONDS = 5
 
 
 class Transaction:
@@ -64,8 +66,15 @@ def _create_engine(url: str) -> AsyncEngine:
         # One connection serialises writers in-process instead of failing with "database is locked".
         options.update(pool_size=1, max_overflow=0, pool_timeout=60, pool_reset_on_return=None)
     else:
-        # A real pool; pre-ping drops connections a PostgreSQL restart left dead.
-        options.update(pool_size=10, max_overflow=20, pool_timeout=30, pool_pre_ping=True)
+        # A real pool; pre-ping drops connections a PostgreSQL restart left dead. Short timeouts
+        # make requests fail fast (503) while the database is unreachable instead of hanging.
+        options.update(
+            pool_size=10,
+            max_overflow=20,
+            pool_timeout=10,
+            pool_pre_ping=True,
+            connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
+        )
     engine = create_async_engine(url, **options)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)

@@ -1,0 +1,182 @@
+"""Outages of the services Stead depends on, with a real `stead run` on a real PostgreSQL and Redis.
+
+Redis lost: runs keep executing and new ones are still accepted and executed (workers poll the
+database), open streams end instead of hanging, and streaming resumes once Redis is back.
+PostgreSQL restarted: requests during the outage fail fast with 503, and the server recovers
+without a restart. Outages here last a few seconds rather than the 30 s of the issue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import GRAPHS_CONFIG
+from tests.support.postgres import stead_migrate
+from tests.support.servers import stead_server
+from tests.support.services import Postgres, Redis, postgres_server, redis_server
+from tests.support.sse import OpenStream, read_stream
+
+# Short leases so that a run whose lease lapsed during an outage is reclaimed within seconds.
+LEASE_SECS = "2"
+# A request during an outage must answer well before this; a hang fails the test.
+FAIL_FAST_SECS = 8.0
+
+
+@dataclass
+class Deployment:
+    pg: Postgres
+    redis: Redis
+    url: str
+
+
+@pytest.fixture(scope="module")
+def deployment() -> Iterator[Deployment]:
+    with postgres_server() as pg, redis_server() as redis:
+        migrated = stead_migrate(GRAPHS_CONFIG, pg.url())
+        assert migrated.returncode == 0, migrated.stderr
+        env = {"DATABASE_URI": pg.url(), "REDIS_URI": redis.url, "BG_JOB_LEASE_SECS": LEASE_SECS}
+        with stead_server(GRAPHS_CONFIG, env=env) as server:
+            yield Deployment(pg, redis, server.url)
+
+
+@pytest.fixture
+async def api(deployment: Deployment) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=deployment.url, timeout=FAIL_FAST_SECS) as client:
+        yield client
+
+
+async def _new_thread(api: httpx.AsyncClient) -> str:
+    response = await api.post("/threads", json={})
+    assert response.status_code == 200, response.text
+    return str(response.json()["thread_id"])
+
+
+async def _background_run(
+    api: httpx.AsyncClient, thread_id: str, assistant_id: str, graph_input: dict[str, Any]
+) -> str:
+    response = await api.post(
+        f"/threads/{thread_id}/runs", json={"assistant_id": assistant_id, "input": graph_input}
+    )
+    assert response.status_code == 200, response.text
+    return str(response.json()["run_id"])
+
+
+async def _wait_for_status(
+    api: httpx.AsyncClient, thread_id: str, run_id: str, statuses: set[str], timeout: float
+) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        response = await api.get(f"/threads/{thread_id}/runs/{run_id}")
+        assert response.status_code == 200, response.text
+        status = str(response.json()["status"])
+        if status in statuses:
+            return status
+        assert time.monotonic() < deadline, f"run stayed {status}, wanted {statuses}"
+        await asyncio.sleep(0.1)
+
+
+async def _wait_until_served(api: httpx.AsyncClient, path: str, timeout: float) -> None:
+    """Poll `path` until it answers 200; anything but 503 on the way fails."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response = await api.get(path)
+        if response.status_code == 200:
+            return
+        assert response.status_code == 503, response.text
+        assert time.monotonic() < deadline, f"{path} still answers {response.status_code}"
+        await asyncio.sleep(0.2)
+
+
+async def test_redis_outage_loses_no_run_and_streaming_recovers(
+    deployment: Deployment, api: httpx.AsyncClient
+) -> None:
+    thread_id = await _new_thread(api)
+    slow_run = await _background_run(api, thread_id, "slow", {"seconds": 3})
+    await _wait_for_status(api, thread_id, slow_run, {"running"}, timeout=10)
+
+    async with OpenStream(api, f"/threads/{thread_id}/runs/{slow_run}/stream") as joined:
+        assert joined.response is not None and joined.response.status_code == 200
+        deployment.redis.stop()
+        try:
+            # The open stream ends (with an error event, or simply closes) instead of hanging.
+            await _wait_for_stream_end(joined, timeout=10)
+            errors = [event.data for event in joined.events if event.event == "error"]
+            assert all(error.get("message") for error in errors), errors
+
+            # The run in progress still finishes, and its outcome is in the database.
+            assert await _wait_for_status(api, thread_id, slow_run, {"success"}, 15) == "success"
+
+            # A new run is accepted and executed: idle workers poll the database.
+            other_thread = await _new_thread(api)
+            echo_run = await _background_run(api, other_thread, "echo", {"text": "no redis"})
+            assert await _wait_for_status(api, other_thread, echo_run, {"success"}, 15) == "success"
+            state = await api.get(f"/threads/{other_thread}/state")
+            assert state.json()["values"] == {"text": "no redis"}
+        finally:
+            deployment.redis.start()
+
+    # Back on the same port: a new stream gets its events without restarting Stead.
+    response, events = await read_stream(
+        api,
+        "POST",
+        "/runs/stream",
+        json={"assistant_id": "echo", "input": {"text": "redis is back"}},
+    )
+    assert response.status_code == 200
+    names = [event.event for event in events]
+    assert names[0] == "metadata" and "error" not in names, events
+    assert events[-1].event == "values" and events[-1].data == {"text": "redis is back"}
+
+
+async def _wait_for_stream_end(stream: OpenStream, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not stream.closed and not any(event.event == "error" for event in stream.events):
+        assert time.monotonic() < deadline, f"stream still open: {stream.events}"
+        await asyncio.sleep(0.05)
+
+
+async def test_postgres_restart_fails_fast_with_503_and_recovers(
+    deployment: Deployment, api: httpx.AsyncClient
+) -> None:
+    thread_id = await _new_thread(api)
+    busy_thread = await _new_thread(api)
+    claimed_run = await _background_run(api, busy_thread, "slow", {"seconds": 1})
+    await _wait_for_status(api, busy_thread, claimed_run, {"running"}, timeout=10)
+
+    deployment.pg.stop()
+    try:
+        requests = [
+            ("GET", f"/threads/{thread_id}", None),
+            ("GET", f"/threads/{thread_id}/state", None),
+            ("POST", "/threads", {}),
+            ("POST", f"/threads/{thread_id}/runs", {"assistant_id": "echo", "input": {}}),
+            ("POST", "/threads/search", {}),
+        ]
+        for method, path, body in requests:
+            response = await api.request(method, path, json=body)
+            assert response.status_code == 503, response.text
+            assert response.headers["content-type"].startswith("application/json")
+            assert isinstance(response.json()["detail"], str)
+        await asyncio.sleep(3)
+    finally:
+        deployment.pg.start()
+
+    await _wait_until_served(api, f"/threads/{thread_id}", timeout=10)
+    response = await api.get(f"/threads/{thread_id}")
+    assert response.json()["thread_id"] == thread_id
+
+    # A run executing when the database went away is not left `running`.
+    terminal = {"success", "error", "timeout", "interrupted"}
+    assert await _wait_for_status(api, busy_thread, claimed_run, terminal, timeout=20) == "success"
+
+    run_id = await _background_run(api, thread_id, "echo", {"text": "after the restart"})
+    assert await _wait_for_status(api, thread_id, run_id, {"success"}, timeout=15) == "success"
+    state = await api.get(f"/threads/{thread_id}/state")
+    assert state.json()["values"] == {"text": "after the restart"}
