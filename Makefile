@@ -21,7 +21,7 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff format --check src tests bench examples
 	$(BIN)/mypy
 
-# The second pass runs the API suite again on PostgreSQL (tests/support/postgres.py).
+# The second pass runs the API suite again on the production runtime: PostgreSQL + Redis.
 test: lint
 	$(BIN)/python -m pytest
 	STEAD_TEST_DATABASE=postgres $(BIN)/python -m pytest tests/integration \
