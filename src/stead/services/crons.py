@@ -87,44 +87,16 @@ class CronService:
             if not await tx.crons.delete(cron_id):
                 raise NotFound(f"Cron with ID {cron_id} not found")
 
-    async def search(
-        self,
-        *,
-        assistant_id: str | None,
-        thread_id: str | None,
-        enabled: bool | None,
-        metadata: dict[str, Any] | None,
-        limit: int,
-        offset: int,
-        sort_by: str,
-        sort_order: str,
-    ) -> Page:
+    async def search(self, *, assistant_id: str | None, **filters: Any) -> Page:
         async with self._db.transaction() as tx:
             return await tx.crons.search(
-                assistant_id=self._assistant_filter(assistant_id),
-                thread_id=thread_id,
-                enabled=enabled,
-                metadata=metadata,
-                limit=limit,
-                offset=offset,
-                sort_by=sort_by,
-                sort_order=sort_order,
+                assistant_id=self._assistant_filter(assistant_id), **filters
             )
 
-    async def count(
-        self,
-        *,
-        assistant_id: str | None,
-        thread_id: str | None,
-        enabled: bool | None,
-        metadata: dict[str, Any] | None,
-    ) -> int:
+    async def count(self, *, assistant_id: str | None, **filters: Any) -> int:
         async with self._db.transaction() as tx:
             return await tx.crons.count(
-                assistant_id=self._assistant_filter(assistant_id),
-                thread_id=thread_id,
-                enabled=enabled,
-                metadata=metadata,
+                assistant_id=self._assistant_filter(assistant_id), **filters
             )
 
     async def claim_due(self, now: datetime) -> list[dict[str, Any]]:

@@ -111,7 +111,7 @@ class RunService:
                 ttl = None if stateless else self._default_thread_ttl
                 thread = new_thread_record(thread_id, {}, ttl=ttl)
                 await tx.threads.insert(thread)
-            cancelled = await self._make_room(tx, thread_id, request.multitask_strategy)
+            pending, running = await self._make_room(tx, thread_id, request.multitask_strategy)
             metadata = {
                 **assistant["metadata"],
                 **thread["metadata"],
@@ -146,14 +146,15 @@ class RunService:
                     ),
                 },
             )
-        await self._notify_cancelled(*cancelled)
+        await self._notify_cancelled(pending, running, request.multitask_strategy)
         await self._broker.wake_workers()
         return run
 
     async def _make_room(
         self, tx: Transaction, thread_id: str, strategy: str
-    ) -> tuple[list[str], list[str], str]:
-        """Apply the multitask strategy to the thread's active runs before a new one joins it."""
+    ) -> tuple[list[str], list[str]]:
+        """Apply the multitask strategy to the thread's active runs before a new one joins it;
+        returns the runs it cancelled, pending and running."""
         active = await tx.runs.active_for_thread(thread_id)
         if active and strategy == "reject":
             raise Conflict(
@@ -161,9 +162,8 @@ class RunService:
                 "different multitask strategy."
             )
         if not active or strategy == "enqueue":
-            return [], [], strategy
-        pending, running = await self._request_cancel(tx, [r["run_id"] for r in active], strategy)
-        return pending, running, strategy
+            return [], []
+        return await self._request_cancel(tx, [r["run_id"] for r in active], strategy)
 
     async def check_webhook(self, url: str) -> None:
         """Refuse (422) a webhook URL the deployment's policy does not allow."""

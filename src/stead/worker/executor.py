@@ -157,13 +157,7 @@ class RunExecutor:
         await self._publish_event(run, StreamEvent(event, serde.dumps(payload)))
 
     async def _publish_event(self, run: dict[str, Any], event: StreamEvent) -> None:
-        """To the run's subscribers and its thread's; kept for replay if the run is resumable."""
-        await self._broker.publish(
-            run["run_id"],
-            event,
-            thread_id=run["thread_id"],
-            resumable=bool(run["kwargs"].get("resumable")),
-        )
+        await publish_run_event(self._broker, run, event)
 
     async def _finish(self, run: dict[str, Any], outcome: Outcome) -> None:
         """Record the final run status and the thread's new state, then release waiters."""
@@ -318,3 +312,13 @@ def _goto(goto: Any) -> Any:
     if isinstance(goto, dict):
         return Send(goto["node"], goto.get("input"))
     return goto
+
+
+async def publish_run_event(broker: Broker, run: dict[str, Any], event: StreamEvent) -> None:
+    """To the run's subscribers and its thread's; kept for replay if the run is resumable."""
+    await broker.publish(
+        run["run_id"],
+        event,
+        thread_id=run["thread_id"],
+        resumable=bool(run["kwargs"].get("resumable")),
+    )

@@ -18,6 +18,7 @@ from stead.broker.base import END
 from stead.services.assistants import now_utc
 from stead.services.thread_status import settle_thread
 from stead.storage import Database
+from stead.worker.executor import publish_run_event
 
 logger = logging.getLogger("stead.worker")
 
@@ -77,8 +78,5 @@ class LeaseReaper:
             await self._broker.wake_workers()
 
     async def _end(self, run: dict[str, Any], error: StreamEvent) -> None:
-        resumable = bool(run["kwargs"].get("resumable"))
         for event in (error, END):
-            await self._broker.publish(
-                run["run_id"], event, thread_id=run["thread_id"], resumable=resumable
-            )
+            await publish_run_event(self._broker, run, event)
