@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from stead import __version__
 from stead.api import assistants, crons, meta, runs, store, thread_streams, threads
 from stead.api.responses import json_response
+from stead.auth.middleware import AuthenticationMiddleware
 from stead.config import Settings
 from stead.errors import ApiError
 from stead.graphs import GraphSpec
@@ -63,12 +64,16 @@ def create_app(settings: Settings, specs: dict[str, GraphSpec]) -> Starlette:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     for error in _DATABASE_UNAVAILABLE:
         app.add_exception_handler(error, _database_unavailable)
+    if runtime.auth.enabled:
+        app.add_middleware(
+            AuthenticationMiddleware, options=runtime.auth, api_keys=lambda: runtime.api_keys
+        )
     return options.install(app)
 
 
 async def _api_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return json_response({"detail": exc.detail}, exc.status_code)
+    return json_response({"detail": exc.detail}, exc.status_code, headers=exc.headers or None)
 
 
 async def _validation_error(_request: Request, exc: Exception) -> Response:

@@ -10,7 +10,7 @@ import logging
 import math
 import socket
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
 import uvicorn
@@ -52,7 +52,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     _project_arguments(migrate)
     migrate.set_defaults(handler=_migrate)
+    _apikey_commands(commands)
     return parser
+
+
+def _apikey_commands(commands: Any) -> None:
+    apikey = commands.add_parser("apikey", help="manage the built-in API keys (auth.api_keys)")
+    actions = apikey.add_subparsers(dest="apikey_command", required=True)
+    create = actions.add_parser("create", help="create a key and print it (shown only once)")
+    create.add_argument("--name", required=True, help="who or what the key is for")
+    create.set_defaults(handler=_apikey_create)
+    listing = actions.add_parser("list", help="list keys (never the keys themselves)")
+    listing.set_defaults(handler=_apikey_list)
+    revoke = actions.add_parser("revoke", help="revoke a key at once")
+    revoke.add_argument("key_id", help="the key's id, from 'stead apikey list'")
+    revoke.set_defaults(handler=_apikey_revoke)
+    for action in (create, listing, revoke):
+        _project_arguments(action)
 
 
 def _project_arguments(command: argparse.ArgumentParser) -> None:
@@ -109,6 +125,45 @@ def _migrate(args: argparse.Namespace) -> int:
     asyncio.run(migrate(settings))
     logging.getLogger("stead").info("database schema is up to date")
     return 0
+
+
+def _apikey_create(args: argparse.Namespace) -> int:
+    key = _with_api_keys(args, lambda keys: keys.create(args.name))
+    print(key.secret)
+    print(f"key {key.key_id} ({key.name}) created; it is not shown again", file=sys.stderr)
+    return 0
+
+
+def _apikey_list(args: argparse.Namespace) -> int:
+    for key in _with_api_keys(args, lambda keys: keys.list()):
+        state = f"revoked {key['revoked_at']:%Y-%m-%d %H:%M}" if key["revoked_at"] else "active"
+        print(f"{key['key_id']}  {key['prefix']}…  {key['name']}  {state}")
+    return 0
+
+
+def _apikey_revoke(args: argparse.Namespace) -> int:
+    if not _with_api_keys(args, lambda keys: keys.revoke(args.key_id)):
+        raise ConfigError(f"no active API key with id {args.key_id}")
+    print(f"key {args.key_id} revoked", file=sys.stderr)
+    return 0
+
+
+def _with_api_keys(args: argparse.Namespace, action: Callable[[Any], Awaitable[Any]]) -> Any:
+    settings = load_settings(args.config, data_dir=args.data_dir)
+    from stead.auth.api_keys import ApiKeys
+    from stead.storage import Database
+    from stead.storage.backends import prepare_schema
+
+    async def with_database() -> Any:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        db = Database(settings.database_url)
+        try:
+            await prepare_schema(settings, db)
+            return await action(ApiKeys(db))
+        finally:
+            await db.close()
+
+    return asyncio.run(with_database())
 
 
 def _require_current_schema(settings: Settings) -> None:

@@ -26,6 +26,7 @@ class Settings:
     checkpointer: dict[str, Any] = field(default_factory=dict)
     http: dict[str, Any] = field(default_factory=dict)
     webhooks: dict[str, Any] = field(default_factory=dict)
+    auth: dict[str, Any] = field(default_factory=dict)
     host: str = "127.0.0.1"
     port: int = 8000
     n_jobs_per_worker: int = 10
@@ -122,7 +123,7 @@ def _database_uri() -> str | None:
 
 
 # langgraph.json sections that are objects, read as they are; their services validate them.
-_OBJECT_SECTIONS = ("store", "checkpointer", "http", "webhooks")
+_OBJECT_SECTIONS = ("store", "checkpointer", "http", "webhooks", "auth")
 
 
 def _object_section(raw: dict[str, Any], key: str, path: Path) -> dict[str, Any]:

@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 
 class ApiError(Exception):
     status_code = 500
 
-    def __init__(self, detail: str) -> None:
+    def __init__(self, detail: str, headers: Mapping[str, str] | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
+        self.headers = dict(headers or {})
+
+
+class AuthError(ApiError):
+    """Refused by authentication or an authorization handler, with the status it chose."""
+
+    def __init__(
+        self, status_code: int, detail: str, headers: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(detail, headers)
+        self.status_code = status_code
+
+
+class Unauthorized(ApiError):
+    status_code = 401
 
 
 class BadRequest(ApiError):

@@ -6,6 +6,8 @@ import contextlib
 import logging
 from datetime import timedelta
 
+from stead.auth.api_keys import ApiKeys
+from stead.auth.options import AuthOptions
 from stead.broker import Broker, InProcessBroker
 from stead.broker.redis import RedisBroker
 from stead.config import Settings
@@ -42,6 +44,7 @@ class Runtime:
         self.store_ttl = store_ttl_policy(settings)
         self.webhook_config = WebhookConfig.from_settings(settings)
         self.configurable_headers = HeaderFilter.from_settings(settings)
+        self.auth = AuthOptions.from_settings(settings)
 
     async def start(self) -> None:
         settings = self.settings
@@ -49,6 +52,7 @@ class Runtime:
         self.db = Database(settings.database_url)
         self._exit.push_async_callback(self.db.close)
         await prepare_schema(settings, self.db)
+        self.api_keys = ApiKeys(self.db)
         self.checkpointer, self.store = await open_savers(
             settings, self._exit, self.store_ttl.langgraph_config()
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from stead.api.deps import RuntimeDep, require_uuid
+from stead.api.deps import AuthzDep, RuntimeDep, require_uuid
 from stead.api.models import (
     AssistantCount,
     AssistantCreate,
@@ -14,7 +14,9 @@ from stead.api.models import (
     AssistantVersions,
 )
 from stead.api.responses import json_response, no_content, page_response, selected
+from stead.auth.policy import Authorizer
 from stead.errors import Unprocessable
+from stead.storage.access import Access
 
 router = APIRouter(tags=["assistants"])
 
@@ -33,86 +35,110 @@ ASSISTANT_FIELDS = (
 
 
 @router.post("/assistants")
-async def create_assistant(body: AssistantCreate, rt: RuntimeDep) -> Response:
+async def create_assistant(body: AssistantCreate, rt: RuntimeDep, authz: AuthzDep) -> Response:
     if body.assistant_id is not None:
         require_uuid(body.assistant_id, "assistant")
-    return json_response(await rt.assistants.create(**body.model_dump()))
+    fields = body.model_dump()
+    fields["metadata"] = fields["metadata"] or {}
+    access = await authz.check("assistants", "create", fields)
+    return json_response(await rt.assistants.create(**fields, access=access))
 
 
 @router.post("/assistants/search")
-async def search_assistants(body: AssistantSearch, rt: RuntimeDep) -> Response:
-    page = await rt.assistants.search(**body.model_dump(exclude={"select"}))
+async def search_assistants(body: AssistantSearch, rt: RuntimeDep, authz: AuthzDep) -> Response:
+    filters = body.model_dump(exclude={"select"})
+    access = await authz.check("assistants", "search", filters)
+    page = await rt.assistants.search(access, **filters)
     return page_response(page, selected(page.rows, body.select, ASSISTANT_FIELDS), body.offset)
 
 
 @router.post("/assistants/count")
-async def count_assistants(body: AssistantCount, rt: RuntimeDep) -> Response:
-    return json_response(await rt.assistants.count(**body.model_dump()))
+async def count_assistants(body: AssistantCount, rt: RuntimeDep, authz: AuthzDep) -> Response:
+    filters = body.model_dump()
+    access = await authz.check("assistants", "search", filters)
+    return json_response(await rt.assistants.count(access, **filters))
 
 
 @router.get("/assistants/{assistant_id}")
-async def get_assistant(assistant_id: str, rt: RuntimeDep) -> Response:
-    return json_response(await rt.assistants.get(require_uuid(assistant_id, "assistant")))
+async def get_assistant(assistant_id: str, rt: RuntimeDep, authz: AuthzDep) -> Response:
+    access = await _reading(authz, assistant_id)
+    return json_response(await rt.assistants.get(assistant_id, access))
 
 
 @router.patch("/assistants/{assistant_id}")
-async def patch_assistant(assistant_id: str, body: AssistantPatch, rt: RuntimeDep) -> Response:
+async def patch_assistant(
+    assistant_id: str, body: AssistantPatch, rt: RuntimeDep, authz: AuthzDep
+) -> Response:
+    require_uuid(assistant_id, "assistant")
     changes = body.model_dump(exclude_unset=True)
-    return json_response(
-        await rt.assistants.patch(require_uuid(assistant_id, "assistant"), changes)
-    )
+    access = await authz.check("assistants", "update", {"assistant_id": assistant_id, **changes})
+    return json_response(await rt.assistants.patch(assistant_id, changes, access))
 
 
 @router.delete("/assistants/{assistant_id}")
-async def delete_assistant(assistant_id: str, rt: RuntimeDep) -> Response:
-    await rt.assistants.delete(require_uuid(assistant_id, "assistant"))
+async def delete_assistant(assistant_id: str, rt: RuntimeDep, authz: AuthzDep) -> Response:
+    require_uuid(assistant_id, "assistant")
+    access = await authz.check("assistants", "delete", {"assistant_id": assistant_id})
+    await rt.assistants.delete(assistant_id, access)
     return no_content()
 
 
 @router.get("/assistants/{assistant_id}/graph")
-async def get_assistant_graph(assistant_id: str, rt: RuntimeDep, xray: str = "false") -> Response:
-    return json_response(await rt.assistants.draw(assistant_id, _xray(xray)))
+async def get_assistant_graph(
+    assistant_id: str, rt: RuntimeDep, authz: AuthzDep, xray: str = "false"
+) -> Response:
+    # A graph name stands for its system assistant here, as in run bodies.
+    value = {"assistant_id": assistant_id, "metadata": {}}
+    access = await authz.check("assistants", "read", value)
+    return json_response(await rt.assistants.draw(assistant_id, _xray(xray), access))
 
 
 @router.get("/assistants/{assistant_id}/schemas")
-async def get_assistant_schemas(assistant_id: str, rt: RuntimeDep) -> Response:
-    return json_response(await rt.assistants.schemas(require_uuid(assistant_id, "assistant")))
+async def get_assistant_schemas(assistant_id: str, rt: RuntimeDep, authz: AuthzDep) -> Response:
+    access = await _reading(authz, assistant_id)
+    return json_response(await rt.assistants.schemas(assistant_id, access))
 
 
 @router.get("/assistants/{assistant_id}/subgraphs")
 async def get_assistant_subgraphs(
-    assistant_id: str, rt: RuntimeDep, recurse: bool = False
+    assistant_id: str, rt: RuntimeDep, authz: AuthzDep, recurse: bool = False
 ) -> Response:
-    found = await rt.assistants.subgraphs(require_uuid(assistant_id, "assistant"), None, recurse)
-    return json_response(found)
+    access = await _reading(authz, assistant_id)
+    return json_response(await rt.assistants.subgraphs(assistant_id, None, recurse, access))
 
 
 @router.get("/assistants/{assistant_id}/subgraphs/{namespace}")
 async def get_assistant_subgraphs_in(
-    assistant_id: str, namespace: str, rt: RuntimeDep, recurse: bool = False
+    assistant_id: str, namespace: str, rt: RuntimeDep, authz: AuthzDep, recurse: bool = False
 ) -> Response:
-    found = await rt.assistants.subgraphs(
-        require_uuid(assistant_id, "assistant"), namespace, recurse
-    )
-    return json_response(found)
+    access = await _reading(authz, assistant_id)
+    return json_response(await rt.assistants.subgraphs(assistant_id, namespace, recurse, access))
 
 
 @router.post("/assistants/{assistant_id}/versions")
 async def list_assistant_versions(
-    assistant_id: str, body: AssistantVersions, rt: RuntimeDep
+    assistant_id: str, body: AssistantVersions, rt: RuntimeDep, authz: AuthzDep
 ) -> Response:
-    versions = await rt.assistants.versions(
-        require_uuid(assistant_id, "assistant"), **body.model_dump()
-    )
+    access = await _reading(authz, assistant_id)
+    versions = await rt.assistants.versions(assistant_id, **body.model_dump(), access=access)
     return json_response(versions)
 
 
 @router.post("/assistants/{assistant_id}/latest")
 async def set_latest_assistant_version(
-    assistant_id: str, body: AssistantLatest, rt: RuntimeDep
+    assistant_id: str, body: AssistantLatest, rt: RuntimeDep, authz: AuthzDep
 ) -> Response:
-    updated = await rt.assistants.set_latest(require_uuid(assistant_id, "assistant"), body.version)
+    require_uuid(assistant_id, "assistant")
+    value = {"assistant_id": assistant_id, "version": body.version}
+    access = await authz.check("assistants", "update", value)
+    updated = await rt.assistants.set_latest(assistant_id, body.version, access)
     return json_response(updated)
+
+
+async def _reading(authz: Authorizer, assistant_id: str) -> Access:
+    """Check the id, then what `assistants.read` lets this request see of the assistant."""
+    require_uuid(assistant_id, "assistant")
+    return await authz.check("assistants", "read", {"assistant_id": assistant_id, "metadata": {}})
 
 
 def _xray(value: str) -> bool | int:

@@ -6,9 +6,12 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-from stead.api.deps import RuntimeDep, require_uuid
+from stead.api.deps import AuthzDep, RuntimeDep, require_uuid
 from stead.api.models import CronCount, CronCreate, CronPatch, CronSearch
 from stead.api.responses import json_response, no_content, page_response, selected
+from stead.auth.policy import Authorizer
+from stead.runtime import Runtime
+from stead.storage.access import Access
 
 router = APIRouter(tags=["crons"])
 
@@ -31,52 +34,94 @@ CRON_FIELDS = (
 
 
 @router.post("/runs/crons")
-async def create_cron(body: CronCreate, rt: RuntimeDep) -> Response:
-    cron = await rt.crons.create(None, body.model_dump(exclude_unset=True))
-    return json_response(cron_json(cron))
+async def create_cron(body: CronCreate, rt: RuntimeDep, authz: AuthzDep) -> Response:
+    return json_response(cron_json(await _create(rt, authz, None, body)))
 
 
 @router.post("/threads/{thread_id}/runs/crons")
-async def create_thread_cron(thread_id: str, body: CronCreate, rt: RuntimeDep) -> Response:
-    cron = await rt.crons.create(
-        require_uuid(thread_id, "thread"), body.model_dump(exclude_unset=True)
-    )
+async def create_thread_cron(
+    thread_id: str, body: CronCreate, rt: RuntimeDep, authz: AuthzDep
+) -> Response:
+    cron = await _create(rt, authz, require_uuid(thread_id, "thread"), body)
     return json_response(cron_json(cron))
 
 
 @router.post("/runs/crons/search")
-async def search_crons(body: CronSearch, rt: RuntimeDep) -> Response:
+async def search_crons(body: CronSearch, rt: RuntimeDep, authz: AuthzDep) -> Response:
     filters = body.model_dump(exclude={"select"})
     if body.thread_id is not None:
         require_uuid(body.thread_id, "thread")
-    page = await rt.crons.search(**filters)
+    access = await authz.check("crons", "search", filters)
+    page = await rt.crons.search(**filters, access=access)
     rows = selected((cron_json(row) for row in page.rows), body.select, CRON_FIELDS)
     return page_response(page, rows, body.offset)
 
 
 @router.post("/runs/crons/count")
-async def count_crons(body: CronCount, rt: RuntimeDep) -> Response:
+async def count_crons(body: CronCount, rt: RuntimeDep, authz: AuthzDep) -> Response:
     if body.thread_id is not None:
         require_uuid(body.thread_id, "thread")
-    return json_response(await rt.crons.count(**body.model_dump()))
+    filters = body.model_dump()
+    access = await authz.check("crons", "search", filters)
+    return json_response(await rt.crons.count(**filters, access=access))
 
 
 @router.get("/runs/crons/{cron_id}")
-async def get_cron(cron_id: str, rt: RuntimeDep) -> Response:
-    return json_response(cron_json(await rt.crons.get(require_uuid(cron_id, "cron"))))
+async def get_cron(cron_id: str, rt: RuntimeDep, authz: AuthzDep) -> Response:
+    access = await _on_cron(authz, "read", cron_id)
+    return json_response(cron_json(await rt.crons.get(cron_id, access)))
 
 
 @router.patch("/runs/crons/{cron_id}")
-async def patch_cron(cron_id: str, rt: RuntimeDep, body: CronPatch | None = None) -> Response:
+async def patch_cron(
+    cron_id: str, rt: RuntimeDep, authz: AuthzDep, body: CronPatch | None = None
+) -> Response:
     changes = body.model_dump(exclude_unset=True) if body is not None else {}
-    cron = await rt.crons.patch(require_uuid(cron_id, "cron"), changes)
+    access = await _on_cron(authz, "update", cron_id, changes)
+    cron = await rt.crons.patch(cron_id, changes, access)
     return json_response(cron_json(cron))
 
 
 @router.delete("/runs/crons/{cron_id}")
-async def delete_cron(cron_id: str, rt: RuntimeDep) -> Response:
-    await rt.crons.delete(require_uuid(cron_id, "cron"))
+async def delete_cron(cron_id: str, rt: RuntimeDep, authz: AuthzDep) -> Response:
+    await rt.crons.delete(cron_id, await _on_cron(authz, "delete", cron_id))
     return no_content()
+
+
+async def _create(
+    rt: Runtime, authz: Authorizer, thread_id: str | None, body: CronCreate
+) -> dict[str, Any]:
+    """A cron runs as its creator, on a thread and an assistant they may use: `crons.create`,
+    then `threads.create_run` for a thread cron and `assistants.read` for a user's assistant."""
+    fields = body.model_dump(exclude_unset=True)
+    fields["metadata"] = dict(fields.get("metadata") or {})
+    user = authz.user
+    value = {
+        "payload": fields,
+        "schedule": body.schedule,
+        "cron_id": None,
+        "thread_id": thread_id,
+        "user_id": user.identity if user else None,
+        "end_time": body.end_time,
+        "metadata": fields["metadata"],
+    }
+    access = await authz.check("crons", "create", value)
+    fields["metadata"] = value["metadata"]
+    if thread_id is not None:
+        run_value = {"thread_id": thread_id, "assistant_id": body.assistant_id, "metadata": {}}
+        access = await authz.check("threads", "create_run", run_value, within=access)
+    assistant_id = rt.assistants.resolve_id(body.assistant_id)
+    if assistant_id is not None and not rt.assistants.is_system(assistant_id):
+        read = {"assistant_id": assistant_id, "metadata": {}}
+        access = await authz.check("assistants", "read", read, within=access)
+    return await rt.crons.create(thread_id, fields, auth_user=user, access=access)
+
+
+async def _on_cron(
+    authz: Authorizer, action: str, cron_id: str, changes: dict[str, Any] | None = None
+) -> Access:
+    require_uuid(cron_id, "cron")
+    return await authz.check("crons", action, {"cron_id": cron_id, **(changes or {})})
 
 
 def cron_json(cron: dict[str, Any]) -> dict[str, Any]:

@@ -6,6 +6,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from stead.auth.middleware import USER_SCOPE_KEY
+from stead.auth.policy import Authorizer
 from stead.errors import Unprocessable
 from stead.ids import is_uuid
 from stead.runtime import Runtime
@@ -17,6 +19,14 @@ def _runtime(request: Request) -> Runtime:
 
 
 RuntimeDep = Annotated[Runtime, Depends(_runtime)]
+
+
+def _authorizer(request: Request) -> Authorizer:
+    runtime: Runtime = request.app.state.runtime
+    return Authorizer(runtime.auth.custom, request.scope.get(USER_SCOPE_KEY))
+
+
+AuthzDep = Annotated[Authorizer, Depends(_authorizer)]
 
 
 def require_uuid(value: str, kind: str) -> str:

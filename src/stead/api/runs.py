@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response
 
-from stead.api.deps import RuntimeDep, request_id, require_uuid
+from stead.api.deps import AuthzDep, RuntimeDep, request_id, require_uuid
 from stead.api.models import RunCancelMany, RunCreate
 from stead.api.responses import (
     json_response,
@@ -18,10 +18,12 @@ from stead.api.responses import (
     selected,
     sse_response,
 )
+from stead.auth.policy import Authorizer
 from stead.errors import NotFound, Unprocessable
 from stead.runtime import Runtime
 from stead.services.run_shape import RUN_FIELDS, run_json
 from stead.services.runs import RunRequest
+from stead.storage.access import Access
 
 router = APIRouter(tags=["runs"])
 
@@ -29,80 +31,102 @@ CancelAction = Literal["interrupt", "rollback"]
 
 
 @router.post("/threads/{thread_id}/runs")
-async def create_run(thread_id: str, body: RunCreate, request: Request, rt: RuntimeDep) -> Response:
-    return await _create(rt, require_uuid(thread_id, "thread"), body, request)
+async def create_run(
+    thread_id: str, body: RunCreate, request: Request, rt: RuntimeDep, authz: AuthzDep
+) -> Response:
+    return await _create(rt, authz, require_uuid(thread_id, "thread"), body, request)
 
 
 @router.post("/runs")
-async def create_stateless_run(body: RunCreate, request: Request, rt: RuntimeDep) -> Response:
-    return await _create(rt, None, body, request)
+async def create_stateless_run(
+    body: RunCreate, request: Request, rt: RuntimeDep, authz: AuthzDep
+) -> Response:
+    return await _create(rt, authz, None, body, request)
 
 
 @router.post("/runs/batch")
 async def create_stateless_runs(
-    body: list[RunCreate], request: Request, rt: RuntimeDep
+    body: list[RunCreate], request: Request, rt: RuntimeDep, authz: AuthzDep
 ) -> Response:
-    created = [
-        await rt.runs.create(None, _run_request(rt, item, request), request_id=request_id(request))
-        for item in body
-    ]
+    created = []
+    for item in body:
+        run_request, access = await _authorized_run(rt, authz, None, item, request)
+        created.append(
+            await rt.runs.create(None, run_request, request_id=request_id(request), access=access)
+        )
     return json_response([run_json(run) for run in created])
 
 
 @router.post("/threads/{thread_id}/runs/stream")
-async def stream_run(thread_id: str, body: RunCreate, request: Request, rt: RuntimeDep) -> Response:
-    return await _stream(rt, require_uuid(thread_id, "thread"), body, request)
+async def stream_run(
+    thread_id: str, body: RunCreate, request: Request, rt: RuntimeDep, authz: AuthzDep
+) -> Response:
+    return await _stream(rt, authz, require_uuid(thread_id, "thread"), body, request)
 
 
 @router.post("/runs/stream")
-async def stream_stateless_run(body: RunCreate, request: Request, rt: RuntimeDep) -> Response:
-    return await _stream(rt, None, body, request)
+async def stream_stateless_run(
+    body: RunCreate, request: Request, rt: RuntimeDep, authz: AuthzDep
+) -> Response:
+    return await _stream(rt, authz, None, body, request)
 
 
 @router.post("/threads/{thread_id}/runs/wait")
-async def wait_run(thread_id: str, body: RunCreate, request: Request, rt: RuntimeDep) -> Response:
-    return await _wait(rt, require_uuid(thread_id, "thread"), body, request)
+async def wait_run(
+    thread_id: str, body: RunCreate, request: Request, rt: RuntimeDep, authz: AuthzDep
+) -> Response:
+    return await _wait(rt, authz, require_uuid(thread_id, "thread"), body, request)
 
 
 @router.post("/runs/wait")
-async def wait_stateless_run(body: RunCreate, request: Request, rt: RuntimeDep) -> Response:
-    return await _wait(rt, None, body, request)
+async def wait_stateless_run(
+    body: RunCreate, request: Request, rt: RuntimeDep, authz: AuthzDep
+) -> Response:
+    return await _wait(rt, authz, None, body, request)
 
 
 @router.get("/threads/{thread_id}/runs")
 async def list_runs(
     thread_id: str,
     rt: RuntimeDep,
+    authz: AuthzDep,
     limit: int = 10,
     offset: int = 0,
     status: str | None = None,
     select: Annotated[list[str] | None, Query()] = None,
 ) -> Response:
+    access = await _on_thread(authz, "read", thread_id)
     runs = await rt.runs.list_for_thread(
-        require_uuid(thread_id, "thread"), status=status, limit=limit, offset=offset
+        thread_id, status=status, limit=limit, offset=offset, access=access
     )
     return json_response(selected((run_json(run) for run in runs), select, RUN_FIELDS))
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}")
-async def get_run(thread_id: str, run_id: str, rt: RuntimeDep) -> Response:
-    run = await rt.runs.get(require_uuid(thread_id, "thread"), require_uuid(run_id, "run"))
-    return json_response(run_json(run))
+async def get_run(thread_id: str, run_id: str, rt: RuntimeDep, authz: AuthzDep) -> Response:
+    access = await _on_thread(authz, "read", thread_id, run_id)
+    return json_response(run_json(await rt.runs.get(thread_id, run_id, access)))
 
 
 @router.delete("/threads/{thread_id}/runs/{run_id}")
-async def delete_run(thread_id: str, run_id: str, rt: RuntimeDep) -> Response:
-    await rt.runs.delete(require_uuid(thread_id, "thread"), require_uuid(run_id, "run"))
+async def delete_run(thread_id: str, run_id: str, rt: RuntimeDep, authz: AuthzDep) -> Response:
+    access = await _on_thread(authz, "delete", thread_id, run_id)
+    await rt.runs.delete(thread_id, run_id, access)
     return no_content()
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}/join")
 async def join_run(
-    thread_id: str, run_id: str, rt: RuntimeDep, cancel_on_disconnect: bool = False
+    thread_id: str,
+    run_id: str,
+    rt: RuntimeDep,
+    authz: AuthzDep,
+    cancel_on_disconnect: bool = False,
 ) -> Response:
+    access = await _on_thread(authz, "read", thread_id, run_id)
     stack = contextlib.AsyncExitStack()
     run, subscription = await stack.enter_async_context(
-        rt.run_streams.join(require_uuid(thread_id, "thread"), require_uuid(run_id, "run"))
+        rt.run_streams.join(thread_id, run_id, access=access)
     )
     return keepalive_json_response(
         rt.runs.result(run, subscription),
@@ -116,15 +140,15 @@ async def join_run_stream(
     thread_id: str,
     run_id: str,
     rt: RuntimeDep,
+    authz: AuthzDep,
     stream_mode: Annotated[list[str] | None, Query()] = None,
     cancel_on_disconnect: bool = False,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> Response:
+    access = await _on_thread(authz, "read", thread_id, run_id)
     stack = contextlib.AsyncExitStack()
     run, subscription = await stack.enter_async_context(
-        rt.run_streams.join(
-            require_uuid(thread_id, "thread"), require_uuid(run_id, "run"), last_event_id
-        )
+        rt.run_streams.join(thread_id, run_id, last_event_id, access)
     )
     events = rt.runs.events(run, subscription, _modes_param(stream_mode))
     return sse_response(
@@ -139,25 +163,27 @@ async def cancel_run(
     thread_id: str,
     run_id: str,
     rt: RuntimeDep,
+    authz: AuthzDep,
     wait: bool = False,
     action: CancelAction = "interrupt",
 ) -> Response:
-    result = await rt.run_streams.cancel(
-        require_uuid(thread_id, "thread"), require_uuid(run_id, "run"), action, wait
-    )
+    access = await _on_thread(authz, "update", thread_id, run_id, cancel=action)
+    result = await rt.run_streams.cancel(thread_id, run_id, action, wait, access)
     return json_response(result if result is not None else {}) if wait else no_content(202)
 
 
 @router.post("/runs/cancel")
 async def cancel_runs(
-    body: RunCancelMany, rt: RuntimeDep, action: CancelAction = "interrupt"
+    body: RunCancelMany, rt: RuntimeDep, authz: AuthzDep, action: CancelAction = "interrupt"
 ) -> Response:
     if body.status is not None and (body.run_ids or body.thread_id):
         raise Unprocessable("Provide either status, or thread_id and run_ids, not both")
     if body.status is None and body.run_ids is None:
         raise Unprocessable("Provide status, or thread_id and run_ids")
+    value: dict[str, Any] = {"thread_id": body.thread_id, "metadata": {}, "action": action}
+    access = await authz.check("threads", "update", value)
     runs = await rt.runs.active_runs(
-        thread_id=body.thread_id, run_ids=body.run_ids, status=body.status
+        thread_id=body.thread_id, run_ids=body.run_ids, status=body.status, access=access
     )
     if not runs:
         raise NotFound("No runs found to cancel.")
@@ -166,10 +192,11 @@ async def cancel_runs(
 
 
 async def _create(
-    rt: Runtime, thread_id: str | None, body: RunCreate, request: Request
+    rt: Runtime, authz: Authorizer, thread_id: str | None, body: RunCreate, request: Request
 ) -> Response:
+    run_request, access = await _authorized_run(rt, authz, thread_id, body, request)
     run = await rt.runs.create(
-        thread_id, _run_request(rt, body, request), request_id=request_id(request)
+        thread_id, run_request, request_id=request_id(request), access=access
     )
     return json_response(
         run_json(run), headers={"Content-Location": _run_path(run, thread_id is None)}
@@ -177,13 +204,12 @@ async def _create(
 
 
 async def _stream(
-    rt: Runtime, thread_id: str | None, body: RunCreate, request: Request
+    rt: Runtime, authz: Authorizer, thread_id: str | None, body: RunCreate, request: Request
 ) -> Response:
+    run_request, access = await _authorized_run(rt, authz, thread_id, body, request)
     stack = contextlib.AsyncExitStack()
     run, subscription = await stack.enter_async_context(
-        rt.run_streams.create_and_subscribe(
-            thread_id, _run_request(rt, body, request), request_id(request)
-        )
+        rt.run_streams.create_and_subscribe(thread_id, run_request, request_id(request), access)
     )
     return sse_response(
         rt.runs.events(run, subscription),
@@ -192,12 +218,13 @@ async def _stream(
     )
 
 
-async def _wait(rt: Runtime, thread_id: str | None, body: RunCreate, request: Request) -> Response:
+async def _wait(
+    rt: Runtime, authz: Authorizer, thread_id: str | None, body: RunCreate, request: Request
+) -> Response:
+    run_request, access = await _authorized_run(rt, authz, thread_id, body, request)
     stack = contextlib.AsyncExitStack()
     run, subscription = await stack.enter_async_context(
-        rt.run_streams.create_and_subscribe(
-            thread_id, _run_request(rt, body, request), request_id(request)
-        )
+        rt.run_streams.create_and_subscribe(thread_id, run_request, request_id(request), access)
     )
     return keepalive_json_response(
         rt.runs.result(run, subscription),
@@ -244,10 +271,56 @@ def _modes_param(stream_mode: list[str] | None) -> list[str] | None:
     return ["messages" if mode == "messages-tuple" else mode for mode in modes] or None
 
 
-def _run_request(rt: Runtime, body: RunCreate, request: Request) -> RunRequest:
-    """The body as a run request, with the headers `http.configurable_headers` copies."""
-    headers = rt.configurable_headers.select(request.headers)
-    return dataclasses.replace(to_run_request(body), configurable_headers=headers)
+async def _authorized_run(
+    rt: Runtime, authz: Authorizer, thread_id: str | None, body: RunCreate, request: Request
+) -> tuple[RunRequest, Access]:
+    """The body as a run request, once `threads.create_run` (which may stamp its metadata) and,
+    for an assistant of the user's own, `assistants.read` allowed it; with the access the
+    run's thread and assistant must be within, the caller's identity and the headers
+    `http.configurable_headers` copies."""
+    run_request = to_run_request(body)
+    value: dict[str, Any] = {
+        "thread_id": thread_id,
+        "assistant_id": body.assistant_id,
+        "run_id": None,
+        "status": "pending",
+        "metadata": dict(body.metadata or {}),
+        "prevent_insert_if_inflight": body.multitask_strategy == "reject",
+        "multitask_strategy": body.multitask_strategy,
+        "if_not_exists": body.if_not_exists,
+        "after_seconds": body.after_seconds,
+        "kwargs": {"input": body.input, "command": run_request.command, "config": body.config},
+        "action": None,
+    }
+    access = await authz.check("threads", "create_run", value)
+    assistant_id = rt.assistants.resolve_id(body.assistant_id)
+    # The graphs' own assistants belong to every user, as on the official server.
+    if assistant_id is not None and not rt.assistants.is_system(assistant_id):
+        read = {"assistant_id": assistant_id, "metadata": {}}
+        access = await authz.check("assistants", "read", read, within=access)
+    return dataclasses.replace(
+        run_request,
+        metadata=value["metadata"],
+        auth_user=authz.user,
+        configurable_headers=rt.configurable_headers.select(request.headers),
+    ), access
+
+
+async def _on_thread(
+    authz: Authorizer,
+    action: str,
+    thread_id: str,
+    run_id: str | None = None,
+    cancel: str | None = None,
+) -> Access:
+    """Check the ids, then what `threads.<action>` lets this request do to runs of the thread;
+    a cancel tells the handler its kind as the value's `action`."""
+    require_uuid(thread_id, "thread")
+    if run_id is not None:
+        require_uuid(run_id, "run")
+    value: dict[str, Any] = {"thread_id": thread_id, "run_id": run_id, "metadata": {}}
+    value["action"] = cancel
+    return await authz.check("threads", action, value)
 
 
 def to_run_request(body: RunCreate) -> RunRequest:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Response
 
-from stead.api.deps import RuntimeDep
+from stead.api.deps import AuthzDep, RuntimeDep
 from stead.api.models import StoreDelete, StoreNamespaces, StorePut, StoreSearch
 from stead.api.responses import json_response, no_content
 from stead.errors import BadRequest
@@ -13,32 +15,61 @@ router = APIRouter(tags=["store"])
 
 
 @router.put("/store/items")
-async def put_item(body: StorePut, rt: RuntimeDep) -> Response:
-    await rt.store_items.put(body.namespace, body.key, body.value, body.index, body.ttl)
+async def put_item(body: StorePut, rt: RuntimeDep, authz: AuthzDep) -> Response:
+    value: dict[str, Any] = {
+        "namespace": tuple(body.namespace),
+        "key": body.key,
+        "value": body.value,
+        "index": body.index,
+    }
+    await authz.filter("store", "put", value)
+    await rt.store_items.put(
+        _labels(value["namespace"]), value["key"], value["value"], value["index"], body.ttl
+    )
     return no_content()
 
 
 @router.get("/store/items")
 async def get_item(
-    rt: RuntimeDep, key: str | None = None, namespace: str = "", refresh_ttl: bool | None = None
+    rt: RuntimeDep,
+    authz: AuthzDep,
+    key: str | None = None,
+    namespace: str = "",
+    refresh_ttl: bool | None = None,
 ) -> Response:
     if not key:
         raise BadRequest("Key is required")
-    labels = namespace.split(".") if namespace else []
-    return json_response(await rt.store_items.get(labels, key, refresh_ttl))
+    value: dict[str, Any] = {
+        "namespace": tuple(namespace.split(".") if namespace else ()),
+        "key": key,
+    }
+    await authz.filter("store", "get", value)
+    item = await rt.store_items.get(_labels(value["namespace"]), value["key"], refresh_ttl)
+    return json_response(item)
 
 
 @router.delete("/store/items")
-async def delete_item(body: StoreDelete, rt: RuntimeDep) -> Response:
-    await rt.store_items.delete(body.namespace or [], body.key)
+async def delete_item(body: StoreDelete, rt: RuntimeDep, authz: AuthzDep) -> Response:
+    value: dict[str, Any] = {"namespace": tuple(body.namespace or ()), "key": body.key}
+    await authz.filter("store", "delete", value)
+    await rt.store_items.delete(_labels(value["namespace"]), value["key"])
     return no_content()
 
 
 @router.post("/store/items/search")
-async def search_items(body: StoreSearch, rt: RuntimeDep) -> Response:
+async def search_items(body: StoreSearch, rt: RuntimeDep, authz: AuthzDep) -> Response:
+    value: dict[str, Any] = {
+        "namespace": tuple(body.namespace_prefix or ()),
+        "filter": body.filter,
+        "limit": body.limit,
+        "offset": body.offset,
+        "query": body.query,
+    }
+    # A filter the handler returns narrows the items' values, on top of the client's own.
+    extra = await authz.filter("store", "search", value)
     items = await rt.store_items.search(
-        body.namespace_prefix or [],
-        filter=body.filter,
+        _labels(value["namespace"]),
+        filter={**(value["filter"] or {}), **(extra or {})} or None,
         limit=body.limit,
         offset=body.offset,
         query=body.query,
@@ -48,5 +79,28 @@ async def search_items(body: StoreSearch, rt: RuntimeDep) -> Response:
 
 
 @router.post("/store/namespaces")
-async def list_namespaces(body: StoreNamespaces, rt: RuntimeDep) -> Response:
-    return json_response({"namespaces": await rt.store_items.namespaces(**body.model_dump())})
+async def list_namespaces(body: StoreNamespaces, rt: RuntimeDep, authz: AuthzDep) -> Response:
+    value: dict[str, Any] = {
+        "namespace": tuple(body.prefix) if body.prefix else None,
+        "suffix": tuple(body.suffix) if body.suffix else None,
+        "max_depth": body.max_depth,
+        "limit": body.limit,
+        "offset": body.offset,
+    }
+    await authz.filter("store", "list_namespaces", value)
+    prefix = value["namespace"]
+    found = await rt.store_items.namespaces(
+        prefix=_labels(prefix) if prefix else None,
+        suffix=body.suffix,
+        max_depth=body.max_depth,
+        limit=body.limit,
+        offset=body.offset,
+    )
+    return json_response({"namespaces": found})
+
+
+def _labels(namespace: Any) -> list[str]:
+    """A namespace as the service takes it; handlers may have rewritten it as any sequence."""
+    if isinstance(namespace, str) or not all(isinstance(label, str) for label in namespace):
+        raise BadRequest("An authorization handler set a namespace that is not a list of labels")
+    return list(namespace)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
 
-from stead.api.deps import RuntimeDep, require_uuid
+from stead.api.deps import AuthzDep, RuntimeDep, require_uuid
 from stead.api.responses import sse_response
 
 router = APIRouter(tags=["threads"])
@@ -17,17 +17,18 @@ router = APIRouter(tags=["threads"])
 async def join_thread_stream(
     thread_id: str,
     rt: RuntimeDep,
+    authz: AuthzDep,
     stream_modes: Annotated[list[str] | None, Query()] = None,
     # The SDKs' join_stream sends `stream_mode`; the official server reads only `stream_modes`.
     stream_mode: Annotated[list[str] | None, Query()] = None,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> Response:
+    require_uuid(thread_id, "thread")
+    access = await authz.check("threads", "read", {"thread_id": thread_id})
     stack = contextlib.AsyncExitStack()
     events = await stack.enter_async_context(
         rt.thread_streams.join(
-            require_uuid(thread_id, "thread"),
-            [*(stream_modes or ()), *(stream_mode or ())],
-            last_event_id,
+            thread_id, [*(stream_modes or ()), *(stream_mode or ())], last_event_id, access
         )
     )
     return sse_response(events, {}, stack.aclose)

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-from stead.api.deps import RuntimeDep, require_uuid
+from stead.api.deps import AuthzDep, RuntimeDep, require_uuid
 from stead.api.models import (
     CheckpointRef,
     ThreadCount,
@@ -20,7 +20,9 @@ from stead.api.models import (
     ThreadTTLBody,
 )
 from stead.api.responses import json_response, no_content, page_response, selected
+from stead.auth.policy import Authorizer
 from stead.services.ttl import ThreadTTL, ttl_json
+from stead.storage.access import Access
 
 router = APIRouter(tags=["threads"])
 
@@ -39,16 +41,21 @@ THREAD_FIELDS = (
 
 
 @router.post("/threads")
-async def create_thread(body: ThreadCreate, rt: RuntimeDep) -> Response:
+async def create_thread(body: ThreadCreate, rt: RuntimeDep, authz: AuthzDep) -> Response:
     if body.thread_id is not None:
         require_uuid(body.thread_id, "thread")
-    thread = await rt.threads.create(**body.model_dump(exclude={"ttl"}), ttl=_ttl(body.ttl))
+    fields = body.model_dump(exclude={"ttl"})
+    fields["metadata"] = fields["metadata"] or {}
+    access = await authz.check("threads", "create", fields)
+    thread = await rt.threads.create(**fields, ttl=_ttl(body.ttl), access=access)
     return json_response(thread_json(thread))
 
 
 @router.post("/threads/search")
-async def search_threads(body: ThreadSearch, rt: RuntimeDep) -> Response:
-    page = await rt.threads.search(**body.model_dump(exclude={"select", "extract"}))
+async def search_threads(body: ThreadSearch, rt: RuntimeDep, authz: AuthzDep) -> Response:
+    filters = body.model_dump(exclude={"select", "extract"})
+    access = await authz.check("threads", "search", filters)
+    page = await rt.threads.search(access, **filters)
     rows = selected((thread_json(row) for row in page.rows), body.select, THREAD_FIELDS)
     if body.extract:
         for full, row in zip(page.rows, rows, strict=True):
@@ -57,19 +64,25 @@ async def search_threads(body: ThreadSearch, rt: RuntimeDep) -> Response:
 
 
 @router.post("/threads/count")
-async def count_threads(body: ThreadCount, rt: RuntimeDep) -> Response:
-    return json_response(await rt.threads.count(**body.model_dump()))
+async def count_threads(body: ThreadCount, rt: RuntimeDep, authz: AuthzDep) -> Response:
+    filters = body.model_dump()
+    access = await authz.check("threads", "search", filters)
+    return json_response(await rt.threads.count(access, **filters))
 
 
 @router.post("/threads/prune")
-async def prune_threads(body: ThreadPrune, rt: RuntimeDep) -> Response:
+async def prune_threads(body: ThreadPrune, rt: RuntimeDep, authz: AuthzDep) -> Response:
     thread_ids = [require_uuid(thread_id, "thread") for thread_id in body.thread_ids]
-    return json_response({"pruned_count": await rt.threads.prune(thread_ids, body.strategy)})
+    access = await authz.check("threads", "delete", {"thread_id": None, "run_id": None})
+    pruned = await rt.threads.prune(thread_ids, body.strategy, access)
+    return json_response({"pruned_count": pruned})
 
 
 @router.get("/threads/{thread_id}")
-async def get_thread(thread_id: str, rt: RuntimeDep, include: str = "") -> Response:
-    thread = await rt.threads.get(require_uuid(thread_id, "thread"))
+async def get_thread(
+    thread_id: str, rt: RuntimeDep, authz: AuthzDep, include: str = ""
+) -> Response:
+    thread = await rt.threads.get(thread_id, await _reading(authz, thread_id))
     body = thread_json(thread)
     ttl = ttl_json(thread)
     if "ttl" in (part.strip() for part in include.split(",")) and ttl is not None:
@@ -78,93 +91,115 @@ async def get_thread(thread_id: str, rt: RuntimeDep, include: str = "") -> Respo
 
 
 @router.patch("/threads/{thread_id}")
-async def patch_thread(thread_id: str, body: ThreadPatch, rt: RuntimeDep) -> Response:
-    thread = await rt.threads.patch(
-        require_uuid(thread_id, "thread"), body.metadata, _ttl(body.ttl)
-    )
+async def patch_thread(
+    thread_id: str, body: ThreadPatch, rt: RuntimeDep, authz: AuthzDep
+) -> Response:
+    require_uuid(thread_id, "thread")
+    value: dict[str, Any] = {"thread_id": thread_id, "metadata": body.metadata or {}}
+    access = await authz.check("threads", "update", value)
+    thread = await rt.threads.patch(thread_id, value["metadata"], _ttl(body.ttl), access)
     return json_response(thread_json(thread))
 
 
 @router.delete("/threads/{thread_id}")
-async def delete_thread(thread_id: str, rt: RuntimeDep) -> Response:
-    await rt.threads.delete(require_uuid(thread_id, "thread"))
+async def delete_thread(thread_id: str, rt: RuntimeDep, authz: AuthzDep) -> Response:
+    require_uuid(thread_id, "thread")
+    access = await authz.check("threads", "delete", {"thread_id": thread_id, "run_id": None})
+    await rt.threads.delete(thread_id, access)
     return no_content()
 
 
 @router.get("/threads/{thread_id}/storage")
-async def get_thread_storage(thread_id: str, rt: RuntimeDep) -> Response:
-    return json_response(await rt.threads.storage(require_uuid(thread_id, "thread")))
+async def get_thread_storage(thread_id: str, rt: RuntimeDep, authz: AuthzDep) -> Response:
+    return json_response(await rt.threads.storage(thread_id, await _reading(authz, thread_id)))
 
 
 @router.post("/threads/{thread_id}/copy")
-async def copy_thread(thread_id: str, rt: RuntimeDep) -> Response:
-    return json_response(thread_json(await rt.threads.copy(require_uuid(thread_id, "thread"))))
+async def copy_thread(thread_id: str, rt: RuntimeDep, authz: AuthzDep) -> Response:
+    copied = await rt.threads.copy(thread_id, await _reading(authz, thread_id))
+    return json_response(thread_json(copied))
 
 
 @router.get("/threads/{thread_id}/state")
-async def get_thread_state(thread_id: str, rt: RuntimeDep, subgraphs: bool = False) -> Response:
-    state = await rt.threads.state(require_uuid(thread_id, "thread"), subgraphs=subgraphs)
-    return json_response(state)
+async def get_thread_state(
+    thread_id: str, rt: RuntimeDep, authz: AuthzDep, subgraphs: bool = False
+) -> Response:
+    access = await _reading(authz, thread_id)
+    return json_response(await rt.threads.state(thread_id, None, subgraphs, access))
 
 
 @router.get("/threads/{thread_id}/state/{checkpoint_id}")
 async def get_thread_state_at(
-    thread_id: str, checkpoint_id: str, rt: RuntimeDep, subgraphs: bool = False
+    thread_id: str, checkpoint_id: str, rt: RuntimeDep, authz: AuthzDep, subgraphs: bool = False
 ) -> Response:
+    access = await _reading(authz, thread_id)
     checkpoint = {"checkpoint_id": checkpoint_id}
-    state = await rt.threads.state(require_uuid(thread_id, "thread"), checkpoint, subgraphs)
-    return json_response(state)
+    return json_response(await rt.threads.state(thread_id, checkpoint, subgraphs, access))
 
 
 @router.post("/threads/{thread_id}/state/checkpoint")
 async def post_thread_state_at(
-    thread_id: str, body: ThreadStateAtCheckpoint, rt: RuntimeDep
+    thread_id: str, body: ThreadStateAtCheckpoint, rt: RuntimeDep, authz: AuthzDep
 ) -> Response:
-    state = await rt.threads.state(
-        require_uuid(thread_id, "thread"), _checkpoint(body.checkpoint), body.subgraphs
-    )
+    access = await _reading(authz, thread_id)
+    state = await rt.threads.state(thread_id, _checkpoint(body.checkpoint), body.subgraphs, access)
     return json_response(state)
 
 
 @router.post("/threads/{thread_id}/state")
-async def update_thread_state(thread_id: str, body: ThreadStateUpdate, rt: RuntimeDep) -> Response:
+async def update_thread_state(
+    thread_id: str, body: ThreadStateUpdate, rt: RuntimeDep, authz: AuthzDep
+) -> Response:
+    require_uuid(thread_id, "thread")
+    access = await authz.check("threads", "update", {"thread_id": thread_id, "metadata": {}})
     checkpoint = _checkpoint(body.checkpoint)
     if body.checkpoint_id:
         checkpoint = {**(checkpoint or {}), "checkpoint_id": body.checkpoint_id}
     result = await rt.threads.update_state(
-        require_uuid(thread_id, "thread"),
+        thread_id,
         values=body.values,
         as_node=body.as_node,
         checkpoint=checkpoint,
+        access=access,
     )
     return json_response(result)
 
 
 @router.get("/threads/{thread_id}/history")
 async def get_thread_history(
-    thread_id: str, rt: RuntimeDep, limit: int = 10, before: str | None = None
+    thread_id: str, rt: RuntimeDep, authz: AuthzDep, limit: int = 10, before: str | None = None
 ) -> Response:
     history = await rt.threads.history(
-        require_uuid(thread_id, "thread"),
+        thread_id,
         limit=limit,
         before={"checkpoint_id": before} if before else None,
         metadata=None,
         checkpoint=None,
+        access=await _reading(authz, thread_id),
     )
     return json_response(history)
 
 
 @router.post("/threads/{thread_id}/history")
-async def post_thread_history(thread_id: str, body: ThreadHistory, rt: RuntimeDep) -> Response:
+async def post_thread_history(
+    thread_id: str, body: ThreadHistory, rt: RuntimeDep, authz: AuthzDep
+) -> Response:
     before = body.before
     history = await rt.threads.history(
-        require_uuid(thread_id, "thread"),
+        thread_id,
         limit=body.limit,
         before={"checkpoint_id": before} if isinstance(before, str) else _checkpoint(before),
         metadata=body.metadata,
         checkpoint=_checkpoint(body.checkpoint),
+        access=await _reading(authz, thread_id),
     )
     return json_response(history)
+
+
+async def _reading(authz: Authorizer, thread_id: str) -> Access:
+    """Check the id, then what `threads.read` lets this request see of the thread."""
+    require_uuid(thread_id, "thread")
+    return await authz.check("threads", "read", {"thread_id": thread_id, "run_id": None})
 
 
 def _ttl(ttl: ThreadTTLBody | float | None) -> ThreadTTL | None:

@@ -16,6 +16,7 @@ from stead.errors import BadRequest, Conflict, FailedDependency, NotFound
 from stead.graphs import GraphFactoryError, GraphRegistry
 from stead.ids import is_uuid, new_random_id, system_assistant_id
 from stead.storage import Database, Page
+from stead.storage.access import UNRESTRICTED, Access
 
 
 def now_utc() -> datetime:
@@ -76,6 +77,7 @@ class AssistantService:
         if_exists: str,
         name: str | None,
         description: str | None,
+        access: Access = UNRESTRICTED,
     ) -> dict[str, Any]:
         self._require_graph(graph_id)
         config, context = merge_config_and_context(config, context)
@@ -93,17 +95,17 @@ class AssistantService:
             "created_at": now,
             "updated_at": now,
         }
-        async with self._db.transaction() as tx:
+        async with self._db.transaction(access) as tx:
             existing = await tx.assistants.get(assistant_id)
-            if existing is not None:
-                if if_exists == "do_nothing":
-                    return existing
+            if existing is not None and if_exists == "do_nothing":
+                return existing
+            if existing is not None or await tx.assistants.exists(assistant_id):
                 raise Conflict(f"Assistant {assistant_id} already exists")
             await tx.assistants.insert(record)
         return record
 
-    async def get(self, assistant_id: str) -> dict[str, Any]:
-        async with self._db.transaction() as tx:
+    async def get(self, assistant_id: str, access: Access = UNRESTRICTED) -> dict[str, Any]:
+        async with self._db.transaction(access) as tx:
             found = await tx.assistants.get(assistant_id)
         if found is None:
             raise NotFound(f"Assistant with ID {assistant_id} not found")
@@ -113,6 +115,10 @@ class AssistantService:
     def graph_ids(self) -> list[str]:
         return sorted(self._graphs.graph_ids)
 
+    def is_system(self, assistant_id: str) -> bool:
+        """Whether this is the assistant the server made for one of its graphs."""
+        return any(system_assistant_id(g) == assistant_id for g in self._graphs.graph_ids)
+
     def resolve_id(self, assistant_id_or_graph_id: str) -> str | None:
         """Run and cron bodies may name a graph instead of an assistant: it means the system one."""
         if is_uuid(assistant_id_or_graph_id):
@@ -121,16 +127,20 @@ class AssistantService:
             return None
         return system_assistant_id(assistant_id_or_graph_id)
 
-    async def resolve(self, assistant_id_or_graph_id: str) -> dict[str, Any]:
+    async def resolve(
+        self, assistant_id_or_graph_id: str, access: Access = UNRESTRICTED
+    ) -> dict[str, Any]:
         assistant_id = self.resolve_id(assistant_id_or_graph_id)
         if assistant_id is None:
             raise NotFound(f"Assistant with ID {assistant_id_or_graph_id} not found")
-        return await self.get(assistant_id)
+        return await self.get(assistant_id, access)
 
-    async def patch(self, assistant_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+    async def patch(
+        self, assistant_id: str, changes: dict[str, Any], access: Access = UNRESTRICTED
+    ) -> dict[str, Any]:
         if "graph_id" in changes:
             self._require_graph(changes["graph_id"])
-        async with self._db.transaction() as tx:
+        async with self._db.transaction(access) as tx:
             current = await tx.assistants.get(assistant_id)
             if current is None:
                 raise NotFound(f"Assistant with ID {assistant_id} not found")
@@ -148,31 +158,41 @@ class AssistantService:
             await tx.assistants.save_version(record)
         return record
 
-    async def delete(self, assistant_id: str) -> None:
-        async with self._db.transaction() as tx:
+    async def delete(self, assistant_id: str, access: Access = UNRESTRICTED) -> None:
+        async with self._db.transaction(access) as tx:
             if not await tx.assistants.delete(assistant_id):
                 raise NotFound(f"Assistant with ID {assistant_id} not found")
 
-    async def search(self, **filters: Any) -> Page:
-        async with self._db.transaction() as tx:
+    async def search(self, access: Access = UNRESTRICTED, **filters: Any) -> Page:
+        async with self._db.transaction(access) as tx:
             return await tx.assistants.search(**filters)
 
-    async def count(self, **filters: Any) -> int:
-        async with self._db.transaction() as tx:
+    async def count(self, access: Access = UNRESTRICTED, **filters: Any) -> int:
+        async with self._db.transaction(access) as tx:
             return await tx.assistants.count(**filters)
 
     async def versions(
-        self, assistant_id: str, *, metadata: dict[str, Any] | None, limit: int, offset: int
+        self,
+        assistant_id: str,
+        *,
+        metadata: dict[str, Any] | None,
+        limit: int,
+        offset: int,
+        access: Access = UNRESTRICTED,
     ) -> list[dict[str, Any]]:
-        async with self._db.transaction() as tx:
+        async with self._db.transaction(access) as tx:
             if await tx.assistants.get(assistant_id) is None:
                 raise NotFound(f"Assistant with ID {assistant_id} not found")
             return await tx.assistants.versions(
                 assistant_id, metadata=metadata, limit=limit, offset=offset
             )
 
-    async def set_latest(self, assistant_id: str, version: int) -> dict[str, Any]:
-        async with self._db.transaction() as tx:
+    async def set_latest(
+        self, assistant_id: str, version: int, access: Access = UNRESTRICTED
+    ) -> dict[str, Any]:
+        async with self._db.transaction(access) as tx:
+            if await tx.assistants.get(assistant_id) is None:
+                raise NotFound(f"Assistant with ID {assistant_id} not found")
             chosen = await tx.assistants.get_version(assistant_id, version)
             if chosen is None:
                 raise NotFound(f"Assistant {assistant_id} has no version {version}")
@@ -181,8 +201,10 @@ class AssistantService:
         assert updated is not None
         return updated
 
-    async def draw(self, assistant_id: str, xray: bool | int) -> dict[str, Any]:
-        assistant = await self.resolve(assistant_id)
+    async def draw(
+        self, assistant_id: str, xray: bool | int, access: Access = UNRESTRICTED
+    ) -> dict[str, Any]:
+        assistant = await self.resolve(assistant_id, access)
         async with self._built(assistant) as graph:
             drawing = (await graph.aget_graph(xray=xray)).to_json()
         return {
@@ -190,16 +212,20 @@ class AssistantService:
             "edges": drawing["edges"],
         }
 
-    async def schemas(self, assistant_id: str) -> dict[str, Any]:
-        assistant = await self.get(assistant_id)
+    async def schemas(self, assistant_id: str, access: Access = UNRESTRICTED) -> dict[str, Any]:
+        assistant = await self.get(assistant_id, access)
         async with self._built(assistant) as graph:
             title = f"{assistant['graph_id']}_state"
             return {"graph_id": assistant["graph_id"], **graph_schemas(graph, title)}
 
     async def subgraphs(
-        self, assistant_id: str, namespace: str | None, recurse: bool
+        self,
+        assistant_id: str,
+        namespace: str | None,
+        recurse: bool,
+        access: Access = UNRESTRICTED,
     ) -> dict[str, Any]:
-        assistant = await self.get(assistant_id)
+        assistant = await self.get(assistant_id, access)
         async with self._built(assistant) as graph:
             return {
                 ns: graph_schemas(subgraph)

@@ -8,11 +8,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
+from stead.auth.user import AuthUser
 from stead.errors import BadRequest, NotFound, Unprocessable
 from stead.ids import new_time_ordered_id
 from stead.services.assistants import AssistantService, merge_config_and_context, now_utc
 from stead.services.runs import RunRequest, RunService
 from stead.storage import Database, Page
+from stead.storage.access import UNRESTRICTED, Access
 
 # How many due crons one scheduler tick claims; the rest wait for the next tick.
 _CLAIM_BATCH = 100
@@ -26,14 +28,22 @@ class CronService:
         self._assistants = assistants
         self._runs = runs
 
-    async def create(self, thread_id: str | None, body: dict[str, Any]) -> dict[str, Any]:
-        """`body` holds the fields the client sent; they become the payload of every run."""
+    async def create(
+        self,
+        thread_id: str | None,
+        body: dict[str, Any],
+        *,
+        auth_user: AuthUser | None = None,
+        access: Access = UNRESTRICTED,
+    ) -> dict[str, Any]:
+        """`body` holds the fields the client sent; they become the payload of every run, which
+        executes as `auth_user`. `access` keeps the thread and assistant to visible ones."""
         now = now_utc()
         next_run_date = next_run_after(body["schedule"], body.get("timezone"), now)
         _check_run_settings(body.get("config"), body.get("context"))
         if body.get("webhook"):
             await self._runs.check_webhook(body["webhook"])
-        assistant = await self._assistants.resolve(body["assistant_id"])
+        assistant = await self._assistants.resolve(body["assistant_id"], access)
         cron_id = new_time_ordered_id()
         end_time = _as_utc(body.get("end_time"))
         payload = {**body, "assistant_id": assistant["assistant_id"]}
@@ -44,7 +54,8 @@ class CronService:
             "cron_id": cron_id,
             "assistant_id": assistant["assistant_id"],
             "thread_id": thread_id,
-            "user_id": "",
+            "user_id": auth_user.identity if auth_user else "",
+            "auth_user": dict(auth_user) if auth_user else None,
             "schedule": body["schedule"],
             "timezone": body.get("timezone"),
             "payload": payload,
@@ -57,24 +68,26 @@ class CronService:
             "created_at": now,
             "updated_at": now,
         }
-        async with self._db.transaction() as tx:
+        async with self._db.transaction(access) as tx:
             if thread_id is not None and await tx.threads.get(thread_id) is None:
                 raise NotFound(f"Thread with ID {thread_id} not found")
             await tx.crons.insert(record)
         return record
 
-    async def get(self, cron_id: str) -> dict[str, Any]:
-        async with self._db.transaction() as tx:
+    async def get(self, cron_id: str, access: Access = UNRESTRICTED) -> dict[str, Any]:
+        async with self._db.transaction(access) as tx:
             found = await tx.crons.get(cron_id)
         if found is None:
             raise NotFound(f"Cron with ID {cron_id} not found")
         return found
 
-    async def patch(self, cron_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+    async def patch(
+        self, cron_id: str, changes: dict[str, Any], access: Access = UNRESTRICTED
+    ) -> dict[str, Any]:
         changes = {k: v for k, v in changes.items() if v is not None or k not in _NOT_NULL}
         if not changes:
             raise BadRequest("Request body cannot be empty")
-        async with self._db.transaction() as tx:
+        async with self._db.transaction(access) as tx:
             current = await tx.crons.get(cron_id)
             if current is None:
                 raise NotFound(f"Cron with ID {cron_id} not found")
@@ -82,19 +95,23 @@ class CronService:
             await tx.crons.update(cron_id, **fields)
         return {**current, **fields}
 
-    async def delete(self, cron_id: str) -> None:
-        async with self._db.transaction() as tx:
+    async def delete(self, cron_id: str, access: Access = UNRESTRICTED) -> None:
+        async with self._db.transaction(access) as tx:
             if not await tx.crons.delete(cron_id):
                 raise NotFound(f"Cron with ID {cron_id} not found")
 
-    async def search(self, *, assistant_id: str | None, **filters: Any) -> Page:
-        async with self._db.transaction() as tx:
+    async def search(
+        self, *, assistant_id: str | None, access: Access = UNRESTRICTED, **filters: Any
+    ) -> Page:
+        async with self._db.transaction(access) as tx:
             return await tx.crons.search(
                 assistant_id=self._assistant_filter(assistant_id), **filters
             )
 
-    async def count(self, *, assistant_id: str | None, **filters: Any) -> int:
-        async with self._db.transaction() as tx:
+    async def count(
+        self, *, assistant_id: str | None, access: Access = UNRESTRICTED, **filters: Any
+    ) -> int:
+        async with self._db.transaction(access) as tx:
             return await tx.crons.count(
                 assistant_id=self._assistant_filter(assistant_id), **filters
             )
@@ -227,4 +244,5 @@ def _run_request(cron: dict[str, Any]) -> RunRequest:
         on_completion=cron["on_run_completed"] or "delete",
         durability=payload.get("durability"),
         checkpoint_during=payload.get("checkpoint_during"),
+        auth_user=AuthUser(cron["auth_user"]) if cron.get("auth_user") else None,
     )

@@ -12,6 +12,7 @@ from typing import Any
 from langgraph.version import __version__ as langgraph_version
 
 from stead import __version__, serde
+from stead.auth.user import AuthUser, run_configurable
 from stead.broker import Broker, StreamEvent, Subscription
 from stead.broker.base import END
 from stead.errors import BadRequest, Conflict, NotFound, Unprocessable
@@ -23,12 +24,22 @@ from stead.services.threads import new_thread_record
 from stead.services.ttl import ThreadTTL
 from stead.services.webhooks import WebhookPolicy
 from stead.storage import Database, Transaction
+from stead.storage.access import UNRESTRICTED, Access
 
 TERMINAL_STATUSES = ("success", "error", "timeout", "interrupted")
 ACTIVE_STATUSES = ("pending", "running")
 DEFAULT_RECURSION_LIMIT = int(os.environ.get("LANGGRAPH_DEFAULT_RECURSION_LIMIT", "10011"))
 # Configurable keys the server owns; a client cannot override them.
-_SERVER_CONFIGURABLE = ("run_id", "thread_id", "graph_id", "assistant_id", "user_id")
+_SERVER_CONFIGURABLE = (
+    "run_id",
+    "thread_id",
+    "graph_id",
+    "assistant_id",
+    "user_id",
+    "langgraph_auth_user",
+    "langgraph_auth_user_id",
+    "langgraph_auth_permissions",
+)
 
 
 @dataclass(frozen=True)
@@ -58,6 +69,8 @@ class RunRequest:
     checkpoint_during: bool | None = None
     # Request headers that `http.configurable_headers` copies into config.configurable.
     configurable_headers: dict[str, str] | None = None
+    # Who asked for the run: the graph sees them in config.configurable.
+    auth_user: AuthUser | None = None
 
 
 class RunService:
@@ -83,8 +96,12 @@ class RunService:
         *,
         run_id: str | None = None,
         request_id: str | None = None,
+        access: Access = UNRESTRICTED,
     ) -> dict[str, Any]:
-        """Queue a run. Stream and wait callers subscribe to `run_id` first, then call this."""
+        """Queue a run. Stream and wait callers subscribe to `run_id` first, then call this.
+
+        `access` keeps it to a thread and an assistant the caller may see (else 404); a thread
+        the run creates gets the run's metadata, so that its creator's filters find it."""
         stateless = thread_id is None
         if stateless and request.command and request.command.get("resume") is not None:
             raise BadRequest("You must provide a thread_id when resuming.")
@@ -100,17 +117,16 @@ class RunService:
         run_id = run_id or new_time_ordered_id()
         thread_id = thread_id or new_time_ordered_id()
         now = now_utc()
-        async with self._db.transaction() as tx:
+        async with self._db.transaction(access) as tx:
             assistant = await tx.assistants.get(assistant_id)
             if assistant is None:
                 raise NotFound("Thread or assistant not found.")
             thread = await tx.threads.get_for_update(thread_id)
             if thread is None:
-                if not stateless and request.if_not_exists != "create":
+                if stateless or request.if_not_exists == "create":
+                    thread = await self._new_thread(tx, thread_id, request, stateless)
+                else:
                     raise NotFound("Thread or assistant not found.")
-                ttl = None if stateless else self._default_thread_ttl
-                thread = new_thread_record(thread_id, {}, ttl=ttl)
-                await tx.threads.insert(thread)
             pending, running = await self._make_room(tx, thread_id, request.multitask_strategy)
             metadata = {
                 **assistant["metadata"],
@@ -150,6 +166,17 @@ class RunService:
         await self._broker.wake_workers()
         return run
 
+    async def _new_thread(
+        self, tx: Transaction, thread_id: str, request: RunRequest, stateless: bool
+    ) -> dict[str, Any]:
+        if await tx.threads.exists(thread_id):
+            # There, but outside what the caller may see.
+            raise NotFound("Thread or assistant not found.")
+        ttl = None if stateless else self._default_thread_ttl
+        thread = new_thread_record(thread_id, dict(request.metadata or {}), ttl=ttl)
+        await tx.threads.insert(thread)
+        return thread
+
     async def _make_room(
         self, tx: Transaction, thread_id: str, strategy: str
     ) -> tuple[list[str], list[str]]:
@@ -169,8 +196,10 @@ class RunService:
         """Refuse (422) a webhook URL the deployment's policy does not allow."""
         await self._webhook_policy.check(url)
 
-    async def get(self, thread_id: str, run_id: str) -> dict[str, Any]:
-        async with self._db.transaction() as tx:
+    async def get(
+        self, thread_id: str, run_id: str, access: Access = UNRESTRICTED
+    ) -> dict[str, Any]:
+        async with self._db.transaction(access) as tx:
             run = await tx.runs.get(run_id, thread_id)
         if run is None:
             raise NotFound("Run not found")
@@ -181,17 +210,23 @@ class RunService:
             return await tx.runs.get(run_id)
 
     async def list_for_thread(
-        self, thread_id: str, *, status: str | None, limit: int, offset: int
+        self,
+        thread_id: str,
+        *,
+        status: str | None,
+        limit: int,
+        offset: int,
+        access: Access = UNRESTRICTED,
     ) -> list[dict[str, Any]]:
-        async with self._db.transaction() as tx:
+        async with self._db.transaction(access) as tx:
             if await tx.threads.get(thread_id) is None:
                 raise NotFound(f"Thread with ID {thread_id} not found")
             return await tx.runs.list_for_thread(
                 thread_id, status=status, limit=limit, offset=offset
             )
 
-    async def delete(self, thread_id: str, run_id: str) -> None:
-        async with self._db.transaction() as tx:
+    async def delete(self, thread_id: str, run_id: str, access: Access = UNRESTRICTED) -> None:
+        async with self._db.transaction(access) as tx:
             run = await tx.runs.get(run_id, thread_id)
             if run is None:
                 raise NotFound("Run not found")
@@ -237,9 +272,14 @@ class RunService:
         await settle_thread(tx, run["thread_id"], run["run_id"], now_utc())
 
     async def active_runs(
-        self, *, thread_id: str | None, run_ids: list[str] | None, status: str | None
+        self,
+        *,
+        thread_id: str | None,
+        run_ids: list[str] | None,
+        status: str | None,
+        access: Access = UNRESTRICTED,
     ) -> list[dict[str, Any]]:
-        async with self._db.transaction() as tx:
+        async with self._db.transaction(access) as tx:
             if run_ids is not None:
                 found = [await tx.runs.get(run_id, thread_id) for run_id in run_ids]
                 return [r for r in found if r is not None and r["status"] in ACTIVE_STATUSES]
@@ -318,8 +358,10 @@ def _run_kwargs(
         thread_id=thread["thread_id"],
         graph_id=assistant["graph_id"],
         assistant_id=assistant["assistant_id"],
-        user_id="",
+        user_id=request.auth_user.identity if request.auth_user else "",
     )
+    if request.auth_user is not None:
+        configurable.update(run_configurable(request.auth_user))
     if request_id:
         configurable["langgraph_request_id"] = request_id
     checkpoint = dict(request.checkpoint or {})
@@ -334,7 +376,7 @@ def _run_kwargs(
         "assistant_id": assistant["assistant_id"],
         "run_id": run_id,
         "thread_id": thread["thread_id"],
-        "user_id": "",
+        "user_id": request.auth_user.identity if request.auth_user else "",
         "langgraph_version": langgraph_version,
         "langgraph_api_version": __version__,
         "langgraph_host": "self-hosted",
@@ -387,26 +429,38 @@ class RunStreams:
 
     @contextlib.asynccontextmanager
     async def create_and_subscribe(
-        self, thread_id: str | None, request: RunRequest, request_id: str | None
+        self,
+        thread_id: str | None,
+        request: RunRequest,
+        request_id: str | None,
+        access: Access = UNRESTRICTED,
     ) -> AsyncIterator[tuple[dict[str, Any], Subscription]]:
         """Subscribe before the run exists, so that not one of its events is missed."""
         run_id = new_time_ordered_id()
         async with self._broker.subscribe(run_id) as subscription:
-            run = await self._runs.create(thread_id, request, run_id=run_id, request_id=request_id)
+            run = await self._runs.create(
+                thread_id, request, run_id=run_id, request_id=request_id, access=access
+            )
             yield run, subscription
 
     @contextlib.asynccontextmanager
     async def join(
-        self, thread_id: str, run_id: str, last_event_id: str | None = None
+        self,
+        thread_id: str,
+        run_id: str,
+        last_event_id: str | None = None,
+        access: Access = UNRESTRICTED,
     ) -> AsyncIterator[tuple[dict[str, Any], Subscription]]:
         """With `last_event_id`, a resumable run's kept events after it come before live ones."""
         after = replay_after(last_event_id)
         async with self._broker.subscribe(run_id, after=after) as subscription:
-            run = await self._runs.get(thread_id, run_id)
+            run = await self._runs.get(thread_id, run_id, access)
             yield run, subscription
 
-    async def cancel(self, thread_id: str, run_id: str, action: str, wait: bool) -> Any:
-        async with self.join(thread_id, run_id) as (run, subscription):
+    async def cancel(
+        self, thread_id: str, run_id: str, action: str, wait: bool, access: Access = UNRESTRICTED
+    ) -> Any:
+        async with self.join(thread_id, run_id, access=access) as (run, subscription):
             if run["status"] not in ACTIVE_STATUSES:
                 raise NotFound("No matching runs to cancel. The run may already be finished.")
             await self._runs.cancel([run], action)

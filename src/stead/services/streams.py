@@ -11,6 +11,7 @@ from stead import serde
 from stead.broker import Broker, StreamEvent, Subscription
 from stead.broker.base import FROM_START
 from stead.errors import Unprocessable
+from stead.storage.access import UNRESTRICTED, Access
 
 if TYPE_CHECKING:
     from stead.services.threads import ThreadService
@@ -60,12 +61,17 @@ class ThreadStreams:
 
     @contextlib.asynccontextmanager
     async def join(
-        self, thread_id: str, modes: Iterable[str], last_event_id: str | None
+        self,
+        thread_id: str,
+        modes: Iterable[str],
+        last_event_id: str | None,
+        access: Access = UNRESTRICTED,
     ) -> AsyncIterator[AsyncIterator[StreamEvent]]:
         selected = thread_stream_modes(modes)
         after = replay_after(last_event_id, thread=True)
         async with self._broker.subscribe_thread(thread_id, after=after) as subscription:
-            await self._threads.get(thread_id)  # unknown and deleted threads are 404
+            # Unknown, deleted and invisible threads are 404.
+            await self._threads.get(thread_id, access)
             yield _selected(subscription, selected)
 
 

@@ -28,6 +28,7 @@ from stead.services.state import (
 from stead.services.streams import state_update_event
 from stead.services.ttl import NO_TTL_COLUMNS, ThreadTTL
 from stead.storage import Database, Page
+from stead.storage.access import UNRESTRICTED, Access
 
 
 class ThreadService:
@@ -54,16 +55,17 @@ class ThreadService:
         if_exists: str,
         supersteps: list[dict[str, Any]] | None,
         ttl: ThreadTTL | None = None,
+        access: Access = UNRESTRICTED,
     ) -> dict[str, Any]:
         thread_id = thread_id or new_time_ordered_id()
         metadata = metadata or {}
         if supersteps and metadata.get("graph_id") not in self._graphs.graph_ids:
             raise BadRequest("Supersteps require metadata.graph_id naming a graph of this server")
-        async with self._db.transaction() as tx:
+        async with self._db.transaction(access) as tx:
             existing = await tx.threads.get(thread_id)
-            if existing is not None:
-                if if_exists == "do_nothing":
-                    return existing
+            if existing is not None and if_exists == "do_nothing":
+                return existing
+            if existing is not None or await tx.threads.exists(thread_id):
                 raise Conflict(f"Thread with ID {thread_id} already exists")
             record = new_thread_record(thread_id, metadata, ttl or self._default_ttl)
             await tx.threads.insert(record)
@@ -71,17 +73,21 @@ class ThreadService:
             return await self._apply_supersteps(record, supersteps)
         return record
 
-    async def get(self, thread_id: str) -> dict[str, Any]:
-        async with self._db.transaction() as tx:
+    async def get(self, thread_id: str, access: Access = UNRESTRICTED) -> dict[str, Any]:
+        async with self._db.transaction(access) as tx:
             found = await tx.threads.get(thread_id)
         if found is None:
             raise NotFound(f"Thread with ID {thread_id} not found")
         return found
 
     async def patch(
-        self, thread_id: str, metadata: dict[str, Any] | None, ttl: ThreadTTL | None = None
+        self,
+        thread_id: str,
+        metadata: dict[str, Any] | None,
+        ttl: ThreadTTL | None = None,
+        access: Access = UNRESTRICTED,
     ) -> dict[str, Any]:
-        async with self._db.transaction() as tx:
+        async with self._db.transaction(access) as tx:
             current = await tx.threads.get(thread_id)
             if current is None:
                 raise NotFound(f"Thread with ID {thread_id} not found")
@@ -92,13 +98,13 @@ class ThreadService:
             await tx.threads.update(thread_id, **changes)
         return {**current, **changes}
 
-    async def delete(self, thread_id: str) -> None:
-        if not await self._delete(thread_id):
+    async def delete(self, thread_id: str, access: Access = UNRESTRICTED) -> None:
+        if not await self._delete(thread_id, access):
             raise NotFound(f"Thread with ID {thread_id} not found")
 
-    async def _delete(self, thread_id: str) -> bool:
+    async def _delete(self, thread_id: str, access: Access) -> bool:
         """Delete a thread with its runs, crons and checkpoints; False if there was none."""
-        async with self._db.transaction() as tx:
+        async with self._db.transaction(access) as tx:
             active = await tx.runs.active_for_thread(thread_id)
             if not await tx.threads.delete(thread_id):
                 return False
@@ -107,7 +113,9 @@ class ThreadService:
         await self._checkpointer.adelete_thread(thread_id)
         return True
 
-    async def prune(self, thread_ids: list[str], strategy: str) -> int:
+    async def prune(
+        self, thread_ids: list[str], strategy: str, access: Access = UNRESTRICTED
+    ) -> int:
         """Delete threads, or keep only their latest checkpoints; returns how many were pruned.
 
         Missing threads are skipped. `keep_latest` also skips busy threads: pruning under a
@@ -116,13 +124,13 @@ class ThreadService:
         pruned = 0
         for thread_id in dict.fromkeys(thread_ids):
             if strategy == "delete":
-                pruned += await self._delete(thread_id)
+                pruned += await self._delete(thread_id, access)
             else:
-                pruned += await self._keep_latest(thread_id)
+                pruned += await self._keep_latest(thread_id, access)
         return pruned
 
-    async def _keep_latest(self, thread_id: str) -> bool:
-        async with self._db.transaction() as tx:
+    async def _keep_latest(self, thread_id: str, access: Access) -> bool:
+        async with self._db.transaction(access) as tx:
             if await tx.threads.get(thread_id) is None or await tx.runs.has_active(thread_id):
                 return False
         await keep_latest_checkpoint(self._checkpointer, thread_id)
@@ -157,20 +165,20 @@ class ThreadService:
             await self._checkpointer.adelete_thread(thread_id)
         return True
 
-    async def storage(self, thread_id: str) -> dict[str, Any]:
-        await self.get(thread_id)
+    async def storage(self, thread_id: str, access: Access = UNRESTRICTED) -> dict[str, Any]:
+        await self.get(thread_id, access)
         return await thread_storage(self._checkpointer, thread_id)
 
-    async def search(self, **filters: Any) -> Page:
-        async with self._db.transaction() as tx:
+    async def search(self, access: Access = UNRESTRICTED, **filters: Any) -> Page:
+        async with self._db.transaction(access) as tx:
             return await tx.threads.search(**filters)
 
-    async def count(self, **filters: Any) -> int:
-        async with self._db.transaction() as tx:
+    async def count(self, access: Access = UNRESTRICTED, **filters: Any) -> int:
+        async with self._db.transaction(access) as tx:
             return await tx.threads.count(**filters)
 
-    async def copy(self, thread_id: str) -> dict[str, Any]:
-        source = await self.get(thread_id)
+    async def copy(self, thread_id: str, access: Access = UNRESTRICTED) -> dict[str, Any]:
+        source = await self.get(thread_id, access)
         now = now_utc()
         record = {**source, "thread_id": new_random_id(), "created_at": now, "updated_at": now}
         ttl = ThreadTTL.of(source)
@@ -182,9 +190,13 @@ class ThreadService:
         return record
 
     async def state(
-        self, thread_id: str, checkpoint: dict[str, Any] | None = None, subgraphs: bool = False
+        self,
+        thread_id: str,
+        checkpoint: dict[str, Any] | None = None,
+        subgraphs: bool = False,
+        access: Access = UNRESTRICTED,
     ) -> dict[str, Any]:
-        thread = await self.get(thread_id)
+        thread = await self.get(thread_id, access)
         async with self._graph_of(thread, required=False) as graph:
             if graph is None:
                 return dict(EMPTY_STATE)
@@ -208,8 +220,9 @@ class ThreadService:
         before: dict[str, Any] | None,
         metadata: dict[str, Any] | None,
         checkpoint: dict[str, Any] | None,
+        access: Access = UNRESTRICTED,
     ) -> list[dict[str, Any]]:
-        thread = await self.get(thread_id)
+        thread = await self.get(thread_id, access)
         async with self._graph_of(thread, required=False) as graph:
             if graph is None:
                 return []
@@ -230,8 +243,9 @@ class ThreadService:
         values: Any,
         as_node: str | None,
         checkpoint: dict[str, Any] | None,
+        access: Access = UNRESTRICTED,
     ) -> dict[str, Any]:
-        thread = await self.get(thread_id)
+        thread = await self.get(thread_id, access)
         async with self._db.transaction() as tx:
             if await tx.runs.has_active(thread_id):
                 raise Conflict(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from stead.storage._query import Page, count, fetch_all, fetch_one, fetch_page, order_by
+from stead.storage.access import visible
 from stead.storage.dialects import Dialect
 from stead.storage.schema import assistant, assistant_version
 
@@ -15,14 +17,26 @@ _VERSIONED = ("graph_id", "config", "context", "metadata", "name", "description"
 
 
 class AssistantRepository:
-    def __init__(self, conn: AsyncConnection, dialect: Dialect) -> None:
+    def __init__(
+        self,
+        conn: AsyncConnection,
+        dialect: Dialect,
+        access_filter: Mapping[str, Any] | None = None,
+    ) -> None:
         self._conn = conn
         self._dialect = dialect
+        self._visible = visible(dialect, assistant.c.metadata, access_filter)
 
     async def get(self, assistant_id: str) -> dict[str, Any] | None:
         return await fetch_one(
-            self._conn, sa.select(assistant).where(assistant.c.assistant_id == assistant_id)
+            self._conn,
+            sa.select(assistant).where(assistant.c.assistant_id == assistant_id, *self._visible),
         )
+
+    async def exists(self, assistant_id: str) -> bool:
+        """Whether any assistant has this id, visible to the request or not (an id conflict)."""
+        query = sa.select(assistant.c.assistant_id).where(assistant.c.assistant_id == assistant_id)
+        return (await self._conn.execute(query)).first() is not None
 
     async def insert(self, record: dict[str, Any]) -> None:
         await self._conn.execute(sa.insert(assistant).values(**record))
@@ -32,7 +46,7 @@ class AssistantRepository:
         """Make `record` (with a new version number) the assistant's current state."""
         await self._conn.execute(
             sa.update(assistant)
-            .where(assistant.c.assistant_id == record["assistant_id"])
+            .where(assistant.c.assistant_id == record["assistant_id"], *self._visible)
             .values(**{k: v for k, v in record.items() if k not in ("assistant_id", "created_at")})
         )
         await self._insert_version(record)
@@ -50,7 +64,7 @@ class AssistantRepository:
     async def set_current(self, assistant_id: str, version: dict[str, Any], now: Any) -> None:
         await self._conn.execute(
             sa.update(assistant)
-            .where(assistant.c.assistant_id == assistant_id)
+            .where(assistant.c.assistant_id == assistant_id, *self._visible)
             .values(
                 version=version["version"], updated_at=now, **{k: version[k] for k in _VERSIONED}
             )
@@ -75,7 +89,7 @@ class AssistantRepository:
 
     async def delete(self, assistant_id: str) -> bool:
         result = await self._conn.execute(
-            sa.delete(assistant).where(assistant.c.assistant_id == assistant_id)
+            sa.delete(assistant).where(assistant.c.assistant_id == assistant_id, *self._visible)
         )
         return bool(result.rowcount)
 
@@ -122,7 +136,7 @@ class AssistantRepository:
     def _filters(
         self, graph_id: str | None, name: str | None, metadata: dict[str, Any] | None
     ) -> list[sa.ColumnElement[bool]]:
-        where: list[sa.ColumnElement[bool]] = []
+        where: list[sa.ColumnElement[bool]] = [*self._visible]
         if graph_id is not None:
             where.append(assistant.c.graph_id == graph_id)
         if name is not None:

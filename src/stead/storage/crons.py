@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -9,26 +10,39 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from stead.storage._query import Page, count, fetch_all, fetch_one, fetch_page, order_by
+from stead.storage.access import visible
 from stead.storage.dialects import Dialect
 from stead.storage.schema import cron
 
 
 class CronRepository:
-    def __init__(self, conn: AsyncConnection, dialect: Dialect) -> None:
+    def __init__(
+        self,
+        conn: AsyncConnection,
+        dialect: Dialect,
+        access_filter: Mapping[str, Any] | None = None,
+    ) -> None:
         self._conn = conn
         self._dialect = dialect
+        self._visible = visible(dialect, cron.c.metadata, access_filter)
 
     async def insert(self, record: dict[str, Any]) -> None:
         await self._conn.execute(sa.insert(cron).values(**record))
 
     async def get(self, cron_id: str) -> dict[str, Any] | None:
-        return await fetch_one(self._conn, sa.select(cron).where(cron.c.cron_id == cron_id))
+        return await fetch_one(
+            self._conn, sa.select(cron).where(cron.c.cron_id == cron_id, *self._visible)
+        )
 
     async def update(self, cron_id: str, **fields: Any) -> None:
-        await self._conn.execute(sa.update(cron).where(cron.c.cron_id == cron_id).values(**fields))
+        await self._conn.execute(
+            sa.update(cron).where(cron.c.cron_id == cron_id, *self._visible).values(**fields)
+        )
 
     async def delete(self, cron_id: str) -> bool:
-        result = await self._conn.execute(sa.delete(cron).where(cron.c.cron_id == cron_id))
+        result = await self._conn.execute(
+            sa.delete(cron).where(cron.c.cron_id == cron_id, *self._visible)
+        )
         return bool(result.rowcount)
 
     async def search(
@@ -94,7 +108,7 @@ class CronRepository:
         enabled: bool | None,
         metadata: dict[str, Any] | None,
     ) -> list[sa.ColumnElement[bool]]:
-        where: list[sa.ColumnElement[bool]] = []
+        where: list[sa.ColumnElement[bool]] = [*self._visible]
         if assistant_id is not None:
             where.append(cron.c.assistant_id == assistant_id)
         if thread_id is not None:

@@ -16,6 +16,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from stead import serde
+from stead.storage.access import UNRESTRICTED, Access
+from stead.storage.api_keys import ApiKeyRepository
 from stead.storage.assistants import AssistantRepository
 from stead.storage.crons import CronRepository
 from stead.storage.dialects import Dialect, dialect_for
@@ -28,14 +30,16 @@ CONNECT_TIMEOUT_SECONDS = 5
 
 
 class Transaction:
-    """One database transaction, with a repository per resource bound to it."""
+    """One database transaction, with a repository per resource bound to it; their reads and
+    writes keep to what `access` lets the request see."""
 
-    def __init__(self, conn: AsyncConnection, dialect: Dialect) -> None:
+    def __init__(self, conn: AsyncConnection, dialect: Dialect, access: Access) -> None:
         self.connection = conn
-        self.assistants = AssistantRepository(conn, dialect)
-        self.threads = ThreadRepository(conn, dialect)
-        self.runs = RunRepository(conn, dialect)
-        self.crons = CronRepository(conn, dialect)
+        self.assistants = AssistantRepository(conn, dialect, access.assistants)
+        self.threads = ThreadRepository(conn, dialect, access.threads)
+        self.runs = RunRepository(conn, dialect, access.threads)
+        self.crons = CronRepository(conn, dialect, access.crons)
+        self.api_keys = ApiKeyRepository(conn)
 
 
 class Database:
@@ -44,9 +48,9 @@ class Database:
         self.dialect = dialect_for(self.engine.dialect.name)
 
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Transaction]:
+    async def transaction(self, access: Access = UNRESTRICTED) -> AsyncIterator[Transaction]:
         async with self.engine.begin() as conn:
-            yield Transaction(conn, self.dialect)
+            yield Transaction(conn, self.dialect, access)
 
     async def migrate(self) -> None:
         async with self.engine.begin() as conn:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -9,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from stead.storage._query import fetch_all, fetch_one
+from stead.storage.access import visible
 from stead.storage.dialects import Dialect
 from stead.storage.schema import run, thread
 
@@ -16,15 +18,27 @@ ACTIVE_STATUSES = ("pending", "running")
 
 
 class RunRepository:
-    def __init__(self, conn: AsyncConnection, dialect: Dialect) -> None:
+    def __init__(
+        self,
+        conn: AsyncConnection,
+        dialect: Dialect,
+        thread_filter: Mapping[str, Any] | None = None,
+    ) -> None:
         self._conn = conn
         self._dialect = dialect
+        # A run is visible when its thread is.
+        thread_visible = visible(dialect, thread.c.metadata, thread_filter)
+        self._visible = (
+            [run.c.thread_id.in_(sa.select(thread.c.thread_id).where(*thread_visible))]
+            if thread_visible
+            else []
+        )
 
     async def insert(self, record: dict[str, Any]) -> None:
         await self._conn.execute(sa.insert(run).values(**record))
 
     async def get(self, run_id: str, thread_id: str | None = None) -> dict[str, Any] | None:
-        query = sa.select(run).where(run.c.run_id == run_id)
+        query = sa.select(run).where(run.c.run_id == run_id, *self._visible)
         if thread_id is not None:
             query = query.where(run.c.thread_id == thread_id)
         return await fetch_one(self._conn, query)
@@ -52,7 +66,7 @@ class RunRepository:
     async def list_for_thread(
         self, thread_id: str, *, status: str | None, limit: int, offset: int
     ) -> list[dict[str, Any]]:
-        query = sa.select(run).where(run.c.thread_id == thread_id)
+        query = sa.select(run).where(run.c.thread_id == thread_id, *self._visible)
         if status is not None:
             query = query.where(run.c.status == status)
         query = query.order_by(run.c.created_at.desc(), run.c.run_id.desc())
@@ -76,7 +90,9 @@ class RunRepository:
 
     async def active(self, status: str | None = None) -> list[dict[str, Any]]:
         statuses = ACTIVE_STATUSES if status in (None, "all") else (status,)
-        return await fetch_all(self._conn, sa.select(run).where(run.c.status.in_(statuses)))
+        return await fetch_all(
+            self._conn, sa.select(run).where(run.c.status.in_(statuses), *self._visible)
+        )
 
     async def set_status(self, run_id: str, status: str, now: datetime) -> None:
         await self._conn.execute(

@@ -126,4 +126,18 @@ cron = sa.Table(
     sa.Column("enabled", sa.Boolean, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    # The authenticated user who created the cron: its runs execute as them.
+    sa.Column("auth_user", Json),
+)
+
+# Built-in API keys; only a SHA-256 of each key is kept.
+api_key = sa.Table(
+    "api_key",
+    metadata,
+    sa.Column("key_id", sa.String(36), primary_key=True),
+    sa.Column("name", sa.String, nullable=False),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("prefix", sa.String(16), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("revoked_at", UTCDateTime),
 )

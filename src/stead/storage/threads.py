@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -9,22 +10,36 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from stead.storage._query import Page, count, fetch_all, fetch_one, fetch_page, order_by
+from stead.storage.access import visible
 from stead.storage.dialects import Dialect
 from stead.storage.runs import ACTIVE_STATUSES
 from stead.storage.schema import run, thread
 
 
 class ThreadRepository:
-    def __init__(self, conn: AsyncConnection, dialect: Dialect) -> None:
+    def __init__(
+        self,
+        conn: AsyncConnection,
+        dialect: Dialect,
+        access_filter: Mapping[str, Any] | None = None,
+    ) -> None:
         self._conn = conn
         self._dialect = dialect
+        self._visible = visible(dialect, thread.c.metadata, access_filter)
 
     async def get(self, thread_id: str) -> dict[str, Any] | None:
-        return await fetch_one(self._conn, sa.select(thread).where(thread.c.thread_id == thread_id))
+        return await fetch_one(
+            self._conn, sa.select(thread).where(thread.c.thread_id == thread_id, *self._visible)
+        )
+
+    async def exists(self, thread_id: str) -> bool:
+        """Whether any thread has this id, visible to the request or not (an id conflict)."""
+        query = sa.select(thread.c.thread_id).where(thread.c.thread_id == thread_id)
+        return (await self._conn.execute(query)).first() is not None
 
     async def get_for_update(self, thread_id: str) -> dict[str, Any] | None:
         """Read a thread and hold its row until the transaction ends (serialises run creation)."""
-        query = sa.select(thread).where(thread.c.thread_id == thread_id)
+        query = sa.select(thread).where(thread.c.thread_id == thread_id, *self._visible)
         if self._dialect.name == "postgresql":
             query = query.with_for_update()
         return await fetch_one(self._conn, query)
@@ -35,7 +50,8 @@ class ThreadRepository:
     async def update(self, thread_id: str, **fields: Any) -> None:
         """Change a thread. Setting `updated_at` is activity: a thread with a TTL then expires
         `ttl_minutes` after it, unless the same change sets `expires_at` itself."""
-        query = sa.update(thread).where(thread.c.thread_id == thread_id).values(**fields)
+        query = sa.update(thread).where(thread.c.thread_id == thread_id, *self._visible)
+        query = query.values(**fields)
         if "updated_at" not in fields or "expires_at" in fields:
             await self._conn.execute(query)
             return
@@ -71,7 +87,9 @@ class ThreadRepository:
         )
 
     async def delete(self, thread_id: str) -> bool:
-        result = await self._conn.execute(sa.delete(thread).where(thread.c.thread_id == thread_id))
+        result = await self._conn.execute(
+            sa.delete(thread).where(thread.c.thread_id == thread_id, *self._visible)
+        )
         return bool(result.rowcount)
 
     async def search(
@@ -111,7 +129,7 @@ class ThreadRepository:
         values: dict[str, Any] | None,
         status: str | None,
     ) -> list[sa.ColumnElement[bool]]:
-        where: list[sa.ColumnElement[bool]] = []
+        where: list[sa.ColumnElement[bool]] = [*self._visible]
         if ids is not None:
             where.append(thread.c.thread_id.in_(ids))
         if metadata:
