@@ -11,9 +11,8 @@ import pytest
 from langgraph_sdk import get_client, get_sync_client
 from langgraph_sdk.client import LangGraphClient, SyncLangGraphClient
 
-from tests.support.postgres import migrated_postgres, session_uses_postgres
+from tests.support.postgres import session_runtime_env
 from tests.support.servers import StartedServer, stead_server
-from tests.support.services import redis_server
 
 GRAPHS_DIR = Path(__file__).parent / "graphs"
 GRAPHS_CONFIG = GRAPHS_DIR / "langgraph.json"
@@ -21,13 +20,13 @@ GRAPHS_CONFIG = GRAPHS_DIR / "langgraph.json"
 
 @pytest.fixture(scope="session")
 def server() -> Iterator[StartedServer]:
-    env = {"BG_JOB_SHUTDOWN_GRACE_PERIOD_SECS": "2"}
     with contextlib.ExitStack() as stack:
         # STEAD_TEST_DATABASE=postgres: the same suite on the production runtime, a fresh
         # migrated PostgreSQL with Redis as the broker.
-        if session_uses_postgres():
-            env["DATABASE_URI"] = stack.enter_context(migrated_postgres(GRAPHS_CONFIG))
-            env["REDIS_URI"] = stack.enter_context(redis_server()).url
+        env = {
+            "BG_JOB_SHUTDOWN_GRACE_PERIOD_SECS": "2",
+            **session_runtime_env(stack, GRAPHS_CONFIG),
+        }
         yield stack.enter_context(stead_server(GRAPHS_CONFIG, env=env))
 
 

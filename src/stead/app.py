@@ -17,8 +17,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from stead import __version__
 from stead.api import assistants, crons, meta, runs, store, thread_streams, threads
+from stead.api.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from stead.api.responses import json_response
 from stead.auth.middleware import AuthenticationMiddleware
+from stead.auth.openapi import with_security
 from stead.config import Settings
 from stead.errors import ApiError
 from stead.graphs import GraphSpec
@@ -68,6 +70,9 @@ def create_app(settings: Settings, specs: dict[str, GraphSpec]) -> Starlette:
         app.add_middleware(
             AuthenticationMiddleware, options=runtime.auth, api_keys=lambda: runtime.api_keys
         )
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)
+    app.add_middleware(RequestIdMiddleware)
+    app.openapi = lambda: with_security(app, runtime.auth)  # type: ignore[method-assign]
     return options.install(app)
 
 

@@ -17,6 +17,7 @@ import uvicorn
 
 from stead.config import ConfigError, Settings, load_settings
 from stead.graphs import GraphLoadError, load_graph_specs
+from stead.observability.logs import configure_logging
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -84,7 +85,7 @@ class PortInUseError(Exception):
 
 def _run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config, data_dir=args.data_dir, host=args.host, port=args.port)
-    _configure_logging()
+    configure_logging()
     specs = load_graph_specs(settings)
     _require_current_schema(settings)
     sock = _bind(settings)
@@ -101,7 +102,7 @@ def _worker(args: argparse.Namespace) -> int:
     settings = load_settings(args.config, data_dir=args.data_dir, host=args.host, port=args.port)
     if settings.n_jobs_per_worker < 1:
         raise ConfigError("stead worker needs N_JOBS_PER_WORKER of at least 1")
-    _configure_logging()
+    configure_logging()
     specs = load_graph_specs(settings)
     _require_current_schema(settings)
     sock = _bind(settings)
@@ -119,7 +120,7 @@ def _worker(args: argparse.Namespace) -> int:
 
 def _migrate(args: argparse.Namespace) -> int:
     settings = load_settings(args.config, data_dir=args.data_dir)
-    _configure_logging()
+    configure_logging()
     from stead.storage.backends import migrate
 
     asyncio.run(migrate(settings))
@@ -217,12 +218,3 @@ def _bind(settings: Settings) -> socket.socket:
         ) from None
     sock.set_inheritable(True)
     return sock
-
-
-def _configure_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)

@@ -41,6 +41,8 @@ class Settings:
     # A Redis URI shared by API processes and workers; None keeps the in-process broker.
     redis_uri: str | None = None
     redis_key_prefix: str = "stead:"
+    # Request bodies above this are refused with 413.
+    max_request_body_bytes: int = 25 * 1024 * 1024
 
     @property
     def project_dir(self) -> Path:
@@ -103,6 +105,7 @@ def load_settings(
         database_uri=_database_uri(),
         redis_uri=os.environ.get("REDIS_URI") or os.environ.get("REDIS_URL") or None,
         redis_key_prefix=os.environ.get("REDIS_KEY_PREFIX", "stead:"),
+        max_request_body_bytes=_env_int("HTTP_MAX_REQUEST_BODY_BYTES", 25 * 1024 * 1024),
     )
 
 

@@ -6,11 +6,11 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from tests.support.servers import REPO_ROOT
-from tests.support.services import postgres_server
+from tests.support.services import postgres_server, redis_server
 
 # `STEAD_TEST_DATABASE=postgres` runs the session server of the suite on PostgreSQL.
 TEST_DATABASE_VARIABLE = "STEAD_TEST_DATABASE"
@@ -48,3 +48,15 @@ def migrated_postgres(config: Path) -> Iterator[str]:
         if result.returncode != 0:
             raise RuntimeError(f"stead migrate failed: {result.stderr[-2000:]}")
         yield uri
+
+
+def session_runtime_env(stack: ExitStack, config: Path) -> dict[str, str]:
+    """The environment that puts a server on the session's runtime: nothing for the embedded
+    default; with STEAD_TEST_DATABASE=postgres, a fresh migrated PostgreSQL and a Redis, which
+    `stack` stops."""
+    if not session_uses_postgres():
+        return {}
+    return {
+        "DATABASE_URI": stack.enter_context(migrated_postgres(config)),
+        "REDIS_URI": stack.enter_context(redis_server()).url,
+    }

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from stead.api.middleware import REQUEST_ID_SCOPE_KEY
 from stead.auth.middleware import USER_SCOPE_KEY
 from stead.auth.policy import Authorizer
 from stead.errors import Unprocessable
@@ -36,4 +37,6 @@ def require_uuid(value: str, kind: str) -> str:
 
 
 def request_id(request: Request) -> str | None:
-    return request.headers.get("x-request-id")
+    """The id RequestIdMiddleware gave the request (the client's, when it sent one)."""
+    found: str | None = request.scope.get(REQUEST_ID_SCOPE_KEY)
+    return found
