@@ -7,11 +7,8 @@ import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-import psycopg
-import sqlalchemy as sa
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from psycopg_pool import PoolTimeout
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -26,16 +23,13 @@ from stead.errors import ApiError
 from stead.graphs import GraphSpec
 from stead.http_options import HttpOptions
 from stead.runtime import Runtime
+from stead.storage.database import (
+    DATABASE_ERRORS,
+    DATABASE_UNAVAILABLE_DETAIL,
+    is_database_unavailable,
+)
 
 logger = logging.getLogger("stead.api")
-
-# Raised while the database is unreachable (down, restarting, pools exhausted): worth a retry.
-_DATABASE_UNAVAILABLE = (
-    sa.exc.DBAPIError,
-    sa.exc.TimeoutError,
-    psycopg.OperationalError,
-    PoolTimeout,
-)
 
 
 def create_app(settings: Settings, specs: dict[str, GraphSpec]) -> Starlette:
@@ -64,7 +58,7 @@ def create_app(settings: Settings, specs: dict[str, GraphSpec]) -> Starlette:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    for error in _DATABASE_UNAVAILABLE:
+    for error in DATABASE_ERRORS:
         app.add_exception_handler(error, _database_unavailable)
     if runtime.auth.enabled:
         app.add_middleware(
@@ -92,14 +86,10 @@ async def _http_error(_request: Request, exc: Exception) -> Response:
 
 
 async def _database_unavailable(request: Request, exc: Exception) -> Response:
-    if isinstance(exc, sa.exc.DBAPIError) and not _is_connection_error(exc):
+    if not is_database_unavailable(exc):
         raise exc
     logger.warning("%s %s: database unavailable (%s)", request.method, request.url.path, exc)
-    return json_response({"detail": "Database unavailable; retry shortly"}, 503)
-
-
-def _is_connection_error(exc: sa.exc.DBAPIError) -> bool:
-    return exc.connection_invalidated or isinstance(exc, sa.exc.OperationalError)
+    return json_response({"detail": DATABASE_UNAVAILABLE_DETAIL}, 503)
 
 
 def _describe(exc: RequestValidationError) -> str:

@@ -13,6 +13,11 @@ from stead.auth.api_keys import ApiKeys
 from stead.auth.options import AuthOptions
 from stead.auth.user import AuthUser
 from stead.errors import ApiError, AuthError
+from stead.storage.database import (
+    DATABASE_ERRORS,
+    DATABASE_UNAVAILABLE_DETAIL,
+    is_database_unavailable,
+)
 
 USER_SCOPE_KEY = "stead.user"
 
@@ -33,6 +38,12 @@ class AuthenticationMiddleware:
             scope[USER_SCOPE_KEY] = await self._authenticate(request)
         except ApiError as exc:
             await _refuse(exc, scope, receive, send)
+            return
+        except DATABASE_ERRORS as exc:
+            # The app's error handlers sit inside this middleware; answer as they would.
+            if not is_database_unavailable(exc):
+                raise
+            await _refuse(AuthError(503, DATABASE_UNAVAILABLE_DETAIL), scope, receive, send)
             return
         await self.app(scope, receive, send)
 

@@ -7,10 +7,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from psycopg_pool import PoolTimeout
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -25,6 +28,25 @@ from stead.storage.runs import RunRepository
 from stead.storage.threads import ThreadRepository
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
+
+# What the drivers raise while the database is down, restarting or out of connections; of
+# DBAPIError, only connection failures count (see is_database_unavailable).
+DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    sa.exc.DBAPIError,
+    sa.exc.TimeoutError,
+    psycopg.OperationalError,
+    PoolTimeout,
+)
+DATABASE_UNAVAILABLE_DETAIL = "Database unavailable; retry shortly"
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` means the database could not be reached, so a retry may succeed."""
+    if isinstance(exc, sa.exc.DBAPIError):
+        return exc.connection_invalidated or isinstance(exc, sa.exc.OperationalError)
+    return isinstance(exc, DATABASE_ERRORS)
+
+
 # How long opening a PostgreSQL connection may take before the database counts as unreachable.
 CONNECT_TIMEOUT_SECONDS = 5
 
