@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -214,6 +215,38 @@ def test_sigkill_mid_run_continues_from_the_last_checkpoint(tmp_path: Path) -> N
         attempts = {h["metadata"].get("run_attempt") for h in history if h["metadata"]}
         assert attempts == {1, 2}
         assert httpx.get(f"{base}/threads/{tid}").json()["status"] == "idle"
+
+
+def test_a_taken_over_attempt_writes_no_more_checkpoints(tmp_path: Path) -> None:
+    """On SQLite the fence is a check of the run's row just before each checkpoint write."""
+    data_dir = tmp_path / "data"
+    # A long lease: the attempt does not renew (and so notice the takeover) before node two ends.
+    env = {"BG_JOB_LEASE_SECS": "60", "N_JOBS_PER_WORKER": "1"}
+    with stead_server(GRAPHS_CONFIG, data_dir, env) as server:
+        base = server.url
+        tid = httpx.post(f"{base}/threads", json={}).json()["thread_id"]
+        run_id = httpx.post(
+            f"{base}/threads/{tid}/runs", json={"assistant_id": "pausing", "input": {"pause": 2}}
+        ).json()["run_id"]
+        _wait_for_next(base, tid, ["two"])
+        checkpoints = len(httpx.post(f"{base}/threads/{tid}/history", json={}).json())
+        with sqlite3.connect(data_dir / "stead.sqlite") as conn:
+            conn.execute("UPDATE run SET attempt = attempt + 1 WHERE run_id = ?", (run_id,))
+        # The one slot is free once the stale attempt has stopped: then this run executes.
+        probe_thread = httpx.post(f"{base}/threads", json={}).json()["thread_id"]
+        probe = httpx.post(
+            f"{base}/threads/{probe_thread}/runs", json={"assistant_id": "echo", "input": {}}
+        ).json()
+        _wait_for_status(base, probe_thread, probe["run_id"], "success")
+        assert len(httpx.post(f"{base}/threads/{tid}/history", json={}).json()) == checkpoints
+        assert httpx.get(f"{base}/threads/{tid}/runs/{run_id}").json()["status"] == "running"
+
+
+def _wait_for_next(base: str, thread_id: str, next_nodes: list[str], timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while httpx.get(f"{base}/threads/{thread_id}/state").json()["next"] != next_nodes:
+        assert time.monotonic() < deadline, f"the thread never reached {next_nodes}"
+        time.sleep(0.02)
 
 
 def _start_run_and_kill(base: str, process: Any, graph: str, graph_input: dict) -> tuple[str, str]:

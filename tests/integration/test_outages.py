@@ -1,9 +1,9 @@
 """Outages of the services Stead depends on, with a real `stead run` on a real PostgreSQL and Redis.
 
-Redis lost: runs keep executing and new ones are still accepted and executed (workers poll the
-database), open streams end instead of hanging, and streaming resumes once Redis is back.
-PostgreSQL restarted: requests during the outage fail fast with 503, and the server recovers
-without a restart. Outages here last a few seconds rather than the 30 s of the issue.
+Redis lost for 30 s: runs keep executing and new ones are still accepted and executed (workers
+poll the database), open streams end instead of hanging, and streaming resumes once Redis is back.
+PostgreSQL restarted: requests during the outage fail fast with 503, the server recovers without a
+restart, and a run whose checkpoint write failed continues from its last checkpoint.
 """
 
 from __future__ import annotations
@@ -23,8 +23,12 @@ from tests.support.servers import stead_server
 from tests.support.services import Postgres, Redis, postgres_server, redis_server
 from tests.support.sse import OpenStream, read_stream
 
-# Short leases so that a run whose lease lapsed during an outage is reclaimed within seconds.
-LEASE_SECS = "2"
+# Longer than any outage here: a run must come through one by itself, not because its lease
+# lapsed and the reaper handed it to a new attempt.
+LEASE_SECS = "60"
+REDIS_OUTAGE_SECS = 30.0
+# Longer than the checkpoint pool's 10 s wait for a connection, so that a write fails.
+POSTGRES_OUTAGE_SECS = 13.0
 # A request during an outage must answer well before this; a hang fails the test.
 FAIL_FAST_SECS = 8.0
 
@@ -98,27 +102,28 @@ async def test_redis_outage_loses_no_run_and_streaming_recovers(
     deployment: Deployment, api: httpx.AsyncClient
 ) -> None:
     thread_id = await _new_thread(api)
-    slow_run = await _background_run(api, thread_id, "slow", {"seconds": 3})
-    await _wait_for_status(api, thread_id, slow_run, {"running"}, timeout=10)
+    # Runs through most of the outage, writing checkpoints and publishing events as it goes.
+    long_run = await _background_run(api, thread_id, "pausing", {"pause": REDIS_OUTAGE_SECS - 10})
+    await _wait_for_status(api, thread_id, long_run, {"running"}, timeout=10)
 
-    async with OpenStream(api, f"/threads/{thread_id}/runs/{slow_run}/stream") as joined:
+    async with OpenStream(api, f"/threads/{thread_id}/runs/{long_run}/stream") as joined:
         assert joined.response is not None and joined.response.status_code == 200
         deployment.redis.stop()
+        outage_ends = time.monotonic() + REDIS_OUTAGE_SECS
         try:
             # The open stream ends (with an error event, or simply closes) instead of hanging.
             await _wait_for_stream_end(joined, timeout=10)
             errors = [event.data for event in joined.events if event.event == "error"]
             assert all(error.get("message") for error in errors), errors
 
-            # The run in progress still finishes, and its outcome is in the database.
-            assert await _wait_for_status(api, thread_id, slow_run, {"success"}, 15) == "success"
+            # New runs are accepted and executed all along: idle workers poll the database.
+            executed = await _echo_runs_until(api, outage_ends)
+            assert executed >= 3
 
-            # A new run is accepted and executed: idle workers poll the database.
-            other_thread = await _new_thread(api)
-            echo_run = await _background_run(api, other_thread, "echo", {"text": "no redis"})
-            assert await _wait_for_status(api, other_thread, echo_run, {"success"}, 15) == "success"
-            state = await api.get(f"/threads/{other_thread}/state")
-            assert state.json()["values"] == {"text": "no redis"}
+            # The run in progress finished, and its outcome is in the database.
+            assert await _wait_for_status(api, thread_id, long_run, {"success"}, 1) == "success"
+            state = await api.get(f"/threads/{thread_id}/state")
+            assert state.json()["values"]["steps"] == ["one", "two", "three"]
         finally:
             deployment.redis.start()
 
@@ -133,6 +138,20 @@ async def test_redis_outage_loses_no_run_and_streaming_recovers(
     names = [event.event for event in events]
     assert names[0] == "metadata" and "error" not in names, events
     assert events[-1].event == "values" and events[-1].data == {"text": "redis is back"}
+
+
+async def _echo_runs_until(api: httpx.AsyncClient, deadline: float) -> int:
+    """Run `echo` on new threads one after another until `deadline`; returns how many ran."""
+    executed = 0
+    while time.monotonic() < deadline:
+        thread_id = await _new_thread(api)
+        text = f"no redis {executed}"
+        run_id = await _background_run(api, thread_id, "echo", {"text": text})
+        assert await _wait_for_status(api, thread_id, run_id, {"success"}, 15) == "success"
+        state = await api.get(f"/threads/{thread_id}/state")
+        assert state.json()["values"] == {"text": text}
+        executed += 1
+    return executed
 
 
 async def _wait_for_stream_end(stream: OpenStream, timeout: float) -> None:
@@ -180,3 +199,34 @@ async def test_postgres_restart_fails_fast_with_503_and_recovers(
     assert await _wait_for_status(api, thread_id, run_id, {"success"}, timeout=15) == "success"
     state = await api.get(f"/threads/{thread_id}/state")
     assert state.json()["values"] == {"text": "after the restart"}
+
+
+async def test_a_run_whose_checkpoint_write_failed_continues_after_postgres_returns(
+    deployment: Deployment, api: httpx.AsyncClient
+) -> None:
+    thread_id = await _new_thread(api)
+    run_id = await _background_run(api, thread_id, "pausing", {"pause": 1})
+    await _wait_for_next(api, thread_id, ["two"], timeout=10)
+
+    deployment.pg.stop()
+    try:
+        # Node two ends during the outage; writing its checkpoint fails.
+        await asyncio.sleep(POSTGRES_OUTAGE_SECS)
+    finally:
+        deployment.pg.start()
+
+    await _wait_until_served(api, f"/threads/{thread_id}", timeout=10)
+    # Not `error`: the run went back to the queue and ran again from its last checkpoint.
+    assert await _wait_for_status(api, thread_id, run_id, {"success", "error"}, 30) == "success"
+    state = (await api.get(f"/threads/{thread_id}/state")).json()
+    assert state["values"]["steps"] == ["one", "two", "three"]
+    assert state["metadata"]["run_attempt"] == 2
+
+
+async def _wait_for_next(
+    api: httpx.AsyncClient, thread_id: str, next_nodes: list[str], timeout: float
+) -> None:
+    deadline = time.monotonic() + timeout
+    while (await api.get(f"/threads/{thread_id}/state")).json()["next"] != next_nodes:
+        assert time.monotonic() < deadline, f"the thread never reached {next_nodes}"
+        await asyncio.sleep(0.02)

@@ -1,6 +1,7 @@
 """Many replicas on one PostgreSQL and one Redis: two API-only `stead run` processes and `stead
 worker` processes. Streams and cancels cross processes, a thread runs one run at a time across
-workers, and a run survives its worker being killed (SIGKILL) or stopped (SIGTERM)."""
+workers, a run survives its worker being killed (SIGKILL) or stopped (SIGTERM), and an attempt
+that was taken over writes no more checkpoints."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
 from tests.conftest import GRAPHS_CONFIG
@@ -203,3 +205,39 @@ def test_a_stopped_workers_run_goes_back_to_the_queue_at_once(topology: Topology
     state = httpx.get(f"{topology.a}/threads/{thread_id}/state").json()
     assert state["values"]["done"] is True
     assert state["metadata"]["run_attempt"] == 2
+
+
+def test_a_taken_over_attempt_writes_no_more_checkpoints(topology: Topology) -> None:
+    # A long lease: the worker does not renew (and so notice the takeover) before node two ends.
+    env = {**topology.env, "BG_JOB_LEASE_SECS": "60", "N_JOBS_PER_WORKER": "1"}
+    with stead_worker(GRAPHS_CONFIG, env=env):
+        thread_id = _new_thread(topology.a)
+        run_id = _create_run(topology.a, thread_id, "pausing", {"pause": 2})
+        _wait_for_next(topology.a, thread_id, ["two"], timeout=20)
+        checkpoints = _history_length(topology.a, thread_id)
+        _take_over(topology.env["DATABASE_URI"], run_id)
+        # The worker's one slot is free once the stale attempt has stopped: then this run runs.
+        other_thread = _new_thread(topology.a)
+        probe = _create_run(topology.a, other_thread, "echo", {"text": "after"})
+        _wait_for_status(topology.a, other_thread, probe, {"success"}, timeout=20)
+    assert _history_length(topology.a, thread_id) == checkpoints
+    state = httpx.get(f"{topology.a}/threads/{thread_id}/state").json()
+    assert state["values"]["steps"] == ["one"] and state["next"] == ["two"]
+    # Nothing recorded for the stale attempt: the run belongs to the attempt that took it over.
+    assert _run(topology.a, thread_id, run_id)["status"] == "running"
+
+
+def _history_length(base: str, thread_id: str) -> int:
+    response = httpx.post(f"{base}/threads/{thread_id}/history", json={"limit": 100})
+    assert response.status_code == 200, response.text
+    return len(response.json())
+
+
+def _take_over(database_uri: str, run_id: str) -> None:
+    """What the reaper and another worker's claim do to the row of a run whose lease expired."""
+    with psycopg.connect(database_uri) as conn:
+        conn.execute(
+            "UPDATE run SET attempt = attempt + 1, lease_expires_at = now() + interval '1 hour' "
+            "WHERE run_id = %s AND status = 'running'",
+            (run_id,),
+        )

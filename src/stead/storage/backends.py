@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aiosqlite
@@ -16,7 +16,6 @@ import psycopg
 import sqlalchemy as sa
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.store.base import TTLConfig
 from langgraph.store.postgres.aio import AsyncPostgresStore
 from langgraph.store.sqlite.aio import AsyncSqliteStore
@@ -26,6 +25,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from stead.config import ConfigError, Settings
 from stead.storage.database import CONNECT_TIMEOUT_SECONDS, Database
+from stead.storage.fencing import FencedPostgresSaver, FencedSqliteSaver
 
 # The PostgreSQL advisory lock held while migrating (any constant: "stead" in ASCII).
 _MIGRATION_LOCK_KEY = 0x7374656164
@@ -37,6 +37,7 @@ _PSYCOPG_OPTIONS: dict[str, Any] = {
     "row_factory": dict_row,
 }
 _SAVERS_POOL_SIZE = 10
+_SAVERS_POOL_TIMEOUT_SECONDS = 10.0
 
 # Both stores sweep expired items on demand, which `BaseStore` does not promise.
 Store = AsyncSqliteStore | AsyncPostgresStore
@@ -51,14 +52,17 @@ async def prepare_schema(settings: Settings, db: Database) -> None:
 
 
 async def open_savers(
-    settings: Settings, exit_stack: contextlib.AsyncExitStack, store_ttl: TTLConfig | None
+    settings: Settings,
+    db: Database,
+    exit_stack: contextlib.AsyncExitStack,
+    store_ttl: TTLConfig | None,
 ) -> tuple[BaseCheckpointSaver, Store]:
-    """The checkpointer and the store, closed by `exit_stack`."""
+    """The checkpointer (fenced by run attempts in `db`) and the store, closed by `exit_stack`."""
     if settings.postgres_uri is not None:
         pool = await _open_pool(settings.postgres_uri)
         exit_stack.push_async_callback(pool.close)
-        return AsyncPostgresSaver(pool), AsyncPostgresStore(pool, ttl=store_ttl)
-    checkpointer = AsyncSqliteSaver(await _sqlite(exit_stack, settings.checkpoints_path))
+        return FencedPostgresSaver(pool), AsyncPostgresStore(pool, ttl=store_ttl)
+    checkpointer = FencedSqliteSaver(await _sqlite(exit_stack, settings.checkpoints_path), db)
     await checkpointer.setup()
     # The store opens its own transactions, so its connection must be in autocommit mode.
     store = AsyncSqliteStore(
@@ -77,21 +81,23 @@ async def migrate(settings: Settings) -> None:
 async def _migrate(settings: Settings) -> None:
     if settings.postgres_uri is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        await _migrate_tables(settings)
-        async with contextlib.AsyncExitStack() as exit_stack:
-            await open_savers(settings, exit_stack, None)
+        async with _database(settings) as db, contextlib.AsyncExitStack() as exit_stack:
+            await db.migrate()
+            await open_savers(settings, db, exit_stack, None)
         return
     async with await AsyncConnection.connect(settings.postgres_uri, **_PSYCOPG_OPTIONS) as conn:
         await _wait_for_migration_lock(conn)
-        await _migrate_tables(settings)
+        async with _database(settings) as db:
+            await db.migrate()
         await AsyncPostgresSaver(conn).setup()
         await AsyncPostgresStore(conn).setup()
 
 
-async def _migrate_tables(settings: Settings) -> None:
+@contextlib.asynccontextmanager
+async def _database(settings: Settings) -> AsyncIterator[Database]:
     db = Database(settings.database_url)
     try:
-        await db.migrate()
+        yield db
     finally:
         await db.close()
 
@@ -157,8 +163,9 @@ async def _open_pool(uri: str) -> AsyncConnectionPool[Any]:
         uri,
         min_size=1,
         max_size=_SAVERS_POOL_SIZE,
-        # The pool's default 30 s wait for a connection lets a run's checkpoint writes ride out
-        # a database restart; requests fail fast (503) on Stead's own tables before they get here.
+        # Long enough for a run's checkpoint writes to ride out a database restart; a run that
+        # waits longer goes back to the queue and continues from its last checkpoint.
+        timeout=_SAVERS_POOL_TIMEOUT_SECONDS,
         kwargs={**_PSYCOPG_OPTIONS, "connect_timeout": CONNECT_TIMEOUT_SECONDS},
         check=AsyncConnectionPool.check_connection,
         open=False,

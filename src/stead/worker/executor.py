@@ -26,6 +26,7 @@ from stead.services.state import thread_config, thread_fields_from_snapshot
 from stead.services.thread_status import settle_thread
 from stead.services.webhooks import WebhookSender
 from stead.storage import Database
+from stead.storage.fencing import CheckpointsUnavailable, LeaseLost, writing_as
 from stead.worker.messages import LegacyMessages
 
 logger = logging.getLogger("stead.worker")
@@ -36,6 +37,11 @@ _LANGGRAPH_MODE = {"messages-tuple": "messages"}
 
 # The status of an attempt whose lease another worker took over: nothing to record.
 LEASE_LOST = "lease_lost"
+# The status of an attempt cut off from its checkpoints by a database outage: nothing to record,
+# the run goes back to the queue and continues from its last checkpoint.
+CHECKPOINTS_UNAVAILABLE = "checkpoints_unavailable"
+# How often such a run tries to go back to the queue while the database is still away.
+_REQUEUE_RETRY_SECONDS = 1.0
 
 
 @dataclass
@@ -93,6 +99,9 @@ class RunExecutor:
             # Another worker owns the run now; its attempt records the outcome and ends streams.
             logger.warning("run %s attempt %d lost its lease", run["run_id"], run["attempt"])
             return
+        if outcome.status == CHECKPOINTS_UNAVAILABLE:
+            await self._requeue_when_reachable(run)
+            return
         try:
             await self._finish(run, outcome)
         finally:
@@ -140,12 +149,18 @@ class RunExecutor:
         kwargs = run["kwargs"]
         await self._publish(run, "metadata", {"run_id": run["run_id"], "attempt": run["attempt"]})
         try:
-            async with self._graphs.graph(_graph_id(kwargs), kwargs["config"]) as graph:
-                async for event, payload in _graph_events(graph, kwargs, _run_config(run)):
-                    await self._publish(run, event, payload)
-                snapshot = await graph.aget_state(thread_config(run["thread_id"]))
+            with writing_as(run["run_id"], run["attempt"]):
+                async with self._graphs.graph(_graph_id(kwargs), kwargs["config"]) as graph:
+                    async for event, payload in _graph_events(graph, kwargs, _run_config(run)):
+                        await self._publish(run, event, payload)
+                    snapshot = await graph.aget_state(thread_config(run["thread_id"]))
         except GraphInterrupt:
             return Outcome("success")
+        except LeaseLost:
+            return Outcome(LEASE_LOST)
+        except CheckpointsUnavailable:
+            logger.warning("run %s cannot reach its checkpoints", run["run_id"], exc_info=True)
+            return Outcome(CHECKPOINTS_UNAVAILABLE)
         except Exception as exc:
             logger.exception("run %s failed", run["run_id"])
             error = {"error": type(exc).__name__, "message": str(exc)}
@@ -206,6 +221,16 @@ class RunExecutor:
         async with self._db.transaction() as tx:
             await tx.threads.delete(thread_id)
         await self._checkpointer.adelete_thread(thread_id)
+
+    async def _requeue_when_reachable(self, run: dict[str, Any]) -> None:
+        """Hand the run back as soon as the database answers, rather than after its lease."""
+        while True:
+            try:
+                await self._return_to_queue(run)
+                return
+            except Exception:
+                logger.warning("run %s waits for the database to requeue it", run["run_id"])
+                await asyncio.sleep(_REQUEUE_RETRY_SECONDS)
 
     async def _return_to_queue(self, run: dict[str, Any]) -> None:
         async with self._db.transaction() as tx:
