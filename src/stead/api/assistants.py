@@ -13,10 +13,11 @@ from stead.api.models import (
     AssistantSearch,
     AssistantVersions,
 )
+from stead.api.openapi import errors
 from stead.api.responses import json_response, no_content, page_response, selected
 from stead.errors import Unprocessable
 
-router = APIRouter(tags=["assistants"])
+router = APIRouter(tags=["assistants"], responses=errors(422))
 
 ASSISTANT_FIELDS = (
     "assistant_id",
@@ -32,7 +33,7 @@ ASSISTANT_FIELDS = (
 )
 
 
-@router.post("/assistants")
+@router.post("/assistants", responses=errors(400, 404, 409))
 async def create_assistant(body: AssistantCreate, rt: RuntimeDep) -> Response:
     if body.assistant_id is not None:
         require_uuid(body.assistant_id, "assistant")
@@ -50,12 +51,12 @@ async def count_assistants(body: AssistantCount, rt: RuntimeDep) -> Response:
     return json_response(await rt.assistants.count(**body.model_dump()))
 
 
-@router.get("/assistants/{assistant_id}")
+@router.get("/assistants/{assistant_id}", responses=errors(404))
 async def get_assistant(assistant_id: str, rt: RuntimeDep) -> Response:
     return json_response(await rt.assistants.get(require_uuid(assistant_id, "assistant")))
 
 
-@router.patch("/assistants/{assistant_id}")
+@router.patch("/assistants/{assistant_id}", responses=errors(400, 404))
 async def patch_assistant(assistant_id: str, body: AssistantPatch, rt: RuntimeDep) -> Response:
     changes = body.model_dump(exclude_unset=True)
     return json_response(
@@ -63,23 +64,23 @@ async def patch_assistant(assistant_id: str, body: AssistantPatch, rt: RuntimeDe
     )
 
 
-@router.delete("/assistants/{assistant_id}")
+@router.delete("/assistants/{assistant_id}", status_code=204, responses=errors(404))
 async def delete_assistant(assistant_id: str, rt: RuntimeDep) -> Response:
     await rt.assistants.delete(require_uuid(assistant_id, "assistant"))
     return no_content()
 
 
-@router.get("/assistants/{assistant_id}/graph")
+@router.get("/assistants/{assistant_id}/graph", responses=errors(404, 424))
 async def get_assistant_graph(assistant_id: str, rt: RuntimeDep, xray: str = "false") -> Response:
     return json_response(await rt.assistants.draw(assistant_id, _xray(xray)))
 
 
-@router.get("/assistants/{assistant_id}/schemas")
+@router.get("/assistants/{assistant_id}/schemas", responses=errors(404, 424))
 async def get_assistant_schemas(assistant_id: str, rt: RuntimeDep) -> Response:
     return json_response(await rt.assistants.schemas(require_uuid(assistant_id, "assistant")))
 
 
-@router.get("/assistants/{assistant_id}/subgraphs")
+@router.get("/assistants/{assistant_id}/subgraphs", responses=errors(404, 424))
 async def get_assistant_subgraphs(
     assistant_id: str, rt: RuntimeDep, recurse: bool = False
 ) -> Response:
@@ -87,7 +88,7 @@ async def get_assistant_subgraphs(
     return json_response(found)
 
 
-@router.get("/assistants/{assistant_id}/subgraphs/{namespace}")
+@router.get("/assistants/{assistant_id}/subgraphs/{namespace}", responses=errors(404, 424))
 async def get_assistant_subgraphs_in(
     assistant_id: str, namespace: str, rt: RuntimeDep, recurse: bool = False
 ) -> Response:
@@ -97,7 +98,7 @@ async def get_assistant_subgraphs_in(
     return json_response(found)
 
 
-@router.post("/assistants/{assistant_id}/versions")
+@router.post("/assistants/{assistant_id}/versions", responses=errors(404))
 async def list_assistant_versions(
     assistant_id: str, body: AssistantVersions, rt: RuntimeDep
 ) -> Response:
@@ -107,7 +108,7 @@ async def list_assistant_versions(
     return json_response(versions)
 
 
-@router.post("/assistants/{assistant_id}/latest")
+@router.post("/assistants/{assistant_id}/latest", responses=errors(404))
 async def set_latest_assistant_version(
     assistant_id: str, body: AssistantLatest, rt: RuntimeDep
 ) -> Response:

@@ -8,9 +8,10 @@ from fastapi import APIRouter, Response
 
 from stead.api.deps import RuntimeDep, require_uuid
 from stead.api.models import CronCount, CronCreate, CronPatch, CronSearch
+from stead.api.openapi import errors
 from stead.api.responses import json_response, no_content, page_response, selected
 
-router = APIRouter(tags=["crons"])
+router = APIRouter(tags=["crons"], responses=errors(422))
 
 CRON_FIELDS = (
     "cron_id",
@@ -30,13 +31,13 @@ CRON_FIELDS = (
 )
 
 
-@router.post("/runs/crons")
+@router.post("/runs/crons", responses=errors(400, 404))
 async def create_cron(body: CronCreate, rt: RuntimeDep) -> Response:
     cron = await rt.crons.create(None, body.model_dump(exclude_unset=True))
     return json_response(cron_json(cron))
 
 
-@router.post("/threads/{thread_id}/runs/crons")
+@router.post("/threads/{thread_id}/runs/crons", responses=errors(400, 404))
 async def create_thread_cron(thread_id: str, body: CronCreate, rt: RuntimeDep) -> Response:
     cron = await rt.crons.create(
         require_uuid(thread_id, "thread"), body.model_dump(exclude_unset=True)
@@ -61,19 +62,19 @@ async def count_crons(body: CronCount, rt: RuntimeDep) -> Response:
     return json_response(await rt.crons.count(**body.model_dump()))
 
 
-@router.get("/runs/crons/{cron_id}")
+@router.get("/runs/crons/{cron_id}", responses=errors(404))
 async def get_cron(cron_id: str, rt: RuntimeDep) -> Response:
     return json_response(cron_json(await rt.crons.get(require_uuid(cron_id, "cron"))))
 
 
-@router.patch("/runs/crons/{cron_id}")
+@router.patch("/runs/crons/{cron_id}", responses=errors(400, 404))
 async def patch_cron(cron_id: str, rt: RuntimeDep, body: CronPatch | None = None) -> Response:
     changes = body.model_dump(exclude_unset=True) if body is not None else {}
     cron = await rt.crons.patch(require_uuid(cron_id, "cron"), changes)
     return json_response(cron_json(cron))
 
 
-@router.delete("/runs/crons/{cron_id}")
+@router.delete("/runs/crons/{cron_id}", status_code=204, responses=errors(404))
 async def delete_cron(cron_id: str, rt: RuntimeDep) -> Response:
     await rt.crons.delete(require_uuid(cron_id, "cron"))
     return no_content()

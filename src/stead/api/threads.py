@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 
 from stead.api.deps import RuntimeDep, require_uuid
 from stead.api.models import (
@@ -19,10 +19,11 @@ from stead.api.models import (
     ThreadStateUpdate,
     ThreadTTLBody,
 )
+from stead.api.openapi import errors
 from stead.api.responses import json_response, no_content, page_response, selected
 from stead.services.ttl import ThreadTTL, ttl_json
 
-router = APIRouter(tags=["threads"])
+router = APIRouter(tags=["threads"], responses=errors(422))
 
 THREAD_FIELDS = (
     "thread_id",
@@ -38,7 +39,7 @@ THREAD_FIELDS = (
 )
 
 
-@router.post("/threads")
+@router.post("/threads", responses=errors(400, 409, 424))
 async def create_thread(body: ThreadCreate, rt: RuntimeDep) -> Response:
     if body.thread_id is not None:
         require_uuid(body.thread_id, "thread")
@@ -67,7 +68,7 @@ async def prune_threads(body: ThreadPrune, rt: RuntimeDep) -> Response:
     return json_response({"pruned_count": await rt.threads.prune(thread_ids, body.strategy)})
 
 
-@router.get("/threads/{thread_id}")
+@router.get("/threads/{thread_id}", responses=errors(404))
 async def get_thread(thread_id: str, rt: RuntimeDep, include: str = "") -> Response:
     thread = await rt.threads.get(require_uuid(thread_id, "thread"))
     body = thread_json(thread)
@@ -77,7 +78,7 @@ async def get_thread(thread_id: str, rt: RuntimeDep, include: str = "") -> Respo
     return json_response(body)
 
 
-@router.patch("/threads/{thread_id}")
+@router.patch("/threads/{thread_id}", responses=errors(404))
 async def patch_thread(thread_id: str, body: ThreadPatch, rt: RuntimeDep) -> Response:
     thread = await rt.threads.patch(
         require_uuid(thread_id, "thread"), body.metadata, _ttl(body.ttl)
@@ -85,29 +86,29 @@ async def patch_thread(thread_id: str, body: ThreadPatch, rt: RuntimeDep) -> Res
     return json_response(thread_json(thread))
 
 
-@router.delete("/threads/{thread_id}")
+@router.delete("/threads/{thread_id}", status_code=204, responses=errors(404))
 async def delete_thread(thread_id: str, rt: RuntimeDep) -> Response:
     await rt.threads.delete(require_uuid(thread_id, "thread"))
     return no_content()
 
 
-@router.get("/threads/{thread_id}/storage")
+@router.get("/threads/{thread_id}/storage", responses=errors(404))
 async def get_thread_storage(thread_id: str, rt: RuntimeDep) -> Response:
     return json_response(await rt.threads.storage(require_uuid(thread_id, "thread")))
 
 
-@router.post("/threads/{thread_id}/copy")
+@router.post("/threads/{thread_id}/copy", responses=errors(404))
 async def copy_thread(thread_id: str, rt: RuntimeDep) -> Response:
     return json_response(thread_json(await rt.threads.copy(require_uuid(thread_id, "thread"))))
 
 
-@router.get("/threads/{thread_id}/state")
+@router.get("/threads/{thread_id}/state", responses=errors(404, 424))
 async def get_thread_state(thread_id: str, rt: RuntimeDep, subgraphs: bool = False) -> Response:
     state = await rt.threads.state(require_uuid(thread_id, "thread"), subgraphs=subgraphs)
     return json_response(state)
 
 
-@router.get("/threads/{thread_id}/state/{checkpoint_id}")
+@router.get("/threads/{thread_id}/state/{checkpoint_id}", responses=errors(404, 424))
 async def get_thread_state_at(
     thread_id: str, checkpoint_id: str, rt: RuntimeDep, subgraphs: bool = False
 ) -> Response:
@@ -116,7 +117,7 @@ async def get_thread_state_at(
     return json_response(state)
 
 
-@router.post("/threads/{thread_id}/state/checkpoint")
+@router.post("/threads/{thread_id}/state/checkpoint", responses=errors(404, 424))
 async def post_thread_state_at(
     thread_id: str, body: ThreadStateAtCheckpoint, rt: RuntimeDep
 ) -> Response:
@@ -126,7 +127,7 @@ async def post_thread_state_at(
     return json_response(state)
 
 
-@router.post("/threads/{thread_id}/state")
+@router.post("/threads/{thread_id}/state", responses=errors(400, 404, 409, 424))
 async def update_thread_state(thread_id: str, body: ThreadStateUpdate, rt: RuntimeDep) -> Response:
     checkpoint = _checkpoint(body.checkpoint)
     if body.checkpoint_id:
@@ -140,9 +141,12 @@ async def update_thread_state(thread_id: str, body: ThreadStateUpdate, rt: Runti
     return json_response(result)
 
 
-@router.get("/threads/{thread_id}/history")
+@router.get("/threads/{thread_id}/history", responses=errors(404, 424))
 async def get_thread_history(
-    thread_id: str, rt: RuntimeDep, limit: int = 10, before: str | None = None
+    thread_id: str,
+    rt: RuntimeDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 10,
+    before: str | None = None,
 ) -> Response:
     history = await rt.threads.history(
         require_uuid(thread_id, "thread"),
@@ -154,7 +158,7 @@ async def get_thread_history(
     return json_response(history)
 
 
-@router.post("/threads/{thread_id}/history")
+@router.post("/threads/{thread_id}/history", responses=errors(404, 424))
 async def post_thread_history(thread_id: str, body: ThreadHistory, rt: RuntimeDep) -> Response:
     before = body.before
     history = await rt.threads.history(
