@@ -82,6 +82,10 @@ async def _validation_error(_request: Request, exc: Exception) -> Response:
 
 async def _http_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    # FastAPI answers 400 for a body that is not UTF-8; it is invalid JSON like any other, and
+    # the official server answers 422 for that.
+    if isinstance(exc.__cause__, UnicodeDecodeError):
+        return json_response({"detail": "Invalid JSON in request body"}, 422)
     return json_response({"detail": exc.detail}, exc.status_code, headers=dict(exc.headers or {}))
 
 

@@ -13,12 +13,13 @@ from stead.api.models import (
     AssistantSearch,
     AssistantVersions,
 )
+from stead.api.openapi import errors
 from stead.api.responses import json_response, no_content, page_response, selected
 from stead.auth.policy import Authorizer
 from stead.errors import Unprocessable
 from stead.storage.access import Access
 
-router = APIRouter(tags=["assistants"])
+router = APIRouter(tags=["assistants"], responses=errors(422))
 
 ASSISTANT_FIELDS = (
     "assistant_id",
@@ -34,7 +35,7 @@ ASSISTANT_FIELDS = (
 )
 
 
-@router.post("/assistants")
+@router.post("/assistants", responses=errors(400, 404, 409))
 async def create_assistant(body: AssistantCreate, rt: RuntimeDep, authz: AuthzDep) -> Response:
     if body.assistant_id is not None:
         require_uuid(body.assistant_id, "assistant")
@@ -59,13 +60,13 @@ async def count_assistants(body: AssistantCount, rt: RuntimeDep, authz: AuthzDep
     return json_response(await rt.assistants.count(access, **filters))
 
 
-@router.get("/assistants/{assistant_id}")
+@router.get("/assistants/{assistant_id}", responses=errors(404))
 async def get_assistant(assistant_id: str, rt: RuntimeDep, authz: AuthzDep) -> Response:
     access = await _reading(authz, assistant_id)
     return json_response(await rt.assistants.get(assistant_id, access))
 
 
-@router.patch("/assistants/{assistant_id}")
+@router.patch("/assistants/{assistant_id}", responses=errors(400, 404))
 async def patch_assistant(
     assistant_id: str, body: AssistantPatch, rt: RuntimeDep, authz: AuthzDep
 ) -> Response:
@@ -75,7 +76,7 @@ async def patch_assistant(
     return json_response(await rt.assistants.patch(assistant_id, changes, access))
 
 
-@router.delete("/assistants/{assistant_id}")
+@router.delete("/assistants/{assistant_id}", status_code=204, responses=errors(404))
 async def delete_assistant(assistant_id: str, rt: RuntimeDep, authz: AuthzDep) -> Response:
     require_uuid(assistant_id, "assistant")
     access = await authz.check("assistants", "delete", {"assistant_id": assistant_id})
@@ -83,7 +84,7 @@ async def delete_assistant(assistant_id: str, rt: RuntimeDep, authz: AuthzDep) -
     return no_content()
 
 
-@router.get("/assistants/{assistant_id}/graph")
+@router.get("/assistants/{assistant_id}/graph", responses=errors(404, 424))
 async def get_assistant_graph(
     assistant_id: str, rt: RuntimeDep, authz: AuthzDep, xray: str = "false"
 ) -> Response:
@@ -93,13 +94,13 @@ async def get_assistant_graph(
     return json_response(await rt.assistants.draw(assistant_id, _xray(xray), access))
 
 
-@router.get("/assistants/{assistant_id}/schemas")
+@router.get("/assistants/{assistant_id}/schemas", responses=errors(404, 424))
 async def get_assistant_schemas(assistant_id: str, rt: RuntimeDep, authz: AuthzDep) -> Response:
     access = await _reading(authz, assistant_id)
     return json_response(await rt.assistants.schemas(assistant_id, access))
 
 
-@router.get("/assistants/{assistant_id}/subgraphs")
+@router.get("/assistants/{assistant_id}/subgraphs", responses=errors(404, 424))
 async def get_assistant_subgraphs(
     assistant_id: str, rt: RuntimeDep, authz: AuthzDep, recurse: bool = False
 ) -> Response:
@@ -107,7 +108,7 @@ async def get_assistant_subgraphs(
     return json_response(await rt.assistants.subgraphs(assistant_id, None, recurse, access))
 
 
-@router.get("/assistants/{assistant_id}/subgraphs/{namespace}")
+@router.get("/assistants/{assistant_id}/subgraphs/{namespace}", responses=errors(404, 424))
 async def get_assistant_subgraphs_in(
     assistant_id: str, namespace: str, rt: RuntimeDep, authz: AuthzDep, recurse: bool = False
 ) -> Response:
@@ -115,7 +116,7 @@ async def get_assistant_subgraphs_in(
     return json_response(await rt.assistants.subgraphs(assistant_id, namespace, recurse, access))
 
 
-@router.post("/assistants/{assistant_id}/versions")
+@router.post("/assistants/{assistant_id}/versions", responses=errors(404))
 async def list_assistant_versions(
     assistant_id: str, body: AssistantVersions, rt: RuntimeDep, authz: AuthzDep
 ) -> Response:
@@ -124,7 +125,7 @@ async def list_assistant_versions(
     return json_response(versions)
 
 
-@router.post("/assistants/{assistant_id}/latest")
+@router.post("/assistants/{assistant_id}/latest", responses=errors(404))
 async def set_latest_assistant_version(
     assistant_id: str, body: AssistantLatest, rt: RuntimeDep, authz: AuthzDep
 ) -> Response:

@@ -8,12 +8,13 @@ from fastapi import APIRouter, Response
 
 from stead.api.deps import AuthzDep, RuntimeDep, require_uuid
 from stead.api.models import CronCount, CronCreate, CronPatch, CronSearch
+from stead.api.openapi import errors
 from stead.api.responses import json_response, no_content, page_response, selected
 from stead.auth.policy import Authorizer
 from stead.runtime import Runtime
 from stead.storage.access import Access
 
-router = APIRouter(tags=["crons"])
+router = APIRouter(tags=["crons"], responses=errors(422))
 
 CRON_FIELDS = (
     "cron_id",
@@ -33,12 +34,12 @@ CRON_FIELDS = (
 )
 
 
-@router.post("/runs/crons")
+@router.post("/runs/crons", responses=errors(400, 404))
 async def create_cron(body: CronCreate, rt: RuntimeDep, authz: AuthzDep) -> Response:
     return json_response(cron_json(await _create(rt, authz, None, body)))
 
 
-@router.post("/threads/{thread_id}/runs/crons")
+@router.post("/threads/{thread_id}/runs/crons", responses=errors(400, 404))
 async def create_thread_cron(
     thread_id: str, body: CronCreate, rt: RuntimeDep, authz: AuthzDep
 ) -> Response:
@@ -66,13 +67,13 @@ async def count_crons(body: CronCount, rt: RuntimeDep, authz: AuthzDep) -> Respo
     return json_response(await rt.crons.count(**filters, access=access))
 
 
-@router.get("/runs/crons/{cron_id}")
+@router.get("/runs/crons/{cron_id}", responses=errors(404))
 async def get_cron(cron_id: str, rt: RuntimeDep, authz: AuthzDep) -> Response:
     access = await _on_cron(authz, "read", cron_id)
     return json_response(cron_json(await rt.crons.get(cron_id, access)))
 
 
-@router.patch("/runs/crons/{cron_id}")
+@router.patch("/runs/crons/{cron_id}", responses=errors(400, 404))
 async def patch_cron(
     cron_id: str, rt: RuntimeDep, authz: AuthzDep, body: CronPatch | None = None
 ) -> Response:
@@ -82,7 +83,7 @@ async def patch_cron(
     return json_response(cron_json(cron))
 
 
-@router.delete("/runs/crons/{cron_id}")
+@router.delete("/runs/crons/{cron_id}", status_code=204, responses=errors(404))
 async def delete_cron(cron_id: str, rt: RuntimeDep, authz: AuthzDep) -> Response:
     await rt.crons.delete(cron_id, await _on_cron(authz, "delete", cron_id))
     return no_content()

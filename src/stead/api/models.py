@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 StreamMode = Literal[
     "values",
@@ -20,14 +20,40 @@ StreamMode = Literal[
 ]
 SortOrder = Literal["asc", "desc"]
 
+# Offsets and versions reach SQL as 64-bit integers: a larger number is a bad request rather than
+# an overflow in the database driver.
+MAX_SQL_INTEGER = 2**63 - 1
+Offset = Annotated[int, Field(ge=0, le=MAX_SQL_INTEGER)]
 
-class Body(BaseModel):
+
+def _fits_json_storage(data: Any) -> Any:
+    """Bodies end up stored as JSON, which holds integers of 64 bits at most (orjson's limit)."""
+    pending = [data]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+        elif isinstance(value, int) and not -(2**63) <= value < 2**64:
+            raise ValueError(f"integer {value} does not fit in 64 bits")
+    return data
+
+
+class StoredJson(BaseModel):
+    @model_validator(mode="before")
+    @classmethod
+    def _integers_fit(cls, data: Any) -> Any:
+        return _fits_json_storage(data)
+
+
+class Body(StoredJson):
     """Fields the official server ignores are ignored here too."""
 
     model_config = ConfigDict(extra="ignore")
 
 
-class StrictBody(BaseModel):
+class StrictBody(StoredJson):
     """Run bodies refuse unknown fields: a misspelt option must not be dropped silently."""
 
     model_config = ConfigDict(extra="forbid")
@@ -58,7 +84,7 @@ class AssistantSearch(Body):
     graph_id: str | None = None
     name: str | None = None
     limit: int = Field(10, ge=1, le=1000)
-    offset: int = Field(0, ge=0)
+    offset: Offset = 0
     sort_by: Literal["assistant_id", "graph_id", "name", "created_at", "updated_at"] = "created_at"
     sort_order: SortOrder = "desc"
     select: list[str] | None = None
@@ -73,11 +99,11 @@ class AssistantCount(Body):
 class AssistantVersions(Body):
     metadata: dict[str, Any] | None = None
     limit: int = Field(10, ge=1, le=1000)
-    offset: int = Field(0, ge=0)
+    offset: Offset = 0
 
 
 class AssistantLatest(Body):
-    version: int
+    version: int = Field(ge=1, le=MAX_SQL_INTEGER)
 
 
 ThreadTTLStrategy = Literal["delete", "keep_latest"]
@@ -116,7 +142,7 @@ class ThreadSearch(Body):
     values: dict[str, Any] | None = None
     status: ThreadStatus | None = None
     limit: int = Field(10, ge=1, le=1000)
-    offset: int = Field(0, ge=0)
+    offset: Offset = 0
     sort_by: Literal["thread_id", "status", "created_at", "updated_at", "state_updated_at"] = (
         "updated_at"
     )
@@ -213,7 +239,7 @@ class StoreSearch(Body):
     namespace_prefix: list[str] | None = None
     filter: dict[str, Any] | None = None
     limit: int = Field(10, ge=1, le=1000)
-    offset: int = Field(0, ge=0)
+    offset: Offset = 0
     query: str | None = None
     refresh_ttl: bool | None = None
 
@@ -221,9 +247,9 @@ class StoreSearch(Body):
 class StoreNamespaces(Body):
     prefix: list[str] | None = None
     suffix: list[str] | None = None
-    max_depth: int | None = Field(None, ge=1)
+    max_depth: int | None = Field(None, ge=1, le=MAX_SQL_INTEGER)
     limit: int = Field(100, ge=1, le=1000)
-    offset: int = Field(0, ge=0)
+    offset: Offset = 0
 
 
 class CronCreate(StrictBody):
@@ -277,7 +303,7 @@ class CronSearch(Body):
     enabled: bool | None = None
     metadata: dict[str, Any] | None = None
     limit: int = Field(10, ge=1, le=1000)
-    offset: int = Field(0, ge=0)
+    offset: Offset = 0
     sort_by: Literal[
         "cron_id",
         "assistant_id",

@@ -10,7 +10,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Query, Request, Response
 
 from stead.api.deps import AuthzDep, RuntimeDep, request_id, require_uuid
-from stead.api.models import RunCancelMany, RunCreate
+from stead.api.models import MAX_SQL_INTEGER, RunCancelMany, RunCreate
+from stead.api.openapi import EVENT_STREAM, errors
 from stead.api.responses import (
     json_response,
     keepalive_json_response,
@@ -25,26 +26,26 @@ from stead.services.run_shape import RUN_FIELDS, run_json
 from stead.services.runs import RunRequest
 from stead.storage.access import Access
 
-router = APIRouter(tags=["runs"])
+router = APIRouter(tags=["runs"], responses=errors(422))
 
 CancelAction = Literal["interrupt", "rollback"]
 
 
-@router.post("/threads/{thread_id}/runs")
+@router.post("/threads/{thread_id}/runs", responses=errors(400, 404, 409))
 async def create_run(
     thread_id: str, body: RunCreate, request: Request, rt: RuntimeDep, authz: AuthzDep
 ) -> Response:
     return await _create(rt, authz, require_uuid(thread_id, "thread"), body, request)
 
 
-@router.post("/runs")
+@router.post("/runs", responses=errors(400, 404, 409))
 async def create_stateless_run(
     body: RunCreate, request: Request, rt: RuntimeDep, authz: AuthzDep
 ) -> Response:
     return await _create(rt, authz, None, body, request)
 
 
-@router.post("/runs/batch")
+@router.post("/runs/batch", responses=errors(400, 404, 409))
 async def create_stateless_runs(
     body: list[RunCreate], request: Request, rt: RuntimeDep, authz: AuthzDep
 ) -> Response:
@@ -57,41 +58,47 @@ async def create_stateless_runs(
     return json_response([run_json(run) for run in created])
 
 
-@router.post("/threads/{thread_id}/runs/stream")
+@router.post(
+    "/threads/{thread_id}/runs/stream",
+    response_class=Response,
+    responses={**EVENT_STREAM, **errors(400, 404, 409)},
+)
 async def stream_run(
     thread_id: str, body: RunCreate, request: Request, rt: RuntimeDep, authz: AuthzDep
 ) -> Response:
     return await _stream(rt, authz, require_uuid(thread_id, "thread"), body, request)
 
 
-@router.post("/runs/stream")
+@router.post(
+    "/runs/stream", response_class=Response, responses={**EVENT_STREAM, **errors(400, 404, 409)}
+)
 async def stream_stateless_run(
     body: RunCreate, request: Request, rt: RuntimeDep, authz: AuthzDep
 ) -> Response:
     return await _stream(rt, authz, None, body, request)
 
 
-@router.post("/threads/{thread_id}/runs/wait")
+@router.post("/threads/{thread_id}/runs/wait", responses=errors(400, 404, 409))
 async def wait_run(
     thread_id: str, body: RunCreate, request: Request, rt: RuntimeDep, authz: AuthzDep
 ) -> Response:
     return await _wait(rt, authz, require_uuid(thread_id, "thread"), body, request)
 
 
-@router.post("/runs/wait")
+@router.post("/runs/wait", responses=errors(400, 404, 409))
 async def wait_stateless_run(
     body: RunCreate, request: Request, rt: RuntimeDep, authz: AuthzDep
 ) -> Response:
     return await _wait(rt, authz, None, body, request)
 
 
-@router.get("/threads/{thread_id}/runs")
+@router.get("/threads/{thread_id}/runs", responses=errors(404))
 async def list_runs(
     thread_id: str,
     rt: RuntimeDep,
     authz: AuthzDep,
-    limit: int = 10,
-    offset: int = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 10,
+    offset: Annotated[int, Query(ge=0, le=MAX_SQL_INTEGER)] = 0,
     status: str | None = None,
     select: Annotated[list[str] | None, Query()] = None,
 ) -> Response:
@@ -102,20 +109,20 @@ async def list_runs(
     return json_response(selected((run_json(run) for run in runs), select, RUN_FIELDS))
 
 
-@router.get("/threads/{thread_id}/runs/{run_id}")
+@router.get("/threads/{thread_id}/runs/{run_id}", responses=errors(404))
 async def get_run(thread_id: str, run_id: str, rt: RuntimeDep, authz: AuthzDep) -> Response:
     access = await _on_thread(authz, "read", thread_id, run_id)
     return json_response(run_json(await rt.runs.get(thread_id, run_id, access)))
 
 
-@router.delete("/threads/{thread_id}/runs/{run_id}")
+@router.delete("/threads/{thread_id}/runs/{run_id}", status_code=204, responses=errors(404, 409))
 async def delete_run(thread_id: str, run_id: str, rt: RuntimeDep, authz: AuthzDep) -> Response:
     access = await _on_thread(authz, "delete", thread_id, run_id)
     await rt.runs.delete(thread_id, run_id, access)
     return no_content()
 
 
-@router.get("/threads/{thread_id}/runs/{run_id}/join")
+@router.get("/threads/{thread_id}/runs/{run_id}/join", responses=errors(404))
 async def join_run(
     thread_id: str,
     run_id: str,
@@ -135,7 +142,11 @@ async def join_run(
     )
 
 
-@router.get("/threads/{thread_id}/runs/{run_id}/stream")
+@router.get(
+    "/threads/{thread_id}/runs/{run_id}/stream",
+    response_class=Response,
+    responses={**EVENT_STREAM, **errors(404)},
+)
 async def join_run_stream(
     thread_id: str,
     run_id: str,
@@ -158,7 +169,18 @@ async def join_run_stream(
     )
 
 
-@router.post("/threads/{thread_id}/runs/{run_id}/cancel")
+@router.post(
+    "/threads/{thread_id}/runs/{run_id}/cancel",
+    response_class=Response,
+    status_code=202,
+    responses={
+        **errors(404),
+        200: {
+            "description": "With wait=true: the run's output once it stopped",
+            "content": {"application/json": {"schema": {}}},
+        },
+    },
+)
 async def cancel_run(
     thread_id: str,
     run_id: str,
@@ -172,7 +194,7 @@ async def cancel_run(
     return json_response(result if result is not None else {}) if wait else no_content(202)
 
 
-@router.post("/runs/cancel")
+@router.post("/runs/cancel", status_code=204, responses=errors(404))
 async def cancel_runs(
     body: RunCancelMany, rt: RuntimeDep, authz: AuthzDep, action: CancelAction = "interrupt"
 ) -> Response:

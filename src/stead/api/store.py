@@ -8,13 +8,14 @@ from fastapi import APIRouter, Response
 
 from stead.api.deps import AuthzDep, RuntimeDep
 from stead.api.models import StoreDelete, StoreNamespaces, StorePut, StoreSearch
+from stead.api.openapi import errors
 from stead.api.responses import json_response, no_content
 from stead.errors import BadRequest
 
-router = APIRouter(tags=["store"])
+router = APIRouter(tags=["store"], responses=errors(422))
 
 
-@router.put("/store/items")
+@router.put("/store/items", status_code=204)
 async def put_item(body: StorePut, rt: RuntimeDep, authz: AuthzDep) -> Response:
     value: dict[str, Any] = {
         "namespace": tuple(body.namespace),
@@ -29,7 +30,7 @@ async def put_item(body: StorePut, rt: RuntimeDep, authz: AuthzDep) -> Response:
     return no_content()
 
 
-@router.get("/store/items")
+@router.get("/store/items", responses=errors(400))
 async def get_item(
     rt: RuntimeDep,
     authz: AuthzDep,
@@ -48,7 +49,7 @@ async def get_item(
     return json_response(item)
 
 
-@router.delete("/store/items")
+@router.delete("/store/items", status_code=204)
 async def delete_item(body: StoreDelete, rt: RuntimeDep, authz: AuthzDep) -> Response:
     value: dict[str, Any] = {"namespace": tuple(body.namespace or ()), "key": body.key}
     await authz.filter("store", "delete", value)

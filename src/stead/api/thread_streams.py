@@ -8,12 +8,13 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response
 
 from stead.api.deps import AuthzDep, RuntimeDep, require_uuid
+from stead.api.openapi import EVENT_STREAM, errors
 from stead.api.responses import sse_response
 
-router = APIRouter(tags=["threads"])
+router = APIRouter(tags=["threads"], responses=errors(404, 422))
 
 
-@router.get("/threads/{thread_id}/stream")
+@router.get("/threads/{thread_id}/stream", response_class=Response, responses=EVENT_STREAM)
 async def join_thread_stream(
     thread_id: str,
     rt: RuntimeDep,

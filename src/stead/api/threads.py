@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 
 from stead.api.deps import AuthzDep, RuntimeDep, require_uuid
 from stead.api.models import (
@@ -19,12 +19,13 @@ from stead.api.models import (
     ThreadStateUpdate,
     ThreadTTLBody,
 )
+from stead.api.openapi import errors
 from stead.api.responses import json_response, no_content, page_response, selected
 from stead.auth.policy import Authorizer
 from stead.services.ttl import ThreadTTL, ttl_json
 from stead.storage.access import Access
 
-router = APIRouter(tags=["threads"])
+router = APIRouter(tags=["threads"], responses=errors(422))
 
 THREAD_FIELDS = (
     "thread_id",
@@ -40,7 +41,7 @@ THREAD_FIELDS = (
 )
 
 
-@router.post("/threads")
+@router.post("/threads", responses=errors(400, 409, 424))
 async def create_thread(body: ThreadCreate, rt: RuntimeDep, authz: AuthzDep) -> Response:
     if body.thread_id is not None:
         require_uuid(body.thread_id, "thread")
@@ -78,7 +79,7 @@ async def prune_threads(body: ThreadPrune, rt: RuntimeDep, authz: AuthzDep) -> R
     return json_response({"pruned_count": pruned})
 
 
-@router.get("/threads/{thread_id}")
+@router.get("/threads/{thread_id}", responses=errors(404))
 async def get_thread(
     thread_id: str, rt: RuntimeDep, authz: AuthzDep, include: str = ""
 ) -> Response:
@@ -90,7 +91,7 @@ async def get_thread(
     return json_response(body)
 
 
-@router.patch("/threads/{thread_id}")
+@router.patch("/threads/{thread_id}", responses=errors(404))
 async def patch_thread(
     thread_id: str, body: ThreadPatch, rt: RuntimeDep, authz: AuthzDep
 ) -> Response:
@@ -101,7 +102,7 @@ async def patch_thread(
     return json_response(thread_json(thread))
 
 
-@router.delete("/threads/{thread_id}")
+@router.delete("/threads/{thread_id}", status_code=204, responses=errors(404))
 async def delete_thread(thread_id: str, rt: RuntimeDep, authz: AuthzDep) -> Response:
     require_uuid(thread_id, "thread")
     access = await authz.check("threads", "delete", {"thread_id": thread_id, "run_id": None})
@@ -109,18 +110,18 @@ async def delete_thread(thread_id: str, rt: RuntimeDep, authz: AuthzDep) -> Resp
     return no_content()
 
 
-@router.get("/threads/{thread_id}/storage")
+@router.get("/threads/{thread_id}/storage", responses=errors(404))
 async def get_thread_storage(thread_id: str, rt: RuntimeDep, authz: AuthzDep) -> Response:
     return json_response(await rt.threads.storage(thread_id, await _reading(authz, thread_id)))
 
 
-@router.post("/threads/{thread_id}/copy")
+@router.post("/threads/{thread_id}/copy", responses=errors(404))
 async def copy_thread(thread_id: str, rt: RuntimeDep, authz: AuthzDep) -> Response:
     copied = await rt.threads.copy(thread_id, await _reading(authz, thread_id))
     return json_response(thread_json(copied))
 
 
-@router.get("/threads/{thread_id}/state")
+@router.get("/threads/{thread_id}/state", responses=errors(404, 424))
 async def get_thread_state(
     thread_id: str, rt: RuntimeDep, authz: AuthzDep, subgraphs: bool = False
 ) -> Response:
@@ -128,7 +129,7 @@ async def get_thread_state(
     return json_response(await rt.threads.state(thread_id, None, subgraphs, access))
 
 
-@router.get("/threads/{thread_id}/state/{checkpoint_id}")
+@router.get("/threads/{thread_id}/state/{checkpoint_id}", responses=errors(404, 424))
 async def get_thread_state_at(
     thread_id: str, checkpoint_id: str, rt: RuntimeDep, authz: AuthzDep, subgraphs: bool = False
 ) -> Response:
@@ -137,7 +138,7 @@ async def get_thread_state_at(
     return json_response(await rt.threads.state(thread_id, checkpoint, subgraphs, access))
 
 
-@router.post("/threads/{thread_id}/state/checkpoint")
+@router.post("/threads/{thread_id}/state/checkpoint", responses=errors(404, 424))
 async def post_thread_state_at(
     thread_id: str, body: ThreadStateAtCheckpoint, rt: RuntimeDep, authz: AuthzDep
 ) -> Response:
@@ -146,7 +147,7 @@ async def post_thread_state_at(
     return json_response(state)
 
 
-@router.post("/threads/{thread_id}/state")
+@router.post("/threads/{thread_id}/state", responses=errors(400, 404, 409, 424))
 async def update_thread_state(
     thread_id: str, body: ThreadStateUpdate, rt: RuntimeDep, authz: AuthzDep
 ) -> Response:
@@ -165,9 +166,13 @@ async def update_thread_state(
     return json_response(result)
 
 
-@router.get("/threads/{thread_id}/history")
+@router.get("/threads/{thread_id}/history", responses=errors(404, 424))
 async def get_thread_history(
-    thread_id: str, rt: RuntimeDep, authz: AuthzDep, limit: int = 10, before: str | None = None
+    thread_id: str,
+    rt: RuntimeDep,
+    authz: AuthzDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 10,
+    before: str | None = None,
 ) -> Response:
     history = await rt.threads.history(
         thread_id,
@@ -180,7 +185,7 @@ async def get_thread_history(
     return json_response(history)
 
 
-@router.post("/threads/{thread_id}/history")
+@router.post("/threads/{thread_id}/history", responses=errors(404, 424))
 async def post_thread_history(
     thread_id: str, body: ThreadHistory, rt: RuntimeDep, authz: AuthzDep
 ) -> Response:

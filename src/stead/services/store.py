@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import re
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from langgraph.store.base import BaseStore, Item, SearchItem
+from langgraph.store.base import BaseStore, InvalidNamespaceError, Item, SearchItem
 
 from stead.errors import Unprocessable
 
@@ -27,13 +30,15 @@ class StoreService:
     async def get(
         self, namespace: list[str], key: str, refresh_ttl: bool | None
     ) -> dict[str, Any] | None:
-        item = await self._store.aget(
-            tuple(namespace), key, refresh_ttl=self._refreshes(refresh_ttl)
-        )
+        with _namespace_errors_are_422():
+            item = await self._store.aget(
+                tuple(namespace), key, refresh_ttl=self._refreshes(refresh_ttl)
+            )
         return item_to_json(item) if item is not None else None
 
     async def delete(self, namespace: list[str], key: str) -> None:
-        await self._store.adelete(tuple(namespace), key)
+        with _namespace_errors_are_422():
+            await self._store.adelete(tuple(namespace), key)
 
     async def search(
         self,
@@ -45,14 +50,16 @@ class StoreService:
         query: str | None,
         refresh_ttl: bool | None,
     ) -> list[dict[str, Any]]:
-        items = await self._store.asearch(
-            tuple(namespace_prefix),
-            filter=filter,
-            limit=limit,
-            offset=offset,
-            query=query,
-            refresh_ttl=self._refreshes(refresh_ttl),
-        )
+        _check_filter(filter or {})
+        with _namespace_errors_are_422():
+            items = await self._store.asearch(
+                tuple(namespace_prefix),
+                filter=filter,
+                limit=limit,
+                offset=offset,
+                query=query,
+                refresh_ttl=self._refreshes(refresh_ttl),
+            )
         return [item_to_json(item) for item in items]
 
     def _refreshes(self, refresh_ttl: bool | None) -> bool:
@@ -68,13 +75,14 @@ class StoreService:
         limit: int,
         offset: int,
     ) -> list[list[str]]:
-        found = await self._store.alist_namespaces(
-            prefix=tuple(prefix) if prefix else None,
-            suffix=tuple(suffix) if suffix else None,
-            max_depth=max_depth,
-            limit=limit,
-            offset=offset,
-        )
+        with _namespace_errors_are_422():
+            found = await self._store.alist_namespaces(
+                prefix=tuple(prefix) if prefix else None,
+                suffix=tuple(suffix) if suffix else None,
+                max_depth=max_depth,
+                limit=limit,
+                offset=offset,
+            )
         return [list(namespace) for namespace in found]
 
 
@@ -86,6 +94,37 @@ def _check_namespace(namespace: list[str]) -> None:
             raise Unprocessable(
                 f"Namespace label '{label}' must be a non-empty string without periods"
             )
+
+
+# The comparisons LangGraph's stores understand in a filter such as `{"age": {"$gt": 30}}`.
+FILTER_OPERATORS = frozenset({"$eq", "$ne", "$gt", "$gte", "$lt", "$lte"})
+# LangGraph's SQLite store writes filter keys into its SQL text and refuses any other character;
+# the same rule on every runtime keeps the API the same whichever database is behind it.
+_FILTER_KEY = re.compile(r"[a-zA-Z0-9_.-]+")
+
+
+def _check_filter(filter: dict[str, Any]) -> None:
+    for key, condition in filter.items():
+        if not _FILTER_KEY.fullmatch(key):
+            raise Unprocessable(
+                f"Filter key {key!r} may hold only letters, digits, '_', '.' and '-'"
+            )
+        if isinstance(condition, dict):
+            unknown = sorted(set(condition) - FILTER_OPERATORS)
+            if unknown:
+                raise Unprocessable(
+                    f"Unknown filter operator(s) {', '.join(unknown)} for {key!r}; "
+                    f"use {', '.join(sorted(FILTER_OPERATORS))}"
+                )
+
+
+@contextlib.contextmanager
+def _namespace_errors_are_422() -> Iterator[None]:
+    """LangGraph's store validates namespace labels (no NUL, no '.', not empty) on its own."""
+    try:
+        yield
+    except InvalidNamespaceError as exc:
+        raise Unprocessable(str(exc)) from None
 
 
 def item_to_json(item: Item) -> dict[str, Any]:

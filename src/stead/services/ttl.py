@@ -14,6 +14,7 @@ from typing import Any
 from langgraph.store.base import TTLConfig
 
 from stead.config import ConfigError, Settings
+from stead.errors import Unprocessable
 
 THREAD_TTL_STRATEGIES = ("delete", "keep_latest")
 DEFAULT_SWEEP_INTERVAL_MINUTES = 5.0
@@ -36,10 +37,14 @@ class ThreadTTL:
 
     def columns(self, last_activity: datetime) -> dict[str, Any]:
         """The thread columns that hold this TTL, counted from `last_activity`."""
+        try:
+            expires_at = last_activity + timedelta(minutes=self.minutes)
+        except OverflowError:
+            raise Unprocessable(f"ttl of {self.minutes} minutes ends after year 9999") from None
         return {
             "ttl_minutes": self.minutes,
             "ttl_strategy": self.strategy,
-            "expires_at": last_activity + timedelta(minutes=self.minutes),
+            "expires_at": expires_at,
         }
 
 

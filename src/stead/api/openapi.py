@@ -1,0 +1,41 @@
+"""What the OpenAPI document promises about responses: error bodies, status codes, media types.
+
+Routes return their own `Response` objects, so FastAPI cannot infer any of this; each route states
+it here instead, and the schemathesis fuzz test holds the server to it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+_ERROR_DESCRIPTIONS = {
+    400: "Bad Request",
+    404: "Not Found",
+    409: "Conflict",
+    422: "Validation Error",
+    424: "The graph could not be built",
+}
+
+
+class ErrorBody(BaseModel):
+    """Every error, validation errors included, is `{"detail": "<message>"}` as on the official
+    server (not FastAPI's list of validation problems)."""
+
+    detail: str
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` entry documenting the error statuses a route can answer."""
+    return {code: {"model": ErrorBody, "description": _ERROR_DESCRIPTIONS[code]} for code in codes}
+
+
+# With `response_class=Response` (no media type) FastAPI documents no JSON body for 200 and puts
+# error bodies under application/json; this then documents the stream itself.
+EVENT_STREAM: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "Server-Sent Events",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    }
+}
