@@ -26,6 +26,7 @@ from stead.services.state import thread_config, thread_fields_from_snapshot
 from stead.services.thread_status import settle_thread
 from stead.services.webhooks import WebhookSender
 from stead.storage import Database
+from stead.storage.database import DATABASE_ERRORS, is_database_unavailable
 from stead.storage.fencing import CheckpointsUnavailable, LeaseLost, writing_as
 from stead.worker.messages import LegacyMessages
 
@@ -228,7 +229,9 @@ class RunExecutor:
             try:
                 await self._return_to_queue(run)
                 return
-            except Exception:
+            except DATABASE_ERRORS as exc:
+                if not is_database_unavailable(exc):
+                    raise
                 logger.warning("run %s waits for the database to requeue it", run["run_id"])
                 await asyncio.sleep(_REQUEUE_RETRY_SECONDS)
 
