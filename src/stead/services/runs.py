@@ -169,8 +169,9 @@ class RunService:
     async def _new_thread(
         self, tx: Transaction, thread_id: str, request: RunRequest, stateless: bool
     ) -> dict[str, Any]:
-        if await tx.threads.exists(thread_id):
-            # There, but outside what the caller may see.
+        # A client's id may be taken by a thread outside what the caller may see; a stateless
+        # run's id is new.
+        if not stateless and await tx.threads.exists(thread_id):
             raise NotFound("Thread or assistant not found.")
         ttl = None if stateless else self._default_thread_ttl
         thread = new_thread_record(thread_id, dict(request.metadata or {}), ttl=ttl)
