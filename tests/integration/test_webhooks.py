@@ -125,6 +125,19 @@ async def test_finished_run_is_posted_with_its_fields_and_values(
     assert _timestamp(body["created_at"]) <= started
 
 
+async def test_webhook_secrets_stay_out_of_the_log(
+    hooks: LangGraphClient, receiver: WebhookReceiver, hook_server: StartedServer
+) -> None:
+    thread_id = await _thread(hooks)
+    host_and_port = receiver.url.removeprefix("http://")
+    url = f"http://hookuser:pw-s3cret@{host_and_port}/hooks/secret?token=q-s3cret"
+    await hooks.runs.wait(thread_id, "echo", input={"text": "s"}, webhook=url)
+    await receiver.wait_for("/hooks/secret?token=q-s3cret")
+    log = hook_server.log()
+    assert f"{receiver.url}/hooks/secret" in log
+    assert "s3cret" not in log and TOKEN not in log
+
+
 async def test_headers_come_from_langgraph_json_with_env_templates(
     hooks: LangGraphClient, receiver: WebhookReceiver
 ) -> None:

@@ -25,3 +25,5 @@ def configure_logging() -> None:
     )
     logging.basicConfig(level=logging.INFO, handlers=[handler])
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # httpx logs every request's full URL at INFO: webhook URLs may carry credentials.
+    logging.getLogger("httpx").setLevel(logging.WARNING)

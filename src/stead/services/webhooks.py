@@ -16,7 +16,7 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -237,14 +237,14 @@ class WebhookSender:
         for attempt in range(1, DELIVERY_ATTEMPTS + 1):
             problem = await self._post(target, body)
             if problem is None:
-                logger.info("webhook of run %s delivered to %s", run_id, url)
+                logger.info("webhook of run %s delivered to %s", run_id, loggable_url(url))
                 return
             retry, reason = problem
             if not retry or attempt == DELIVERY_ATTEMPTS:
                 logger.warning(
                     "webhook of run %s to %s failed after %d attempt(s): %s",
                     run_id,
-                    url,
+                    loggable_url(url),
                     attempt,
                     reason,
                 )
@@ -338,3 +338,13 @@ def _allowed_fields(fields: Any) -> frozenset[str] | None:
             f"expected some of {sorted(PAYLOAD_FIELDS)}"
         )
     return frozenset(fields)
+
+
+def loggable_url(url: str) -> str:
+    """The URL without what may hold a secret (user info, query, fragment)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
