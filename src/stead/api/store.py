@@ -10,7 +10,7 @@ from stead.api.deps import AuthzDep, RuntimeDep
 from stead.api.models import StoreDelete, StoreNamespaces, StorePut, StoreSearch
 from stead.api.openapi import errors
 from stead.api.responses import json_response, no_content
-from stead.errors import BadRequest
+from stead.errors import AuthError, BadRequest
 
 router = APIRouter(tags=["store"], responses=errors(422))
 
@@ -101,7 +101,8 @@ async def list_namespaces(body: StoreNamespaces, rt: RuntimeDep, authz: AuthzDep
 
 
 def _labels(namespace: Any) -> list[str]:
-    """A namespace as the service takes it; handlers may have rewritten it as any sequence."""
+    """A namespace as the service takes it; handlers may have rewritten it as any sequence.
+    Clients' namespaces are validated lists of strings, so a bad one is the handler's bug."""
     if isinstance(namespace, str) or not all(isinstance(label, str) for label in namespace):
-        raise BadRequest("An authorization handler set a namespace that is not a list of labels")
+        raise AuthError(500, "Authorization handler set an invalid store namespace")
     return list(namespace)
