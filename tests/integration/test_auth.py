@@ -166,6 +166,18 @@ MATRIX: list[tuple[str, str, Any, dict[str, int]]] = [
         {"assistant_id": "{assistant_id}", "input": {"text": "x"}},
         {"bob": 404},
     ),
+    (
+        "POST",
+        "/runs/batch",
+        [{"assistant_id": "{assistant_id}", "input": {"text": "x"}}],
+        {"bob": 404, "alice": 200},
+    ),
+    (
+        "POST",
+        "/runs/crons",
+        {"assistant_id": "{assistant_id}", "schedule": NEVER, "enabled": False},
+        {"bob": 404, "alice": 200},
+    ),
     ("GET", "/assistants/{assistant_id}", None, {"alice": 200, "bob": 404, "admin": 200}),
     ("PATCH", "/assistants/{assistant_id}", {"metadata": {"y": 1}}, {"bob": 404, "alice": 200}),
     ("GET", "/assistants/{assistant_id}/graph", None, {"alice": 200, "bob": 404, "admin": 200}),
@@ -208,6 +220,16 @@ async def test_isolation_matrix(as_user: dict[str, httpx.AsyncClient], world: Wo
     assert (await alice.get(f"/threads/{world.thread_id}/runs/{world.run_id}")).status_code == 200
     assert (await alice.get(f"/assistants/{world.assistant_id}")).status_code == 200
     assert (await alice.get(f"/runs/crons/{world.cron_id}")).status_code == 200
+
+
+async def test_pruning_reaches_only_visible_threads(
+    as_user: dict[str, httpx.AsyncClient], world: World
+) -> None:
+    body = {"thread_ids": [world.thread_id, world.bob_thread_id], "strategy": "delete"}
+    pruned = await as_user["bob"].post("/threads/prune", json=body)
+    assert pruned.json() == {"pruned_count": 1}
+    assert (await as_user["alice"].get(f"/threads/{world.thread_id}")).status_code == 200
+    assert (await as_user["bob"].get(f"/threads/{world.bob_thread_id}")).status_code == 404
 
 
 async def test_cron_delete_detail_comes_from_the_handler(
