@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from typing import NamedTuple
 
 import httpx
 import pytest
 
-from tests.conftest import GRAPHS_CONFIG, GRAPHS_DIR
+from tests.conftest import GRAPHS_DIR
 from tests.support.servers import ensure_official_venv, official_server, stead_server
 
 
@@ -31,21 +32,28 @@ class Clients(NamedTuple):
     official: httpx.AsyncClient
 
 
-@pytest.fixture(scope="session")
-def server_urls() -> Iterator[Urls]:
-    """Start both servers (concurrently: the official one is slow to import) and stop them after."""
+@contextmanager
+def both_servers(graphs_dir: Path) -> Iterator[Urls]:
+    """Start Stead and the official server on ``graphs_dir/langgraph.json`` (concurrently: the
+    official one is slow to import); stop both on exit."""
     ensure_official_venv()
-    official = official_server(GRAPHS_DIR)
+    official = official_server(graphs_dir)
     env = {"BG_JOB_SHUTDOWN_GRACE_PERIOD_SECS": "2"}
     with ThreadPoolExecutor(max_workers=1) as pool, ExitStack() as stack:
         official_started = pool.submit(official.__enter__)
         try:
-            stead = stack.enter_context(stead_server(GRAPHS_CONFIG, env=env))
+            stead = stack.enter_context(stead_server(graphs_dir / "langgraph.json", env=env))
         finally:
             # Wait for the official server even if Stead failed, so that it is always stopped.
             official_url = official_started.result()
             stack.push(official)
         yield Urls(stead=stead.url, official=official_url)
+
+
+@pytest.fixture(scope="session")
+def server_urls() -> Iterator[Urls]:
+    with both_servers(GRAPHS_DIR) as urls:
+        yield urls
 
 
 @pytest.fixture(scope="session")

@@ -137,11 +137,12 @@ class Recorder:
         body: bool = False,
         keys: bool = True,
         ignore: tuple[str, ...] = (),
+        headers: dict[str, str] | None = None,
     ) -> httpx.Response:
-        """Send a request; record its status, the keys of its JSON body (and of ``nested`` paths;
-        not with ``keys=False``; top-level keys in ``ignore`` left out) and, with ``body=True``,
-        the whole normalised body."""
-        kwargs: dict[str, Any] = {"params": params}
+        """Send a request (with ``headers`` on top of the client's); record its status, the keys
+        of its JSON body (and of ``nested`` paths; not with ``keys=False``; top-level keys in
+        ``ignore`` left out) and, with ``body=True``, the whole normalised body."""
+        kwargs: dict[str, Any] = {"params": params, "headers": headers}
         if json is not None:
             kwargs["json"] = json
         try:

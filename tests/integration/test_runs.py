@@ -595,6 +595,22 @@ async def test_unknown_thread_is_404_unless_if_not_exists_create(
     assert thread["metadata"]["graph_id"] == "echo"
 
 
+async def test_the_first_run_on_a_thread_has_its_graph_id_in_metadata(
+    client: LangGraphClient,
+) -> None:
+    # As on the official server: the run inherits the thread's metadata as the run leaves it,
+    # graph_id included, not as it was before its first run (found by the differential tests).
+    thread = await client.threads.create(metadata={"topic": "t"})
+    run = await client.runs.create(thread["thread_id"], "echo", input={"text": "x"})
+    assert run["metadata"] == {
+        "created_by": "system",
+        "topic": "t",
+        "graph_id": "echo",
+        "assistant_id": system_assistant_id("echo"),
+    }
+    await client.runs.join(thread["thread_id"], run["run_id"])
+
+
 async def test_bad_thread_id_in_path_is_422(http: httpx.AsyncClient) -> None:
     response = await http.post("/threads/not-a-uuid/runs", json={"assistant_id": "echo"})
     assert response.status_code == 422

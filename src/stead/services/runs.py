@@ -128,9 +128,16 @@ class RunService:
                 else:
                     raise NotFound("Thread or assistant not found.")
             pending, running = await self._make_room(tx, thread_id, request.multitask_strategy)
+            thread_metadata = {
+                **thread["metadata"],
+                "graph_id": thread["metadata"].get("graph_id", assistant["graph_id"]),
+                "assistant_id": thread["metadata"].get("assistant_id", assistant["assistant_id"]),
+            }
+            # The run inherits the thread's metadata as the run leaves it (graph_id included
+            # from the first run on), as on the official server.
             metadata = {
                 **assistant["metadata"],
-                **thread["metadata"],
+                **thread_metadata,
                 **(request.metadata or {}),
                 "assistant_id": assistant["assistant_id"],
             }
@@ -154,13 +161,7 @@ class RunService:
                 thread_id,
                 status="busy",
                 updated_at=now,
-                metadata={
-                    **thread["metadata"],
-                    "graph_id": thread["metadata"].get("graph_id", assistant["graph_id"]),
-                    "assistant_id": thread["metadata"].get(
-                        "assistant_id", assistant["assistant_id"]
-                    ),
-                },
+                metadata=thread_metadata,
             )
         await self._notify_cancelled(pending, running, request.multitask_strategy)
         await self._broker.wake_workers()
