@@ -646,6 +646,18 @@ async def test_bad_enum_values_are_422(
     assert response.status_code == 422, response.text
 
 
+@pytest.mark.parametrize("after_seconds", [1e30, 1e13])
+async def test_a_delay_past_year_9999_is_422(
+    client: LangGraphClient, http: httpx.AsyncClient, after_seconds: float
+) -> None:
+    thread_id = await new_thread(client)
+    body = {"assistant_id": "echo", "after_seconds": after_seconds}
+    response = await http.post(f"/threads/{thread_id}/runs", json=body)
+    assert response.status_code == 422, response.text
+    assert "after_seconds" in response.json()["detail"]
+    assert await client.runs.list(thread_id) == []
+
+
 async def test_configurable_and_context_together_is_400(
     client: LangGraphClient, http: httpx.AsyncClient
 ) -> None:

@@ -268,6 +268,24 @@ async def test_namespace_label_with_period_or_empty_is_422(
     assert (await client.store.search_items([root]))["items"] == []
 
 
+async def test_namespace_label_with_nul_is_422(http: httpx.AsyncClient, root: str) -> None:
+    # LangGraph's store refuses NUL in labels itself; that is the client's mistake, not a 500.
+    response = await put(http, [root, "a\x00b"], "k", {"v": 1})
+    assert response.status_code == 422, response.text
+
+
+@pytest.mark.parametrize("ttl", [1e30, -1e30])
+async def test_ttl_past_year_9999_is_422(
+    client: LangGraphClient, http: httpx.AsyncClient, root: str, ttl: float
+) -> None:
+    response = await http.put(
+        "/store/items", json={"namespace": [root], "key": "k", "value": {"v": 1}, "ttl": ttl}
+    )
+    assert response.status_code == 422, response.text
+    assert "ttl" in response.json()["detail"]
+    assert (await client.store.search_items([root]))["items"] == []
+
+
 @pytest.mark.parametrize(
     "body",
     [

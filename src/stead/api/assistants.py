@@ -13,7 +13,15 @@ from stead.api.models import (
     AssistantSearch,
     AssistantVersions,
 )
-from stead.api.openapi import errors
+from stead.api.openapi import errors, returns
+from stead.api.resources import (
+    Assistant,
+    AssistantSchemas,
+    AssistantSearchResults,
+    AssistantVersion,
+    GraphDrawing,
+    GraphSchemas,
+)
 from stead.api.responses import json_response, no_content, page_response, selected
 from stead.auth.policy import Authorizer
 from stead.errors import Unprocessable
@@ -35,7 +43,7 @@ ASSISTANT_FIELDS = (
 )
 
 
-@router.post("/assistants", responses=errors(400, 404, 409))
+@router.post("/assistants", responses={**returns(Assistant), **errors(400, 404, 409)})
 async def create_assistant(body: AssistantCreate, rt: RuntimeDep, authz: AuthzDep) -> Response:
     if body.assistant_id is not None:
         require_uuid(body.assistant_id, "assistant")
@@ -45,7 +53,7 @@ async def create_assistant(body: AssistantCreate, rt: RuntimeDep, authz: AuthzDe
     return json_response(await rt.assistants.create(**fields, access=access))
 
 
-@router.post("/assistants/search")
+@router.post("/assistants/search", responses=returns(AssistantSearchResults))
 async def search_assistants(body: AssistantSearch, rt: RuntimeDep, authz: AuthzDep) -> Response:
     filters = body.model_dump(exclude={"select"})
     access = await authz.check("assistants", "search", filters)
@@ -53,20 +61,20 @@ async def search_assistants(body: AssistantSearch, rt: RuntimeDep, authz: AuthzD
     return page_response(page, selected(page.rows, body.select, ASSISTANT_FIELDS), body.offset)
 
 
-@router.post("/assistants/count")
+@router.post("/assistants/count", responses=returns(int))
 async def count_assistants(body: AssistantCount, rt: RuntimeDep, authz: AuthzDep) -> Response:
     filters = body.model_dump()
     access = await authz.check("assistants", "search", filters)
     return json_response(await rt.assistants.count(access, **filters))
 
 
-@router.get("/assistants/{assistant_id}", responses=errors(404))
+@router.get("/assistants/{assistant_id}", responses={**returns(Assistant), **errors(404)})
 async def get_assistant(assistant_id: str, rt: RuntimeDep, authz: AuthzDep) -> Response:
     access = await _reading(authz, assistant_id)
     return json_response(await rt.assistants.get(assistant_id, access))
 
 
-@router.patch("/assistants/{assistant_id}", responses=errors(400, 404))
+@router.patch("/assistants/{assistant_id}", responses={**returns(Assistant), **errors(400, 404)})
 async def patch_assistant(
     assistant_id: str, body: AssistantPatch, rt: RuntimeDep, authz: AuthzDep
 ) -> Response:
@@ -84,7 +92,9 @@ async def delete_assistant(assistant_id: str, rt: RuntimeDep, authz: AuthzDep) -
     return no_content()
 
 
-@router.get("/assistants/{assistant_id}/graph", responses=errors(404, 424))
+@router.get(
+    "/assistants/{assistant_id}/graph", responses={**returns(GraphDrawing), **errors(404, 424)}
+)
 async def get_assistant_graph(
     assistant_id: str, rt: RuntimeDep, authz: AuthzDep, xray: str = "false"
 ) -> Response:
@@ -94,13 +104,19 @@ async def get_assistant_graph(
     return json_response(await rt.assistants.draw(assistant_id, _xray(xray), access))
 
 
-@router.get("/assistants/{assistant_id}/schemas", responses=errors(404, 424))
+@router.get(
+    "/assistants/{assistant_id}/schemas",
+    responses={**returns(AssistantSchemas), **errors(404, 424)},
+)
 async def get_assistant_schemas(assistant_id: str, rt: RuntimeDep, authz: AuthzDep) -> Response:
     access = await _reading(authz, assistant_id)
     return json_response(await rt.assistants.schemas(assistant_id, access))
 
 
-@router.get("/assistants/{assistant_id}/subgraphs", responses=errors(404, 424))
+@router.get(
+    "/assistants/{assistant_id}/subgraphs",
+    responses={**returns(dict[str, GraphSchemas]), **errors(404, 424)},
+)
 async def get_assistant_subgraphs(
     assistant_id: str, rt: RuntimeDep, authz: AuthzDep, recurse: bool = False
 ) -> Response:
@@ -108,7 +124,10 @@ async def get_assistant_subgraphs(
     return json_response(await rt.assistants.subgraphs(assistant_id, None, recurse, access))
 
 
-@router.get("/assistants/{assistant_id}/subgraphs/{namespace}", responses=errors(404, 424))
+@router.get(
+    "/assistants/{assistant_id}/subgraphs/{namespace}",
+    responses={**returns(dict[str, GraphSchemas]), **errors(404, 424)},
+)
 async def get_assistant_subgraphs_in(
     assistant_id: str, namespace: str, rt: RuntimeDep, authz: AuthzDep, recurse: bool = False
 ) -> Response:
@@ -116,7 +135,10 @@ async def get_assistant_subgraphs_in(
     return json_response(await rt.assistants.subgraphs(assistant_id, namespace, recurse, access))
 
 
-@router.post("/assistants/{assistant_id}/versions", responses=errors(404))
+@router.post(
+    "/assistants/{assistant_id}/versions",
+    responses={**returns(list[AssistantVersion]), **errors(404)},
+)
 async def list_assistant_versions(
     assistant_id: str, body: AssistantVersions, rt: RuntimeDep, authz: AuthzDep
 ) -> Response:
@@ -125,7 +147,7 @@ async def list_assistant_versions(
     return json_response(versions)
 
 
-@router.post("/assistants/{assistant_id}/latest", responses=errors(404))
+@router.post("/assistants/{assistant_id}/latest", responses={**returns(Assistant), **errors(404)})
 async def set_latest_assistant_version(
     assistant_id: str, body: AssistantLatest, rt: RuntimeDep, authz: AuthzDep
 ) -> Response:

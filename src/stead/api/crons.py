@@ -8,7 +8,8 @@ from fastapi import APIRouter, Response
 
 from stead.api.deps import AuthzDep, RuntimeDep, require_uuid
 from stead.api.models import CronCount, CronCreate, CronPatch, CronSearch
-from stead.api.openapi import errors
+from stead.api.openapi import errors, returns
+from stead.api.resources import Cron, CronSearchResults
 from stead.api.responses import json_response, no_content, page_response, selected
 from stead.auth.policy import Authorizer
 from stead.runtime import Runtime
@@ -34,12 +35,12 @@ CRON_FIELDS = (
 )
 
 
-@router.post("/runs/crons", responses=errors(400, 404))
+@router.post("/runs/crons", responses={**returns(Cron), **errors(400, 404)})
 async def create_cron(body: CronCreate, rt: RuntimeDep, authz: AuthzDep) -> Response:
     return json_response(cron_json(await _create(rt, authz, None, body)))
 
 
-@router.post("/threads/{thread_id}/runs/crons", responses=errors(400, 404))
+@router.post("/threads/{thread_id}/runs/crons", responses={**returns(Cron), **errors(400, 404)})
 async def create_thread_cron(
     thread_id: str, body: CronCreate, rt: RuntimeDep, authz: AuthzDep
 ) -> Response:
@@ -47,7 +48,7 @@ async def create_thread_cron(
     return json_response(cron_json(cron))
 
 
-@router.post("/runs/crons/search")
+@router.post("/runs/crons/search", responses=returns(CronSearchResults))
 async def search_crons(body: CronSearch, rt: RuntimeDep, authz: AuthzDep) -> Response:
     filters = body.model_dump(exclude={"select"})
     if body.thread_id is not None:
@@ -58,7 +59,7 @@ async def search_crons(body: CronSearch, rt: RuntimeDep, authz: AuthzDep) -> Res
     return page_response(page, rows, body.offset)
 
 
-@router.post("/runs/crons/count")
+@router.post("/runs/crons/count", responses=returns(int))
 async def count_crons(body: CronCount, rt: RuntimeDep, authz: AuthzDep) -> Response:
     if body.thread_id is not None:
         require_uuid(body.thread_id, "thread")
@@ -67,13 +68,13 @@ async def count_crons(body: CronCount, rt: RuntimeDep, authz: AuthzDep) -> Respo
     return json_response(await rt.crons.count(**filters, access=access))
 
 
-@router.get("/runs/crons/{cron_id}", responses=errors(404))
+@router.get("/runs/crons/{cron_id}", responses={**returns(Cron), **errors(404)})
 async def get_cron(cron_id: str, rt: RuntimeDep, authz: AuthzDep) -> Response:
     access = await _on_cron(authz, "read", cron_id)
     return json_response(cron_json(await rt.crons.get(cron_id, access)))
 
 
-@router.patch("/runs/crons/{cron_id}", responses=errors(400, 404))
+@router.patch("/runs/crons/{cron_id}", responses={**returns(Cron), **errors(400, 404)})
 async def patch_cron(
     cron_id: str, rt: RuntimeDep, authz: AuthzDep, body: CronPatch | None = None
 ) -> Response:

@@ -6,20 +6,22 @@ from fastapi import APIRouter, Response
 from langgraph.version import __version__ as langgraph_version
 
 from stead import __version__
+from stead.api.openapi import returns
+from stead.api.resources import Ok, ServerInfo
 from stead.api.responses import json_response
 
 router = APIRouter(tags=["meta"])
 
 
-@router.get("/")
-@router.get("/ok")
-@router.get("/health")
+@router.get("/", responses=returns(Ok))
+@router.get("/ok", responses=returns(Ok))
+@router.get("/health", responses=returns(Ok))
 async def ok() -> Response:
     """Liveness: load balancers probe `/`, the SDKs and the official charts probe `/ok`."""
     return json_response({"ok": True, "services": {}})
 
 
-@router.get("/info")
+@router.get("/info", responses=returns(ServerInfo))
 async def info() -> Response:
     return json_response(
         {

@@ -1,7 +1,8 @@
-"""What the OpenAPI document promises about responses: error bodies, status codes, media types.
+"""What the OpenAPI document promises about responses: bodies, status codes, media types.
 
 Routes return their own `Response` objects, so FastAPI cannot infer any of this; each route states
-it here instead, and the schemathesis fuzz test holds the server to it.
+it here instead (bodies are described in stead.api.resources), and the schemathesis fuzz test
+holds the server to it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,12 @@ class ErrorBody(BaseModel):
     server (not FastAPI's list of validation problems)."""
 
     detail: str
+
+
+def returns(body: Any, description: str = "Successful Response") -> dict[int | str, dict[str, Any]]:
+    """The `responses=` entry documenting a route's 200 body. Only the document uses `body`: the
+    route's own Response goes out as it is, unvalidated."""
+    return {200: {"model": body, "description": description}}
 
 
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:

@@ -11,7 +11,8 @@ from fastapi import APIRouter, Header, Query, Request, Response
 
 from stead.api.deps import AuthzDep, RuntimeDep, request_id, require_uuid
 from stead.api.models import MAX_SQL_INTEGER, RunCancelMany, RunCreate
-from stead.api.openapi import EVENT_STREAM, errors
+from stead.api.openapi import EVENT_STREAM, errors, returns
+from stead.api.resources import Run, RunListResults
 from stead.api.responses import (
     json_response,
     keepalive_json_response,
@@ -31,21 +32,21 @@ router = APIRouter(tags=["runs"], responses=errors(422))
 CancelAction = Literal["interrupt", "rollback"]
 
 
-@router.post("/threads/{thread_id}/runs", responses=errors(400, 404, 409))
+@router.post("/threads/{thread_id}/runs", responses={**returns(Run), **errors(400, 404, 409)})
 async def create_run(
     thread_id: str, body: RunCreate, request: Request, rt: RuntimeDep, authz: AuthzDep
 ) -> Response:
     return await _create(rt, authz, require_uuid(thread_id, "thread"), body, request)
 
 
-@router.post("/runs", responses=errors(400, 404, 409))
+@router.post("/runs", responses={**returns(Run), **errors(400, 404, 409)})
 async def create_stateless_run(
     body: RunCreate, request: Request, rt: RuntimeDep, authz: AuthzDep
 ) -> Response:
     return await _create(rt, authz, None, body, request)
 
 
-@router.post("/runs/batch", responses=errors(400, 404, 409))
+@router.post("/runs/batch", responses={**returns(list[Run]), **errors(400, 404, 409)})
 async def create_stateless_runs(
     body: list[RunCreate], request: Request, rt: RuntimeDep, authz: AuthzDep
 ) -> Response:
@@ -92,7 +93,7 @@ async def wait_stateless_run(
     return await _wait(rt, authz, None, body, request)
 
 
-@router.get("/threads/{thread_id}/runs", responses=errors(404))
+@router.get("/threads/{thread_id}/runs", responses={**returns(RunListResults), **errors(404)})
 async def list_runs(
     thread_id: str,
     rt: RuntimeDep,
@@ -109,7 +110,7 @@ async def list_runs(
     return json_response(selected((run_json(run) for run in runs), select, RUN_FIELDS))
 
 
-@router.get("/threads/{thread_id}/runs/{run_id}", responses=errors(404))
+@router.get("/threads/{thread_id}/runs/{run_id}", responses={**returns(Run), **errors(404)})
 async def get_run(thread_id: str, run_id: str, rt: RuntimeDep, authz: AuthzDep) -> Response:
     access = await _on_thread(authz, "read", thread_id, run_id)
     return json_response(run_json(await rt.runs.get(thread_id, run_id, access)))

@@ -8,7 +8,8 @@ from fastapi import APIRouter, Response
 
 from stead.api.deps import AuthzDep, RuntimeDep
 from stead.api.models import StoreDelete, StoreNamespaces, StorePut, StoreSearch
-from stead.api.openapi import errors
+from stead.api.openapi import errors, returns
+from stead.api.resources import Item, Namespaces, SearchItems
 from stead.api.responses import json_response, no_content
 from stead.errors import AuthError, BadRequest
 
@@ -30,7 +31,10 @@ async def put_item(body: StorePut, rt: RuntimeDep, authz: AuthzDep) -> Response:
     return no_content()
 
 
-@router.get("/store/items", responses=errors(400))
+@router.get(
+    "/store/items",
+    responses={**returns(Item | None, "The item, or null if there is none"), **errors(400)},
+)
 async def get_item(
     rt: RuntimeDep,
     authz: AuthzDep,
@@ -57,7 +61,7 @@ async def delete_item(body: StoreDelete, rt: RuntimeDep, authz: AuthzDep) -> Res
     return no_content()
 
 
-@router.post("/store/items/search")
+@router.post("/store/items/search", responses=returns(SearchItems))
 async def search_items(body: StoreSearch, rt: RuntimeDep, authz: AuthzDep) -> Response:
     value: dict[str, Any] = {
         "namespace": tuple(body.namespace_prefix or ()),
@@ -79,7 +83,7 @@ async def search_items(body: StoreSearch, rt: RuntimeDep, authz: AuthzDep) -> Re
     return json_response({"items": items})
 
 
-@router.post("/store/namespaces")
+@router.post("/store/namespaces", responses=returns(Namespaces))
 async def list_namespaces(body: StoreNamespaces, rt: RuntimeDep, authz: AuthzDep) -> Response:
     value: dict[str, Any] = {
         "namespace": tuple(body.prefix) if body.prefix else None,

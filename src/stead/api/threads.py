@@ -19,7 +19,15 @@ from stead.api.models import (
     ThreadStateUpdate,
     ThreadTTLBody,
 )
-from stead.api.openapi import errors
+from stead.api.openapi import errors, returns
+from stead.api.resources import (
+    Thread,
+    ThreadSearchResults,
+    ThreadsPruned,
+    ThreadState,
+    ThreadStateUpdated,
+    ThreadStorage,
+)
 from stead.api.responses import json_response, no_content, page_response, selected
 from stead.auth.policy import Authorizer
 from stead.services.ttl import ThreadTTL, ttl_json
@@ -41,7 +49,7 @@ THREAD_FIELDS = (
 )
 
 
-@router.post("/threads", responses=errors(400, 409, 424))
+@router.post("/threads", responses={**returns(Thread), **errors(400, 409, 424)})
 async def create_thread(body: ThreadCreate, rt: RuntimeDep, authz: AuthzDep) -> Response:
     if body.thread_id is not None:
         require_uuid(body.thread_id, "thread")
@@ -52,7 +60,7 @@ async def create_thread(body: ThreadCreate, rt: RuntimeDep, authz: AuthzDep) -> 
     return json_response(thread_json(thread))
 
 
-@router.post("/threads/search")
+@router.post("/threads/search", responses=returns(ThreadSearchResults))
 async def search_threads(body: ThreadSearch, rt: RuntimeDep, authz: AuthzDep) -> Response:
     filters = body.model_dump(exclude={"select", "extract"})
     access = await authz.check("threads", "search", filters)
@@ -64,14 +72,14 @@ async def search_threads(body: ThreadSearch, rt: RuntimeDep, authz: AuthzDep) ->
     return page_response(page, rows, body.offset)
 
 
-@router.post("/threads/count")
+@router.post("/threads/count", responses=returns(int))
 async def count_threads(body: ThreadCount, rt: RuntimeDep, authz: AuthzDep) -> Response:
     filters = body.model_dump()
     access = await authz.check("threads", "search", filters)
     return json_response(await rt.threads.count(access, **filters))
 
 
-@router.post("/threads/prune")
+@router.post("/threads/prune", responses=returns(ThreadsPruned))
 async def prune_threads(body: ThreadPrune, rt: RuntimeDep, authz: AuthzDep) -> Response:
     thread_ids = [require_uuid(thread_id, "thread") for thread_id in body.thread_ids]
     access = await authz.check("threads", "delete", {"thread_id": None, "run_id": None})
@@ -79,7 +87,7 @@ async def prune_threads(body: ThreadPrune, rt: RuntimeDep, authz: AuthzDep) -> R
     return json_response({"pruned_count": pruned})
 
 
-@router.get("/threads/{thread_id}", responses=errors(404))
+@router.get("/threads/{thread_id}", responses={**returns(Thread), **errors(404)})
 async def get_thread(
     thread_id: str, rt: RuntimeDep, authz: AuthzDep, include: str = ""
 ) -> Response:
@@ -91,7 +99,7 @@ async def get_thread(
     return json_response(body)
 
 
-@router.patch("/threads/{thread_id}", responses=errors(404))
+@router.patch("/threads/{thread_id}", responses={**returns(Thread), **errors(404)})
 async def patch_thread(
     thread_id: str, body: ThreadPatch, rt: RuntimeDep, authz: AuthzDep
 ) -> Response:
@@ -110,18 +118,18 @@ async def delete_thread(thread_id: str, rt: RuntimeDep, authz: AuthzDep) -> Resp
     return no_content()
 
 
-@router.get("/threads/{thread_id}/storage", responses=errors(404))
+@router.get("/threads/{thread_id}/storage", responses={**returns(ThreadStorage), **errors(404)})
 async def get_thread_storage(thread_id: str, rt: RuntimeDep, authz: AuthzDep) -> Response:
     return json_response(await rt.threads.storage(thread_id, await _reading(authz, thread_id)))
 
 
-@router.post("/threads/{thread_id}/copy", responses=errors(404))
+@router.post("/threads/{thread_id}/copy", responses={**returns(Thread), **errors(404)})
 async def copy_thread(thread_id: str, rt: RuntimeDep, authz: AuthzDep) -> Response:
     copied = await rt.threads.copy(thread_id, await _reading(authz, thread_id))
     return json_response(thread_json(copied))
 
 
-@router.get("/threads/{thread_id}/state", responses=errors(404, 424))
+@router.get("/threads/{thread_id}/state", responses={**returns(ThreadState), **errors(404, 424)})
 async def get_thread_state(
     thread_id: str, rt: RuntimeDep, authz: AuthzDep, subgraphs: bool = False
 ) -> Response:
@@ -129,7 +137,10 @@ async def get_thread_state(
     return json_response(await rt.threads.state(thread_id, None, subgraphs, access))
 
 
-@router.get("/threads/{thread_id}/state/{checkpoint_id}", responses=errors(404, 424))
+@router.get(
+    "/threads/{thread_id}/state/{checkpoint_id}",
+    responses={**returns(ThreadState), **errors(404, 424)},
+)
 async def get_thread_state_at(
     thread_id: str, checkpoint_id: str, rt: RuntimeDep, authz: AuthzDep, subgraphs: bool = False
 ) -> Response:
@@ -138,7 +149,10 @@ async def get_thread_state_at(
     return json_response(await rt.threads.state(thread_id, checkpoint, subgraphs, access))
 
 
-@router.post("/threads/{thread_id}/state/checkpoint", responses=errors(404, 424))
+@router.post(
+    "/threads/{thread_id}/state/checkpoint",
+    responses={**returns(ThreadState), **errors(404, 424)},
+)
 async def post_thread_state_at(
     thread_id: str, body: ThreadStateAtCheckpoint, rt: RuntimeDep, authz: AuthzDep
 ) -> Response:
@@ -147,7 +161,10 @@ async def post_thread_state_at(
     return json_response(state)
 
 
-@router.post("/threads/{thread_id}/state", responses=errors(400, 404, 409, 424))
+@router.post(
+    "/threads/{thread_id}/state",
+    responses={**returns(ThreadStateUpdated), **errors(400, 404, 409, 424)},
+)
 async def update_thread_state(
     thread_id: str, body: ThreadStateUpdate, rt: RuntimeDep, authz: AuthzDep
 ) -> Response:
@@ -166,7 +183,10 @@ async def update_thread_state(
     return json_response(result)
 
 
-@router.get("/threads/{thread_id}/history", responses=errors(404, 424))
+@router.get(
+    "/threads/{thread_id}/history",
+    responses={**returns(list[ThreadState]), **errors(404, 424)},
+)
 async def get_thread_history(
     thread_id: str,
     rt: RuntimeDep,
@@ -185,7 +205,10 @@ async def get_thread_history(
     return json_response(history)
 
 
-@router.post("/threads/{thread_id}/history", responses=errors(404, 424))
+@router.post(
+    "/threads/{thread_id}/history",
+    responses={**returns(list[ThreadState]), **errors(404, 424)},
+)
 async def post_thread_history(
     thread_id: str, body: ThreadHistory, rt: RuntimeDep, authz: AuthzDep
 ) -> Response:

@@ -1,4 +1,5 @@
-"""The OpenAPI document says how to authenticate, so generated clients and /docs can."""
+"""The OpenAPI document says how to authenticate, so generated clients and /docs can, and which
+refusals that adds to every operation behind it."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from stead.api.openapi import ErrorBody
 from stead.auth.options import AuthOptions
 
 _API_KEY_SCHEME = {"type": "apiKey", "in": "header", "name": "x-api-key"}
@@ -31,7 +33,23 @@ def _describe_security(schema: dict[str, Any], options: AuthOptions) -> None:
     schema.setdefault("components", {})["securitySchemes"] = schemes
     # Every listed scheme is needed at once: with API keys on, custom auth comes on top.
     schema["security"] = options.openapi.get("security") or [{name: [] for name in schemes}]
+    refusals = _refusals(schema, options)
+    open_paths = {p.rstrip("/") for p in options.open_paths}
     for path, operations in schema.get("paths", {}).items():
-        if path.rstrip("/") in {p.rstrip("/") for p in options.open_paths}:
-            for operation in operations.values():
+        for operation in operations.values():
+            if path.rstrip("/") in open_paths:
                 operation["security"] = []
+            else:
+                operation.setdefault("responses", {}).update(refusals)
+
+
+def _refusals(schema: dict[str, Any], options: AuthOptions) -> dict[str, Any]:
+    """401 for a missing or bad credential; 403 when custom auth may refuse an authenticated
+    user (an `@auth.on` handler, or `@auth.authenticate` raising 403 or failing an assert)."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components.setdefault(ErrorBody.__name__, ErrorBody.model_json_schema())
+    body = {"application/json": {"schema": {"$ref": f"#/components/schemas/{ErrorBody.__name__}"}}}
+    refusals = {"401": {"description": "Not authenticated", "content": body}}
+    if options.custom is not None:
+        refusals["403"] = {"description": "Forbidden", "content": body}
+    return refusals

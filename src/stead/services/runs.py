@@ -6,7 +6,7 @@ import contextlib
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from langgraph.version import __version__ as langgraph_version
@@ -153,7 +153,7 @@ class RunService:
                 "multitask_strategy": request.multitask_strategy,
                 "attempt": 0,
                 "cancel_action": None,
-                "created_at": now + _delay(request.after_seconds),
+                "created_at": _due(now, request.after_seconds),
                 "updated_at": now,
             }
             await tx.runs.insert(run)
@@ -335,8 +335,12 @@ def _with_response_schemas(values: Any) -> Any:
     return values
 
 
-def _delay(after_seconds: float | None) -> timedelta:
-    return timedelta(seconds=after_seconds or 0)
+def _due(now: datetime, after_seconds: float | None) -> datetime:
+    try:
+        return now + timedelta(seconds=after_seconds or 0)
+    except OverflowError:
+        # Python's datetimes end at year 9999; a delay past that is the client's mistake.
+        raise Unprocessable(f"after_seconds of {after_seconds} ends after year 9999") from None
 
 
 def _run_kwargs(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from langgraph.store.base import BaseStore, InvalidNamespaceError, Item, SearchItem
@@ -24,8 +24,10 @@ class StoreService:
         _check_namespace(namespace)
         options: dict[str, Any] = {} if index is None else {"index": index}
         if ttl is not None:  # else the store's `store.ttl.default_ttl` applies
+            _check_ttl(ttl)
             options["ttl"] = ttl
-        await self._store.aput(tuple(namespace), key, value, **options)
+        with _namespace_errors_are_422():
+            await self._store.aput(tuple(namespace), key, value, **options)
 
     async def get(
         self, namespace: list[str], key: str, refresh_ttl: bool | None
@@ -101,6 +103,15 @@ FILTER_OPERATORS = frozenset({"$eq", "$ne", "$gt", "$gte", "$lt", "$lte"})
 # LangGraph's SQLite store writes filter keys into its SQL text and refuses any other character;
 # the same rule on every runtime keeps the API the same whichever database is behind it.
 _FILTER_KEY = re.compile(r"[a-zA-Z0-9_.-]+")
+
+
+def _check_ttl(minutes: float) -> None:
+    """The store adds the TTL to the current time; Python's datetimes end at year 9999, so a TTL
+    past that (or as far before now) would fail inside the store."""
+    try:
+        datetime.now(UTC) + timedelta(minutes=minutes)
+    except OverflowError:
+        raise Unprocessable(f"ttl of {minutes} minutes is out of range") from None
 
 
 def _check_filter(filter: dict[str, Any]) -> None:
