@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
+from stead.api.authorization import on_assistant
 from stead.api.deps import AuthzDep, RuntimeDep, require_uuid
 from stead.api.models import (
     AssistantCount,
@@ -23,9 +24,7 @@ from stead.api.resources import (
     GraphSchemas,
 )
 from stead.api.responses import json_response, no_content, page_response, selected
-from stead.auth.policy import Authorizer
 from stead.errors import Unprocessable
-from stead.storage.access import Access
 
 router = APIRouter(tags=["assistants"], responses=errors(422))
 
@@ -70,7 +69,7 @@ async def count_assistants(body: AssistantCount, rt: RuntimeDep, authz: AuthzDep
 
 @router.get("/assistants/{assistant_id}", responses={**returns(Assistant), **errors(404)})
 async def get_assistant(assistant_id: str, rt: RuntimeDep, authz: AuthzDep) -> Response:
-    access = await _reading(authz, assistant_id)
+    access = await on_assistant(authz, "read", assistant_id)
     return json_response(await rt.assistants.get(assistant_id, access))
 
 
@@ -86,8 +85,7 @@ async def patch_assistant(
 
 @router.delete("/assistants/{assistant_id}", status_code=204, responses=errors(404))
 async def delete_assistant(assistant_id: str, rt: RuntimeDep, authz: AuthzDep) -> Response:
-    require_uuid(assistant_id, "assistant")
-    access = await authz.check("assistants", "delete", {"assistant_id": assistant_id})
+    access = await on_assistant(authz, "delete", assistant_id)
     await rt.assistants.delete(assistant_id, access)
     return no_content()
 
@@ -109,7 +107,7 @@ async def get_assistant_graph(
     responses={**returns(AssistantSchemas), **errors(404, 424)},
 )
 async def get_assistant_schemas(assistant_id: str, rt: RuntimeDep, authz: AuthzDep) -> Response:
-    access = await _reading(authz, assistant_id)
+    access = await on_assistant(authz, "read", assistant_id)
     return json_response(await rt.assistants.schemas(assistant_id, access))
 
 
@@ -120,7 +118,7 @@ async def get_assistant_schemas(assistant_id: str, rt: RuntimeDep, authz: AuthzD
 async def get_assistant_subgraphs(
     assistant_id: str, rt: RuntimeDep, authz: AuthzDep, recurse: bool = False
 ) -> Response:
-    access = await _reading(authz, assistant_id)
+    access = await on_assistant(authz, "read", assistant_id)
     return json_response(await rt.assistants.subgraphs(assistant_id, None, recurse, access))
 
 
@@ -131,7 +129,7 @@ async def get_assistant_subgraphs(
 async def get_assistant_subgraphs_in(
     assistant_id: str, namespace: str, rt: RuntimeDep, authz: AuthzDep, recurse: bool = False
 ) -> Response:
-    access = await _reading(authz, assistant_id)
+    access = await on_assistant(authz, "read", assistant_id)
     return json_response(await rt.assistants.subgraphs(assistant_id, namespace, recurse, access))
 
 
@@ -142,7 +140,7 @@ async def get_assistant_subgraphs_in(
 async def list_assistant_versions(
     assistant_id: str, body: AssistantVersions, rt: RuntimeDep, authz: AuthzDep
 ) -> Response:
-    access = await _reading(authz, assistant_id)
+    access = await on_assistant(authz, "read", assistant_id)
     versions = await rt.assistants.versions(assistant_id, **body.model_dump(), access=access)
     return json_response(versions)
 
@@ -156,12 +154,6 @@ async def set_latest_assistant_version(
     access = await authz.check("assistants", "update", value)
     updated = await rt.assistants.set_latest(assistant_id, body.version, access)
     return json_response(updated)
-
-
-async def _reading(authz: Authorizer, assistant_id: str) -> Access:
-    """Check the id, then what `assistants.read` lets this request see of the assistant."""
-    require_uuid(assistant_id, "assistant")
-    return await authz.check("assistants", "read", {"assistant_id": assistant_id, "metadata": {}})
 
 
 def _xray(value: str) -> bool | int:

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
+from stead.api.authorization import on_cron, using_assistant
 from stead.api.deps import AuthzDep, RuntimeDep, require_uuid
 from stead.api.models import CronCount, CronCreate, CronPatch, CronSearch
 from stead.api.openapi import errors, returns
@@ -13,7 +14,6 @@ from stead.api.resources import Cron, CronSearchResults
 from stead.api.responses import json_response, no_content, page_response, selected
 from stead.auth.policy import Authorizer
 from stead.runtime import Runtime
-from stead.storage.access import Access
 
 router = APIRouter(tags=["crons"], responses=errors(422))
 
@@ -70,7 +70,7 @@ async def count_crons(body: CronCount, rt: RuntimeDep, authz: AuthzDep) -> Respo
 
 @router.get("/runs/crons/{cron_id}", responses={**returns(Cron), **errors(404)})
 async def get_cron(cron_id: str, rt: RuntimeDep, authz: AuthzDep) -> Response:
-    access = await _on_cron(authz, "read", cron_id)
+    access = await on_cron(authz, "read", cron_id)
     return json_response(cron_json(await rt.crons.get(cron_id, access)))
 
 
@@ -79,14 +79,14 @@ async def patch_cron(
     cron_id: str, rt: RuntimeDep, authz: AuthzDep, body: CronPatch | None = None
 ) -> Response:
     changes = body.model_dump(exclude_unset=True) if body is not None else {}
-    access = await _on_cron(authz, "update", cron_id, changes)
+    access = await on_cron(authz, "update", cron_id, changes)
     cron = await rt.crons.patch(cron_id, changes, access)
     return json_response(cron_json(cron))
 
 
 @router.delete("/runs/crons/{cron_id}", status_code=204, responses=errors(404))
 async def delete_cron(cron_id: str, rt: RuntimeDep, authz: AuthzDep) -> Response:
-    await rt.crons.delete(cron_id, await _on_cron(authz, "delete", cron_id))
+    await rt.crons.delete(cron_id, await on_cron(authz, "delete", cron_id))
     return no_content()
 
 
@@ -112,18 +112,8 @@ async def _create(
     if thread_id is not None:
         run_value = {"thread_id": thread_id, "assistant_id": body.assistant_id, "metadata": {}}
         access = await authz.check("threads", "create_run", run_value, within=access)
-    assistant_id = rt.assistants.resolve_id(body.assistant_id)
-    if assistant_id is not None and not rt.assistants.is_system(assistant_id):
-        read = {"assistant_id": assistant_id, "metadata": {}}
-        access = await authz.check("assistants", "read", read, within=access)
+    access = await using_assistant(authz, rt.assistants, body.assistant_id, within=access)
     return await rt.crons.create(thread_id, fields, auth_user=user, access=access)
-
-
-async def _on_cron(
-    authz: Authorizer, action: str, cron_id: str, changes: dict[str, Any] | None = None
-) -> Access:
-    require_uuid(cron_id, "cron")
-    return await authz.check("crons", action, {"cron_id": cron_id, **(changes or {})})
 
 
 def cron_json(cron: dict[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response
 
+from stead.api.authorization import on_thread, using_assistant
 from stead.api.deps import AuthzDep, RuntimeDep, request_id, require_uuid
 from stead.api.models import MAX_SQL_INTEGER, RunCancelMany, RunCreate
 from stead.api.openapi import EVENT_STREAM, errors, returns
@@ -103,7 +104,7 @@ async def list_runs(
     status: str | None = None,
     select: Annotated[list[str] | None, Query()] = None,
 ) -> Response:
-    access = await _on_thread(authz, "read", thread_id)
+    access = await on_thread(authz, "read", thread_id)
     runs = await rt.runs.list_for_thread(
         thread_id, status=status, limit=limit, offset=offset, access=access
     )
@@ -112,13 +113,13 @@ async def list_runs(
 
 @router.get("/threads/{thread_id}/runs/{run_id}", responses={**returns(Run), **errors(404)})
 async def get_run(thread_id: str, run_id: str, rt: RuntimeDep, authz: AuthzDep) -> Response:
-    access = await _on_thread(authz, "read", thread_id, run_id)
+    access = await on_thread(authz, "read", thread_id, run_id)
     return json_response(run_json(await rt.runs.get(thread_id, run_id, access)))
 
 
 @router.delete("/threads/{thread_id}/runs/{run_id}", status_code=204, responses=errors(404, 409))
 async def delete_run(thread_id: str, run_id: str, rt: RuntimeDep, authz: AuthzDep) -> Response:
-    access = await _on_thread(authz, "delete", thread_id, run_id)
+    access = await on_thread(authz, "delete", thread_id, run_id)
     await rt.runs.delete(thread_id, run_id, access)
     return no_content()
 
@@ -131,7 +132,7 @@ async def join_run(
     authz: AuthzDep,
     cancel_on_disconnect: bool = False,
 ) -> Response:
-    access = await _on_thread(authz, "read", thread_id, run_id)
+    access = await on_thread(authz, "read", thread_id, run_id)
     stack = contextlib.AsyncExitStack()
     run, subscription = await stack.enter_async_context(
         rt.run_streams.join(thread_id, run_id, access=access)
@@ -157,7 +158,7 @@ async def join_run_stream(
     cancel_on_disconnect: bool = False,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> Response:
-    access = await _on_thread(authz, "read", thread_id, run_id)
+    access = await on_thread(authz, "read", thread_id, run_id)
     stack = contextlib.AsyncExitStack()
     run, subscription = await stack.enter_async_context(
         rt.run_streams.join(thread_id, run_id, last_event_id, access)
@@ -190,7 +191,7 @@ async def cancel_run(
     wait: bool = False,
     action: CancelAction = "interrupt",
 ) -> Response:
-    access = await _on_thread(authz, "update", thread_id, run_id, cancel=action)
+    access = await on_thread(authz, "update", thread_id, run_id, cancel=action)
     result = await rt.run_streams.cancel(thread_id, run_id, action, wait, access)
     return json_response(result if result is not None else {}) if wait else no_content(202)
 
@@ -316,34 +317,13 @@ async def _authorized_run(
         "action": None,
     }
     access = await authz.check("threads", "create_run", value)
-    assistant_id = rt.assistants.resolve_id(body.assistant_id)
-    # The graphs' own assistants belong to every user, as on the official server.
-    if assistant_id is not None and not rt.assistants.is_system(assistant_id):
-        read = {"assistant_id": assistant_id, "metadata": {}}
-        access = await authz.check("assistants", "read", read, within=access)
+    access = await using_assistant(authz, rt.assistants, body.assistant_id, within=access)
     return dataclasses.replace(
         run_request,
         metadata=value["metadata"],
         auth_user=authz.user,
         configurable_headers=rt.configurable_headers.select(request.headers),
     ), access
-
-
-async def _on_thread(
-    authz: Authorizer,
-    action: str,
-    thread_id: str,
-    run_id: str | None = None,
-    cancel: str | None = None,
-) -> Access:
-    """Check the ids, then what `threads.<action>` lets this request do to runs of the thread;
-    a cancel tells the handler its kind as the value's `action`."""
-    require_uuid(thread_id, "thread")
-    if run_id is not None:
-        require_uuid(run_id, "run")
-    value: dict[str, Any] = {"thread_id": thread_id, "run_id": run_id, "metadata": {}}
-    value["action"] = cancel
-    return await authz.check("threads", action, value)
 
 
 def to_run_request(body: RunCreate) -> RunRequest:

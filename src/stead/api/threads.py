@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
+from stead.api.authorization import on_thread
 from stead.api.deps import AuthzDep, RuntimeDep, require_uuid
 from stead.api.models import (
     CheckpointRef,
@@ -29,9 +30,7 @@ from stead.api.resources import (
     ThreadStorage,
 )
 from stead.api.responses import json_response, no_content, page_response, selected
-from stead.auth.policy import Authorizer
 from stead.services.ttl import ThreadTTL, ttl_json
-from stead.storage.access import Access
 
 router = APIRouter(tags=["threads"], responses=errors(422))
 
@@ -91,7 +90,7 @@ async def prune_threads(body: ThreadPrune, rt: RuntimeDep, authz: AuthzDep) -> R
 async def get_thread(
     thread_id: str, rt: RuntimeDep, authz: AuthzDep, include: str = ""
 ) -> Response:
-    thread = await rt.threads.get(thread_id, await _reading(authz, thread_id))
+    thread = await rt.threads.get(thread_id, await on_thread(authz, "read", thread_id))
     body = thread_json(thread)
     ttl = ttl_json(thread)
     if "ttl" in (part.strip() for part in include.split(",")) and ttl is not None:
@@ -112,20 +111,21 @@ async def patch_thread(
 
 @router.delete("/threads/{thread_id}", status_code=204, responses=errors(404))
 async def delete_thread(thread_id: str, rt: RuntimeDep, authz: AuthzDep) -> Response:
-    require_uuid(thread_id, "thread")
-    access = await authz.check("threads", "delete", {"thread_id": thread_id, "run_id": None})
+    access = await on_thread(authz, "delete", thread_id)
     await rt.threads.delete(thread_id, access)
     return no_content()
 
 
 @router.get("/threads/{thread_id}/storage", responses={**returns(ThreadStorage), **errors(404)})
 async def get_thread_storage(thread_id: str, rt: RuntimeDep, authz: AuthzDep) -> Response:
-    return json_response(await rt.threads.storage(thread_id, await _reading(authz, thread_id)))
+    return json_response(
+        await rt.threads.storage(thread_id, await on_thread(authz, "read", thread_id))
+    )
 
 
 @router.post("/threads/{thread_id}/copy", responses={**returns(Thread), **errors(404)})
 async def copy_thread(thread_id: str, rt: RuntimeDep, authz: AuthzDep) -> Response:
-    copied = await rt.threads.copy(thread_id, await _reading(authz, thread_id))
+    copied = await rt.threads.copy(thread_id, await on_thread(authz, "read", thread_id))
     return json_response(thread_json(copied))
 
 
@@ -133,7 +133,7 @@ async def copy_thread(thread_id: str, rt: RuntimeDep, authz: AuthzDep) -> Respon
 async def get_thread_state(
     thread_id: str, rt: RuntimeDep, authz: AuthzDep, subgraphs: bool = False
 ) -> Response:
-    access = await _reading(authz, thread_id)
+    access = await on_thread(authz, "read", thread_id)
     return json_response(await rt.threads.state(thread_id, None, subgraphs, access))
 
 
@@ -144,7 +144,7 @@ async def get_thread_state(
 async def get_thread_state_at(
     thread_id: str, checkpoint_id: str, rt: RuntimeDep, authz: AuthzDep, subgraphs: bool = False
 ) -> Response:
-    access = await _reading(authz, thread_id)
+    access = await on_thread(authz, "read", thread_id)
     checkpoint = {"checkpoint_id": checkpoint_id}
     return json_response(await rt.threads.state(thread_id, checkpoint, subgraphs, access))
 
@@ -156,7 +156,7 @@ async def get_thread_state_at(
 async def post_thread_state_at(
     thread_id: str, body: ThreadStateAtCheckpoint, rt: RuntimeDep, authz: AuthzDep
 ) -> Response:
-    access = await _reading(authz, thread_id)
+    access = await on_thread(authz, "read", thread_id)
     state = await rt.threads.state(thread_id, _checkpoint(body.checkpoint), body.subgraphs, access)
     return json_response(state)
 
@@ -168,8 +168,7 @@ async def post_thread_state_at(
 async def update_thread_state(
     thread_id: str, body: ThreadStateUpdate, rt: RuntimeDep, authz: AuthzDep
 ) -> Response:
-    require_uuid(thread_id, "thread")
-    access = await authz.check("threads", "update", {"thread_id": thread_id, "metadata": {}})
+    access = await on_thread(authz, "update", thread_id)
     checkpoint = _checkpoint(body.checkpoint)
     if body.checkpoint_id:
         checkpoint = {**(checkpoint or {}), "checkpoint_id": body.checkpoint_id}
@@ -200,7 +199,7 @@ async def get_thread_history(
         before={"checkpoint_id": before} if before else None,
         metadata=None,
         checkpoint=None,
-        access=await _reading(authz, thread_id),
+        access=await on_thread(authz, "read", thread_id),
     )
     return json_response(history)
 
@@ -219,15 +218,9 @@ async def post_thread_history(
         before={"checkpoint_id": before} if isinstance(before, str) else _checkpoint(before),
         metadata=body.metadata,
         checkpoint=_checkpoint(body.checkpoint),
-        access=await _reading(authz, thread_id),
+        access=await on_thread(authz, "read", thread_id),
     )
     return json_response(history)
-
-
-async def _reading(authz: Authorizer, thread_id: str) -> Access:
-    """Check the id, then what `threads.read` lets this request see of the thread."""
-    require_uuid(thread_id, "thread")
-    return await authz.check("threads", "read", {"thread_id": thread_id, "run_id": None})
 
 
 def _ttl(ttl: ThreadTTLBody | float | None) -> ThreadTTL | None:
