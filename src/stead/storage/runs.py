@@ -161,15 +161,6 @@ class RunRepository:
         row = result.first()
         return (row is not None, row[0] if row is not None else None)
 
-    async def holds_attempt(self, run_id: str, attempt: int) -> bool:
-        """Whether this attempt still owns the run (no other attempt took it over)."""
-        result = await self._conn.execute(
-            sa.select(run.c.run_id).where(
-                run.c.run_id == run_id, run.c.attempt == attempt, run.c.status == "running"
-            )
-        )
-        return result.first() is not None
-
     async def finish_attempt(self, run_id: str, attempt: int, status: str, now: datetime) -> bool:
         """Record how an attempt ended, unless the run was taken over since (a stale attempt)."""
         await self._lock_thread_of(run_id)
