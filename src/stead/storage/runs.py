@@ -80,12 +80,10 @@ class RunRepository:
             .order_by(run.c.created_at),
         )
 
-    async def has_active(self, thread_id: str, *, excluding: str | None = None) -> bool:
+    async def has_active(self, thread_id: str) -> bool:
         query = sa.select(run.c.run_id).where(
             run.c.thread_id == thread_id, run.c.status.in_(ACTIVE_STATUSES)
         )
-        if excluding is not None:
-            query = query.where(run.c.run_id != excluding)
         return (await self._conn.execute(query.limit(1))).first() is not None
 
     async def active(self, status: str | None = None) -> list[dict[str, Any]]:
