@@ -53,7 +53,12 @@ class Settings:
         """The SQLAlchemy URL of Stead's own tables."""
         if self.postgres_uri is not None:
             return "postgresql+psycopg://" + self.postgres_uri.split("://", 1)[1]
-        return f"sqlite+aiosqlite:///{self.data_dir / 'stead.sqlite'}"
+        return f"sqlite+aiosqlite:///{self.database_path}"
+
+    @property
+    def database_path(self) -> Path:
+        """The embedded runtime's SQLite file of Stead's own tables."""
+        return self.data_dir / "stead.sqlite"
 
     @property
     def postgres_uri(self) -> str | None:

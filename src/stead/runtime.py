@@ -54,7 +54,7 @@ class Runtime:
         await prepare_schema(settings, self.db)
         self.api_keys = ApiKeys(self.db)
         self.checkpointer, self.store = await open_savers(
-            settings, self.db, self._exit, self.store_ttl.langgraph_config()
+            settings, self._exit, self.store_ttl.langgraph_config()
         )
         self.broker = open_broker(settings)
         self._exit.push_async_callback(self.broker.close)

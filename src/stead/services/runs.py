@@ -184,13 +184,16 @@ class RunService:
     ) -> tuple[list[str], list[str]]:
         """Apply the multitask strategy to the thread's active runs before a new one joins it;
         returns the runs it cancelled, pending and running."""
+        if strategy == "enqueue":
+            # The new run queues behind the active ones: no need to read them.
+            return [], []
         active = await tx.runs.active_for_thread(thread_id)
         if active and strategy == "reject":
             raise Conflict(
                 "Thread is already running a task. Wait for it to finish or choose a "
                 "different multitask strategy."
             )
-        if not active or strategy == "enqueue":
+        if not active:
             return [], []
         return await self._request_cancel(tx, [r["run_id"] for r in active], strategy)
 

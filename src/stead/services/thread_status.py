@@ -30,13 +30,14 @@ async def settle_thread(
         changes["error"] = error
     if state is not None:
         changes.update(state, state_updated_at=now)
-    if await tx.runs.has_active(thread_id, excluding=ended_run_id):
-        changes["status"] = "busy"
-    elif failed:
-        changes["status"] = "error"
-    elif "status" not in changes:
+    if failed:
+        status_when_free = "error"
+        changes.pop("status", None)
+    elif "status" in changes:
+        status_when_free = changes.pop("status")
+    else:
         thread = await tx.threads.get(thread_id)
         if thread is None:
             return
-        changes["status"] = "interrupted" if thread["interrupts"] else "idle"
-    await tx.threads.update(thread_id, **changes)
+        status_when_free = "interrupted" if thread["interrupts"] else "idle"
+    await tx.threads.settle(thread_id, ended_run_id, status_when_free, **changes)

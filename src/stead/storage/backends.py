@@ -53,16 +53,17 @@ async def prepare_schema(settings: Settings, db: Database) -> None:
 
 async def open_savers(
     settings: Settings,
-    db: Database,
     exit_stack: contextlib.AsyncExitStack,
     store_ttl: TTLConfig | None,
 ) -> tuple[BaseCheckpointSaver, Store]:
-    """The checkpointer (fenced by run attempts in `db`) and the store, closed by `exit_stack`."""
+    """The checkpointer (fenced by the attempts in Stead's run table) and the store, closed by
+    `exit_stack`. On SQLite, Stead's tables must exist first (they are migrated before)."""
     if settings.postgres_uri is not None:
         pool = await _open_pool(settings.postgres_uri)
         exit_stack.push_async_callback(pool.close)
         return FencedPostgresSaver(pool), AsyncPostgresStore(pool, ttl=store_ttl)
-    checkpointer = FencedSqliteSaver(await _sqlite(exit_stack, settings.checkpoints_path), db)
+    checkpointer = FencedSqliteSaver(await _sqlite(exit_stack, settings.checkpoints_path))
+    await checkpointer.attach_runs(settings.database_path)
     await checkpointer.setup()
     # The store opens its own transactions, so its connection must be in autocommit mode.
     store = AsyncSqliteStore(
@@ -83,7 +84,7 @@ async def _migrate(settings: Settings) -> None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         async with _database(settings) as db, contextlib.AsyncExitStack() as exit_stack:
             await db.migrate()
-            await open_savers(settings, db, exit_stack, None)
+            await open_savers(settings, exit_stack, None)
         return
     async with await AsyncConnection.connect(settings.postgres_uri, **_PSYCOPG_OPTIONS) as conn:
         await _wait_for_migration_lock(conn)

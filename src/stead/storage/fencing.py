@@ -11,9 +11,9 @@ import contextlib
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-import aiosqlite
 import psycopg
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata
@@ -22,12 +22,16 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from psycopg import AsyncCursor
 from psycopg.rows import DictRow
 
-from stead.storage.database import Database
-
 # FOR SHARE conflicts with the row lock of any UPDATE of the run (the reaper's takeover, a
 # claim), so that update and a write holding this lock in the same transaction serialise.
 _HOLDS_ATTEMPT_SQL = (
     "SELECT 1 FROM run WHERE run_id = %s AND attempt = %s AND status = 'running' FOR SHARE"
+)
+# The embedded runtime's run table, attached to the checkpoint connection under this name.
+_SQLITE_RUNS_SCHEMA = "runs"
+_SQLITE_HOLDS_ATTEMPT_SQL = (
+    f"SELECT 1 FROM {_SQLITE_RUNS_SCHEMA}.run"
+    " WHERE run_id = ? AND attempt = ? AND status = 'running'"
 )
 
 
@@ -97,11 +101,15 @@ def _unreachable_is_unavailable() -> Iterator[None]:
 class FencedSqliteSaver(AsyncSqliteSaver):
     """Checkpoints are in their own file, so no transaction can span the check and the write:
     the check runs just before each write. A takeover between the two lets one write through,
-    which SQLite deployments (one machine, usually one process) accept."""
+    which SQLite deployments (one machine, usually one process) accept.
 
-    def __init__(self, conn: aiosqlite.Connection, db: Database) -> None:
-        super().__init__(conn)
-        self._db = db
+    The check reads Stead's database attached to the checkpoint connection: one call on the
+    saver's own connection, rather than a transaction queued behind every other statement on
+    the single connection of Stead's tables."""
+
+    async def attach_runs(self, database: Path) -> None:
+        """Make Stead's database (its `run` table) readable on the checkpoint connection."""
+        await self.conn.execute(f"ATTACH DATABASE ? AS {_SQLITE_RUNS_SCHEMA}", (str(database),))
 
     async def aput(
         self,
@@ -127,9 +135,10 @@ class FencedSqliteSaver(AsyncSqliteSaver):
         writer = _writer.get()
         if writer is None:
             return
-        async with self._db.transaction() as tx:
-            held = await tx.runs.holds_attempt(writer.run_id, writer.attempt)
-        if not held:
+        rows = await self.conn.execute_fetchall(
+            _SQLITE_HOLDS_ATTEMPT_SQL, (writer.run_id, writer.attempt)
+        )
+        if not list(rows):
             raise _lease_lost(writer)
 
 

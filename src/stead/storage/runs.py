@@ -80,12 +80,10 @@ class RunRepository:
             .order_by(run.c.created_at),
         )
 
-    async def has_active(self, thread_id: str, *, excluding: str | None = None) -> bool:
+    async def has_active(self, thread_id: str) -> bool:
         query = sa.select(run.c.run_id).where(
             run.c.thread_id == thread_id, run.c.status.in_(ACTIVE_STATUSES)
         )
-        if excluding is not None:
-            query = query.where(run.c.run_id != excluding)
         return (await self._conn.execute(query.limit(1))).first() is not None
 
     async def active(self, status: str | None = None) -> list[dict[str, Any]]:
@@ -110,22 +108,36 @@ class RunRepository:
         result = await self._conn.execute(sa.delete(run).where(run.c.run_id == run_id))
         return bool(result.rowcount)
 
-    async def claim_next(self, now: datetime, lease: timedelta) -> dict[str, Any] | None:
-        """Mark the oldest due pending run whose thread is free as running, and return it."""
+    async def claim_due(self, now: datetime, lease: timedelta, limit: int) -> list[dict[str, Any]]:
+        """Mark up to `limit` due pending runs as running, oldest first, and return them.
+
+        A run is due when its thread has no running run and no older pending one: so one
+        claim takes at most one run per thread, and a thread's runs start in order."""
         busy = sa.alias(run, "busy")
-        candidate = (
+        older = sa.alias(run, "older")
+        candidates = (
             sa.select(run.c.run_id)
             .where(
                 run.c.status == "pending",
                 run.c.created_at <= now,
                 ~sa.exists().where(busy.c.thread_id == run.c.thread_id, busy.c.status == "running"),
+                ~sa.exists().where(
+                    older.c.thread_id == run.c.thread_id,
+                    older.c.status == "pending",
+                    sa.or_(
+                        older.c.created_at < run.c.created_at,
+                        sa.and_(
+                            older.c.created_at == run.c.created_at, older.c.run_id < run.c.run_id
+                        ),
+                    ),
+                ),
             )
             .order_by(run.c.created_at)
-            .limit(1)
+            .limit(limit)
         )
         claim = (
             sa.update(run)
-            .where(run.c.run_id == self._dialect.lock_for_claim(candidate).scalar_subquery())
+            .where(run.c.run_id.in_(self._dialect.lock_for_claim(candidates)))
             .where(run.c.status == "pending")
             .values(
                 status="running",
@@ -135,7 +147,7 @@ class RunRepository:
             )
             .returning(*run.c)
         )
-        return await fetch_one(self._conn, claim)
+        return await fetch_all(self._conn, claim)
 
     async def next_due_at(self, now: datetime) -> datetime | None:
         """When the earliest delayed pending run becomes due."""
@@ -160,15 +172,6 @@ class RunRepository:
         )
         row = result.first()
         return (row is not None, row[0] if row is not None else None)
-
-    async def holds_attempt(self, run_id: str, attempt: int) -> bool:
-        """Whether this attempt still owns the run (no other attempt took it over)."""
-        result = await self._conn.execute(
-            sa.select(run.c.run_id).where(
-                run.c.run_id == run_id, run.c.attempt == attempt, run.c.status == "running"
-            )
-        )
-        return result.first() is not None
 
     async def finish_attempt(self, run_id: str, attempt: int, status: str, now: datetime) -> bool:
         """Record how an attempt ended, unless the run was taken over since (a stale attempt)."""

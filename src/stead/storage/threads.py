@@ -65,6 +65,20 @@ class ThreadRepository:
                 .values(expires_at=expires_at)
             )
 
+    async def settle(
+        self, thread_id: str, ended_run_id: str, status_when_free: str, **fields: Any
+    ) -> None:
+        """Change a thread after one of its runs ended: its status stays `busy` while other
+        runs are pending or running on it, else becomes `status_when_free`. One statement: the
+        check of the other runs is part of the update."""
+        others_active = sa.exists().where(
+            run.c.thread_id == thread_id,
+            run.c.status.in_(ACTIVE_STATUSES),
+            run.c.run_id != ended_run_id,
+        )
+        status = sa.case((others_active, "busy"), else_=status_when_free)
+        await self.update(thread_id, status=status, **fields)
+
     async def expired(self, now: datetime, limit: int) -> list[dict[str, Any]]:
         """Threads past their expiry with no pending or running run, longest expired first."""
         active = sa.exists().where(

@@ -58,26 +58,34 @@ class RunQueue:
     async def _claim_loop(self) -> None:
         while not self._stopping:
             await self._slots.acquire()
-            run, next_due = await self._claim()
-            if run is None:
+            # Every free slot: one claim serves all the runs that fell due since the last one.
+            wanted = 1
+            while not self._slots.locked():
+                await self._slots.acquire()
+                wanted += 1
+            runs, next_due = await self._claim(wanted)
+            for _ in range(wanted - len(runs)):
                 self._slots.release()
+            for run in runs:
+                task = asyncio.create_task(self._execute(run), name=f"run-{run['run_id']}")
+                self._running[run["run_id"]] = task
+            if len(runs) < wanted:
+                # Nothing else was due: a claim now would find nothing until the next wake-up
+                # (a new run, or a run ending and freeing its thread) or the next delayed run.
                 await self._broker.wait_for_work(_idle_timeout(next_due))
-                continue
-            task = asyncio.create_task(self._execute(run), name=f"run-{run['run_id']}")
-            self._running[run["run_id"]] = task
 
-    async def _claim(self) -> tuple[dict[str, Any] | None, datetime | None]:
-        """The claimed run, or else when the next delayed run falls due."""
+    async def _claim(self, limit: int) -> tuple[list[dict[str, Any]], datetime | None]:
+        """The claimed runs and, when fewer than `limit`, when the next delayed run falls due."""
         try:
             async with self._db.transaction() as tx:
                 now = now_utc()
-                run = await tx.runs.claim_next(now, self._lease)
-                return run, None if run else await tx.runs.next_due_at(now)
+                runs = await tx.runs.claim_due(now, self._lease, limit)
+                return runs, None if len(runs) == limit else await tx.runs.next_due_at(now)
         except Exception:
             # Includes the unique-index race on one-running-run-per-thread: try again shortly.
             logger.exception("claiming a run failed")
             await asyncio.sleep(0.1)
-            return None, None
+            return [], None
 
     async def _execute(self, run: dict[str, Any]) -> None:
         try:
