@@ -166,9 +166,10 @@ def test_a_killed_workers_run_continues_on_another_from_its_checkpoint(
     one_slot = {**topology.env, "N_JOBS_PER_WORKER": "1"}
     with ExitStack() as stack:
         stack.enter_context(stead_worker(GRAPHS_CONFIG, env=one_slot))
-        # The surviving worker is busy first, so the run below goes to the worker to be killed.
+        # The surviving worker is busy until the kill, so the run below can only go to the
+        # worker to be killed, however slowly that one starts; the cancel then frees it.
         blocker_thread = _new_thread(topology.a)
-        blocker = _create_run(topology.a, blocker_thread, "slow", {"seconds": 4})
+        blocker = _create_run(topology.a, blocker_thread, "slow", {"seconds": 120})
         _wait_for_status(topology.a, blocker_thread, blocker, {"running"}, timeout=20)
         doomed = stack.enter_context(stead_worker_process(GRAPHS_CONFIG, env=one_slot))
         thread_id = _new_thread(topology.a)
@@ -176,6 +177,8 @@ def test_a_killed_workers_run_continues_on_another_from_its_checkpoint(
         _wait_for_next(topology.a, thread_id, ["two"], timeout=20)
         doomed.process.send_signal(signal.SIGKILL)
         doomed.process.wait(timeout=10)
+        cancel = httpx.post(f"{topology.a}/threads/{blocker_thread}/runs/{blocker}/cancel")
+        assert cancel.status_code == 202
         run = _wait_for_status(topology.a, thread_id, run_id, {"success", "error"}, timeout=30)
     assert run["status"] == "success"
     state = httpx.get(f"{topology.a}/threads/{thread_id}/state").json()
