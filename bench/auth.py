@@ -8,7 +8,6 @@ See bench/README.md.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -27,7 +26,13 @@ import httpx
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from bench.latency import _check, summarize, thread_wait_echo  # noqa: E402
+from bench.latency import (  # noqa: E402
+    _check,
+    parse_sampling,
+    sampling_parser,
+    summarize,
+    thread_wait_echo,
+)
 from tests.support.servers import official_server, stead_server  # noqa: E402
 
 GRAPHS_DIR = REPO_ROOT / "tests" / "graphs"
@@ -161,20 +166,9 @@ def print_table(results: dict[str, dict[str, dict[str, Any]]]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=30, help="samples per measurement (30)")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed rounds first (3)")
+    parser = sampling_parser(__doc__.splitlines()[0])
     parser.add_argument("--only", choices=CONFIGS, action="append", help="repeatable")
-    parser.add_argument(
-        "--jitter",
-        type=float,
-        default=0.0,
-        help="random untimed pause of 0..JITTER s before each sample (0: back to back)",
-    )
-    parser.add_argument("--json", type=Path, help="also write the results here")
-    args = parser.parse_args(argv)
-    if args.runs < 1:
-        parser.error("--runs must be at least 1")
+    args = parse_sampling(parser, argv)
 
     results: dict[str, dict[str, dict[str, Any]]] = {}
     for config in args.only or list(CONFIGS):

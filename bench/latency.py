@@ -184,12 +184,11 @@ def _start(server: str, graphs_dir: Path) -> AbstractContextManager[str]:
     return starters[server](graphs_dir)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def sampling_parser(description: str) -> argparse.ArgumentParser:
+    """The options every latency benchmark takes: samples, warm-up, jitter, JSON output."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--runs", type=int, default=30, help="samples per measurement (30)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed rounds first (3)")
-    parser.add_argument("--graphs-dir", type=Path, default=REPO_ROOT / "tests" / "graphs")
-    parser.add_argument("--only", choices=SERVERS, help="measure one server only")
     parser.add_argument(
         "--jitter",
         type=float,
@@ -197,9 +196,21 @@ def main(argv: list[str] | None = None) -> int:
         help="random untimed pause of 0..JITTER s before each sample (0: back to back)",
     )
     parser.add_argument("--json", type=Path, help="also write the results here")
+    return parser
+
+
+def parse_sampling(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = sampling_parser(__doc__.splitlines()[0])
+    parser.add_argument("--graphs-dir", type=Path, default=REPO_ROOT / "tests" / "graphs")
+    parser.add_argument("--only", choices=SERVERS, help="measure one server only")
+    args = parse_sampling(parser, argv)
 
     results: dict[str, dict[str, dict[str, Any]]] = {}
     for server in [args.only] if args.only else list(SERVERS):

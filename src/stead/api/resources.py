@@ -19,19 +19,6 @@ RunStatus = Literal["pending", "running", "error", "success", "timeout", "interr
 MultitaskStrategy = Literal["reject", "interrupt", "rollback", "enqueue"]
 
 
-class Assistant(BaseModel):
-    assistant_id: str
-    graph_id: str
-    config: dict[str, Any]
-    context: dict[str, Any]
-    metadata: dict[str, Any]
-    name: str
-    description: str | None
-    version: int
-    created_at: datetime
-    updated_at: datetime
-
-
 class AssistantVersion(BaseModel):
     """One saved version: an assistant's fields as they were, without `updated_at`."""
 
@@ -44,6 +31,10 @@ class AssistantVersion(BaseModel):
     description: str | None
     version: int
     created_at: datetime
+
+
+class Assistant(AssistantVersion):
+    updated_at: datetime
 
 
 # langchain's drawing leaves out what a node or edge does not have, so those keys are optional
