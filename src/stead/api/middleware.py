@@ -50,7 +50,7 @@ class BodyTooLarge(HTTPException):
     into 400, passes it on to the error handlers as 413."""
 
     def __init__(self, max_bytes: int) -> None:
-        super().__init__(413, f"Request body exceeds {max_bytes} bytes")
+        super().__init__(413, _too_large(max_bytes))
 
 
 class BodySizeLimitMiddleware:
@@ -93,7 +93,11 @@ class BodySizeLimitMiddleware:
                 await self._refuse(send)
 
     async def _refuse(self, send: Send) -> None:
-        body = serde.dumps({"detail": f"Request body exceeds {self._max_bytes} bytes"})
+        body = serde.dumps({"detail": _too_large(self._max_bytes)})
         headers = [(b"content-type", b"application/json"), (b"connection", b"close")]
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+def _too_large(max_bytes: int) -> str:
+    return f"Request body exceeds {max_bytes} bytes"
