@@ -24,10 +24,6 @@ class AuthError(ApiError):
         self.status_code = status_code
 
 
-class Unauthorized(ApiError):
-    status_code = 401
-
-
 class BadRequest(ApiError):
     status_code = 400
 

@@ -75,9 +75,9 @@ async def search_items(body: StoreSearch, rt: RuntimeDep, authz: AuthzDep) -> Re
     items = await rt.store_items.search(
         _labels(value["namespace"]),
         filter={**(value["filter"] or {}), **(extra or {})} or None,
-        limit=body.limit,
-        offset=body.offset,
-        query=body.query,
+        limit=value["limit"],
+        offset=value["offset"],
+        query=value["query"],
         refresh_ttl=body.refresh_ttl,
     )
     return json_response({"items": items})
@@ -93,13 +93,13 @@ async def list_namespaces(body: StoreNamespaces, rt: RuntimeDep, authz: AuthzDep
         "offset": body.offset,
     }
     await authz.filter("store", "list_namespaces", value)
-    prefix = value["namespace"]
+    prefix, suffix = value["namespace"], value["suffix"]
     found = await rt.store_items.namespaces(
         prefix=_labels(prefix) if prefix else None,
-        suffix=body.suffix,
-        max_depth=body.max_depth,
-        limit=body.limit,
-        offset=body.offset,
+        suffix=_labels(suffix) if suffix else None,
+        max_depth=value["max_depth"],
+        limit=value["limit"],
+        offset=value["offset"],
     )
     return json_response({"namespaces": found})
 

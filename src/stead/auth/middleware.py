@@ -52,11 +52,12 @@ class AuthenticationMiddleware:
         root = scope.get("root_path", "")
         if root and path.startswith(root):
             path = path[len(root) :] or "/"
-        if path.rstrip("/") in {p.rstrip("/") for p in self._options.open_paths}:
+        if self._options.is_open(path):
             return True
         # CORS preflights carry no credentials; the CORS middleware answers them.
-        headers = dict(scope["headers"])
-        return scope["method"] == "OPTIONS" and b"access-control-request-method" in headers
+        return scope["method"] == "OPTIONS" and any(
+            name == b"access-control-request-method" for name, _ in scope["headers"]
+        )
 
     async def _authenticate(self, request: Request) -> AuthUser:
         user: AuthUser | None = None

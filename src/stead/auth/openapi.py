@@ -34,10 +34,9 @@ def _describe_security(schema: dict[str, Any], options: AuthOptions) -> None:
     # Every listed scheme is needed at once: with API keys on, custom auth comes on top.
     schema["security"] = options.openapi.get("security") or [{name: [] for name in schemes}]
     refusals = _refusals(schema, options)
-    open_paths = {p.rstrip("/") for p in options.open_paths}
     for path, operations in schema.get("paths", {}).items():
         for operation in operations.values():
-            if path.rstrip("/") in open_paths:
+            if options.is_open(path):
                 operation["security"] = []
             else:
                 operation.setdefault("responses", {}).update(refusals)

@@ -18,8 +18,13 @@ _KNOWN_KEYS = {"path", "api_keys", "open_paths", "openapi", "disable_studio_auth
 class AuthOptions:
     custom: CustomAuth | None = None
     api_keys: bool = False
+    # Without trailing slashes, so that `/ok` and `/ok/` are one path.
     open_paths: frozenset[str] = frozenset(DEFAULT_OPEN_PATHS)
     openapi: dict[str, Any] = field(default_factory=dict)
+
+    def is_open(self, path: str) -> bool:
+        """Whether `path` (below any mount prefix) is reached without a credential."""
+        return path.rstrip("/") in self.open_paths
 
     @property
     def enabled(self) -> bool:
@@ -42,7 +47,7 @@ class AuthOptions:
         return cls(
             custom=custom,
             api_keys=_api_keys_enabled(section),
-            open_paths=frozenset(open_paths),
+            open_paths=frozenset(path.rstrip("/") for path in open_paths),
             openapi=openapi,
         )
 

@@ -357,6 +357,7 @@ def _run_kwargs(
     request_id: str | None,
 ) -> dict[str, Any]:
     """Everything the worker needs to execute the run, stored on the run row."""
+    user_id = request.auth_user.identity if request.auth_user else ""
     merged_config = _merge_config(assistant["config"], thread["config"], config)
     configurable = merged_config["configurable"]
     configurable.update(request.configurable_headers or {})
@@ -367,7 +368,7 @@ def _run_kwargs(
         thread_id=thread["thread_id"],
         graph_id=assistant["graph_id"],
         assistant_id=assistant["assistant_id"],
-        user_id=request.auth_user.identity if request.auth_user else "",
+        user_id=user_id,
     )
     if request.auth_user is not None:
         configurable.update(run_configurable(request.auth_user))
@@ -385,7 +386,7 @@ def _run_kwargs(
         "assistant_id": assistant["assistant_id"],
         "run_id": run_id,
         "thread_id": thread["thread_id"],
-        "user_id": request.auth_user.identity if request.auth_user else "",
+        "user_id": user_id,
         "langgraph_version": langgraph_version,
         "langgraph_api_version": __version__,
         "langgraph_host": "self-hosted",
