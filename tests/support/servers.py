@@ -60,6 +60,15 @@ class StartedServer:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def log_containing(self, text: str, timeout: float = 10.0) -> str:
+        """The log once it holds ``text``: the server may write after the client saw the effect."""
+        deadline = time.monotonic() + timeout
+        while text not in (log := self.log()):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} never reached the log:\n{log[-2000:]}")
+            time.sleep(0.05)
+        return log
+
     def terminate(self, timeout: float = 15.0) -> int | None:
         """SIGTERM, wait up to ``timeout`` seconds, then SIGKILL. Returns the exit code."""
         return _stop(self.process, timeout)
