@@ -687,14 +687,14 @@ async def test_configurable_and_context_together_is_400(
 async def test_cancel_running_run(client: LangGraphClient, http: httpx.AsyncClient) -> None:
     thread_id = await new_thread(client)
     started = time.monotonic()
-    run = await start_slow(client, thread_id, seconds=5)
+    run = await start_slow(client, thread_id, seconds=10)
     response = await http.post(f"/threads/{thread_id}/runs/{run['run_id']}/cancel")
     assert response.status_code == 202
     assert response.content == b""
 
     cancelled = await run_status(client, thread_id, run["run_id"], *TERMINAL)
     assert cancelled["status"] == "interrupted"
-    assert time.monotonic() - started < 4, "the cancelled run ran to completion"
+    assert time.monotonic() - started < 8, "the cancelled run ran to completion"
     thread = await poll(
         lambda: client.threads.get(thread_id),
         lambda t: t["status"] != "busy",

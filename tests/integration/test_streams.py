@@ -691,7 +691,7 @@ async def test_on_disconnect_cancel_interrupts_the_run(
         thread_id,
         {
             "assistant_id": "slow",
-            "input": {"seconds": 3},
+            "input": {"seconds": 10},
             "on_disconnect": "cancel",
             "stream_mode": ["updates"],
         },
@@ -699,7 +699,7 @@ async def test_on_disconnect_cancel_interrupts_the_run(
     started = time.monotonic()
     run = await wait_for_status(http, thread_id, run_id, TERMINAL, timeout=10)
     assert run["status"] == "interrupted"
-    assert time.monotonic() - started < 2.5  # cancelled, not finished sleeping
+    assert time.monotonic() - started < 8  # cancelled, not finished sleeping
     state = await client.threads.get_state(thread_id)
     assert state["values"].get("done") is None
 
