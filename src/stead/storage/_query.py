@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,8 +26,10 @@ async def fetch_one(conn: AsyncConnection, query: sa.Executable) -> dict[str, An
     return dict(row) if row is not None else None
 
 
-async def fetch_all(conn: AsyncConnection, query: sa.Executable) -> list[dict[str, Any]]:
-    return [dict(row) for row in (await conn.execute(query)).mappings()]
+async def fetch_all(
+    conn: AsyncConnection, query: sa.Executable, params: Mapping[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    return [dict(row) for row in (await conn.execute(query, params)).mappings()]
 
 
 async def fetch_page(

@@ -92,9 +92,12 @@ class PostgresDialect(Dialect):
         return query.with_for_update(skip_locked=True)
 
 
+# One instance each: statements built once per dialect are cached by it.
+_DIALECTS: dict[str, Dialect] = {"sqlite": SqliteDialect(), "postgresql": PostgresDialect()}
+
+
 def dialect_for(engine_dialect_name: str) -> Dialect:
-    if engine_dialect_name == "sqlite":
-        return SqliteDialect()
-    if engine_dialect_name == "postgresql":
-        return PostgresDialect()
-    raise ValueError(f"unsupported database: {engine_dialect_name}")
+    try:
+        return _DIALECTS[engine_dialect_name]
+    except KeyError:
+        raise ValueError(f"unsupported database: {engine_dialect_name}") from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,6 +16,60 @@ from stead.storage.dialects import Dialect
 from stead.storage.schema import run, thread
 
 ACTIVE_STATUSES = ("pending", "running")
+
+# The queue's statements run for every run, so they are built once with bound parameters:
+# SQLAlchemy then reuses their cache key instead of rebuilding and hashing the tree each time.
+_NOW = sa.bindparam("queue_now", type_=run.c.created_at.type)
+_LEASE_UNTIL = sa.bindparam("queue_lease_until", type_=run.c.lease_expires_at.type)
+_LIMIT = sa.bindparam("queue_limit", type_=sa.Integer())
+
+
+@functools.cache
+def _claim_statement(dialect: Dialect) -> sa.Update:
+    """Up to `queue_limit` due pending runs, marked running, oldest first.
+
+    A run is due when its thread has no running run and no older pending one: so one claim
+    takes at most one run per thread, and a thread's runs start in order."""
+    busy = sa.alias(run, "busy")
+    older = sa.alias(run, "older")
+    candidates = (
+        sa.select(run.c.run_id)
+        .where(
+            run.c.status == "pending",
+            run.c.created_at <= _NOW,
+            ~sa.exists().where(busy.c.thread_id == run.c.thread_id, busy.c.status == "running"),
+            ~sa.exists().where(
+                older.c.thread_id == run.c.thread_id,
+                older.c.status == "pending",
+                sa.or_(
+                    older.c.created_at < run.c.created_at,
+                    sa.and_(older.c.created_at == run.c.created_at, older.c.run_id < run.c.run_id),
+                ),
+            ),
+        )
+        .order_by(run.c.created_at)
+        .limit(_LIMIT)
+    )
+    return (
+        sa.update(run)
+        .where(run.c.run_id.in_(dialect.lock_for_claim(candidates)))
+        .where(run.c.status == "pending")
+        .values(
+            status="running",
+            attempt=run.c.attempt + 1,
+            lease_expires_at=_LEASE_UNTIL,
+            updated_at=_NOW,
+        )
+        .returning(*run.c)
+    )
+
+
+_NEXT_DUE = (
+    sa.select(run.c.created_at)
+    .where(run.c.status == "pending", run.c.created_at > _NOW)
+    .order_by(run.c.created_at)
+    .limit(1)
+)
 
 
 class RunRepository:
@@ -109,54 +164,13 @@ class RunRepository:
         return bool(result.rowcount)
 
     async def claim_due(self, now: datetime, lease: timedelta, limit: int) -> list[dict[str, Any]]:
-        """Mark up to `limit` due pending runs as running, oldest first, and return them.
-
-        A run is due when its thread has no running run and no older pending one: so one
-        claim takes at most one run per thread, and a thread's runs start in order."""
-        busy = sa.alias(run, "busy")
-        older = sa.alias(run, "older")
-        candidates = (
-            sa.select(run.c.run_id)
-            .where(
-                run.c.status == "pending",
-                run.c.created_at <= now,
-                ~sa.exists().where(busy.c.thread_id == run.c.thread_id, busy.c.status == "running"),
-                ~sa.exists().where(
-                    older.c.thread_id == run.c.thread_id,
-                    older.c.status == "pending",
-                    sa.or_(
-                        older.c.created_at < run.c.created_at,
-                        sa.and_(
-                            older.c.created_at == run.c.created_at, older.c.run_id < run.c.run_id
-                        ),
-                    ),
-                ),
-            )
-            .order_by(run.c.created_at)
-            .limit(limit)
-        )
-        claim = (
-            sa.update(run)
-            .where(run.c.run_id.in_(self._dialect.lock_for_claim(candidates)))
-            .where(run.c.status == "pending")
-            .values(
-                status="running",
-                attempt=run.c.attempt + 1,
-                lease_expires_at=now + lease,
-                updated_at=now,
-            )
-            .returning(*run.c)
-        )
-        return await fetch_all(self._conn, claim)
+        """Mark up to `limit` due pending runs as running (see `_claim_statement`), return them."""
+        params = {"queue_now": now, "queue_lease_until": now + lease, "queue_limit": limit}
+        return await fetch_all(self._conn, _claim_statement(self._dialect), params)
 
     async def next_due_at(self, now: datetime) -> datetime | None:
         """When the earliest delayed pending run becomes due."""
-        result = await self._conn.execute(
-            sa.select(run.c.created_at)
-            .where(run.c.status == "pending", run.c.created_at > now)
-            .order_by(run.c.created_at)
-            .limit(1)
-        )
+        result = await self._conn.execute(_NEXT_DUE, {"queue_now": now})
         return result.scalar_one_or_none()
 
     async def renew_lease(
