@@ -64,6 +64,28 @@ def _claim_statement(dialect: Dialect) -> sa.Update:
     )
 
 
+# Conditions on the attempt a worker runs: `queue_run_id` at `queue_attempt`, still running.
+_THIS_ATTEMPT = (
+    run.c.run_id == sa.bindparam("queue_run_id"),
+    run.c.attempt == sa.bindparam("queue_attempt"),
+    run.c.status == "running",
+)
+_RENEW_LEASE = (
+    sa.update(run)
+    .where(*_THIS_ATTEMPT)
+    .values(lease_expires_at=_LEASE_UNTIL)
+    .returning(run.c.cancel_action)
+)
+_FINISH_ATTEMPT = (
+    sa.update(run)
+    .where(*_THIS_ATTEMPT)
+    .values(
+        status=sa.bindparam("queue_status", type_=run.c.status.type),
+        lease_expires_at=None,
+        updated_at=_NOW,
+    )
+)
+
 _NEXT_DUE = (
     sa.select(run.c.created_at)
     .where(run.c.status == "pending", run.c.created_at > _NOW)
@@ -178,24 +200,24 @@ class RunRepository:
     ) -> tuple[bool, str | None]:
         """Extend this attempt's lease. Returns whether it still holds the run, and any
         cancel requested for it (read here so a missed broker signal still stops the run)."""
-        result = await self._conn.execute(
-            sa.update(run)
-            .where(run.c.run_id == run_id, run.c.attempt == attempt, run.c.status == "running")
-            .values(lease_expires_at=now + lease)
-            .returning(run.c.cancel_action)
-        )
-        row = result.first()
+        params = {
+            "queue_run_id": run_id,
+            "queue_attempt": attempt,
+            "queue_lease_until": now + lease,
+        }
+        row = (await self._conn.execute(_RENEW_LEASE, params)).first()
         return (row is not None, row[0] if row is not None else None)
 
     async def finish_attempt(self, run_id: str, attempt: int, status: str, now: datetime) -> bool:
         """Record how an attempt ended, unless the run was taken over since (a stale attempt)."""
         await self._lock_thread_of(run_id)
-        result = await self._conn.execute(
-            sa.update(run)
-            .where(run.c.run_id == run_id, run.c.attempt == attempt, run.c.status == "running")
-            .values(status=status, lease_expires_at=None, updated_at=now)
-        )
-        return bool(result.rowcount)
+        params = {
+            "queue_run_id": run_id,
+            "queue_attempt": attempt,
+            "queue_status": status,
+            "queue_now": now,
+        }
+        return bool((await self._conn.execute(_FINISH_ATTEMPT, params)).rowcount)
 
     async def delete_attempt(self, run_id: str, attempt: int) -> bool:
         await self._lock_thread_of(run_id)
