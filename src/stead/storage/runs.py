@@ -76,7 +76,8 @@ _RENEW_LEASE = (
     .values(lease_expires_at=_LEASE_UNTIL)
     .returning(run.c.cancel_action)
 )
-_FINISH_ATTEMPT = (
+# An attempt ends: finished with its outcome, or back to `pending` for a new attempt.
+_END_ATTEMPT = (
     sa.update(run)
     .where(*_THIS_ATTEMPT)
     .values(
@@ -85,6 +86,13 @@ _FINISH_ATTEMPT = (
         updated_at=_NOW,
     )
 )
+_DELETE_ATTEMPT = sa.delete(run).where(*_THIS_ATTEMPT)
+
+
+def _attempt(run_id: str, attempt: int, **params: Any) -> dict[str, Any]:
+    """Parameters of a statement on `_THIS_ATTEMPT`."""
+    return {"queue_run_id": run_id, "queue_attempt": attempt, **params}
+
 
 _NEXT_DUE = (
     sa.select(run.c.created_at)
@@ -200,32 +208,19 @@ class RunRepository:
     ) -> tuple[bool, str | None]:
         """Extend this attempt's lease. Returns whether it still holds the run, and any
         cancel requested for it (read here so a missed broker signal still stops the run)."""
-        params = {
-            "queue_run_id": run_id,
-            "queue_attempt": attempt,
-            "queue_lease_until": now + lease,
-        }
+        params = _attempt(run_id, attempt, queue_lease_until=now + lease)
         row = (await self._conn.execute(_RENEW_LEASE, params)).first()
         return (row is not None, row[0] if row is not None else None)
 
     async def finish_attempt(self, run_id: str, attempt: int, status: str, now: datetime) -> bool:
         """Record how an attempt ended, unless the run was taken over since (a stale attempt)."""
         await self._lock_thread_of(run_id)
-        params = {
-            "queue_run_id": run_id,
-            "queue_attempt": attempt,
-            "queue_status": status,
-            "queue_now": now,
-        }
-        return bool((await self._conn.execute(_FINISH_ATTEMPT, params)).rowcount)
+        params = _attempt(run_id, attempt, queue_status=status, queue_now=now)
+        return bool((await self._conn.execute(_END_ATTEMPT, params)).rowcount)
 
     async def delete_attempt(self, run_id: str, attempt: int) -> bool:
         await self._lock_thread_of(run_id)
-        result = await self._conn.execute(
-            sa.delete(run).where(
-                run.c.run_id == run_id, run.c.attempt == attempt, run.c.status == "running"
-            )
-        )
+        result = await self._conn.execute(_DELETE_ATTEMPT, _attempt(run_id, attempt))
         return bool(result.rowcount)
 
     async def expired_leases(self, now: datetime, limit: int) -> list[dict[str, Any]]:
@@ -243,9 +238,5 @@ class RunRepository:
 
     async def release(self, run_id: str, attempt: int, now: datetime) -> bool:
         """Return a running attempt to the queue; the next claim counts a new attempt."""
-        result = await self._conn.execute(
-            sa.update(run)
-            .where(run.c.run_id == run_id, run.c.attempt == attempt, run.c.status == "running")
-            .values(status="pending", lease_expires_at=None, updated_at=now)
-        )
-        return bool(result.rowcount)
+        params = _attempt(run_id, attempt, queue_status="pending", queue_now=now)
+        return bool((await self._conn.execute(_END_ATTEMPT, params)).rowcount)
