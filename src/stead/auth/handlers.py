@@ -7,9 +7,10 @@ a metadata filter that the queries then apply.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -63,14 +64,10 @@ class CustomAuth:
     async def authenticate(self, request: Request) -> AuthUser:
         assert self._authenticate is not None
         arguments = {name: _argument(name, request) for name in self._parameters}
-        try:
+        with _refusals_as_auth_errors():
             result: Any = self._authenticate(**arguments)
             if inspect.isawaitable(result):
                 result = await result
-        except Auth.exceptions.HTTPException as exc:
-            raise AuthError(exc.status_code, str(exc.detail), exc.headers) from None
-        except AssertionError as exc:
-            raise AuthError(403, str(exc) or "Forbidden") from None
         try:
             return normalize_user(result)
         except TypeError as exc:
@@ -96,12 +93,8 @@ class CustomAuth:
             resource=resource,  # type: ignore[arg-type]
             action=action,  # type: ignore[arg-type]
         )
-        try:
+        with _refusals_as_auth_errors():
             result = await handler(ctx=context, value=value)
-        except Auth.exceptions.HTTPException as exc:
-            raise AuthError(exc.status_code, str(exc.detail), exc.headers) from None
-        except AssertionError as exc:
-            raise AuthError(403, str(exc) or "Forbidden") from None
         return _as_filter(result, resource, action)
 
     def _handler_for(self, resource: str, action: str) -> Callable[..., Any] | None:
@@ -122,6 +115,18 @@ class CustomAuth:
         ]
         if uncovered:
             logger.warning("auth: no handler covers %s; they are refused", ", ".join(uncovered))
+
+
+@contextlib.contextmanager
+def _refusals_as_auth_errors() -> Iterator[None]:
+    """A handler refuses by raising Auth's HTTPException (its status and detail are kept) or by
+    failing an assert (403)."""
+    try:
+        yield
+    except Auth.exceptions.HTTPException as exc:
+        raise AuthError(exc.status_code, str(exc.detail), exc.headers) from None
+    except AssertionError as exc:
+        raise AuthError(403, str(exc) or "Forbidden") from None
 
 
 def _as_filter(result: Any, resource: str, action: str) -> Mapping[str, Any] | None:
