@@ -13,7 +13,16 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from stead import __version__
-from stead.api import assistants, crons, meta, runs, store, thread_streams, threads
+from stead.api import (
+    assistants,
+    crons,
+    meta,
+    runs,
+    store,
+    thread_protocol,
+    thread_streams,
+    threads,
+)
 from stead.api.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from stead.api.responses import json_response
 from stead.auth.middleware import AuthenticationMiddleware
@@ -53,7 +62,8 @@ def create_app(settings: Settings, specs: dict[str, GraphSpec]) -> Starlette:
         docs_url="/docs",
         openapi_url="/openapi.json",
     )
-    for module in (meta, assistants, threads, thread_streams, crons, runs, store):
+    routers = (meta, assistants, threads, thread_streams, thread_protocol, crons, runs, store)
+    for module in routers:
         app.include_router(options.served(module.router))
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -32,6 +32,8 @@ class Settings:
     n_jobs_per_worker: int = 10
     shutdown_grace_seconds: float = 180.0
     resumable_stream_ttl_seconds: float = 120.0
+    # How many of a thread's latest protocol events are kept for replay (`since`).
+    thread_stream_events_kept: int = 10_000
     run_lease_seconds: float = 30.0
     run_max_attempts: int = 3
     run_timeout_seconds: float = 86400.0
@@ -103,6 +105,7 @@ def load_settings(
         n_jobs_per_worker=_env_int("N_JOBS_PER_WORKER", 10),
         shutdown_grace_seconds=_env_float("BG_JOB_SHUTDOWN_GRACE_PERIOD_SECS", 180.0),
         resumable_stream_ttl_seconds=_env_float("RESUMABLE_STREAM_TTL_SECONDS", 120.0),
+        thread_stream_events_kept=_env_int("THREAD_STREAM_EVENTS_KEPT", 10_000),
         run_lease_seconds=_env_float("BG_JOB_LEASE_SECS", 30.0),
         run_max_attempts=_env_int("BG_JOB_MAX_RETRIES", 3),
         run_timeout_seconds=_env_float("BG_JOB_TIMEOUT_SECS", 86400.0),

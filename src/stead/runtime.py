@@ -18,6 +18,7 @@ from stead.services.crons import CronService
 from stead.services.runs import RunService, RunStreams
 from stead.services.store import StoreService
 from stead.services.streams import ThreadStreams
+from stead.services.thread_protocol import ThreadProtocol
 from stead.services.threads import ThreadService
 from stead.services.ttl import store_ttl_policy, thread_ttl_policy
 from stead.services.webhooks import WebhookConfig, WebhookSender, server_url
@@ -76,6 +77,7 @@ class Runtime:
         )
         self.run_streams = RunStreams(self.runs, self.broker)
         self.thread_streams = ThreadStreams(self.threads, self.broker)
+        self.thread_protocol = ThreadProtocol(self.threads, self.runs, self.broker)
         self.crons = CronService(self.db, self.assistants, self.runs)
         self.store_items = StoreService(self.store, refresh_on_read=self.store_ttl.refresh_on_read)
         await self.assistants.ensure_system_assistants()
@@ -135,9 +137,12 @@ class Runtime:
 def open_broker(settings: Settings) -> Broker:
     """Redis when REDIS_URI is set, so that processes share streams and signals; else in-process."""
     if settings.redis_uri is None:
-        return InProcessBroker(settings.resumable_stream_ttl_seconds)
+        return InProcessBroker(
+            settings.resumable_stream_ttl_seconds, settings.thread_stream_events_kept
+        )
     return RedisBroker(
         settings.redis_uri,
         key_prefix=settings.redis_key_prefix,
         replay_ttl_seconds=settings.resumable_stream_ttl_seconds,
+        thread_events_kept=settings.thread_stream_events_kept,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.requests import HTTPConnection
 
 from stead.api.middleware import REQUEST_ID_SCOPE_KEY
 from stead.auth.middleware import USER_SCOPE_KEY
@@ -36,7 +37,7 @@ def require_uuid(value: str, kind: str) -> str:
     return value
 
 
-def request_id(request: Request) -> str | None:
+def request_id(request: HTTPConnection) -> str | None:
     """The id RequestIdMiddleware gave the request (the client's, when it sent one)."""
     found: str | None = request.scope.get(REQUEST_ID_SCOPE_KEY)
     return found

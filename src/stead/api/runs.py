@@ -8,6 +8,7 @@ import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response
+from starlette.requests import HTTPConnection
 
 from stead.api.authorization import on_thread, using_assistant
 from stead.api.deps import AuthzDep, RuntimeDep, request_id, require_uuid
@@ -53,7 +54,7 @@ async def create_stateless_runs(
 ) -> Response:
     created = []
     for item in body:
-        run_request, access = await _authorized_run(rt, authz, None, item, request)
+        run_request, access = await authorized_run(rt, authz, None, item, request)
         created.append(
             await rt.runs.create(None, run_request, request_id=request_id(request), access=access)
         )
@@ -218,7 +219,7 @@ async def cancel_runs(
 async def _create(
     rt: Runtime, authz: Authorizer, thread_id: str | None, body: RunCreate, request: Request
 ) -> Response:
-    run_request, access = await _authorized_run(rt, authz, thread_id, body, request)
+    run_request, access = await authorized_run(rt, authz, thread_id, body, request)
     run = await rt.runs.create(
         thread_id, run_request, request_id=request_id(request), access=access
     )
@@ -230,7 +231,7 @@ async def _create(
 async def _stream(
     rt: Runtime, authz: Authorizer, thread_id: str | None, body: RunCreate, request: Request
 ) -> Response:
-    run_request, access = await _authorized_run(rt, authz, thread_id, body, request)
+    run_request, access = await authorized_run(rt, authz, thread_id, body, request)
     stack = contextlib.AsyncExitStack()
     run, subscription = await stack.enter_async_context(
         rt.run_streams.create_and_subscribe(thread_id, run_request, request_id(request), access)
@@ -245,7 +246,7 @@ async def _stream(
 async def _wait(
     rt: Runtime, authz: Authorizer, thread_id: str | None, body: RunCreate, request: Request
 ) -> Response:
-    run_request, access = await _authorized_run(rt, authz, thread_id, body, request)
+    run_request, access = await authorized_run(rt, authz, thread_id, body, request)
     stack = contextlib.AsyncExitStack()
     run, subscription = await stack.enter_async_context(
         rt.run_streams.create_and_subscribe(thread_id, run_request, request_id(request), access)
@@ -295,8 +296,12 @@ def _modes_param(stream_mode: list[str] | None) -> list[str] | None:
     return ["messages" if mode == "messages-tuple" else mode for mode in modes] or None
 
 
-async def _authorized_run(
-    rt: Runtime, authz: Authorizer, thread_id: str | None, body: RunCreate, request: Request
+async def authorized_run(
+    rt: Runtime,
+    authz: Authorizer,
+    thread_id: str | None,
+    body: RunCreate,
+    request: HTTPConnection,
 ) -> tuple[RunRequest, Access]:
     """The body as a run request, once `threads.create_run` (which may stamp its metadata) and,
     for an assistant of the user's own, `assistants.read` allowed it; with the access the

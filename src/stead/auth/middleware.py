@@ -30,14 +30,16 @@ class AuthenticationMiddleware:
         self._api_keys = api_keys
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self._is_open(scope):
+        if scope["type"] not in ("http", "websocket") or self._is_open(scope):
             await self.app(scope, receive, send)
             return
-        request = Request(scope)
+        # A WebSocket handshake is authenticated as the GET request it is, with its headers.
+        request = Request({**scope, "type": "http", "method": "GET"})
         try:
             scope[USER_SCOPE_KEY] = await self._authenticate(request)
         except ApiError as exc:
-            await _refuse(exc, scope, receive, send)
+            refuse = _refuse_socket if scope["type"] == "websocket" else _refuse
+            await refuse(exc, scope, receive, send)
             return
         except DATABASE_ERRORS as exc:
             # The app's error handlers sit inside this middleware; answer as they would.
@@ -55,7 +57,7 @@ class AuthenticationMiddleware:
         if self._options.is_open(path):
             return True
         # CORS preflights carry no credentials; the CORS middleware answers them.
-        return scope["method"] == "OPTIONS" and any(
+        return scope.get("method") == "OPTIONS" and any(
             name == b"access-control-request-method" for name, _ in scope["headers"]
         )
 
@@ -78,3 +80,10 @@ async def _refuse(exc: ApiError, scope: Scope, receive: Receive, send: Send) -> 
     headers += [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
     await send({"type": "http.response.start", "status": exc.status_code, "headers": headers})
     await send({"type": "http.response.body", "body": serde.dumps({"detail": exc.detail})})
+
+
+async def _refuse_socket(exc: ApiError, scope: Scope, receive: Receive, send: Send) -> None:
+    """Accept, then close with 4000 + the status: a browser cannot read a refused upgrade's."""
+    await receive()
+    await send({"type": "websocket.accept"})
+    await send({"type": "websocket.close", "code": 4000 + exc.status_code, "reason": exc.detail})

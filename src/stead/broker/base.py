@@ -78,6 +78,64 @@ class Subscription:
             yield event
 
 
+@dataclass(frozen=True)
+class ThreadEvent:
+    """One event of a thread's protocol log (the thread streaming protocol).
+
+    `params` is the JSON of the envelope's params, encoded once by the worker; `seq` is given by
+    the broker when the event is appended, one more than the thread's previous event.
+    """
+
+    method: str
+    namespace: tuple[str, ...]
+    params: bytes
+    event_id: str
+    seq: int = 0
+
+    def envelope(self) -> bytes:
+        """The event as clients get it: `{"type":"event","event_id","seq","method","params"}`."""
+        return b"".join(
+            (
+                b'{"type":"event","event_id":',
+                serde.dumps(self.event_id),
+                b',"seq":',
+                str(self.seq).encode(),
+                b',"method":',
+                serde.dumps(self.method),
+                b',"params":',
+                self.params,
+                b"}",
+            )
+        )
+
+
+class ThreadEventFeed:
+    """A thread's protocol events for one listener: the replayed ones first, then live ones.
+
+    It never ends by itself; when the broker loses the events (Redis went away), iteration stops
+    and `lost` is set, so that the listener can tell its client instead of going quiet.
+    """
+
+    def __init__(self, replay: Iterable[ThreadEvent] = ()) -> None:
+        self._queue: asyncio.Queue[ThreadEvent | None] = asyncio.Queue()
+        self.replayed = 0
+        self.lost = False
+        for event in replay:
+            self._queue.put_nowait(event)
+            self.replayed += 1
+
+    def deliver(self, event: ThreadEvent) -> None:
+        self._queue.put_nowait(event)
+
+    def lose(self) -> None:
+        self.lost = True
+        self._queue.put_nowait(None)
+
+    async def __aiter__(self) -> AsyncIterator[ThreadEvent]:
+        while (event := await self._queue.get()) is not None:
+            yield event
+
+
 class CancelSignal:
     """Set when someone asks to cancel a run; carries the action (interrupt or rollback)."""
 
@@ -134,6 +192,28 @@ class Broker(ABC):
 
         With `after`, the kept events of its resumable runs after that id come first.
         """
+
+    @abstractmethod
+    async def append_thread_events(
+        self, thread_id: str, events: list[ThreadEvent], *, starts_run: bool = False
+    ) -> None:
+        """Add events to the thread's protocol log, numbering them on from its last `seq`.
+
+        `starts_run` marks the first one as the start of the thread's current run: a listener
+        that asks no replay point gets the current run from there. The log keeps the thread's
+        latest events (a bounded number) for replay.
+        """
+
+    @abstractmethod
+    async def last_thread_seq(self, thread_id: str) -> int:
+        """The `seq` of the thread's latest protocol event; 0 when it has none."""
+
+    @abstractmethod
+    def follow_thread_events(
+        self, thread_id: str, *, since: int | None = None
+    ) -> contextlib.AbstractAsyncContextManager[ThreadEventFeed]:
+        """Listen to the thread's protocol log: kept events with `seq > since` first (without
+        `since`, those of its current run), then live ones, with no gap and no duplicate."""
 
     @abstractmethod
     async def wake_workers(self) -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -15,9 +16,16 @@ from stead.broker.base import (
     CancelSignal,
     StreamEvent,
     Subscription,
+    ThreadEvent,
+    ThreadEventFeed,
     event_position,
     run_done,
 )
+
+# The default bound of a thread's kept protocol events.
+DEFAULT_THREAD_EVENTS_KEPT = 10_000
+# A thread's kept protocol events are dropped this long after its latest one (its counter stays).
+THREAD_EVENTS_TTL_SECONDS = 86400.0
 
 
 @dataclass
@@ -37,6 +45,25 @@ class _ThreadEntry:
     event: StreamEvent
 
 
+class _ThreadLog:
+    """A thread's protocol events: its counter, the latest ones kept, and who listens.
+
+    The counter outlives the kept events, so that `seq` keeps increasing across the thread's
+    runs for as long as the process lives.
+    """
+
+    def __init__(self, kept: int) -> None:
+        self.seq = 0
+        self.run_start = 1
+        self.events: deque[ThreadEvent] = deque(maxlen=kept)
+        self.feeds: set[ThreadEventFeed] = set()
+        self.expiry: asyncio.TimerHandle | None = None
+
+    def replay(self, since: int | None) -> list[ThreadEvent]:
+        after = self.run_start - 1 if since is None else since
+        return [event for event in self.events if event.seq > after]
+
+
 class _EventIds:
     """Redis-stream style ids, "<ms>-<seq>", strictly increasing even if the clock steps back."""
 
@@ -54,7 +81,11 @@ class _EventIds:
 
 
 class InProcessBroker(Broker):
-    def __init__(self, replay_ttl_seconds: float = 120.0) -> None:
+    def __init__(
+        self,
+        replay_ttl_seconds: float = 120.0,
+        thread_events_kept: int = DEFAULT_THREAD_EVENTS_KEPT,
+    ) -> None:
         self._subscribers: defaultdict[str, set[Subscription]] = defaultdict(set)
         self._thread_subscribers: defaultdict[str, set[Subscription]] = defaultdict(set)
         self._cancel_watchers: defaultdict[str, set[CancelSignal]] = defaultdict(set)
@@ -64,6 +95,8 @@ class InProcessBroker(Broker):
         self._run_buffers: dict[str, _RunBuffer] = {}
         self._thread_buffers: dict[str, list[_ThreadEntry]] = {}
         self._expiries: dict[str, asyncio.TimerHandle] = {}
+        self._thread_events_kept = thread_events_kept
+        self._thread_logs: dict[str, _ThreadLog] = {}
 
     async def publish(
         self,
@@ -107,6 +140,41 @@ class InProcessBroker(Broker):
         finally:
             _discard(self._thread_subscribers, thread_id, subscription)
 
+    async def append_thread_events(
+        self, thread_id: str, events: list[ThreadEvent], *, starts_run: bool = False
+    ) -> None:
+        log = self._thread_log(thread_id)
+        if starts_run:
+            log.run_start = log.seq + 1
+        for event in events:
+            log.seq += 1
+            numbered = dataclasses.replace(event, seq=log.seq)
+            log.events.append(numbered)
+            for feed in log.feeds:
+                feed.deliver(numbered)
+        if log.expiry is not None:
+            log.expiry.cancel()
+        log.expiry = asyncio.get_running_loop().call_later(
+            THREAD_EVENTS_TTL_SECONDS, log.events.clear
+        )
+
+    async def last_thread_seq(self, thread_id: str) -> int:
+        log = self._thread_logs.get(thread_id)
+        return log.seq if log is not None else 0
+
+    @contextlib.asynccontextmanager
+    async def follow_thread_events(
+        self, thread_id: str, *, since: int | None = None
+    ) -> AsyncIterator[ThreadEventFeed]:
+        log = self._thread_log(thread_id)
+        # No await between reading the kept events and registering: nothing slips in between.
+        feed = ThreadEventFeed(log.replay(since))
+        log.feeds.add(feed)
+        try:
+            yield feed
+        finally:
+            log.feeds.discard(feed)
+
     async def wake_workers(self) -> None:
         self._work.set()
 
@@ -132,6 +200,15 @@ class InProcessBroker(Broker):
         for expiry in self._expiries.values():
             expiry.cancel()
         self._expiries.clear()
+        for log in self._thread_logs.values():
+            if log.expiry is not None:
+                log.expiry.cancel()
+
+    def _thread_log(self, thread_id: str) -> _ThreadLog:
+        log = self._thread_logs.get(thread_id)
+        if log is None:
+            log = self._thread_logs[thread_id] = _ThreadLog(self._thread_events_kept)
+        return log
 
     def _keep_for_run(self, run_id: str, thread_id: str | None, event: StreamEvent) -> StreamEvent:
         event = event.with_id(self._ids.next())

@@ -38,9 +38,12 @@ from stead.broker.base import (
     CancelSignal,
     StreamEvent,
     Subscription,
+    ThreadEvent,
+    ThreadEventFeed,
     event_position,
     run_done,
 )
+from stead.broker.memory import DEFAULT_THREAD_EVENTS_KEPT, THREAD_EVENTS_TTL_SECONDS
 
 logger = logging.getLogger("stead.broker")
 
@@ -60,6 +63,31 @@ _RECONNECT_SECONDS = 1.0
 # How long the first `watch_cancel` waits for the cancel channel to be listened to.
 _CANCEL_LISTEN_WAIT_SECONDS = 2.0
 _CONNECT_TIMEOUT_SECONDS = 2.0
+
+# A thread's protocol counter outlives its kept events, so that `seq` keeps increasing across
+# its runs; it is refreshed by every event.
+_THREAD_SEQ_TTL_SECONDS = 30 * 86400
+# Appends a batch of protocol events to a thread's log, numbering them on from its counter (or
+# from the log's last entry, should the counter have been evicted). Each entry's stream id is
+# "<seq>-0", so that a replay after `since` is a read after "<since>-0".
+_APPEND_THREAD_EVENTS = """
+local seq = tonumber(redis.call('GET', KEYS[1]) or '0')
+local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+if last[1] then
+  seq = math.max(seq, tonumber(string.match(last[1][1], '^(%d+)')))
+end
+if ARGV[4] == '1' then
+  redis.call('SET', KEYS[3], seq + 1, 'EX', ARGV[2])
+end
+for i = 5, #ARGV, 4 do
+  seq = seq + 1
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], seq .. '-0',
+    'm', ARGV[i], 'n', ARGV[i + 1], 'p', ARGV[i + 2], 'i', ARGV[i + 3])
+end
+redis.call('SET', KEYS[1], seq, 'EX', ARGV[2])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+return seq
+"""
 
 STREAM_LOST = StreamEvent(
     "error",
@@ -82,6 +110,15 @@ class _Keys:
     def thread(self, thread_id: str) -> str:
         return f"{self.prefix}thread:{thread_id}:stream"
 
+    def thread_events(self, thread_id: str) -> str:
+        return f"{self.prefix}thread:{thread_id}:events"
+
+    def thread_seq(self, thread_id: str) -> str:
+        return f"{self.prefix}thread:{thread_id}:seq"
+
+    def thread_run_start(self, thread_id: str) -> str:
+        return f"{self.prefix}thread:{thread_id}:run_start"
+
     @property
     def wakeups(self) -> str:
         return f"{self.prefix}workers:wakeups"
@@ -103,7 +140,12 @@ class _Reader:
 
 class RedisBroker(Broker):
     def __init__(
-        self, url: str, *, key_prefix: str = "stead:", replay_ttl_seconds: float = 120.0
+        self,
+        url: str,
+        *,
+        key_prefix: str = "stead:",
+        replay_ttl_seconds: float = 120.0,
+        thread_events_kept: int = DEFAULT_THREAD_EVENTS_KEPT,
     ) -> None:
         # One quick retry replaces a pooled connection that died while idle; more would only slow
         # a run down while Redis is away.
@@ -119,6 +161,8 @@ class RedisBroker(Broker):
         self._cancel_watchers: defaultdict[str, set[CancelSignal]] = defaultdict(set)
         self._cancel_listener: asyncio.Task[None] | None = None
         self._cancel_listening = asyncio.Event()
+        self._thread_events_kept = thread_events_kept
+        self._append_thread_events = self._redis.register_script(_APPEND_THREAD_EVENTS)
 
     async def publish(
         self,
@@ -179,6 +223,62 @@ class RedisBroker(Broker):
         reader = _Reader(key, position, replay_until=last_id, for_thread=True)
         async with self._reading(reader, Subscription([] if after is not None else None)) as sub:
             yield sub
+
+    async def append_thread_events(
+        self, thread_id: str, events: list[ThreadEvent], *, starts_run: bool = False
+    ) -> None:
+        args: list[EncodableT] = [
+            self._thread_events_kept,
+            _THREAD_SEQ_TTL_SECONDS,
+            round(THREAD_EVENTS_TTL_SECONDS),
+            1 if starts_run else 0,
+        ]
+        for event in events:
+            args += [event.method, serde.dumps(event.namespace), event.params, event.event_id]
+        keys = [
+            self._keys.thread_seq(thread_id),
+            self._keys.thread_events(thread_id),
+            self._keys.thread_run_start(thread_id),
+        ]
+        try:
+            await self._append_thread_events(keys=keys, args=args)
+        except RedisError as exc:
+            logger.warning(
+                "%d protocol events of thread %s not published: Redis is unavailable (%s)",
+                len(events),
+                thread_id,
+                exc,
+            )
+
+    async def last_thread_seq(self, thread_id: str) -> int:
+        return int(await self._redis.get(self._keys.thread_seq(thread_id)) or 0)
+
+    @contextlib.asynccontextmanager
+    async def follow_thread_events(
+        self, thread_id: str, *, since: int | None = None
+    ) -> AsyncIterator[ThreadEventFeed]:
+        key = self._keys.thread_events(thread_id)
+        try:
+            if since is None:
+                since = int(await self._redis.get(self._keys.thread_run_start(thread_id)) or 1) - 1
+            kept = cast(list[_Entry], await self._redis.xrange(key, min=f"{since + 1}-0"))
+        except RedisError as exc:
+            logger.warning("cannot follow thread %s: Redis is unavailable (%s)", thread_id, exc)
+            feed = ThreadEventFeed()
+            feed.lose()
+            yield feed
+            return
+        feed = ThreadEventFeed(_thread_event(raw_id, fields) for raw_id, fields in kept)
+        position = kept[-1][0].decode() if kept else f"{since}-0"
+        task = asyncio.create_task(
+            self._read_thread_events(key, position, feed), name=f"follow {key}"
+        )
+        try:
+            yield feed
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def wake_workers(self) -> None:
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -286,6 +386,19 @@ class RedisBroker(Broker):
             subscription.deliver(STREAM_LOST)
             subscription.deliver(END)
 
+    async def _read_thread_events(self, key: str, position: str, feed: ThreadEventFeed) -> None:
+        try:
+            while True:
+                reply = await self._redis.xread(
+                    {key: position}, count=_READ_BATCH, block=_READ_BLOCK_MS
+                )
+                for raw_id, fields in _entries(reply):
+                    position = raw_id.decode()
+                    feed.deliver(_thread_event(raw_id, fields))
+        except RedisError as exc:
+            logger.warning("protocol stream %s interrupted: Redis is unavailable (%s)", key, exc)
+            feed.lose()
+
     async def _listen_for_cancels(self) -> None:
         """Start the one listener of the cancel channel, and give it a moment to subscribe."""
         if self._cancel_listener is not None:
@@ -324,6 +437,16 @@ _Entry = tuple[bytes, dict[bytes, bytes]]
 def _entries(reply: Any) -> list[_Entry]:
     """The entries of an XREAD reply on one stream."""
     return [entry for _key, entries in reply or () for entry in cast(list[_Entry], entries)]
+
+
+def _thread_event(raw_id: bytes, fields: dict[bytes, bytes]) -> ThreadEvent:
+    return ThreadEvent(
+        method=fields[b"m"].decode(),
+        namespace=tuple(serde.loads(fields[b"n"])),
+        params=fields[b"p"],
+        event_id=fields[b"i"].decode(),
+        seq=int(raw_id.split(b"-", 1)[0]),
+    )
 
 
 def _fields(event: StreamEvent, *, kept: bool) -> dict[FieldT, EncodableT]:

@@ -17,6 +17,7 @@ from stead.broker import Broker, StreamEvent, Subscription
 from stead.broker.base import END
 from stead.errors import BadRequest, Conflict, NotFound, Unprocessable
 from stead.ids import new_time_ordered_id
+from stead.protocol.events import PROTOCOL_RUN, publish_cancelled
 from stead.services.assistants import AssistantService, merge_config_and_context, now_utc
 from stead.services.streams import replay_after
 from stead.services.thread_status import settle_thread
@@ -71,6 +72,8 @@ class RunRequest:
     configurable_headers: dict[str, str] | None = None
     # Who asked for the run: the graph sees them in config.configurable.
     auth_user: AuthUser | None = None
+    # Started through the thread streaming protocol: its worker writes the thread's event log.
+    thread_protocol: bool = False
 
 
 class RunService:
@@ -181,7 +184,7 @@ class RunService:
 
     async def _make_room(
         self, tx: Transaction, thread_id: str, strategy: str
-    ) -> tuple[list[str], list[str]]:
+    ) -> tuple[list[dict[str, Any]], list[str]]:
         """Apply the multitask strategy to the thread's active runs before a new one joins it;
         returns the runs it cancelled, pending and running."""
         if strategy == "enqueue":
@@ -247,7 +250,7 @@ class RunService:
 
     async def _request_cancel(
         self, tx: Transaction, run_ids: list[str], action: str
-    ) -> tuple[list[str], list[str]]:
+    ) -> tuple[list[dict[str, Any]], list[str]]:
         """Cancel what is pending now and flag what is running; the status is read afresh here,
         because a worker may have claimed a run since the caller saw it."""
         pending, running = [], []
@@ -257,15 +260,18 @@ class RunService:
                 continue
             if run["status"] == "pending":
                 await self._cancel_pending(tx, run, action)
-                pending.append(run_id)
+                pending.append(run)
             elif run["status"] == "running":
                 await tx.runs.request_cancel(run_id, action, now_utc())
                 running.append(run_id)
         return pending, running
 
-    async def _notify_cancelled(self, pending: list[str], running: list[str], action: str) -> None:
-        for run_id in pending:
-            await self._broker.publish(run_id, END)
+    async def _notify_cancelled(
+        self, pending: list[dict[str, Any]], running: list[str], action: str
+    ) -> None:
+        for run in pending:
+            await self._broker.publish(run["run_id"], END)
+        await publish_cancelled(self._broker, pending)
         for run_id in running:
             await self._broker.signal_cancel(run_id, action)
 
@@ -391,7 +397,9 @@ def _run_kwargs(
         "langgraph_api_version": __version__,
         "langgraph_host": "self-hosted",
     }
+    protocol = {PROTOCOL_RUN: True} if request.thread_protocol else {}
     return {
+        **protocol,
         "input": request.input,
         "command": request.command,
         "config": merged_config,

@@ -21,6 +21,7 @@ from stead.broker import Broker, CancelSignal, StreamEvent
 from stead.broker.base import END
 from stead.checkpoints import delete_run_checkpoints
 from stead.graphs import GraphRegistry
+from stead.protocol.events import is_protocol_run, lifecycle, outcome_events
 from stead.services.assistants import now_utc
 from stead.services.state import thread_config, thread_fields_from_snapshot
 from stead.services.thread_status import settle_thread
@@ -29,6 +30,7 @@ from stead.storage import Database
 from stead.storage.database import DATABASE_ERRORS, is_database_unavailable
 from stead.storage.fencing import CheckpointsUnavailable, LeaseLost, writing_as
 from stead.worker.messages import LegacyMessages
+from stead.worker.protocol_stream import ThreadEventWriter, stream_protocol_events
 
 logger = logging.getLogger("stead.worker")
 
@@ -107,6 +109,8 @@ class RunExecutor:
             await self._finish(run, outcome)
         finally:
             # Waiters must never hang, even if recording the outcome failed.
+            if is_protocol_run(run):
+                await self._publish_protocol_outcome(run, outcome)
             await self._publish_event(run, END)
         if self._webhooks is not None:
             values = outcome.snapshot.values if outcome.snapshot is not None else None
@@ -149,11 +153,26 @@ class RunExecutor:
     async def _stream(self, run: dict[str, Any]) -> Outcome:
         kwargs = run["kwargs"]
         await self._publish(run, "metadata", {"run_id": run["run_id"], "attempt": run["attempt"]})
+        protocol = (
+            ThreadEventWriter(self._broker, run["thread_id"]) if is_protocol_run(run) else None
+        )
         try:
             with writing_as(run["run_id"], run["attempt"]):
                 async with self._graphs.graph(_graph_id(kwargs), kwargs["config"]) as graph:
-                    async for event, payload in _graph_events(graph, kwargs, _run_config(run)):
-                        await self._publish(run, event, payload)
+                    if protocol is not None:
+                        protocol.add(lifecycle(run, "running"), starts_run=True)
+                        await stream_protocol_events(
+                            graph,
+                            _graph_input(kwargs),
+                            _run_config(run),
+                            _options(kwargs),
+                            run,
+                            protocol,
+                        )
+                        await protocol.drain()
+                    else:
+                        async for event, payload in _graph_events(graph, kwargs, _run_config(run)):
+                            await self._publish(run, event, payload)
                     snapshot = await graph.aget_state(thread_config(run["thread_id"]))
         except GraphInterrupt:
             return Outcome("success")
@@ -167,7 +186,17 @@ class RunExecutor:
             error = {"error": type(exc).__name__, "message": str(exc)}
             await self._publish(run, "error", error)
             return Outcome("error", error)
+        finally:
+            if protocol is not None:
+                await protocol.close()
         return Outcome("success", snapshot=snapshot)
+
+    async def _publish_protocol_outcome(self, run: dict[str, Any], outcome: Outcome) -> None:
+        if outcome.status in (LEASE_LOST, CHECKPOINTS_UNAVAILABLE):
+            return
+        interrupts = list(outcome.snapshot.interrupts) if outcome.snapshot is not None else []
+        events = outcome_events(run, outcome.status, interrupts, outcome.error)
+        await self._broker.append_thread_events(run["thread_id"], events)
 
     async def _publish(self, run: dict[str, Any], event: str, payload: Any) -> None:
         await self._publish_event(run, StreamEvent(event, serde.dumps(payload)))
@@ -272,14 +301,7 @@ async def _graph_events(
     """The graph's output as (SSE event name, payload) pairs."""
     requested = set(kwargs["stream_mode"])
     modes = sorted({_LANGGRAPH_MODE.get(mode, mode) for mode in requested if mode != "events"})
-    options = {
-        "context": kwargs.get("context") or None,
-        "stream_mode": modes or ["values"],
-        "subgraphs": True,
-        "interrupt_before": kwargs.get("interrupt_before"),
-        "interrupt_after": kwargs.get("interrupt_after"),
-        "durability": kwargs.get("durability") or "async",
-    }
+    options = {**_options(kwargs), "stream_mode": modes or ["values"], "subgraphs": True}
     graph_input = _graph_input(kwargs)
     if "events" in requested:
         stream = _with_events(graph, graph_input, config, options)
@@ -309,6 +331,16 @@ def _api_events(
     if "messages" in requested:
         events.extend(legacy.events(*chunk))
     return events
+
+
+def _options(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """How the graph runs, whichever way it streams."""
+    return {
+        "context": kwargs.get("context") or None,
+        "interrupt_before": kwargs.get("interrupt_before"),
+        "interrupt_after": kwargs.get("interrupt_after"),
+        "durability": kwargs.get("durability") or "async",
+    }
 
 
 async def _with_events(

@@ -1,0 +1,82 @@
+"""How a worker streams a run started through the thread streaming protocol.
+
+The graph runs under LangGraph's v3 event stream with the transformers the protocol's channels
+need; its events go to the thread's protocol log in batches, so that a fast graph does not wait
+for one broker round trip per event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import warnings
+from typing import Any
+
+from langchain_core._api.beta_decorator import LangChainBetaWarning
+from langgraph.prebuilt import ToolCallTransformer
+from langgraph.stream.transformers import CustomTransformer, UpdatesTransformer
+
+from stead.broker import Broker, ThreadEvent
+from stead.protocol.events import V3Events
+
+# Beside LangGraph's defaults (values, messages, lifecycle, subgraphs): what the channels carry.
+_PROTOCOL_TRANSFORMERS = (CustomTransformer, UpdatesTransformer, ToolCallTransformer)
+# LangGraph marks its v3 stream experimental on every call; Stead chose it knowingly.
+warnings.filterwarnings("ignore", category=LangChainBetaWarning, message=".*v3 streaming protocol")
+
+
+class ThreadEventWriter:
+    """Appends a run's protocol events to its thread's log in order, batching those that come
+    while the previous append is under way."""
+
+    def __init__(self, broker: Broker, thread_id: str) -> None:
+        self._broker = broker
+        self._thread_id = thread_id
+        self._pending: list[ThreadEvent] = []
+        self._starts_run = False
+        self._flushing: asyncio.Task[None] | None = None
+
+    def add(self, event: ThreadEvent, *, starts_run: bool = False) -> None:
+        if starts_run:
+            self._starts_run = True
+        self._pending.append(event)
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.ensure_future(self._flush())
+
+    async def drain(self) -> None:
+        """Wait until every added event is appended."""
+        while self._flushing is not None and not self._flushing.done():
+            await asyncio.shield(self._flushing)
+
+    async def close(self) -> None:
+        if self._flushing is not None and not self._flushing.done():
+            self._flushing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flushing
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            starts_run, self._starts_run = self._starts_run, False
+            await self._broker.append_thread_events(self._thread_id, batch, starts_run=starts_run)
+
+
+async def stream_protocol_events(
+    graph: Any,
+    graph_input: Any,
+    config: dict[str, Any],
+    options: dict[str, Any],
+    run: dict[str, Any],
+    writer: ThreadEventWriter,
+) -> None:
+    """Run the graph to its end or interrupt, writing its protocol events."""
+    compiled = set(getattr(graph, "stream_transformers", None) or ())
+    transformers = [factory for factory in _PROTOCOL_TRANSFORMERS if factory not in compiled]
+    stream = await graph.astream_events(
+        graph_input, config, version="v3", transformers=transformers, **options
+    )
+    events = V3Events(run)
+    async for event in stream:
+        converted = events.convert(event)
+        if converted is not None:
+            writer.add(converted)
