@@ -69,9 +69,12 @@ class OpenStream:
     `async with OpenStream(...)` returns once the server has answered: the stream is subscribed.
     """
 
-    def __init__(self, http: httpx.AsyncClient, path: str, **kwargs: Any) -> None:
+    def __init__(
+        self, http: httpx.AsyncClient, path: str, method: str = "GET", **kwargs: Any
+    ) -> None:
         self._http = http
         self._path = path
+        self._method = method
         self._kwargs = kwargs
         self._buffer = b""
         self._opened = asyncio.Event()
@@ -112,7 +115,7 @@ class OpenStream:
         return list(self.events)
 
     async def _read(self) -> None:
-        async with self._http.stream("GET", self._path, **self._kwargs) as response:
+        async with self._http.stream(self._method, self._path, **self._kwargs) as response:
             self.response = response
             self._opened.set()
             async for chunk in response.aiter_raw():

@@ -170,8 +170,11 @@ class _SocketSession:
     ) -> None:
         try:
             async with self._rt.thread_protocol.follow(thread_id, since, self._access) as feed:
-                ready.set_result(feed.replayed)
+                replayed = [event for event in feed.take_replayed() if wanted.wants(event)]
+                ready.set_result(len(replayed))
                 await answered.wait()
+                for event in replayed:
+                    await self.send(event.envelope())
                 async for event in filtered(feed, wanted):
                     await self.send(event.envelope())
                 if feed.lost:

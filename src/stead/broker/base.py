@@ -127,6 +127,12 @@ class ThreadEventFeed:
     def deliver(self, event: ThreadEvent) -> None:
         self._queue.put_nowait(event)
 
+    def take_replayed(self) -> list[ThreadEvent]:
+        """The replayed events, taken off the feed at once; live ones follow in iteration."""
+        taken = [self._queue.get_nowait() for _ in range(self.replayed)]
+        self.replayed = 0
+        return [event for event in taken if event is not None]
+
     def lose(self) -> None:
         self.lost = True
         self._queue.put_nowait(None)

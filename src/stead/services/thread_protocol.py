@@ -101,7 +101,7 @@ class ThreadProtocol:
         """`agent.getTree`: the current run's graph and the subgraphs it started, with status."""
         await self._threads.get(thread_id, access)
         async with self._broker.follow_thread_events(thread_id) as feed:
-            replayed = await _replayed(feed)
+            replayed = feed.take_replayed()
         lifecycle = [event for event in replayed if event.method == "lifecycle"]
         if not lifecycle:
             raise CommandError(NO_SUCH_RUN, "No run is bound to this thread.")
@@ -149,14 +149,6 @@ def _pending_interrupt_ids(thread: dict[str, Any]) -> set[str]:
         for item in items
         if isinstance(item, dict) and item.get("id")
     }
-
-
-async def _replayed(feed: ThreadEventFeed) -> list[ThreadEvent]:
-    events: list[ThreadEvent] = []
-    iterator = feed.__aiter__()
-    for _ in range(feed.replayed):
-        events.append(await iterator.__anext__())
-    return events
 
 
 def _tree(lifecycle: list[ThreadEvent]) -> dict[str, Any]:
