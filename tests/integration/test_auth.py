@@ -15,10 +15,12 @@ from typing import Any
 
 import httpx
 import pytest
+import websockets
 from langgraph_sdk import get_client
 
 from tests.conftest import GRAPHS_DIR
 from tests.support.postgres import session_runtime_env
+from tests.support.protocol import command, ended, event_stream, new_thread_id, socket
 from tests.support.servers import StartedServer, stead_server
 
 AGENT = GRAPHS_DIR / "agent.py"
@@ -441,3 +443,52 @@ async def test_an_action_no_handler_covers_is_refused(partial_server: StartedSer
         assert refused.status_code == 403
         assert refused.json() == {"detail": "No authorization handler covers assistants.search"}
     assert "no handler covers assistants.create" in partial_server.log()
+
+
+async def test_protocol_streams_and_commands_keep_to_the_owner(
+    auth_server: StartedServer, as_user: dict[str, httpx.AsyncClient]
+) -> None:
+    alice, bob = as_user["alice"], as_user["bob"]
+    thread_id = new_thread_id()
+    # A stream may open before run.start creates the thread only where nothing filters threads.
+    early = await alice.post(f"/threads/{thread_id}/stream/events", json={"channels": ["values"]})
+    assert early.status_code == 404
+    started = await command(alice, thread_id, "run.start", {"assistant_id": "whoami", "input": {}})
+    assert started["type"] == "success", started
+    async with event_stream(alice, thread_id, channels=["lifecycle", "values"]) as stream:
+        events = await stream.until(ended())
+    assert events[-1].data["params"]["data"]["event"] == "completed"
+    values = [event.data for event in events if event.event == "values"]
+    assert values[-1]["params"]["data"]["user_id"] == "alice"
+
+    refused = await bob.post(f"/threads/{thread_id}/stream/events", json={"channels": ["values"]})
+    assert refused.status_code == 404
+    for method, params in (
+        ("run.start", {"assistant_id": "echo", "input": {"text": "mine now"}}),
+        ("input.respond", {"interrupt_id": "x", "response": 1}),
+        ("agent.getTree", {}),
+    ):
+        answer = await command(bob, thread_id, method, params)
+        assert answer["type"] == "error", (method, answer)
+    runs = (await alice.get(f"/threads/{thread_id}/runs")).json()
+    assert len(runs) == 1
+
+    headers = {"Authorization": "Bearer bob-token"}
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        async with socket(auth_server.url, thread_id, headers) as ws:
+            await ws.connection.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4404
+    with pytest.raises(websockets.ConnectionClosed) as anonymous:
+        async with socket(auth_server.url, thread_id) as ws:
+            await ws.connection.recv()
+    assert anonymous.value.rcvd is not None and anonymous.value.rcvd.code == 4401
+    no_token = await httpx.AsyncClient(base_url=auth_server.url).post(
+        f"/threads/{thread_id}/commands", json={"id": 1, "method": "agent.getTree"}
+    )
+    assert no_token.status_code == 401
+
+    async with socket(auth_server.url, thread_id, {"Authorization": "Bearer alice-token"}) as ws:
+        answer = await ws.send("subscription.subscribe", {"channels": ["lifecycle"]})
+        assert answer["type"] == "success" and answer["result"]["replayed_events"] == 2
+        tree = await ws.send("agent.getTree", {})
+        assert tree["result"]["tree"]["status"] == "completed"

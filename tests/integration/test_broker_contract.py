@@ -7,6 +7,7 @@ Reference: DESIGN.md (Storage, Runs, Streams), src/stead/broker/base.py.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -16,7 +17,14 @@ import httpx
 import pytest
 
 from stead import serde
-from stead.broker import Broker, InProcessBroker, StreamEvent, Subscription
+from stead.broker import (
+    Broker,
+    InProcessBroker,
+    StreamEvent,
+    Subscription,
+    ThreadEvent,
+    ThreadEventFeed,
+)
 from stead.broker.base import END, FROM_START, event_position, run_done
 from stead.broker.redis import RedisBroker
 from tests.support.servers import stead_server
@@ -226,6 +234,84 @@ def assert_ids_increase(events: list[StreamEvent]) -> None:
 # Redis down: nothing raises, workers poll, streams end with an error, and all recovers.
 
 
+# The thread streaming protocol's log: numbering, replay, its bound.
+
+
+def thread_events(*names: str) -> list[ThreadEvent]:
+    return [ThreadEvent("custom", (), serde.dumps({"data": name}), name) for name in names]
+
+
+async def take_events(feed: ThreadEventFeed, count: int) -> list[tuple[int, str]]:
+    """(seq, event id) of the next `count` events, replayed ones first."""
+    events = feed.take_replayed()
+    iterator = feed.__aiter__()
+    while len(events) < count:
+        events.append(await asyncio.wait_for(iterator.__anext__(), WAIT))
+    return [(event.seq, event.event_id) for event in events[:count]]
+
+
+async def test_thread_events_are_numbered_across_runs_and_handles(
+    brokers: tuple[Broker, Broker],
+) -> None:
+    writer, reader = brokers
+    thread_id = new_id()
+    async with reader.follow_thread_events(thread_id, since=0) as feed:
+        await writer.append_thread_events(thread_id, thread_events("a", "b"), starts_run=True)
+        await writer.append_thread_events(thread_id, thread_events("c"))
+        await writer.append_thread_events(thread_id, thread_events("d", "e"), starts_run=True)
+        assert await take_events(feed, 5) == [(1, "a"), (2, "b"), (3, "c"), (4, "d"), (5, "e")]
+    assert await reader.last_thread_seq(thread_id) == 5
+    assert await reader.last_thread_seq(new_id()) == 0
+
+
+async def test_following_replays_since_a_seq_or_the_current_run(broker: Broker) -> None:
+    thread_id = new_id()
+    await broker.append_thread_events(thread_id, thread_events("a", "b"), starts_run=True)
+    await broker.append_thread_events(thread_id, thread_events("c", "d"), starts_run=True)
+    async with broker.follow_thread_events(thread_id) as current_run:
+        assert current_run.replayed == 2
+        await broker.append_thread_events(thread_id, thread_events("e"))
+        assert await take_events(current_run, 3) == [(3, "c"), (4, "d"), (5, "e")]
+    async with broker.follow_thread_events(thread_id, since=1) as since_one:
+        assert await take_events(since_one, 4) == [(2, "b"), (3, "c"), (4, "d"), (5, "e")]
+    async with broker.follow_thread_events(thread_id, since=5) as caught_up:
+        assert caught_up.take_replayed() == []
+
+
+async def test_concurrent_followers_get_every_event_exactly_once(
+    brokers: tuple[Broker, Broker],
+) -> None:
+    writer, reader = brokers
+    thread_id = new_id()
+    names = [f"e{index}" for index in range(300)]
+    async with contextlib.AsyncExitStack() as stack:
+        feeds = [
+            await stack.enter_async_context(reader.follow_thread_events(thread_id, since=0))
+            for _ in range(3)
+        ]
+        for start in range(0, len(names), 7):
+            await writer.append_thread_events(thread_id, thread_events(*names[start : start + 7]))
+        expected = list(enumerate(names, start=1))
+        for feed in feeds:
+            assert await take_events(feed, len(names)) == expected
+
+
+async def test_the_kept_thread_events_are_bounded(redis: Redis) -> None:
+    in_process = InProcessBroker(thread_events_kept=5)
+    on_redis = RedisBroker(redis.url, key_prefix=f"test-{uuid.uuid4().hex}:", thread_events_kept=5)
+    for broker in (in_process, on_redis):
+        thread_id = new_id()
+        for index in range(0, 400, 10):
+            batch = [f"e{n}" for n in range(index, index + 10)]
+            await broker.append_thread_events(thread_id, thread_events(*batch))
+        async with broker.follow_thread_events(thread_id, since=0) as feed:
+            kept = [event.seq for event in feed.take_replayed()]
+        # Redis trims approximately (whole nodes of the stream), never below the bound.
+        assert kept == list(range(401 - len(kept), 401))
+        assert 5 <= len(kept) < 400, type(broker)
+        await broker.close()
+
+
 @pytest.fixture
 async def lone_redis() -> AsyncIterator[tuple[Redis, RedisBroker]]:
     with redis_server() as server:
@@ -252,6 +338,7 @@ async def test_losing_redis_ends_streams_with_an_error_and_nothing_raises(
 
     await broker.publish(run_id, event("values", 2), thread_id=thread_id, resumable=True)
     await broker.publish_to_thread(thread_id, event("state_update"))
+    await broker.append_thread_events(thread_id, thread_events("while down"))
     await broker.wake_workers()
     await broker.signal_cancel(run_id, "interrupt")
     await asyncio.wait_for(broker.wait_for_work(0.2), WAIT)
@@ -331,3 +418,18 @@ async def wait_for_status(http: httpx.AsyncClient, run_path: str, status: str) -
     while (current := (await http.get(run_path)).json()["status"]) != status:
         assert time.monotonic() < deadline, f"run stayed {current}"
         await asyncio.sleep(0.05)
+
+
+async def test_losing_redis_ends_thread_event_feeds_as_lost(
+    lone_redis: tuple[Redis, RedisBroker],
+) -> None:
+    server, broker = lone_redis
+    thread_id = new_id()
+    async with broker.follow_thread_events(thread_id, since=0) as feed:
+        await broker.append_thread_events(thread_id, thread_events("a"))
+        assert await take_events(feed, 1) == [(1, "a")]
+        server.stop()
+        rest = [event async for event in feed]
+        assert rest == [] and feed.lost
+    async with broker.follow_thread_events(thread_id) as while_down:
+        assert [event async for event in while_down] == [] and while_down.lost

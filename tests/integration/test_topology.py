@@ -19,6 +19,17 @@ import pytest
 
 from tests.conftest import GRAPHS_CONFIG
 from tests.support.postgres import stead_migrate
+from tests.support.protocol import (
+    EVERY_CHANNEL,
+    command,
+    ended,
+    event_stream,
+    events_of,
+    new_thread_id,
+    root_lifecycle,
+    socket,
+    start_run,
+)
 from tests.support.servers import stead_server
 from tests.support.services import postgres_server, redis_server
 from tests.support.sse import SseEvent, parse_events
@@ -244,3 +255,43 @@ def _take_over(database_uri: str, run_id: str) -> None:
             "WHERE run_id = %s AND status = 'running'",
             (run_id,),
         )
+
+
+async def test_the_thread_protocol_crosses_api_replicas_and_workers(topology: Topology) -> None:
+    thread_id = new_thread_id()
+    question = {"messages": [{"role": "user", "content": "across replicas"}]}
+    with (
+        stead_worker(GRAPHS_CONFIG, env=topology.env),
+        stead_worker(GRAPHS_CONFIG, env=topology.env),
+    ):
+        async with (
+            httpx.AsyncClient(base_url=topology.a, timeout=30) as a,
+            httpx.AsyncClient(base_url=topology.b, timeout=30) as b,
+            socket(topology.b, thread_id) as on_b,
+        ):
+            subscribed = await on_b.send("subscription.subscribe", {"channels": EVERY_CHANNEL})
+            assert subscribed["type"] == "success"
+            async with event_stream(a, thread_id) as on_a:
+                await start_run(b, thread_id, "protocol", question)
+                first = await on_a.until(ended())
+                interrupt_id = first[-2].data["params"]["data"]["interrupt_id"]
+                respond = {"interrupt_id": interrupt_id, "namespace": [], "response": "ok"}
+                assert (await command(a, thread_id, "input.respond", respond))["type"] == "success"
+                await on_a.until(ended(2))
+            await on_b.until(
+                lambda m: (
+                    m.get("method") == "lifecycle"
+                    and m["params"]["namespace"] == []
+                    and m["params"]["data"]["event"] == "completed"
+                )
+            )
+            # A third client resumes on replica a after the first run's last event.
+            since = first[-1].data["seq"]
+            async with event_stream(a, thread_id, since=since) as resumed:
+                await resumed.until(ended())
+    sse = events_of(on_a)
+    assert [event["seq"] for event in sse] == list(range(1, len(sse) + 1))
+    # The same events, with the same ids, reach both replicas over both transports.
+    assert on_b.events() == sse
+    assert events_of(resumed) == [event for event in sse if event["seq"] > since]
+    assert root_lifecycle(sse) == ["running", "interrupted", "running", "completed"]

@@ -88,7 +88,7 @@ async def thread_events_socket(websocket: WebSocket, thread_id: str) -> None:
     await websocket.accept()
     try:
         access = await on_thread(authz, "read", thread_id)
-        await rt.threads.get(thread_id, access)
+        await rt.thread_protocol.check_followable(thread_id, access)
     except ApiError as exc:
         # A browser cannot read a refused upgrade's status, so it comes as 4000 + status.
         await websocket.close(code=4000 + exc.status_code, reason=exc.detail[:120])

@@ -113,11 +113,15 @@ class ThreadProtocol:
     ) -> AsyncIterator[ThreadEventFeed]:
         """The thread's events, replayed from `since` (or its current run), then live."""
         async with self._broker.follow_thread_events(thread_id, since=since) as feed:
-            # Following first loses nothing. Clients mint a thread's id and may listen before
-            # `run.start` creates it; where auth filters threads, only a visible one is followed.
-            if access != UNRESTRICTED or await self._threads.exists(thread_id):
-                await self._threads.get(thread_id, access)
+            # Following first loses nothing.
+            await self.check_followable(thread_id, access)
             yield feed
+
+    async def check_followable(self, thread_id: str, access: Access) -> None:
+        """404 for a thread the caller may not see. Clients mint a thread's id and may listen
+        before `run.start` creates it; where auth filters threads, only a visible one is."""
+        if access != UNRESTRICTED or await self._threads.exists(thread_id):
+            await self._threads.get(thread_id, access)
 
     async def _create(
         self, thread_id: str, request: RunRequest, request_id: str | None, access: Access
