@@ -19,6 +19,14 @@ import pytest
 
 from tests.conftest import GRAPHS_CONFIG
 from tests.support.postgres import stead_migrate
+from tests.support.protocol import (
+    ended,
+    event_stream,
+    events_of,
+    new_thread_id,
+    root_lifecycle,
+    start_run,
+)
 from tests.support.servers import stead_server
 from tests.support.services import Postgres, Redis, postgres_server, redis_server
 from tests.support.sse import OpenStream, read_stream
@@ -106,7 +114,11 @@ async def test_redis_outage_loses_no_run_and_streaming_recovers(
     long_run = await _background_run(api, thread_id, "pausing", {"pause": REDIS_OUTAGE_SECS - 10})
     await _wait_for_status(api, thread_id, long_run, {"running"}, timeout=10)
 
-    async with OpenStream(api, f"/threads/{thread_id}/runs/{long_run}/stream") as joined:
+    protocol_thread = new_thread_id()
+    async with (
+        OpenStream(api, f"/threads/{thread_id}/runs/{long_run}/stream") as joined,
+        event_stream(api, protocol_thread, channels=["lifecycle"], since=0) as protocol,
+    ):
         assert joined.response is not None and joined.response.status_code == 200
         deployment.redis.stop()
         outage_ends = time.monotonic() + REDIS_OUTAGE_SECS
@@ -115,6 +127,15 @@ async def test_redis_outage_loses_no_run_and_streaming_recovers(
             await _wait_for_stream_end(joined, timeout=10)
             errors = [event.data for event in joined.events if event.event == "error"]
             assert all(error.get("message") for error in errors), errors
+            # A protocol stream says why it ends, in the frame the SDKs report.
+            (lost,) = await protocol.until(lambda events: bool(events), timeout=10)
+            assert lost.data["type"] == "error" and lost.data["id"] is None, lost
+            assert "reconnect" in lost.data["message"]
+            # A protocol command still starts a run, and it runs.
+            run_id = await start_run(api, protocol_thread, "echo", {"text": "no redis"})
+            assert (
+                await _wait_for_status(api, protocol_thread, run_id, {"success"}, 15) == "success"
+            )
 
             # New runs are accepted and executed all along: idle workers poll the database.
             executed = await _echo_runs_until(api, outage_ends)
@@ -138,6 +159,10 @@ async def test_redis_outage_loses_no_run_and_streaming_recovers(
     names = [event.event for event in events]
     assert names[0] == "metadata" and "error" not in names, events
     assert events[-1].event == "values" and events[-1].data == {"text": "redis is back"}
+    async with event_stream(api, protocol_thread, channels=["lifecycle"]) as protocol_again:
+        await start_run(api, protocol_thread, "echo", {"text": "redis is back"})
+        await protocol_again.until(ended())
+    assert root_lifecycle(events_of(protocol_again)) == ["running", "completed"]
 
 
 async def _echo_runs_until(api: httpx.AsyncClient, deadline: float) -> int:

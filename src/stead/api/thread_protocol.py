@@ -229,12 +229,8 @@ class _Commands:
             error = CommandError.from_api_error(exc)
             return _error(command_id, error.code, error.message)
         applied = await self._rt.thread_protocol.applied_through(self._thread_id)
-        return {
-            "type": "success",
-            "id": command_id,
-            "result": result,
-            "meta": {"applied_through_seq": applied},
-        }
+        meta = {} if applied is None else {"applied_through_seq": applied}
+        return {"type": "success", "id": command_id, "result": result, "meta": meta}
 
     async def _start_run(self, params: dict[str, Any]) -> Envelope:
         if not isinstance(params.get("assistant_id"), str):

@@ -211,8 +211,9 @@ class Broker(ABC):
         """
 
     @abstractmethod
-    async def last_thread_seq(self, thread_id: str) -> int:
-        """The `seq` of the thread's latest protocol event; 0 when it has none."""
+    async def last_thread_seq(self, thread_id: str) -> int | None:
+        """The `seq` of the thread's latest protocol event: 0 when it has none, None when the
+        broker cannot tell (Redis is away)."""
 
     @abstractmethod
     def follow_thread_events(

@@ -158,7 +158,7 @@ class InProcessBroker(Broker):
             THREAD_EVENTS_TTL_SECONDS, log.events.clear
         )
 
-    async def last_thread_seq(self, thread_id: str) -> int:
+    async def last_thread_seq(self, thread_id: str) -> int | None:
         log = self._thread_logs.get(thread_id)
         return log.seq if log is not None else 0
 

@@ -250,8 +250,12 @@ class RedisBroker(Broker):
                 exc,
             )
 
-    async def last_thread_seq(self, thread_id: str) -> int:
-        return int(await self._redis.get(self._keys.thread_seq(thread_id)) or 0)
+    async def last_thread_seq(self, thread_id: str) -> int | None:
+        try:
+            return int(await self._redis.get(self._keys.thread_seq(thread_id)) or 0)
+        except RedisError as exc:
+            logger.warning("seq of thread %s unknown: Redis is unavailable (%s)", thread_id, exc)
+            return None
 
     @contextlib.asynccontextmanager
     async def follow_thread_events(
