@@ -16,6 +16,7 @@ from stead import __version__
 from stead.api import assistants, crons, meta, runs, store, thread_streams, threads
 from stead.api.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from stead.api.responses import json_response
+from stead.api.unknown_fields import UnknownFieldsWarningMiddleware
 from stead.auth.middleware import AuthenticationMiddleware
 from stead.auth.openapi import with_security
 from stead.config import Settings
@@ -60,6 +61,7 @@ def create_app(settings: Settings, specs: dict[str, GraphSpec]) -> Starlette:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     for error in DATABASE_ERRORS:
         app.add_exception_handler(error, _database_unavailable)
+    app.add_middleware(UnknownFieldsWarningMiddleware)
     if runtime.auth.enabled:
         app.add_middleware(
             AuthenticationMiddleware, options=runtime.auth, api_keys=lambda: runtime.api_keys
