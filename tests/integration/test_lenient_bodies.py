@@ -19,8 +19,15 @@ from tests.support.servers import StartedServer
 
 Ids = dict[str, str]
 
-# Every operation that takes a JSON body, with a small valid body for it. Crons are created
-# disabled, so that they never start runs in the shared server.
+# Crons are created disabled, so that they never start runs in the shared server, and marked, to be
+# deleted afterwards.
+DISABLED_CRON = {
+    "assistant_id": "echo",
+    "schedule": "0 0 1 1 *",
+    "enabled": False,
+    "metadata": {"suite": "lenient-bodies"},
+}
+# Every operation that takes a JSON body, with a small valid body for it.
 VALID_BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/assistants"): {"graph_id": "echo"},
     ("PATCH", "/assistants/{assistant_id}"): {"metadata": {"m": 1}},
@@ -44,12 +51,8 @@ VALID_BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/runs/wait"): {"assistant_id": "echo", "input": {}},
     ("POST", "/runs/batch"): [{"assistant_id": "echo", "input": {}}],
     ("POST", "/runs/cancel"): {"thread_id": "{waiting_thread_id}", "run_ids": ["{waiting_run_id}"]},
-    ("POST", "/runs/crons"): {"assistant_id": "echo", "schedule": "0 0 1 1 *", "enabled": False},
-    ("POST", "/threads/{thread_id}/runs/crons"): {
-        "assistant_id": "echo",
-        "schedule": "0 0 1 1 *",
-        "enabled": False,
-    },
+    ("POST", "/runs/crons"): DISABLED_CRON,
+    ("POST", "/threads/{thread_id}/runs/crons"): DISABLED_CRON,
     ("PATCH", "/runs/crons/{cron_id}"): {"enabled": False},
     ("POST", "/runs/crons/search"): {},
     ("POST", "/runs/crons/count"): {},
@@ -61,24 +64,23 @@ VALID_BODIES: dict[tuple[str, str], Any] = {
 
 
 @pytest.fixture(scope="module")
-def http(url: str) -> Iterator[httpx.Client]:
+def api(url: str) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=url, timeout=30) as client:
         yield client
 
 
 @pytest.fixture(scope="module")
-def ids(http: httpx.Client) -> Iterator[Ids]:
+def ids(api: httpx.Client) -> Iterator[Ids]:
     """An assistant, a thread with a finished run, another with a run waiting to start (one hour
     from now) and a disabled cron; removed afterwards."""
-    assistant_id = http.post("/assistants", json={"graph_id": "echo"}).json()["assistant_id"]
-    thread_id = http.post("/threads", json={}).json()["thread_id"]
+    assistant_id = api.post("/assistants", json={"graph_id": "echo"}).json()["assistant_id"]
+    thread_id = api.post("/threads", json={}).json()["thread_id"]
     run = {"assistant_id": "echo", "input": {"text": "x"}}
-    http.post(f"/threads/{thread_id}/runs/wait", json=run).raise_for_status()
-    waiting_thread_id = http.post("/threads", json={}).json()["thread_id"]
+    api.post(f"/threads/{thread_id}/runs/wait", json=run).raise_for_status()
+    waiting_thread_id = api.post("/threads", json={}).json()["thread_id"]
     waiting = {"assistant_id": "echo", "after_seconds": 3600}
-    waiting_run = http.post(f"/threads/{waiting_thread_id}/runs", json=waiting).json()
-    cron = {"assistant_id": "echo", "schedule": "0 0 1 1 *", "enabled": False}
-    cron_id = http.post("/runs/crons", json=cron).json()["cron_id"]
+    waiting_run = api.post(f"/threads/{waiting_thread_id}/runs", json=waiting).json()
+    cron_id = api.post("/runs/crons", json=DISABLED_CRON).json()["cron_id"]
     yield {
         "assistant_id": assistant_id,
         "thread_id": thread_id,
@@ -86,17 +88,17 @@ def ids(http: httpx.Client) -> Iterator[Ids]:
         "waiting_run_id": waiting_run["run_id"],
         "cron_id": cron_id,
     }
-    for cron_row in http.post("/runs/crons/search", json={"assistant_id": "echo"}).json():
-        if not cron_row["enabled"]:
-            http.delete(f"/runs/crons/{cron_row['cron_id']}")
+    marked = {"metadata": DISABLED_CRON["metadata"], "limit": 100}
+    for cron_row in api.post("/runs/crons/search", json=marked).json():
+        api.delete(f"/runs/crons/{cron_row['cron_id']}")
     for thread in (thread_id, waiting_thread_id):
-        http.delete(f"/threads/{thread}")
-    http.delete(f"/assistants/{assistant_id}")
+        api.delete(f"/threads/{thread}")
+    api.delete(f"/assistants/{assistant_id}")
 
 
-def test_every_body_is_covered(http: httpx.Client) -> None:
+def test_every_body_is_covered(api: httpx.Client) -> None:
     """A new operation with a body joins the tests below."""
-    document = http.get("/openapi.json").json()
+    document = api.get("/openapi.json").json()
     with_body = {
         (method.upper(), path)
         for path, operations in document["paths"].items()
@@ -108,7 +110,7 @@ def test_every_body_is_covered(http: httpx.Client) -> None:
 
 @pytest.mark.parametrize(("method", "template"), list(VALID_BODIES))
 def test_unknown_field_is_ignored_with_a_warning(
-    http: httpx.Client, server: StartedServer, ids: Ids, method: str, template: str
+    api: httpx.Client, server: StartedServer, ids: Ids, method: str, template: str
 ) -> None:
     unknown = f"unknown_{uuid.uuid4().hex[:8]}"
     body = _filled(VALID_BODIES[(method, template)], ids)
@@ -117,14 +119,14 @@ def test_unknown_field_is_ignored_with_a_warning(
     else:
         body[unknown] = 1
 
-    response = http.request(method, template.format(**ids), json=body)
+    response = api.request(method, template.format(**ids), json=body)
 
     assert response.status_code < 300, response.text
     server.log_containing(f"{method} {template}: ignored unknown body field(s) '{unknown}'")
 
 
 def test_unknown_fields_are_named_once_per_request_with_their_path(
-    http: httpx.Client, server: StartedServer, ids: Ids
+    api: httpx.Client, server: StartedServer, ids: Ids
 ) -> None:
     marker = uuid.uuid4().hex[:8]
     item = {
@@ -134,7 +136,7 @@ def test_unknown_fields_are_named_once_per_request_with_their_path(
         "command": {"resume": None, f"b_{marker}": 1},
     }
 
-    response = http.post("/runs/batch", json=[item, item])
+    response = api.post("/runs/batch", json=[item, item])
 
     assert response.status_code == 200, response.text
     expected = f"POST /runs/batch: ignored unknown body field(s) 'assistantId', 'a_{marker}', "
@@ -142,11 +144,11 @@ def test_unknown_fields_are_named_once_per_request_with_their_path(
     assert log.count(f"a_{marker}") == 1
 
 
-def test_a_field_name_cannot_break_the_log_line(http: httpx.Client, server: StartedServer) -> None:
+def test_a_field_name_cannot_break_the_log_line(api: httpx.Client, server: StartedServer) -> None:
     marker = uuid.uuid4().hex[:8]
     forged = f"x\n2026-01-01 00:00:00,000 ERROR stead.api [-]: forged {marker}"
 
-    response = http.post("/assistants/count", json={forged: 1})
+    response = api.post("/assistants/count", json={forged: 1})
 
     assert response.status_code == 200
     log = server.log_containing(f"forged {marker}'")
@@ -207,15 +209,15 @@ async def test_python_sdk_batch_with_thread_id_is_accepted(
     ],
 )
 def test_known_field_of_the_wrong_type_is_422(
-    http: httpx.Client, method: str, path: str, body: Any, wrong_field: str
+    api: httpx.Client, method: str, path: str, body: Any, wrong_field: str
 ) -> None:
-    thread_id = http.post("/threads", json={}).json()["thread_id"]
+    thread_id = api.post("/threads", json={}).json()["thread_id"]
 
-    response = http.request(method, path.format(thread_id=thread_id), json=body)
+    response = api.request(method, path.format(thread_id=thread_id), json=body)
 
     assert response.status_code == 422, response.text
     assert response.json()["detail"].startswith(wrong_field)
-    assert http.get(f"/threads/{thread_id}/runs").json() == []
+    assert api.get(f"/threads/{thread_id}/runs").json() == []
 
 
 def _filled(body: Any, ids: Ids) -> Any:
