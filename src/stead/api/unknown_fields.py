@@ -50,22 +50,22 @@ def _fields_of(model: type[BaseModel]) -> tuple[frozenset[str], dict[str, type[B
     """The keys ``model`` takes, and the model behind each field that holds an object."""
     known = set(model.model_fields)
     known |= {field.alias for field in model.model_fields.values() if field.alias}
+    # A field that admits several models (a union of them) is not looked into: which one an
+    # object is meant for is the validator's business.
     nested = {
-        name: found
+        name: models[0]
         for name, field in model.model_fields.items()
-        if (found := _model_in(field.annotation)) is not None
+        if len(models := list(_models_in(field.annotation))) == 1
     }
     return frozenset(known), nested
 
 
-def _model_in(annotation: Any) -> type[BaseModel] | None:
-    """The model an annotation such as ``CheckpointRef | str | None`` admits, if any."""
+def _models_in(annotation: Any) -> Iterator[type[BaseModel]]:
+    """The models an annotation such as ``CheckpointRef | str | None`` admits."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
+        yield annotation
     for argument in typing.get_args(annotation):
-        if (found := _model_in(argument)) is not None:
-            return found
-    return None
+        yield from _models_in(argument)
 
 
 class UnknownFieldsWarningMiddleware:
