@@ -26,8 +26,9 @@ test("threads.stream: the README quick start streams the reply and resolves the 
   await thread.close();
 
   assert.equal(tokens.join(""), "Hello there friend");
+  // The SDK hands back @langchain/core messages: `text` joins a message's text content.
   assert.deepEqual(
-    output.messages.map((message) => message.content),
+    output.messages.map((message) => message.text),
     ["hello", "Hello there friend"],
   );
   const state = await client.threads.getState(thread.threadId);
