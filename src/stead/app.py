@@ -25,6 +25,7 @@ from stead.api import (
 )
 from stead.api.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from stead.api.responses import json_response
+from stead.api.unknown_fields import UnknownFieldsWarningMiddleware
 from stead.auth.middleware import AuthenticationMiddleware
 from stead.auth.openapi import with_security
 from stead.config import Settings
@@ -70,6 +71,7 @@ def create_app(settings: Settings, specs: dict[str, GraphSpec]) -> Starlette:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     for error in DATABASE_ERRORS:
         app.add_exception_handler(error, _database_unavailable)
+    app.add_middleware(UnknownFieldsWarningMiddleware)
     if runtime.auth.enabled:
         app.add_middleware(
             AuthenticationMiddleware, options=runtime.auth, api_keys=lambda: runtime.api_keys

@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from stead.api.unknown_fields import note_unknown_fields
+
 StreamMode = Literal[
     "values",
     "messages",
@@ -47,16 +49,23 @@ class StoredJson(BaseModel):
         return _fits_json_storage(data)
 
 
-class Body(StoredJson):
-    """Fields the official server ignores are ignored here too."""
+class BodyPart(StoredJson):
+    """An object inside a request body. Unknown fields are ignored, as the official server
+    ignores them: official SDKs send some (the JS SDK's batch runs carry `assistantId`)."""
 
     model_config = ConfigDict(extra="ignore")
 
 
-class StrictBody(StoredJson):
-    """Run bodies refuse unknown fields: a misspelt option must not be dropped silently."""
+class Body(BodyPart):
+    """A request body. Its unknown fields, and those of the objects in it, are named in a
+    warning, so that a misspelt option dropped from a request is still noticed."""
 
-    model_config = ConfigDict(extra="forbid")
+    @model_validator(mode="before")
+    @classmethod
+    def _note_unknown_fields(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            note_unknown_fields(cls, data)
+        return data
 
 
 class AssistantCreate(Body):
@@ -110,7 +119,7 @@ ThreadTTLStrategy = Literal["delete", "keep_latest"]
 TTLMinutes = Annotated[float, Field(gt=0)]
 
 
-class ThreadTTLBody(Body):
+class ThreadTTLBody(BodyPart):
     ttl: TTLMinutes
     strategy: ThreadTTLStrategy = "delete"
 
@@ -157,7 +166,7 @@ class ThreadCount(Body):
     status: ThreadStatus | None = None
 
 
-class CheckpointRef(Body):
+class CheckpointRef(BodyPart):
     checkpoint_id: str | None = None
     checkpoint_ns: str | None = ""
     checkpoint_map: dict[str, Any] | None = None
@@ -183,13 +192,13 @@ class ThreadHistory(Body):
     checkpoint: CheckpointRef | None = None
 
 
-class Command(StrictBody):
+class Command(BodyPart):
     update: Any = None
     resume: Any = None
     goto: Any = None
 
 
-class RunCreate(StrictBody):
+class RunCreate(Body):
     assistant_id: str
     input: Any = None
     command: Command | None = None
@@ -216,7 +225,7 @@ class RunCreate(StrictBody):
     langsmith_tracer: dict[str, Any] | None = None
 
 
-class RunCancelMany(StrictBody):
+class RunCancelMany(Body):
     thread_id: str | None = None
     run_ids: list[str] | None = None
     status: Literal["pending", "running", "all"] | None = None
@@ -252,7 +261,7 @@ class StoreNamespaces(Body):
     offset: Offset = 0
 
 
-class CronCreate(StrictBody):
+class CronCreate(Body):
     """A cron body: when to run, plus the run body it stores as its payload."""
 
     schedule: str
@@ -276,7 +285,7 @@ class CronCreate(StrictBody):
     durability: Literal["sync", "async", "exit"] | None = None
 
 
-class CronPatch(StrictBody):
+class CronPatch(Body):
     """Only the fields sent change; `end_time: null` clears the end time."""
 
     schedule: str | None = None
