@@ -14,7 +14,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from stead import __version__
 from stead.api import assistants, crons, meta, runs, store, thread_streams, threads
-from stead.api.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
+from stead.api.middleware import (
+    BodySizeLimitMiddleware,
+    RequestLogMiddleware,
+    UnhandledErrorMiddleware,
+)
 from stead.api.responses import json_response
 from stead.auth.middleware import AuthenticationMiddleware
 from stead.auth.openapi import with_security
@@ -65,7 +69,8 @@ def create_app(settings: Settings, specs: dict[str, GraphSpec]) -> Starlette:
             AuthenticationMiddleware, options=runtime.auth, api_keys=lambda: runtime.api_keys
         )
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(UnhandledErrorMiddleware)
+    app.add_middleware(RequestLogMiddleware)
     app.openapi = lambda: with_security(app, runtime.auth)  # type: ignore[method-assign]
     return options.install(app)
 
