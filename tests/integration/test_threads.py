@@ -724,9 +724,7 @@ async def test_history_get_and_post_variants(
     assert [s["checkpoint_id"] for s in response.json()] == ids[1:3]
 
 
-async def test_history_before_as_a_config(
-    client: LangGraphClient, http: httpx.AsyncClient
-) -> None:
+async def test_history_before_as_a_config(client: LangGraphClient, http: httpx.AsyncClient) -> None:
     """`before` as a RunnableConfig, the form the JS SDK and Studio send."""
     thread_id = await steps_thread(client)
     ids = [s["checkpoint_id"] for s in await client.threads.get_history(thread_id, limit=10)]
