@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -18,12 +18,23 @@ from structlog.typing import Processor
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
+
+
+def _drop_color_message(
+    _logger: Any, _method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """uvicorn passes its message a second time, with terminal colour codes, as an extra."""
+    event.pop("color_message", None)
+    return event
+
+
 # Fields every line has, before the renderer: the field names the official server's JSON uses.
 _SHARED: list[Processor] = [
     structlog.contextvars.merge_contextvars,
     structlog.stdlib.add_log_level,
     structlog.stdlib.add_logger_name,
     structlog.stdlib.ExtraAdder(),
+    _drop_color_message,
     structlog.processors.TimeStamper(fmt="iso", utc=True),
 ]
 
@@ -71,5 +82,10 @@ def log_context(ids: Mapping[str, Any]) -> Iterator[None]:
 
 
 def run_ids(run: Mapping[str, Any]) -> dict[str, Any]:
-    """The ids a line written while executing `run` carries."""
-    return {key: run.get(key) for key in ("run_id", "thread_id", "assistant_id")}
+    """The ids a line written while executing `run` carries, with the id of the request that
+    created it when there was one."""
+    ids = {key: run.get(key) for key in ("run_id", "thread_id", "assistant_id")}
+    configurable = run.get("kwargs", {}).get("config", {}).get("configurable", {})
+    if configurable.get("langgraph_request_id"):
+        ids["request_id"] = configurable["langgraph_request_id"]
+    return ids
