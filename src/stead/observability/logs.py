@@ -32,10 +32,10 @@ _SHARED: list[Processor] = [
     structlog.contextvars.merge_contextvars,
     structlog.stdlib.add_log_level,
     structlog.stdlib.add_logger_name,
-    structlog.stdlib.ExtraAdder(),
-    _drop_color_message,
     structlog.processors.TimeStamper(fmt="iso", utc=True),
 ]
+# Records of the standard library's loggers: their `extra` fields become fields too.
+_FOREIGN: list[Processor] = [*_SHARED, structlog.stdlib.ExtraAdder(), _drop_color_message]
 
 
 def configure_logging(level: str = "INFO", json_lines: bool = False) -> None:
@@ -47,13 +47,15 @@ def configure_logging(level: str = "INFO", json_lines: bool = False) -> None:
             colors=False, exception_formatter=structlog.dev.plain_traceback
         )
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=_SHARED,
+        foreign_pre_chain=_FOREIGN,
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             *([structlog.processors.format_exc_info] if json_lines else []),
             renderer,
         ],
     )
+    # No line shows them: skip collecting them for every record (the logging HOWTO's advice).
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)
     logging.basicConfig(level=level, handlers=[handler], force=True)
@@ -61,7 +63,6 @@ def configure_logging(level: str = "INFO", json_lines: bool = False) -> None:
         processors=[
             structlog.stdlib.filter_by_level,
             *_SHARED,
-            structlog.stdlib.PositionalArgumentsFormatter(),
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],
         logger_factory=structlog.stdlib.LoggerFactory(),
