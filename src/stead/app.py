@@ -23,7 +23,11 @@ from stead.api import (
     thread_streams,
     threads,
 )
-from stead.api.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
+from stead.api.middleware import (
+    BodySizeLimitMiddleware,
+    RequestLogMiddleware,
+    UnhandledErrorMiddleware,
+)
 from stead.api.responses import json_response
 from stead.api.unknown_fields import UnknownFieldsWarningMiddleware
 from stead.auth.middleware import AuthenticationMiddleware
@@ -77,7 +81,8 @@ def create_app(settings: Settings, specs: dict[str, GraphSpec]) -> Starlette:
             AuthenticationMiddleware, options=runtime.auth, api_keys=lambda: runtime.api_keys
         )
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(UnhandledErrorMiddleware)
+    app.add_middleware(RequestLogMiddleware)
     app.openapi = lambda: with_security(app, runtime.auth)  # type: ignore[method-assign]
     return options.install(app)
 

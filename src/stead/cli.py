@@ -85,7 +85,7 @@ class PortInUseError(Exception):
 
 def _run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config, data_dir=args.data_dir, host=args.host, port=args.port)
-    configure_logging()
+    configure_logging(settings.log_level, settings.log_json)
     specs = load_graph_specs(settings)
     _require_current_schema(settings)
     sock = _bind(settings)
@@ -102,7 +102,7 @@ def _worker(args: argparse.Namespace) -> int:
     settings = load_settings(args.config, data_dir=args.data_dir, host=args.host, port=args.port)
     if settings.n_jobs_per_worker < 1:
         raise ConfigError("stead worker needs N_JOBS_PER_WORKER of at least 1")
-    configure_logging()
+    configure_logging(settings.log_level, settings.log_json)
     specs = load_graph_specs(settings)
     _require_current_schema(settings)
     sock = _bind(settings)
@@ -120,7 +120,7 @@ def _worker(args: argparse.Namespace) -> int:
 
 def _migrate(args: argparse.Namespace) -> int:
     settings = load_settings(args.config, data_dir=args.data_dir)
-    configure_logging()
+    configure_logging(settings.log_level, settings.log_json)
     from stead.storage.backends import migrate
 
     asyncio.run(migrate(settings))

@@ -10,6 +10,8 @@ from typing import Any
 
 from dotenv import dotenv_values
 
+from stead.observability.logs import LOG_LEVELS
+
 
 class ConfigError(Exception):
     """A configuration problem the user must fix; printed as one line."""
@@ -45,6 +47,9 @@ class Settings:
     redis_key_prefix: str = "stead:"
     # Request bodies above this are refused with 413.
     max_request_body_bytes: int = 25 * 1024 * 1024
+    log_level: str = "INFO"
+    # One JSON object per log line instead of plain text.
+    log_json: bool = False
 
     @property
     def project_dir(self) -> Path:
@@ -114,7 +119,23 @@ def load_settings(
         redis_uri=os.environ.get("REDIS_URI") or os.environ.get("REDIS_URL") or None,
         redis_key_prefix=os.environ.get("REDIS_KEY_PREFIX", "stead:"),
         max_request_body_bytes=_env_int("HTTP_MAX_REQUEST_BODY_BYTES", 25 * 1024 * 1024),
+        log_level=_log_level(),
+        log_json=_env_flag("LOG_JSON"),
     )
+
+
+def _log_level() -> str:
+    level = (os.environ.get("LOG_LEVEL") or "INFO").upper()
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
+    return level
+
+
+def _env_flag(name: str) -> bool:
+    value = (os.environ.get(name) or "false").strip().lower()
+    if value not in ("true", "false", "1", "0", "yes", "no"):
+        raise ConfigError(f"{name} must be true or false, got {value!r}")
+    return value in ("true", "1", "yes")
 
 
 # The official server's name first, then the aliases it and the seed's deployments use.

@@ -521,6 +521,17 @@ async def test_thread_state_history_copy_and_update(clients: Clients) -> None:
             params={"limit": 10, "before": field(full, 1, "checkpoint_id")},
         )
         rec.check("history before steps", [field(h, "metadata", "step") for h in items(before)])
+        # `before` as a RunnableConfig: what the JS SDK and Studio send.
+        before_config = await rec.request(
+            "history post before config",
+            "POST",
+            f"/threads/{tid}/history",
+            json={"limit": 10, "before": {"configurable": field(full, 1, "checkpoint")}},
+        )
+        rec.check(
+            "history before config steps",
+            [field(h, "metadata", "step") for h in items(before_config)],
+        )
         # Official bug: POST /history with `before` (any form the schema allows, e.g. the
         # `checkpoint` object of a history item) answers 500. Not compared; Stead's is asserted.
         posted = await rec.send(

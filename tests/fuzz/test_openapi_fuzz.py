@@ -24,6 +24,7 @@ import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import Case, GenerationMode
 from schemathesis.checks import not_a_server_error
@@ -187,6 +188,82 @@ def test_real_resources_match_their_schemas(fuzz_server: StartedServer) -> None:
         call("POST", "/store/items/search", {"namespace_prefix": ["fuzz"]})
         call("POST", "/store/namespaces", {})
         call("GET", "/info")
+
+
+# Reads and updates of a thread's state: on made-up ids they only find nothing.
+STATE_OPERATIONS = (
+    "/threads/{thread_id}/state",
+    "/threads/{thread_id}/state/{checkpoint_id}",
+    "/threads/{thread_id}/state/checkpoint",
+    "/threads/{thread_id}/history",
+)
+MAX_STATE_EXAMPLES = 40
+# Messages a client might send the `messages` reducer: roles it knows and one it does not, content
+# of the right type and not.
+MESSAGES = st.lists(
+    st.fixed_dictionaries(
+        {
+            "role": st.sampled_from(["user", "assistant", "system", "tool", "robot", ""]),
+            "content": st.one_of(st.text(max_size=5), st.integers(), st.none()),
+        },
+        optional={"id": st.text(max_size=5), "type": st.sampled_from(["human", "ai", "x"])},
+    ),
+    max_size=3,
+)
+
+
+def test_state_operations_on_threads_with_checkpoints(
+    fuzz_server: StartedServer, subtests: pytest.Subtests
+) -> None:
+    """Every state read and update, fuzzed on real threads: runs done, a run that failed on input
+    its reducer refused, an interrupt pending, a subgraph. A graph that raises meanwhile (a
+    reducer refusing a value) must be a documented 4xx, never a 5xx."""
+    with httpx.Client(base_url=fuzz_server.url, timeout=REQUEST_TIMEOUT_SECONDS) as http:
+        threads = [
+            _thread_after_run(http, "agent", {"messages": [{"role": "user", "content": "hi"}]}),
+            _thread_after_run(http, "agent", {"messages": [{"role": "robot", "content": "x"}]}),
+            _thread_after_run(http, "steps", {"steps": []}),
+            _thread_after_run(http, "hitl", {"text": "t"}),
+            _thread_after_run(http, "nested", {"text": "t"}),
+        ]
+        checkpoints = [
+            state["checkpoint_id"]
+            for thread_id in threads
+            for state in http.post(f"/threads/{thread_id}/history", json={"limit": 3}).json()
+        ]
+    schema = schemathesis.openapi.from_url(f"{fuzz_server.url}/openapi.json")
+    for path in STATE_OPERATIONS:
+        for operation in schema[path].values():
+            for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+                with subtests.test(operation=operation.label, mode=mode.value):
+                    cases = st.builds(
+                        _on_real_thread,
+                        operation.as_strategy(mode),
+                        st.sampled_from(threads),
+                        st.one_of(st.none(), st.sampled_from(checkpoints)),
+                        st.one_of(st.none(), MESSAGES),
+                    )
+                    _fuzz(cases, {}, MAX_STATE_EXAMPLES, Counter())
+
+
+def _thread_after_run(http: httpx.Client, graph_id: str, values: dict[str, Any]) -> str:
+    thread_id = str(http.post("/threads", json={}).json()["thread_id"])
+    run = {"assistant_id": graph_id, "input": values}
+    assert http.post(f"/threads/{thread_id}/runs/wait", json=run).status_code == 200
+    return thread_id
+
+
+def _on_real_thread(
+    case: Case, thread_id: str, checkpoint_id: str | None, messages: list[Any] | None
+) -> Case:
+    """The generated request, sent to a real thread, at a real checkpoint when drawn, with
+    messages for the reducer when drawn and the body has values to update."""
+    case.path_parameters = {**(case.path_parameters or {}), "thread_id": thread_id}
+    if checkpoint_id is not None and "checkpoint_id" in case.path_parameters:
+        case.path_parameters["checkpoint_id"] = checkpoint_id
+    if messages is not None and isinstance(case.body, dict) and "values" in case.body:
+        case.body = {**case.body, "values": {"messages": messages}}
+    return case
 
 
 def test_auth_refusals_are_documented(auth_fuzz_server: StartedServer) -> None:

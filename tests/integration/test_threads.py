@@ -724,6 +724,26 @@ async def test_history_get_and_post_variants(
     assert [s["checkpoint_id"] for s in response.json()] == ids[1:3]
 
 
+async def test_history_before_as_a_config(client: LangGraphClient, http: httpx.AsyncClient) -> None:
+    """`before` as a RunnableConfig, the form the JS SDK and Studio send."""
+    thread_id = await steps_thread(client)
+    ids = [s["checkpoint_id"] for s in await client.threads.get_history(thread_id, limit=10)]
+
+    config = {"configurable": {"checkpoint_id": ids[1], "thread_id": thread_id}}
+    older = await client.threads.get_history(thread_id, limit=10, before=config)  # type: ignore[arg-type]
+    assert [s["checkpoint_id"] for s in older] == ids[2:]
+    response = await http.post(
+        f"/threads/{thread_id}/history",
+        json={"limit": 1, "before": {"configurable": {"checkpoint_id": ids[2]}}},
+    )
+    assert [s["checkpoint_id"] for s in response.json()] == ids[3:4]
+    # A config naming no checkpoint limits nothing, as on the official server.
+    response = await http.post(
+        f"/threads/{thread_id}/history", json={"limit": 10, "before": {"configurable": {}}}
+    )
+    assert [s["checkpoint_id"] for s in response.json()] == ids
+
+
 async def test_history_metadata_filter(client: LangGraphClient) -> None:
     thread_id = await steps_thread(client)
     update = await client.threads.update_state(thread_id, {"steps": ["edit"]}, as_node="three")

@@ -38,6 +38,6 @@ def require_uuid(value: str, kind: str) -> str:
 
 
 def request_id(request: HTTPConnection) -> str | None:
-    """The id RequestIdMiddleware gave the request (the client's, when it sent one)."""
+    """The id RequestLogMiddleware gave the request (the client's, when it sent one)."""
     found: str | None = request.scope.get(REQUEST_ID_SCOPE_KEY)
     return found

@@ -1,24 +1,34 @@
-"""ASGI middleware every request passes: its id, and a cap on its body."""
+"""ASGI middleware every request passes: its id and log line, the last word on errors, and
+a cap on its body."""
 
 from __future__ import annotations
 
+import logging
 import re
+import time
 import uuid
 
+import structlog
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from stead import serde
-from stead.observability.logs import current_request_id
+from stead.observability.logs import log_context
+
+logger = logging.getLogger("stead.api")
+access_log = structlog.get_logger("stead.access")
 
 REQUEST_ID_SCOPE_KEY = "stead.request_id"
 # A client's own id is kept when it is short and plain, so it cannot forge log lines.
 _CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# Path parameters a request line repeats as fields, to find every line about one resource.
+_LOGGED_PATH_IDS = ("thread_id", "run_id", "assistant_id", "cron_id")
 
 
-class RequestIdMiddleware:
+class RequestLogMiddleware:
     """Every response says which request it answers (`x-request-id`), taking the client's id
-    when it sent a usable one; log lines written meanwhile carry it too."""
+    when it sent a usable one; log lines written meanwhile carry it too. Once the response is
+    sent, one line says what was asked, how it was answered and how long that took."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -30,19 +40,76 @@ class RequestIdMiddleware:
         sent = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         request_id = sent if _CLIENT_REQUEST_ID.fullmatch(sent) else str(uuid.uuid4())
         scope[REQUEST_ID_SCOPE_KEY] = request_id
-        token = current_request_id.set(request_id)
+        started = time.perf_counter()
+        # What the client sees if the app fails before it answers: the server's 500.
+        status = 500
 
         async def send_with_id(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
+                status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
                 message = {**message, "headers": headers}
             await send(message)
 
+        with log_context({"request_id": request_id}):
+            try:
+                await self.app(scope, receive, send_with_id)
+            finally:
+                _log_request(scope, status, time.perf_counter() - started)
+
+
+def _log_request(scope: Scope, status: int, seconds: float) -> None:
+    level = logging.ERROR if status >= 500 else logging.WARNING if status >= 400 else logging.INFO
+    if not access_log.isEnabledFor(level):
+        return
+    method, path = scope["method"], scope["path"]
+    latency_ms = round(seconds * 1000)
+    route = scope.get("route")
+    params = scope.get("path_params") or {}
+    access_log.log(
+        level,
+        f"{method} {path} {status} {latency_ms}ms",
+        method=method,
+        path=path,
+        route=getattr(route, "path", None),
+        status=status,
+        latency_ms=latency_ms,
+        **{key: params[key] for key in _LOGGED_PATH_IDS if key in params},
+    )
+
+
+class UnhandledErrorMiddleware:
+    """An error no handler answered is a JSON 500, logged with its traceback, and the
+    connection stays open. (Starlette's own last resort answers in plain text and re-raises,
+    and uvicorn then closes the client's keep-alive connection.)"""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
         try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            current_request_id.reset(token)
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            if started:
+                # Half a response cannot be taken back: uvicorn logs it and drops the connection.
+                raise
+            logger.exception("unhandled error in %s %s", scope["method"], scope["path"])
+            body = serde.dumps({"detail": "Internal Server Error"})
+            headers = [(b"content-type", b"application/json")]
+            await send({"type": "http.response.start", "status": 500, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
 
 
 class BodyTooLarge(HTTPException):

@@ -173,6 +173,12 @@ class CheckpointRef(BodyPart):
     thread_id: str | None = None
 
 
+class CheckpointConfig(Body):
+    """A checkpoint as a RunnableConfig, the form the JS SDK and Studio send."""
+
+    configurable: CheckpointRef
+
+
 class ThreadStateAtCheckpoint(Body):
     checkpoint: CheckpointRef
     subgraphs: bool = False
@@ -187,7 +193,8 @@ class ThreadStateUpdate(Body):
 
 class ThreadHistory(Body):
     limit: int = Field(10, ge=1, le=1000)
-    before: CheckpointRef | str | None = None
+    # Tried in order: a CheckpointRef ignores unknown keys, so it would also take a config.
+    before: CheckpointConfig | CheckpointRef | str | None = Field(None, union_mode="left_to_right")
     metadata: dict[str, Any] | None = None
     checkpoint: CheckpointRef | None = None
 

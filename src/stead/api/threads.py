@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Response
 from stead.api.authorization import on_thread
 from stead.api.deps import AuthzDep, RuntimeDep, require_uuid
 from stead.api.models import (
+    CheckpointConfig,
     CheckpointRef,
     ThreadCount,
     ThreadCreate,
@@ -211,11 +212,10 @@ async def get_thread_history(
 async def post_thread_history(
     thread_id: str, body: ThreadHistory, rt: RuntimeDep, authz: AuthzDep
 ) -> Response:
-    before = body.before
     history = await rt.threads.history(
         thread_id,
         limit=body.limit,
-        before={"checkpoint_id": before} if isinstance(before, str) else _checkpoint(before),
+        before=_before(body.before),
         metadata=body.metadata,
         checkpoint=_checkpoint(body.checkpoint),
         access=await on_thread(authz, "read", thread_id),
@@ -230,6 +230,15 @@ def _ttl(ttl: ThreadTTLBody | float | None) -> ThreadTTL | None:
     if isinstance(ttl, ThreadTTLBody):
         return ThreadTTL(ttl.ttl, ttl.strategy)
     return ThreadTTL(ttl)
+
+
+def _before(before: CheckpointConfig | CheckpointRef | str | None) -> dict[str, Any] | None:
+    """History's `before`: a checkpoint id, a checkpoint, or a config holding one."""
+    if isinstance(before, str):
+        return {"checkpoint_id": before}
+    if isinstance(before, CheckpointConfig):
+        return _checkpoint(before.configurable)
+    return _checkpoint(before)
 
 
 def _checkpoint(ref: CheckpointRef | None) -> dict[str, Any] | None:

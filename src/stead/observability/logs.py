@@ -1,29 +1,91 @@
-"""Log lines carry the id of the request they were written for."""
+"""Log lines, plain or JSON (`LOG_JSON`), at `LOG_LEVEL`; each carries the ids of the request
+and the run it was written for.
+
+Stead's modules log through the standard library; structlog renders every record, theirs and
+those of uvicorn and the user's graphs alike, and adds the ids bound in context variables.
+"""
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import sys
+from collections.abc import Iterator, Mapping, MutableMapping
+from contextlib import contextmanager
+from typing import Any
 
-current_request_id: contextvars.ContextVar[str] = contextvars.ContextVar(
-    "stead_request_id", default="-"
-)
+import structlog
+from structlog.typing import Processor
 
-
-class RequestIdFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = current_request_id.get()
-        return True
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
-def configure_logging() -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(RequestIdFilter())
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s")
+def _drop_color_message(
+    _logger: Any, _method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """uvicorn passes its message a second time, with terminal colour codes, as an extra."""
+    event.pop("color_message", None)
+    return event
+
+
+# Fields every line has, before the renderer: the field names the official server's JSON uses.
+_SHARED: list[Processor] = [
+    structlog.contextvars.merge_contextvars,
+    structlog.stdlib.add_log_level,
+    structlog.stdlib.add_logger_name,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+]
+# Records of the standard library's loggers: their `extra` fields become fields too.
+_FOREIGN: list[Processor] = [*_SHARED, structlog.stdlib.ExtraAdder(), _drop_color_message]
+
+
+def configure_logging(level: str = "INFO", json_lines: bool = False) -> None:
+    renderer: Processor
+    if json_lines:
+        renderer = structlog.processors.JSONRenderer(default=str)
+    else:
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=False, exception_formatter=structlog.dev.plain_traceback
+        )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=_FOREIGN,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            *([structlog.processors.format_exc_info] if json_lines else []),
+            renderer,
+        ],
     )
-    logging.basicConfig(level=logging.INFO, handlers=[handler])
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    # No line shows them: skip collecting them for every record (the logging HOWTO's advice).
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *_SHARED,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLevelName(level)))
     # httpx logs every request's full URL at INFO: webhook URLs may carry credentials.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLevelName(level)))
+
+
+@contextmanager
+def log_context(ids: Mapping[str, Any]) -> Iterator[None]:
+    """Every line logged inside the block, in this task and the tasks it starts, carries `ids`."""
+    with structlog.contextvars.bound_contextvars(**ids):
+        yield
+
+
+def run_ids(run: Mapping[str, Any]) -> dict[str, Any]:
+    """The ids a line written while executing `run` carries, with the id of the request that
+    created it when there was one."""
+    ids = {key: run.get(key) for key in ("run_id", "thread_id", "assistant_id")}
+    configurable = run.get("kwargs", {}).get("config", {}).get("configurable", {})
+    if configurable.get("langgraph_request_id"):
+        ids["request_id"] = configurable["langgraph_request_id"]
+    return ids

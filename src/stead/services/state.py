@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+from collections.abc import Iterator
 from typing import Any, cast
 
+import psycopg
+import sqlalchemy as sa
 from langchain_core.runnables import RunnableConfig
+from langgraph.errors import InvalidUpdateError
 from langgraph.types import StateSnapshot
 
 from stead import serde
+from stead.errors import ApiError, BadRequest, Unprocessable
+
+# Failures of the storage under the checkpointer, not of the graph: they stay server errors.
+_STORAGE_ERRORS = (sqlite3.Error, psycopg.Error, sa.exc.SQLAlchemyError)
 
 EMPTY_STATE: dict[str, Any] = {
     "values": {},
@@ -21,6 +31,21 @@ EMPTY_STATE: dict[str, Any] = {
     "checkpoint_id": None,
     "parent_checkpoint_id": None,
 }
+
+
+@contextlib.contextmanager
+def graph_rejections() -> Iterator[None]:
+    """Turn what a graph's own code raises while its state is read or updated into an answer:
+    a reducer refusing a value (a message with an unknown role, say) is 422 with its message,
+    an update naming no node of the graph is 400."""
+    try:
+        yield
+    except (ApiError, *_STORAGE_ERRORS):
+        raise
+    except InvalidUpdateError as exc:
+        raise BadRequest(str(exc)) from exc
+    except Exception as exc:
+        raise Unprocessable(str(exc) or type(exc).__name__) from exc
 
 
 def checkpoint_ref(config: RunnableConfig | None) -> dict[str, Any] | None:

@@ -7,20 +7,21 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.errors import InvalidUpdateError
 from langgraph.pregel import Pregel
 from langgraph.types import Command, StateUpdate
 
 from stead import serde
 from stead.broker import Broker
 from stead.checkpoints import copy_thread, keep_latest_checkpoint, thread_storage
-from stead.errors import BadRequest, Conflict, FailedDependency, NotFound
+from stead.errors import ApiError, BadRequest, Conflict, FailedDependency, NotFound
 from stead.graphs import GraphFactoryError, GraphRegistry
 from stead.ids import new_random_id, new_time_ordered_id
 from stead.services.assistants import now_utc
 from stead.services.state import (
     EMPTY_STATE,
+    graph_rejections,
     snapshot_to_state,
     thread_config,
     thread_fields_from_snapshot,
@@ -70,7 +71,12 @@ class ThreadService:
             record = new_thread_record(thread_id, metadata, ttl or self._default_ttl)
             await tx.threads.insert(record)
         if supersteps:
-            return await self._apply_supersteps(record, supersteps)
+            try:
+                return await self._apply_supersteps(record, supersteps)
+            except ApiError:
+                # The graph refused the supersteps: no thread is left half-built.
+                await self._delete(thread_id, UNRESTRICTED)
+                raise
         return record
 
     async def get(self, thread_id: str, access: Access = UNRESTRICTED) -> dict[str, Any]:
@@ -205,9 +211,10 @@ class ThreadService:
         async with self._graph_of(thread, required=False) as graph:
             if graph is None:
                 return dict(EMPTY_STATE)
-            snapshot = await graph.aget_state(
-                thread_config(thread_id, checkpoint), subgraphs=subgraphs
-            )
+            with graph_rejections():
+                snapshot = await graph.aget_state(
+                    thread_config(thread_id, checkpoint), subgraphs=subgraphs
+                )
         if (
             checkpoint
             and checkpoint.get("checkpoint_id")
@@ -231,15 +238,16 @@ class ThreadService:
         async with self._graph_of(thread, required=False) as graph:
             if graph is None:
                 return []
-            return [
-                snapshot_to_state(snapshot)
-                async for snapshot in graph.aget_state_history(
-                    thread_config(thread_id, checkpoint),
-                    limit=limit,
-                    before=thread_config(thread_id, before) if before else None,
-                    filter=metadata or None,
-                )
-            ]
+            with graph_rejections():
+                return [
+                    snapshot_to_state(snapshot)
+                    async for snapshot in graph.aget_state_history(
+                        thread_config(thread_id, checkpoint),
+                        limit=limit,
+                        before=_before_config(thread_id, before),
+                        filter=metadata or None,
+                    )
+                ]
 
     async def update_state(
         self,
@@ -258,13 +266,11 @@ class ThreadService:
                 )
         async with self._graph_of(thread, required=True) as graph:
             assert graph is not None
-            try:
+            with graph_rejections():
                 config = await graph.aupdate_state(
                     thread_config(thread_id, checkpoint), values, as_node=as_node
                 )
-            except InvalidUpdateError as exc:
-                raise BadRequest(str(exc)) from exc
-            snapshot = await graph.aget_state(thread_config(thread_id))
+                snapshot = await graph.aget_state(thread_config(thread_id))
         await self._record_state(thread_id, snapshot)
         await self._broker.publish_to_thread(
             thread_id, state_update_event(thread_id, snapshot_to_state(snapshot))
@@ -288,8 +294,9 @@ class ThreadService:
         ]
         async with self._graph_of(thread, required=True) as graph:
             assert graph is not None
-            await graph.abulk_update_state(thread_config(thread["thread_id"]), steps)
-            snapshot = await graph.aget_state(thread_config(thread["thread_id"]))
+            with graph_rejections():
+                await graph.abulk_update_state(thread_config(thread["thread_id"]), steps)
+                snapshot = await graph.aget_state(thread_config(thread["thread_id"]))
         await self._record_state(thread["thread_id"], snapshot)
         return await self.get(thread["thread_id"])
 
@@ -321,6 +328,13 @@ class ThreadService:
                 yield graph
         except GraphFactoryError as exc:
             raise FailedDependency(str(exc)) from exc
+
+
+def _before_config(thread_id: str, before: dict[str, Any] | None) -> RunnableConfig | None:
+    """A `before` without a checkpoint id limits nothing (the official server ignores it too)."""
+    if before is None or not before.get("checkpoint_id"):
+        return None
+    return thread_config(thread_id, before)
 
 
 def _has_expired(thread: dict[str, Any], now: datetime) -> bool:

@@ -78,6 +78,7 @@ class RunExecutor:
         self._webhooks = webhooks
 
     async def execute(self, run: dict[str, Any]) -> None:
+        logger.info("run %s attempt %d started", run["run_id"], run["attempt"])
         async with self._broker.watch_cancel(run["run_id"]) as cancel:
             streaming = asyncio.ensure_future(self._stream(run))
             stopping = asyncio.ensure_future(self._watch(run, cancel))
@@ -112,6 +113,7 @@ class RunExecutor:
             if is_protocol_run(run):
                 await self._publish_protocol_outcome(run, outcome)
             await self._publish_event(run, END)
+        logger.info("run %s ended: %s", run["run_id"], outcome.status)
         if self._webhooks is not None:
             values = outcome.snapshot.values if outcome.snapshot is not None else None
             self._webhooks.send(run, status=outcome.status, values=values, error=outcome.error)

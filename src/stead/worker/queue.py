@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from stead.broker import Broker
+from stead.observability.logs import log_context, run_ids
 from stead.services.assistants import now_utc
 from stead.storage import Database
 from stead.worker.executor import RunExecutor
@@ -88,18 +89,19 @@ class RunQueue:
             return [], None
 
     async def _execute(self, run: dict[str, Any]) -> None:
-        try:
-            await self._executor.execute(run)
-        except asyncio.CancelledError:
-            pass
-        except Exception:
-            logger.exception("run %s crashed the executor", run["run_id"])
-        finally:
-            self._running.pop(run["run_id"], None)
-            self._slots.release()
-            if not self._stopping:
-                # The thread may have queued runs waiting for this one.
-                await self._broker.wake_workers()
+        with log_context(run_ids(run)):
+            try:
+                await self._executor.execute(run)
+            except asyncio.CancelledError:
+                pass
+            except Exception:
+                logger.exception("run %s crashed the executor", run["run_id"])
+            finally:
+                self._running.pop(run["run_id"], None)
+                self._slots.release()
+                if not self._stopping:
+                    # The thread may have queued runs waiting for this one.
+                    await self._broker.wake_workers()
 
 
 def _idle_timeout(next_due: datetime | None) -> float:

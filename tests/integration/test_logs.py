@@ -1,0 +1,150 @@
+"""The server's log, read as an operator reads it: one line per request, `LOG_LEVEL`, and
+`LOG_JSON=true` JSON lines carrying the request, run, thread and assistant ids."""
+
+from __future__ import annotations
+
+import json
+import re
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.servers import ServerStartError, StartedServer, stead_server
+
+# A graph whose node logs through the standard library, as users' graphs do.
+CHATTY_GRAPH = """
+import logging
+from typing import TypedDict
+
+from langgraph.graph import START, StateGraph
+
+log = logging.getLogger("chatty")
+
+
+class State(TypedDict, total=False):
+    text: str
+
+
+def speak(state: State) -> State:
+    log.info("node speaks: %s", state.get("text"))
+    return state
+
+
+graph = StateGraph(State).add_node("speak", speak).add_edge(START, "speak").compile()
+"""
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("logs")
+    (root / "chatty.py").write_text(textwrap.dedent(CHATTY_GRAPH))
+    (root / "langgraph.json").write_text(json.dumps({"graphs": {"chatty": "./chatty.py:graph"}}))
+    return root / "langgraph.json"
+
+
+@pytest.fixture(scope="module")
+def plain_server(project: Path) -> Iterator[StartedServer]:
+    with stead_server(project) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def json_server(project: Path) -> Iterator[StartedServer]:
+    with stead_server(project, env={"LOG_JSON": "true"}) as server:
+        yield server
+
+
+def test_one_plain_line_per_request(plain_server: StartedServer) -> None:
+    with httpx.Client(base_url=plain_server.url) as http:
+        http.post("/threads", json={}, headers={"x-request-id": "plain-1"})
+        missing = "00000000-0000-0000-0000-000000000000"
+        http.get(f"/threads/{missing}", headers={"x-request-id": "plain-2"})
+
+    log = plain_server.log_containing("request_id=plain-2")
+    [created] = [line for line in log.splitlines() if "request_id=plain-1" in line]
+    assert re.fullmatch(
+        r"\S+Z \[info\s*\] POST /threads 200 (\d+)ms\s+\[stead\.access\] latency_ms=\1 "
+        r"method=POST path=/threads request_id=plain-1 route=/threads status=200",
+        created,
+    ), created
+    # A client error is a warning, and names the thread it was about.
+    [refused] = [line for line in log.splitlines() if "request_id=plain-2" in line]
+    assert re.match(rf"\S+Z \[warning\s*\] GET /threads/{missing} 404 \d+ms", refused), refused
+    assert f"thread_id={missing}" in refused
+    # uvicorn's access log would repeat each request in its own format.
+    assert "HTTP/1.1" not in log
+
+
+def test_json_lines_carry_the_ids(json_server: StartedServer) -> None:
+    with httpx.Client(base_url=json_server.url, timeout=30) as http:
+        thread_id = http.post("/threads", json={}).json()["thread_id"]
+        response = http.post(
+            f"/threads/{thread_id}/runs/wait",
+            json={"assistant_id": "chatty", "input": {"text": "hello"}},
+            headers={"x-request-id": "json-1"},
+        )
+        assert response.status_code == 200
+        [run] = http.get(f"/threads/{thread_id}/runs").json()
+
+    log = json_server.log_containing(f"/threads/{thread_id}/runs/wait")
+    lines = [json.loads(line) for line in log.splitlines()]
+    for line in lines:
+        assert {"event", "level", "logger", "timestamp"} <= line.keys(), line
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z", line["timestamp"])
+
+    [spoken] = [line for line in lines if line["event"] == "node speaks: hello"]
+    assert _subset(spoken) == {
+        "level": "info",
+        "logger": "chatty",
+        "run_id": run["run_id"],
+        "thread_id": thread_id,
+        "assistant_id": run["assistant_id"],
+        "request_id": "json-1",
+    }
+    [request] = [line for line in lines if line.get("path") == f"/threads/{thread_id}/runs/wait"]
+    assert isinstance(request["latency_ms"], int)
+    assert request == {
+        "event": f"POST /threads/{thread_id}/runs/wait 200 {request['latency_ms']}ms",
+        "level": "info",
+        "logger": "stead.access",
+        "timestamp": request["timestamp"],
+        "method": "POST",
+        "path": f"/threads/{thread_id}/runs/wait",
+        "route": "/threads/{thread_id}/runs/wait",
+        "status": 200,
+        "latency_ms": request["latency_ms"],
+        "request_id": "json-1",
+        "thread_id": thread_id,
+    }
+
+
+def test_log_level_warning_keeps_only_warnings_and_errors(project: Path) -> None:
+    with (
+        stead_server(project, env={"LOG_LEVEL": "warning"}) as server,
+        httpx.Client(base_url=server.url) as http,
+    ):
+        http.post("/threads", json={}, headers={"x-request-id": "quiet-1"})
+        http.get(
+            "/threads/00000000-0000-0000-0000-000000000000", headers={"x-request-id": "loud-1"}
+        )
+        log = server.log_containing("request_id=loud-1")
+    assert "request_id=quiet-1" not in log
+    assert "[info" not in log
+    assert "[warning" in log
+
+
+def test_an_unknown_log_level_stops_the_server_with_one_line(project: Path) -> None:
+    with (
+        pytest.raises(ServerStartError, match="LOG_LEVEL must be one of DEBUG, INFO"),
+        stead_server(project, env={"LOG_LEVEL": "chatty"}, timeout=10),
+    ):
+        pass
+
+
+def _subset(line: dict[str, Any]) -> dict[str, Any]:
+    keys = ("level", "logger", "run_id", "thread_id", "assistant_id", "request_id")
+    return {key: line.get(key) for key in keys}
