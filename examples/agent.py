@@ -5,11 +5,13 @@ Swap `EchoChatModel` for a real model (e.g. `langchain_openai.ChatOpenAI`) to bu
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from typing import Any, TypedDict
 
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.types import interrupt
 
@@ -22,6 +24,12 @@ class EchoChatModel(GenericFakeChatModel):
     def _generate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> ChatResult:
         reply = AIMessage(content=f"You said: {messages[-1].content}")
         return ChatResult(generations=[ChatGeneration(message=reply)])
+
+    async def _astream(self, *args: Any, **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
+        # A token every 20 ms, roughly as a hosted model streams.
+        async for chunk in super()._astream(*args, **kwargs):
+            await asyncio.sleep(0.02)
+            yield chunk
 
 
 _model = EchoChatModel()

@@ -6,10 +6,12 @@ Every model is one of langchain-core's fake chat models: no network, determinist
 import asyncio
 import itertools
 import operator
-from typing import Annotated, TypedDict
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, TypedDict
 
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
+from langchain_core.outputs import ChatGenerationChunk
 from langchain_core.runnables import RunnableConfig
 from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, MessagesState, StateGraph
@@ -28,6 +30,36 @@ graph = (
     .add_node(call_model)
     .add_edge(START, "call_model")
     .add_edge("call_model", END)
+    .compile()
+)
+
+
+class PacedFakeChatModel(GenericFakeChatModel):
+    """Streams its tokens 20 ms apart, as a real model does. A client that opens several streams
+    on a thread (the SDKs' thread.messages beside their lifecycle watcher) is then connected
+    before the run ends, as with any real model, instead of racing a run that took a millisecond.
+    """
+
+    async def _astream(self, *args: Any, **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
+        async for chunk in super()._astream(*args, **kwargs):
+            await asyncio.sleep(0.02)
+            yield chunk
+
+
+_paced_model = PacedFakeChatModel(
+    messages=itertools.cycle([AIMessage(content="Hello there friend")])
+)
+
+
+async def call_paced_model(state: MessagesState) -> dict:
+    return {"messages": [await _paced_model.ainvoke(state["messages"])]}
+
+
+paced_chat = (
+    StateGraph(MessagesState)
+    .add_node(call_paced_model)
+    .add_edge(START, "call_paced_model")
+    .add_edge("call_paced_model", END)
     .compile()
 )
 

@@ -1,5 +1,7 @@
-// The quick start of the @langchain/langgraph-sdk README, as printed there, on the `agent` test
-// graph (a fake chat model that answers "Hello there friend").
+// The quick start of the @langchain/langgraph-sdk README, as printed there, on the `paced_chat`
+// test graph (a fake chat model that answers "Hello there friend", a token every 20 ms as a real
+// model streams: against a run that ends within a millisecond the SDK's thread.messages loses a
+// race with its own lifecycle stream).
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
@@ -9,7 +11,7 @@ test("threads.stream: the README quick start streams the reply and resolves the 
   const client = newClient();
 
   // Open a thread-centric stream (the recommended way to stream).
-  const thread = client.threads.stream({ assistantId: "agent" });
+  const thread = client.threads.stream({ assistantId: "paced_chat" });
 
   await thread.run.start({
     input: { messages: [{ role: "user", content: "hello" }] },

@@ -221,6 +221,9 @@ class _Commands:
         params = command.get("params") or {}
         if not isinstance(params, dict):
             return _error(command_id, INVALID_ARGUMENT, "params must be an object")
+        # Read before the command acts: a run it starts may have written events by the time it
+        # returns, and a client resuming after this seq must get them.
+        applied = await self._rt.thread_protocol.applied_through(self._thread_id)
         try:
             result = await handler(params)
         except CommandError as exc:
@@ -228,7 +231,6 @@ class _Commands:
         except ApiError as exc:
             error = CommandError.from_api_error(exc)
             return _error(command_id, error.code, error.message)
-        applied = await self._rt.thread_protocol.applied_through(self._thread_id)
         meta = {} if applied is None else {"applied_through_seq": applied}
         return {"type": "success", "id": command_id, "result": result, "meta": meta}
 

@@ -93,8 +93,8 @@ class ThreadProtocol:
         return await self._create(thread_id, request, request_id, access)
 
     async def applied_through(self, thread_id: str) -> int | None:
-        """The thread's latest `seq`: a client that resumes after it misses nothing after this
-        command. None when the broker cannot tell."""
+        """The thread's latest `seq` before a command acts: a client that resumes after it misses
+        nothing the command causes. None when the broker cannot tell."""
         return await self._broker.last_thread_seq(thread_id)
 
     async def agent_tree(self, thread_id: str, access: Access) -> dict[str, Any]:
