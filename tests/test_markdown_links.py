@@ -15,7 +15,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 LINK = re.compile(r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)")
 # A path, in a link, code or prose, that climbs out of the repository or starts at a home or
 # work folder of the machine it was written on.
-OUTSIDE_PATH = re.compile(r"(?:^|[\s(`'\"=])(?:\.\./|~/|/(?:work|home|root|Users)/)\S*", re.MULTILINE)
+OUTSIDE_PATH = re.compile(
+    r"(?:^|[\s(`'\"=])(?:\.\./|~/|/(?:work|home|root|Users)/)\S*", re.MULTILINE
+)
 
 
 def markdown_files() -> list[Path]:
@@ -33,7 +35,9 @@ def test_the_readme_is_checked() -> None:
     assert REPO_ROOT / "README.md" in markdown_files()
 
 
-@pytest.mark.parametrize("document", markdown_files(), ids=lambda path: str(path.relative_to(REPO_ROOT)))
+@pytest.mark.parametrize(
+    "document", markdown_files(), ids=lambda path: str(path.relative_to(REPO_ROOT))
+)
 def test_links_stay_inside_the_repository(document: Path) -> None:
     text = document.read_text()
     problems = []
