@@ -1,31 +1,43 @@
 # Two entry points: `make run` serves the example graphs, `make test` runs every check and test.
-# Both install what they need into .venv first.
+# Both install what they need into .venv first: serving needs the package alone, the checks and
+# tests its dev tools too.
 
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: run test lint bench
+.PHONY: run test lint bench test-services
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/pip:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+
+$(BIN)/.installed-serve: pyproject.toml | $(BIN)/pip
+	$(BIN)/pip install --quiet -e .
 	touch $@
 
-run: $(BIN)/.installed
+# The dev install holds everything serving needs, so it marks that install done as well.
+$(BIN)/.installed-dev: pyproject.toml | $(BIN)/pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@ $(BIN)/.installed-serve
+
+run: $(BIN)/.installed-serve
 	$(BIN)/stead run --config examples/langgraph.json
 
-lint: $(BIN)/.installed
+lint: $(BIN)/.installed-dev
 	$(BIN)/ruff check src tests bench examples
 	$(BIN)/ruff format --check src tests bench examples
 	$(BIN)/mypy
 
+# The tests start their own PostgreSQL 15 and Redis; this installs them when they are missing.
+test-services:
+	sh scripts/install-test-services
+
 # The second pass runs the API suite again on the production runtime: PostgreSQL + Redis.
-test: lint
+test: lint test-services
 	$(BIN)/python -m pytest
 	STEAD_TEST_DATABASE=postgres $(BIN)/python -m pytest tests/integration \
 		--ignore=tests/integration/test_postgres.py
 
-bench: $(BIN)/.installed
+bench: $(BIN)/.installed-dev
 	$(BIN)/python bench/latency.py
