@@ -11,8 +11,10 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.errors import InvalidUpdateError
 from langgraph.pregel import Pregel
 from langgraph.types import Command, StateUpdate
+from langgraph_sdk.runtime import AccessContext
 
 from stead import serde
+from stead.auth.user import AuthUser
 from stead.broker import Broker
 from stead.checkpoints import copy_thread, keep_latest_checkpoint, thread_storage
 from stead.errors import BadRequest, Conflict, FailedDependency, NotFound
@@ -56,6 +58,7 @@ class ThreadService:
         supersteps: list[dict[str, Any]] | None,
         ttl: ThreadTTL | None = None,
         access: Access = UNRESTRICTED,
+        user: AuthUser | None = None,
     ) -> dict[str, Any]:
         thread_id = thread_id or new_time_ordered_id()
         metadata = metadata or {}
@@ -70,7 +73,7 @@ class ThreadService:
             record = new_thread_record(thread_id, metadata, ttl or self._default_ttl)
             await tx.threads.insert(record)
         if supersteps:
-            return await self._apply_supersteps(record, supersteps)
+            return await self._apply_supersteps(record, supersteps, user)
         return record
 
     async def get(self, thread_id: str, access: Access = UNRESTRICTED) -> dict[str, Any]:
@@ -195,9 +198,10 @@ class ThreadService:
         checkpoint: dict[str, Any] | None = None,
         subgraphs: bool = False,
         access: Access = UNRESTRICTED,
+        user: AuthUser | None = None,
     ) -> dict[str, Any]:
         thread = await self.get(thread_id, access)
-        async with self._graph_of(thread, required=False) as graph:
+        async with self._graph_of(thread, "threads.read", user, required=False) as graph:
             if graph is None:
                 return dict(EMPTY_STATE)
             snapshot = await graph.aget_state(
@@ -221,9 +225,10 @@ class ThreadService:
         metadata: dict[str, Any] | None,
         checkpoint: dict[str, Any] | None,
         access: Access = UNRESTRICTED,
+        user: AuthUser | None = None,
     ) -> list[dict[str, Any]]:
         thread = await self.get(thread_id, access)
-        async with self._graph_of(thread, required=False) as graph:
+        async with self._graph_of(thread, "threads.read", user, required=False) as graph:
             if graph is None:
                 return []
             return [
@@ -244,6 +249,7 @@ class ThreadService:
         as_node: str | None,
         checkpoint: dict[str, Any] | None,
         access: Access = UNRESTRICTED,
+        user: AuthUser | None = None,
     ) -> dict[str, Any]:
         thread = await self.get(thread_id, access)
         async with self._db.transaction() as tx:
@@ -251,7 +257,7 @@ class ThreadService:
                 raise Conflict(
                     "Thread is busy with a run; wait for it to finish before updating its state"
                 )
-        async with self._graph_of(thread, required=True) as graph:
+        async with self._graph_of(thread, "threads.update", user, required=True) as graph:
             assert graph is not None
             try:
                 config = await graph.aupdate_state(
@@ -272,7 +278,7 @@ class ThreadService:
         }
 
     async def _apply_supersteps(
-        self, thread: dict[str, Any], supersteps: list[dict[str, Any]]
+        self, thread: dict[str, Any], supersteps: list[dict[str, Any]], user: AuthUser | None
     ) -> dict[str, Any]:
         steps = [
             [
@@ -281,7 +287,7 @@ class ThreadService:
             ]
             for step in supersteps
         ]
-        async with self._graph_of(thread, required=True) as graph:
+        async with self._graph_of(thread, "threads.update", user, required=True) as graph:
             assert graph is not None
             await graph.abulk_update_state(thread_config(thread["thread_id"]), steps)
             snapshot = await graph.aget_state(thread_config(thread["thread_id"]))
@@ -300,7 +306,12 @@ class ThreadService:
 
     @contextlib.asynccontextmanager
     async def _graph_of(
-        self, thread: dict[str, Any], *, required: bool
+        self,
+        thread: dict[str, Any],
+        access_context: AccessContext,
+        user: AuthUser | None,
+        *,
+        required: bool,
     ) -> AsyncIterator[Pregel | None]:
         graph_id = thread["metadata"].get("graph_id")
         if graph_id is None or self._graphs.get_spec(graph_id) is None:
@@ -312,7 +323,12 @@ class ThreadService:
             yield None
             return
         try:
-            async with self._graphs.graph(graph_id, serde.to_jsonable(thread["config"])) as graph:
+            async with self._graphs.graph(
+                graph_id,
+                serde.to_jsonable(thread["config"]),
+                access_context=access_context,
+                user=user,
+            ) as graph:
                 yield graph
         except GraphFactoryError as exc:
             raise FailedDependency(str(exc)) from exc
