@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from langchain_core.runnables import RunnableConfig
     from langgraph.graph.state import CompiledStateGraph
     from langgraph_sdk.runtime import ServerRuntime
+
     # A context type only a type checker sees: `ServerRuntime[MyContext]` cannot be evaluated.
     from my_project import MyContext  # type: ignore[import-not-found]
 

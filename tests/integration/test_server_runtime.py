@@ -10,10 +10,12 @@ import contextlib
 import json
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
@@ -22,6 +24,7 @@ from stead.ids import system_assistant_id
 from tests.conftest import GRAPHS_DIR
 from tests.support.postgres import session_runtime_env
 from tests.support.servers import StartedServer, free_port, stead_server
+from tests.support.worker import stead_worker
 
 RUNTIME = GRAPHS_DIR / "server_runtime.py"
 DEFERRED = GRAPHS_DIR / "server_runtime_deferred.py"
@@ -39,6 +42,7 @@ TAKES_CONFIG = {
 }
 CALLS = ["factory_calls"]
 TOKENS = {"alice": "alice-token", "bob": "bob-token", "admin": "admin-token"}
+AUTH = {"path": f"{GRAPHS_DIR / 'auth.py'}:auth"}
 
 
 def write_config(tmp: Path, graphs: dict[str, str], **extra: Any) -> Path:
@@ -61,8 +65,7 @@ def open_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartedSer
 
 @pytest.fixture(scope="module")
 def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartedServer]:
-    auth = {"path": f"{GRAPHS_DIR / 'auth.py'}:auth"}
-    with started(write_config(tmp_path_factory.mktemp("auth"), GRAPHS, auth=auth)) as server:
+    with started(write_config(tmp_path_factory.mktemp("auth"), GRAPHS, auth=AUTH)) as server:
         yield server
 
 
@@ -223,6 +226,28 @@ async def test_the_factory_sees_the_authenticated_user(
     schemas = await last_call(admin, graph_id)
     bob_user = {"identity": "bob", "permissions": ["write"]}
     assert (schemas["access_context"], schemas["user"]) == ("assistants.read", bob_user)
+
+
+def test_a_separate_worker_gives_the_factory_the_user_who_created_the_run(tmp_path: Path) -> None:
+    config = write_config(tmp_path, {"runtime_only": GRAPHS["runtime_only"]}, auth=AUTH)
+    data_dir = tmp_path / "data"
+    api_only = {"N_JOBS_PER_WORKER": "0"}
+    with stead_server(config, data_dir, env=api_only) as api, stead_worker(config, data_dir):
+        alice = httpx.Client(base_url=api.url, headers={"Authorization": "Bearer alice-token"})
+        with alice:
+            thread_id = alice.post("/threads", json={}).json()["thread_id"]
+            body = {"assistant_id": "runtime_only", "input": {"text": "hi"}}
+            run = alice.post(f"/threads/{thread_id}/runs", json=body).json()
+            deadline = time.monotonic() + 20
+            while alice.get(f"/threads/{thread_id}/runs/{run['run_id']}").json()["status"] in (
+                "pending",
+                "running",
+            ):
+                assert time.monotonic() < deadline, "the worker never finished the run"
+                time.sleep(0.1)
+            values = alice.get(f"/threads/{thread_id}/state").json()["values"]
+    assert values["access_context"] == "threads.create_run"
+    assert values["user"] == {"identity": "alice", "permissions": ["write"]}
 
 
 @pytest.mark.parametrize(
