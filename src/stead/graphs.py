@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
+import ast
 import contextlib
+import copy
 import importlib
 import importlib.util
 import inspect
 import os
 import sys
+import types
+import typing
 import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import StateGraph
 from langgraph.pregel import Pregel
 from langgraph.store.base import BaseStore
+from langgraph_sdk.auth.types import BaseUser
+from langgraph_sdk.runtime import AccessContext, ServerRuntime, _ExecutionRuntime, _ReadRuntime
 
 from stead.config import Settings
 from stead.ids import system_assistant_id
@@ -33,19 +39,37 @@ class GraphFactoryError(Exception):
     """A graph factory failed or returned something that is not a graph."""
 
 
+FactoryArgument = Literal["config", "runtime"]
+
+
+@dataclass(frozen=True)
+class FactorySignature:
+    """What each parameter of a graph factory receives: the config or the ServerRuntime."""
+
+    parameters: tuple[tuple[inspect.Parameter, FactoryArgument], ...]
+
+    def call(self, factory: Any, config: RunnableConfig, runtime: ServerRuntime) -> Any:
+        args: list[Any] = []
+        kwargs: dict[str, Any] = {}
+        for parameter, argument in self.parameters:
+            value = runtime if argument == "runtime" else config
+            if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.VAR_POSITIONAL):
+                args.append(value)
+            else:
+                kwargs[parameter.name] = value
+        return factory(*args, **kwargs)
+
+
 @dataclass(frozen=True)
 class GraphSpec:
     graph_id: str
     spec: str
     target: Any
+    factory: FactorySignature | None = None
 
     @property
     def assistant_id(self) -> str:
         return system_assistant_id(self.graph_id)
-
-    @property
-    def is_factory(self) -> bool:
-        return not isinstance(self.target, (Pregel, StateGraph)) and callable(self.target)
 
 
 class GraphRegistry:
@@ -68,16 +92,37 @@ class GraphRegistry:
 
     @contextlib.asynccontextmanager
     async def graph(
-        self, graph_id: str, config: RunnableConfig | None = None
+        self,
+        graph_id: str,
+        config: RunnableConfig | None = None,
+        *,
+        access_context: AccessContext,
+        user: BaseUser | None = None,
+        run_context: Any = None,
     ) -> AsyncIterator[Pregel]:
-        """A graph ready to run: compiled, with this server's checkpointer and store."""
+        """A graph ready to run: compiled, with this server's checkpointer and store.
+
+        A factory is told why it is called (`access_context`), for whom, and, when the graph
+        will execute a run, that run's context."""
         spec = self._specs[graph_id]
-        if not spec.is_factory:
+        if spec.factory is None:
             yield self._static_graph(spec)
             return
+        runtime = self._server_runtime(access_context, user, run_context)
         async with contextlib.AsyncExitStack() as stack:
-            built = await _call_factory(spec, config or {}, stack)
+            built = await _call_factory(spec, spec.factory, config or {}, runtime, stack)
             yield self._attach(built)
+
+    def _server_runtime(
+        self, access_context: AccessContext, user: BaseUser | None, run_context: Any
+    ) -> ServerRuntime:
+        if access_context == "threads.create_run":
+            # A copy: the factory may change it, and the run passes its own to the graph.
+            context = copy.copy(run_context)
+            return _ExecutionRuntime(
+                access_context=access_context, user=user, store=self._store, context=context
+            )
+        return _ReadRuntime(access_context=access_context, user=user, store=self._store)
 
     def _static_graph(self, spec: GraphSpec) -> Pregel:
         graph = self._compiled.get(spec.graph_id)
@@ -95,12 +140,14 @@ class GraphRegistry:
 
 
 async def _call_factory(
-    spec: GraphSpec, config: RunnableConfig, stack: contextlib.AsyncExitStack
+    spec: GraphSpec,
+    signature: FactorySignature,
+    config: RunnableConfig,
+    runtime: ServerRuntime,
+    stack: contextlib.AsyncExitStack,
 ) -> Any:
-    factory = spec.target
     try:
-        takes_config = len(inspect.signature(factory).parameters) > 0
-        result = factory(config) if takes_config else factory()
+        result = signature.call(spec.target, config, runtime)
         if inspect.isawaitable(result):
             result = await result
         if isinstance(result, contextlib.AbstractAsyncContextManager):
@@ -123,9 +170,98 @@ def load_graph_specs(settings: Settings) -> dict[str, GraphSpec]:
     if str(settings.project_dir) not in sys.path:
         sys.path.insert(0, str(settings.project_dir))
     return {
-        graph_id: GraphSpec(graph_id, spec, _import_target(graph_id, spec, settings.project_dir))
+        graph_id: _graph_spec(graph_id, spec, _import_target(graph_id, spec, settings.project_dir))
         for graph_id, spec in settings.graphs.items()
     }
+
+
+def _graph_spec(graph_id: str, spec: str, target: Any) -> GraphSpec:
+    if isinstance(target, (Pregel, StateGraph)):
+        return GraphSpec(graph_id, spec, target)
+    try:
+        signature = classify_factory(target)
+    except ValueError as exc:
+        raise GraphLoadError(f"graph '{graph_id}' ({spec}): {exc}") from None
+    return GraphSpec(graph_id, spec, target, signature)
+
+
+def classify_factory(factory: Any) -> FactorySignature:
+    """Which of a factory's (at most two) parameters takes the ServerRuntime: the one annotated
+    `ServerRuntime` (or one of its variants); any other takes the config."""
+    try:
+        parameters = list(inspect.signature(factory).parameters.values())
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"cannot read the factory's signature: {exc}") from None
+    if len(parameters) > 2:
+        names = [parameter.name for parameter in parameters]
+        raise ValueError(
+            f"a graph factory takes at most two parameters, config and runtime, got {names}"
+        )
+    takes_runtime = [_is_runtime_annotation(p.annotation, factory) for p in parameters]
+    if len(parameters) == 2 and takes_runtime.count(True) != 1:
+        raise ValueError(
+            "a graph factory with two parameters needs exactly one annotated ServerRuntime "
+            "(the other receives the config)"
+        )
+    return FactorySignature(
+        tuple(
+            (parameter, "runtime" if runtime else "config")
+            for parameter, runtime in zip(parameters, takes_runtime, strict=True)
+        )
+    )
+
+
+_RUNTIME_TYPES: dict[str, Any] = {
+    "ServerRuntime": ServerRuntime,
+    "_ExecutionRuntime": _ExecutionRuntime,
+    "_ReadRuntime": _ReadRuntime,
+}
+
+
+def _is_runtime_annotation(annotation: Any, factory: Any) -> bool:
+    if annotation is inspect.Parameter.empty:
+        return False
+    if not isinstance(annotation, str):
+        return _is_runtime_type(annotation)
+    module_globals = getattr(inspect.unwrap(factory), "__globals__", {})
+    try:
+        resolved = eval(annotation, dict(module_globals), dict(_RUNTIME_TYPES))
+    except Exception:
+        # Names imported only under TYPE_CHECKING do not resolve: read the annotation's text.
+        return _names_runtime(annotation)
+    return _is_runtime_type(resolved)
+
+
+def _is_runtime_type(annotation: Any) -> bool:
+    origin = typing.get_origin(annotation) or annotation
+    if origin in (typing.Union, types.UnionType):
+        members = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        return bool(members) and all(_is_runtime_type(member) for member in members)
+    return any(origin is runtime_type for runtime_type in _RUNTIME_TYPES.values())
+
+
+def _names_runtime(annotation: str) -> bool:
+    """Whether annotation text such as `ServerRuntime[MyContext] | None` names the runtime."""
+    try:
+        expression = ast.parse(annotation, mode="eval").body
+    except SyntaxError:
+        return False
+    return _names_runtime_node(expression)
+
+
+def _names_runtime_node(node: ast.expr) -> bool:
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        sides = [side for side in (node.left, node.right) if not _is_none(side)]
+        return bool(sides) and all(_names_runtime_node(side) for side in sides)
+    if isinstance(node, ast.Subscript):
+        node = node.value
+    if isinstance(node, ast.Attribute):
+        return node.attr in _RUNTIME_TYPES
+    return isinstance(node, ast.Name) and node.id in _RUNTIME_TYPES
+
+
+def _is_none(node: ast.expr) -> bool:
+    return isinstance(node, ast.Constant) and node.value is None
 
 
 def _import_target(graph_id: str, spec: str, base: Path) -> Any:

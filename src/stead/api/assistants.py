@@ -99,7 +99,8 @@ async def get_assistant_graph(
     # A graph name stands for its system assistant here, as in run bodies.
     value = {"assistant_id": assistant_id, "metadata": {}}
     access = await authz.check("assistants", "read", value)
-    return json_response(await rt.assistants.draw(assistant_id, _xray(xray), access))
+    drawing = await rt.assistants.draw(assistant_id, _xray(xray), access, authz.user)
+    return json_response(drawing)
 
 
 @router.get(
@@ -108,7 +109,7 @@ async def get_assistant_graph(
 )
 async def get_assistant_schemas(assistant_id: str, rt: RuntimeDep, authz: AuthzDep) -> Response:
     access = await on_assistant(authz, "read", assistant_id)
-    return json_response(await rt.assistants.schemas(assistant_id, access))
+    return json_response(await rt.assistants.schemas(assistant_id, access, authz.user))
 
 
 @router.get(
@@ -119,7 +120,8 @@ async def get_assistant_subgraphs(
     assistant_id: str, rt: RuntimeDep, authz: AuthzDep, recurse: bool = False
 ) -> Response:
     access = await on_assistant(authz, "read", assistant_id)
-    return json_response(await rt.assistants.subgraphs(assistant_id, None, recurse, access))
+    subgraphs = await rt.assistants.subgraphs(assistant_id, None, recurse, access, authz.user)
+    return json_response(subgraphs)
 
 
 @router.get(
@@ -130,7 +132,8 @@ async def get_assistant_subgraphs_in(
     assistant_id: str, namespace: str, rt: RuntimeDep, authz: AuthzDep, recurse: bool = False
 ) -> Response:
     access = await on_assistant(authz, "read", assistant_id)
-    return json_response(await rt.assistants.subgraphs(assistant_id, namespace, recurse, access))
+    subgraphs = await rt.assistants.subgraphs(assistant_id, namespace, recurse, access, authz.user)
+    return json_response(subgraphs)
 
 
 @router.post(

@@ -56,7 +56,7 @@ async def create_thread(body: ThreadCreate, rt: RuntimeDep, authz: AuthzDep) -> 
     fields = body.model_dump(exclude={"ttl"})
     fields["metadata"] = fields["metadata"] or {}
     access = await authz.check("threads", "create", fields)
-    thread = await rt.threads.create(**fields, ttl=_ttl(body.ttl), access=access)
+    thread = await rt.threads.create(**fields, ttl=_ttl(body.ttl), access=access, user=authz.user)
     return json_response(thread_json(thread))
 
 
@@ -135,7 +135,7 @@ async def get_thread_state(
     thread_id: str, rt: RuntimeDep, authz: AuthzDep, subgraphs: bool = False
 ) -> Response:
     access = await on_thread(authz, "read", thread_id)
-    return json_response(await rt.threads.state(thread_id, None, subgraphs, access))
+    return json_response(await rt.threads.state(thread_id, None, subgraphs, access, authz.user))
 
 
 @router.get(
@@ -147,7 +147,8 @@ async def get_thread_state_at(
 ) -> Response:
     access = await on_thread(authz, "read", thread_id)
     checkpoint = {"checkpoint_id": checkpoint_id}
-    return json_response(await rt.threads.state(thread_id, checkpoint, subgraphs, access))
+    state = await rt.threads.state(thread_id, checkpoint, subgraphs, access, authz.user)
+    return json_response(state)
 
 
 @router.post(
@@ -158,7 +159,8 @@ async def post_thread_state_at(
     thread_id: str, body: ThreadStateAtCheckpoint, rt: RuntimeDep, authz: AuthzDep
 ) -> Response:
     access = await on_thread(authz, "read", thread_id)
-    state = await rt.threads.state(thread_id, _checkpoint(body.checkpoint), body.subgraphs, access)
+    checkpoint = _checkpoint(body.checkpoint)
+    state = await rt.threads.state(thread_id, checkpoint, body.subgraphs, access, authz.user)
     return json_response(state)
 
 
@@ -179,6 +181,7 @@ async def update_thread_state(
         as_node=body.as_node,
         checkpoint=checkpoint,
         access=access,
+        user=authz.user,
     )
     return json_response(result)
 
@@ -201,6 +204,7 @@ async def get_thread_history(
         metadata=None,
         checkpoint=None,
         access=await on_thread(authz, "read", thread_id),
+        user=authz.user,
     )
     return json_response(history)
 
@@ -219,6 +223,7 @@ async def post_thread_history(
         metadata=body.metadata,
         checkpoint=_checkpoint(body.checkpoint),
         access=await on_thread(authz, "read", thread_id),
+        user=authz.user,
     )
     return json_response(history)
 

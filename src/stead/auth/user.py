@@ -68,3 +68,9 @@ def run_configurable(user: AuthUser) -> dict[str, Any]:
         "langgraph_auth_user_id": user.identity,
         "langgraph_auth_permissions": list(user.permissions),
     }
+
+
+def run_user(configurable: Mapping[str, Any]) -> AuthUser | None:
+    """Who started a run, read back from what `run_configurable` put in its config."""
+    user = configurable.get("langgraph_auth_user")
+    return AuthUser(user) if user else None

@@ -12,6 +12,7 @@ from typing import Any
 from langgraph.pregel import Pregel
 from pydantic import TypeAdapter, create_model
 
+from stead.auth.user import AuthUser
 from stead.errors import BadRequest, Conflict, FailedDependency, NotFound
 from stead.graphs import GraphFactoryError, GraphRegistry
 from stead.ids import is_uuid, new_random_id, system_assistant_id
@@ -202,19 +203,25 @@ class AssistantService:
         return updated
 
     async def draw(
-        self, assistant_id: str, xray: bool | int, access: Access = UNRESTRICTED
+        self,
+        assistant_id: str,
+        xray: bool | int,
+        access: Access = UNRESTRICTED,
+        user: AuthUser | None = None,
     ) -> dict[str, Any]:
         assistant = await self.resolve(assistant_id, access)
-        async with self._built(assistant) as graph:
+        async with self._built(assistant, user) as graph:
             drawing = (await graph.aget_graph(xray=xray)).to_json()
         return {
             "nodes": [_plain_node(node) for node in drawing["nodes"]],
             "edges": drawing["edges"],
         }
 
-    async def schemas(self, assistant_id: str, access: Access = UNRESTRICTED) -> dict[str, Any]:
+    async def schemas(
+        self, assistant_id: str, access: Access = UNRESTRICTED, user: AuthUser | None = None
+    ) -> dict[str, Any]:
         assistant = await self.get(assistant_id, access)
-        async with self._built(assistant) as graph:
+        async with self._built(assistant, user) as graph:
             title = f"{assistant['graph_id']}_state"
             return {"graph_id": assistant["graph_id"], **graph_schemas(graph, title)}
 
@@ -224,19 +231,28 @@ class AssistantService:
         namespace: str | None,
         recurse: bool,
         access: Access = UNRESTRICTED,
+        user: AuthUser | None = None,
     ) -> dict[str, Any]:
         assistant = await self.get(assistant_id, access)
-        async with self._built(assistant) as graph:
+        async with self._built(assistant, user) as graph:
             return {
                 ns: graph_schemas(subgraph)
                 async for ns, subgraph in graph.aget_subgraphs(namespace=namespace, recurse=recurse)
             }
 
     @contextlib.asynccontextmanager
-    async def _built(self, assistant: dict[str, Any]) -> AsyncIterator[Pregel]:
+    async def _built(
+        self, assistant: dict[str, Any], user: AuthUser | None
+    ) -> AsyncIterator[Pregel]:
+        """The assistant's graph, built for introspection (`assistants.read`)."""
         self._require_graph(assistant["graph_id"])
         try:
-            async with self._graphs.graph(assistant["graph_id"], assistant["config"]) as graph:
+            async with self._graphs.graph(
+                assistant["graph_id"],
+                assistant["config"],
+                access_context="assistants.read",
+                user=user,
+            ) as graph:
                 yield graph
         except GraphFactoryError as exc:
             raise FailedDependency(str(exc)) from exc

@@ -11,8 +11,10 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.pregel import Pregel
 from langgraph.types import Command, StateUpdate
+from langgraph_sdk.runtime import AccessContext
 
 from stead import serde
+from stead.auth.user import AuthUser
 from stead.broker import Broker
 from stead.checkpoints import copy_thread, keep_latest_checkpoint, thread_storage
 from stead.errors import ApiError, BadRequest, Conflict, FailedDependency, NotFound
@@ -57,6 +59,7 @@ class ThreadService:
         supersteps: list[dict[str, Any]] | None,
         ttl: ThreadTTL | None = None,
         access: Access = UNRESTRICTED,
+        user: AuthUser | None = None,
     ) -> dict[str, Any]:
         thread_id = thread_id or new_time_ordered_id()
         metadata = metadata or {}
@@ -72,7 +75,7 @@ class ThreadService:
             await tx.threads.insert(record)
         if supersteps:
             try:
-                return await self._apply_supersteps(record, supersteps)
+                return await self._apply_supersteps(record, supersteps, user)
             except ApiError:
                 # The graph refused the supersteps: no thread is left half-built.
                 await self._delete(thread_id, UNRESTRICTED)
@@ -206,9 +209,10 @@ class ThreadService:
         checkpoint: dict[str, Any] | None = None,
         subgraphs: bool = False,
         access: Access = UNRESTRICTED,
+        user: AuthUser | None = None,
     ) -> dict[str, Any]:
         thread = await self.get(thread_id, access)
-        async with self._graph_of(thread, required=False) as graph:
+        async with self._graph_of(thread, "threads.read", user, required=False) as graph:
             if graph is None:
                 return dict(EMPTY_STATE)
             with graph_rejections():
@@ -233,9 +237,10 @@ class ThreadService:
         metadata: dict[str, Any] | None,
         checkpoint: dict[str, Any] | None,
         access: Access = UNRESTRICTED,
+        user: AuthUser | None = None,
     ) -> list[dict[str, Any]]:
         thread = await self.get(thread_id, access)
-        async with self._graph_of(thread, required=False) as graph:
+        async with self._graph_of(thread, "threads.read", user, required=False) as graph:
             if graph is None:
                 return []
             with graph_rejections():
@@ -257,6 +262,7 @@ class ThreadService:
         as_node: str | None,
         checkpoint: dict[str, Any] | None,
         access: Access = UNRESTRICTED,
+        user: AuthUser | None = None,
     ) -> dict[str, Any]:
         thread = await self.get(thread_id, access)
         async with self._db.transaction() as tx:
@@ -264,7 +270,7 @@ class ThreadService:
                 raise Conflict(
                     "Thread is busy with a run; wait for it to finish before updating its state"
                 )
-        async with self._graph_of(thread, required=True) as graph:
+        async with self._graph_of(thread, "threads.update", user, required=True) as graph:
             assert graph is not None
             with graph_rejections():
                 config = await graph.aupdate_state(
@@ -283,7 +289,7 @@ class ThreadService:
         }
 
     async def _apply_supersteps(
-        self, thread: dict[str, Any], supersteps: list[dict[str, Any]]
+        self, thread: dict[str, Any], supersteps: list[dict[str, Any]], user: AuthUser | None
     ) -> dict[str, Any]:
         steps = [
             [
@@ -292,7 +298,7 @@ class ThreadService:
             ]
             for step in supersteps
         ]
-        async with self._graph_of(thread, required=True) as graph:
+        async with self._graph_of(thread, "threads.update", user, required=True) as graph:
             assert graph is not None
             with graph_rejections():
                 await graph.abulk_update_state(thread_config(thread["thread_id"]), steps)
@@ -312,7 +318,12 @@ class ThreadService:
 
     @contextlib.asynccontextmanager
     async def _graph_of(
-        self, thread: dict[str, Any], *, required: bool
+        self,
+        thread: dict[str, Any],
+        access_context: AccessContext,
+        user: AuthUser | None,
+        *,
+        required: bool,
     ) -> AsyncIterator[Pregel | None]:
         graph_id = thread["metadata"].get("graph_id")
         if graph_id is None or self._graphs.get_spec(graph_id) is None:
@@ -324,7 +335,12 @@ class ThreadService:
             yield None
             return
         try:
-            async with self._graphs.graph(graph_id, serde.to_jsonable(thread["config"])) as graph:
+            async with self._graphs.graph(
+                graph_id,
+                serde.to_jsonable(thread["config"]),
+                access_context=access_context,
+                user=user,
+            ) as graph:
                 yield graph
         except GraphFactoryError as exc:
             raise FailedDependency(str(exc)) from exc

@@ -17,6 +17,7 @@ from langgraph.errors import GraphInterrupt
 from langgraph.types import Command, Send
 
 from stead import serde
+from stead.auth.user import AuthUser, run_user
 from stead.broker import Broker, CancelSignal, StreamEvent
 from stead.broker.base import END
 from stead.checkpoints import delete_run_checkpoints
@@ -160,7 +161,13 @@ class RunExecutor:
         )
         try:
             with writing_as(run["run_id"], run["attempt"]):
-                async with self._graphs.graph(_graph_id(kwargs), kwargs["config"]) as graph:
+                async with self._graphs.graph(
+                    _graph_id(kwargs),
+                    kwargs["config"],
+                    access_context="threads.create_run",
+                    user=_user(kwargs),
+                    run_context=kwargs.get("context") or None,
+                ) as graph:
                     if protocol is not None:
                         protocol.add(lifecycle(run, "running"), starts_run=True)
                         await stream_protocol_events(
@@ -240,8 +247,12 @@ class RunExecutor:
 
     async def _latest_snapshot(self, run: dict[str, Any]) -> Any:
         try:
+            kwargs = run["kwargs"]
             async with self._graphs.graph(
-                _graph_id(run["kwargs"]), run["kwargs"]["config"]
+                _graph_id(kwargs),
+                kwargs["config"],
+                access_context="threads.read",
+                user=_user(kwargs),
             ) as graph:
                 snapshot = await graph.aget_state(thread_config(run["thread_id"]))
         except Exception:
@@ -276,6 +287,10 @@ class RunExecutor:
 
 def _graph_id(kwargs: dict[str, Any]) -> str:
     return str(kwargs["config"]["configurable"]["graph_id"])
+
+
+def _user(kwargs: dict[str, Any]) -> AuthUser | None:
+    return run_user(kwargs["config"]["configurable"])
 
 
 def _timed_out(seconds: float) -> dict[str, str]:
