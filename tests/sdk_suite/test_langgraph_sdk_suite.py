@@ -20,6 +20,8 @@ from tests.support.sdk_suite import (
 )
 from tests.support.servers import stead_server
 
+SERVER_LOG_LINES = 40
+
 
 @pytest.mark.timeout(SUITE_TIMEOUT + 300)
 def test_sdk_integration_suite_passes_against_stead() -> None:
@@ -31,7 +33,8 @@ def test_sdk_integration_suite_passes_against_stead() -> None:
         }
         server = stack.enter_context(stead_server(config, env=env, timeout=120.0))
         report = run_suite(server.url)
+        server_log = "\n".join(server.log().splitlines()[-SERVER_LOG_LINES:])
     print(report.summary())
     assert len(report.cases) == EXPECTED_TEST_COUNT, report.output[-3000:]
-    gating = "\n".join(case.test_id for case in report.gating_failures)
-    assert not report.gating_failures, f"failed:\n{gating}\n\n{report.summary()}"
+    failed = [case.test_id for case in report.gating_failures]
+    assert not failed, f"{report.summary()}\n\nlast lines of the server log:\n{server_log}"
