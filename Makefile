@@ -33,10 +33,11 @@ lint: $(BIN)/.installed-dev
 test-services:
 	sh scripts/install-test-services
 
-# The second pass runs the API suite again on the production runtime: PostgreSQL + Redis.
+# The second pass runs the API suite and the LangGraph SDK's own integration suite again on the
+# production runtime: PostgreSQL + Redis.
 test: lint test-services
 	$(BIN)/python -m pytest
-	STEAD_TEST_DATABASE=postgres $(BIN)/python -m pytest tests/integration \
+	STEAD_TEST_DATABASE=postgres $(BIN)/python -m pytest tests/integration tests/sdk_suite \
 		--ignore=tests/integration/test_postgres.py
 
 bench: $(BIN)/.installed-dev
