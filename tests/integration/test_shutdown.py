@@ -15,12 +15,14 @@ from typing import Any
 
 import httpx
 import pytest
+import websockets
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.schema import StreamPart
 
 from tests.conftest import GRAPHS_CONFIG
 from tests.support.postgres import migrated_postgres, session_runtime_env
+from tests.support.protocol import EVERY_CHANNEL, socket
 from tests.support.proxy import FailoverProxy
 from tests.support.servers import StartedServer, free_port, stead_server
 from tests.support.services import redis_server
@@ -167,14 +169,43 @@ async def test_sigint_ends_streams_joins_and_waits_at_once_and_requeues_the_runs
             assert isinstance(cut.error, httpx.RemoteProtocolError), cut.error
             assert cut.body.strip() == b""
         assert await _wait_for_exit(server, timeout=GRACE_SECS + 15) == 0
-        log = server.log()
-        assert "Traceback" not in log and " ERROR " not in log, log
-        assert "returned to the queue" in log
+        _assert_no_errors(server.log())
+        assert "returned to the queue" in server.log()
         restarted = stack.enter_context(stead_server(GRAPHS_CONFIG, data_dir, env))
         async with httpx.AsyncClient(base_url=restarted.url, timeout=30) as http:
             # Back in the queue, not cancelled by `on_disconnect: cancel`: no client left.
             for thread_id, run_id in (clients.streamed, clients.waited):
                 assert await _run_status(http, thread_id, run_id) in ("pending", "running")
+
+
+async def test_sigint_ends_thread_event_streams_and_closes_sockets_at_once(tmp_path: Path) -> None:
+    env = {"BG_JOB_SHUTDOWN_GRACE_PERIOD_SECS": str(GRACE_SECS)}
+    with stead_server(GRAPHS_CONFIG, tmp_path / "data", env) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            thread_id = await _new_thread(http)
+            path = f"/threads/{thread_id}/stream/events"
+            async with (
+                open_response(http, "POST", path, json={"channels": EVERY_CHANNEL}) as events,
+                socket(server.url, thread_id) as ws,
+            ):
+                subscribed = await ws.send("subscription.subscribe", {"channels": ["values"]})
+                assert subscribed["type"] == "success"
+                stopped_at = time.monotonic()
+                server.process.send_signal(signal.SIGINT)
+                with pytest.raises(websockets.ConnectionClosed) as closed:
+                    await asyncio.wait_for(ws.connection.recv(), PROMPT_SECS)
+                await _wait_until(lambda: _all_ended(events), timeout=PROMPT_SECS)
+            # Nothing else to wait for: no run is in progress.
+            assert await _wait_for_exit(server, timeout=PROMPT_SECS) == 0
+        _assert_no_errors(server.log())
+    assert time.monotonic() - stopped_at < PROMPT_SECS
+    assert events.error is None
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012
+
+
+def _assert_no_errors(log: str) -> None:
+    assert "Traceback" not in log, log
+    assert "[error" not in log and "[critical" not in log, log
 
 
 async def _has_events(response: OpenResponse) -> bool:
@@ -219,7 +250,7 @@ async def test_an_sdk_client_of_a_stopped_replica_follows_its_run_to_another() -
             finally:
                 await client.http.client.aclose()
         assert await _wait_for_exit(first, timeout=15) == 0
-        assert "Traceback" not in first.log() and " ERROR " not in first.log()
+        _assert_no_errors(first.log())
     assert balancer.connections_by_port[second_port] >= 2
     assert run["status"] == "success"
     # The second attempt, on the second replica, ran the run to its end.
