@@ -8,16 +8,20 @@ import contextlib
 import errno
 import logging
 import math
+import os
+import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from typing import Any
+from types import FrameType
+from typing import Any, NoReturn
 
 import uvicorn
 
 from stead.config import ConfigError, Settings, load_settings
 from stead.graphs import GraphLoadError, load_graph_specs
 from stead.observability.logs import configure_logging
+from stead.shutdown import CutShortLogFilter, server_shutdown
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -183,20 +187,46 @@ def _serve(app: Any, settings: Settings, sock: socket.socket) -> int:
         access_log=False,
         timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds),
     )
+    logging.getLogger("uvicorn.error").addFilter(CutShortLogFilter())
     _Server(config).run(sockets=[sock])
     return 0
 
 
 class _Server(uvicorn.Server):
-    """Uvicorn re-raises the stop signal after shutting down; a clean stop should exit 0."""
+    """Uvicorn, with long-lived responses ended as soon as it stops listening (it waits for open
+    connections before the lifespan hands runs back to the queue), and a second stop signal
+    ending the process at once."""
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
+        # Uvicorn re-raises the stop signal after shutting down; a clean stop should exit 0.
         with super().capture_signals():
             try:
                 yield
             finally:
                 self._captured_signals.clear()
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.should_exit:
+            _exit_now(sig)
+        super().handle_exit(sig, frame)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        logging.getLogger("stead").info(
+            "stopping: open streams end now (a second Ctrl+C or SIGTERM exits at once)"
+        )
+        server_shutdown.begin()
+        await super().shutdown(sockets)
+
+
+def _exit_now(sig: int) -> NoReturn:
+    """Leave without waiting for anything: runs still in progress are left to the lease reaper,
+    as after a crash (threads running graph code would keep a normal exit waiting)."""
+    logging.getLogger("stead").warning(
+        "%s during shutdown: exiting now; runs in progress resume once their lease expires",
+        signal.Signals(sig).name,
+    )
+    os._exit(128 + sig)
 
 
 def _bind(settings: Settings) -> socket.socket:

@@ -1,9 +1,11 @@
-"""A 127.0.0.1 TCP proxy that cuts the first response short, the way a flaky network would."""
+"""127.0.0.1 TCP proxies: one cuts the first response short, the way a flaky network would;
+one fails over between replicas, the way a load balancer does."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 from tests.support.servers import HOST
 
@@ -81,3 +83,73 @@ async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> Non
     while chunk := await source.read(65536):
         sink.write(chunk)
         await sink.drain()
+
+
+class FailoverProxy:
+    """Forwards each connection to the first of `target_ports` that accepts it, the way a load
+    balancer in front of several replicas stops sending to one that stopped listening."""
+
+    def __init__(self, *target_ports: int) -> None:
+        self._target_ports = target_ports
+        self._server: asyncio.Server | None = None
+        self.connections_by_port: dict[int, int] = dict.fromkeys(target_ports, 0)
+        self._clients: dict[asyncio.StreamWriter, asyncio.Task[Any]] = {}
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        port = self._server.sockets[0].getsockname()[1]
+        return f"http://{HOST}:{port}"
+
+    async def __aenter__(self) -> FailoverProxy:
+        self._server = await asyncio.start_server(self._handle, HOST, 0)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+        # Connections still open end here, not cancelled when the test's event loop closes.
+        for client_out in list(self._clients):
+            client_out.close()
+        if self._clients:
+            await asyncio.wait(self._clients.values(), timeout=5)
+
+    async def _handle(
+        self, client_in: asyncio.StreamReader, client_out: asyncio.StreamWriter
+    ) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._clients[client_out] = task
+        try:
+            await self._forward(client_in, client_out)
+        finally:
+            del self._clients[client_out]
+
+    async def _forward(
+        self, client_in: asyncio.StreamReader, client_out: asyncio.StreamWriter
+    ) -> None:
+        for port in self._target_ports:
+            try:
+                server_in, server_out = await asyncio.open_connection(HOST, port)
+            except OSError:
+                continue
+            self.connections_by_port[port] += 1
+            break
+        else:
+            client_out.close()
+            return
+        directions = {
+            asyncio.create_task(_pipe(client_in, server_out)),
+            asyncio.create_task(_pipe(server_in, client_out)),
+        }
+        try:
+            await asyncio.wait(directions, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for direction in directions:
+                direction.cancel()
+            await asyncio.gather(*directions, return_exceptions=True)
+            for writer in (client_out, server_out):
+                writer.close()
+                with contextlib.suppress(ConnectionError):
+                    await writer.wait_closed()

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from asyncio import FIRST_COMPLETED
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
 from fastapi import Response
 from fastapi.responses import StreamingResponse
+from starlette.types import Send
 
 from stead import serde
 from stead.broker import StreamEvent
 from stead.errors import Unprocessable
+from stead.shutdown import CutShort, server_shutdown
 from stead.storage import Page
 
 HEARTBEAT_SECONDS = 5.0
@@ -66,6 +69,9 @@ def sse_response(
     headers: dict[str, str],
     on_close: Callable[[], Awaitable[None]],
 ) -> StreamingResponse:
+    """The events as server-sent events, with heartbeats; when the server starts to stop, the
+    stream ends cleanly there (no `end` event): clients of a resumable run reconnect elsewhere."""
+
     async def body() -> AsyncIterator[bytes]:
         try:
             async for item in _with_heartbeat(events, b": heartbeat\r\n\r\n"):
@@ -81,25 +87,40 @@ def sse_response(
 def keepalive_json_response(
     result: Awaitable[Any], headers: dict[str, str], on_close: Callable[[], Awaitable[None]]
 ) -> StreamingResponse:
-    """A JSON body computed while the client waits; newlines keep proxies from timing out."""
+    """A JSON body computed while the client waits; newlines keep proxies from timing out. When
+    the server starts to stop, the body is cut short so that clients ask its Location again."""
 
     async def body() -> AsyncIterator[bytes]:
         task = asyncio.ensure_future(result)
+        stopping = asyncio.ensure_future(server_shutdown.wait())
         try:
             while True:
-                done, _ = await asyncio.wait({task}, timeout=HEARTBEAT_SECONDS)
-                if done:
+                await asyncio.wait(
+                    {task, stopping}, timeout=HEARTBEAT_SECONDS, return_when=FIRST_COMPLETED
+                )
+                if task.done():
                     yield serde.dumps(task.result())
                     return
+                if stopping.done():
+                    raise CutShort
                 yield b"\n"
         finally:
+            stopping.cancel()
             if not task.done():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await _run_to_completion(on_close())
 
-    return StreamingResponse(body(), media_type="application/json", headers=headers)
+    return _CutShortAtShutdown(body(), media_type="application/json", headers=headers)
+
+
+class _CutShortAtShutdown(StreamingResponse):
+    """Ends without its last chunk when its body raises CutShort."""
+
+    async def stream_response(self, send: Send) -> None:
+        with contextlib.suppress(CutShort):
+            await super().stream_response(send)
 
 
 _closing: set[asyncio.Future[None]] = set()
@@ -115,13 +136,19 @@ async def _run_to_completion(cleanup: Awaitable[None]) -> None:
 
 
 async def _with_heartbeat(source: AsyncIterator[Any], heartbeat: bytes) -> AsyncIterator[Any]:
+    """The source's items, and `heartbeat` after each quiet spell, until the server stops."""
     iterator = source.__aiter__()
     pending: asyncio.Future[Any] | None = None
+    stopping = asyncio.ensure_future(server_shutdown.wait())
     try:
         while True:
             if pending is None:
                 pending = asyncio.ensure_future(iterator.__anext__())
-            done, _ = await asyncio.wait({pending}, timeout=HEARTBEAT_SECONDS)
+            done, _ = await asyncio.wait(
+                {pending, stopping}, timeout=HEARTBEAT_SECONDS, return_when=FIRST_COMPLETED
+            )
+            if stopping.done():
+                return
             if not done:
                 yield heartbeat
                 continue
@@ -132,6 +159,7 @@ async def _with_heartbeat(source: AsyncIterator[Any], heartbeat: bytes) -> Async
             pending = None
             yield item
     finally:
+        stopping.cancel()
         if pending is not None and not pending.done():
             pending.cancel()
             with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):

@@ -27,6 +27,7 @@ from stead.errors import NotFound, Unprocessable
 from stead.runtime import Runtime
 from stead.services.run_shape import RUN_FIELDS, run_json
 from stead.services.runs import RunRequest
+from stead.shutdown import server_shutdown
 from stead.storage.access import Access
 
 router = APIRouter(tags=["runs"], responses=errors(422))
@@ -263,7 +264,9 @@ def _on_close(
 ) -> Any:
     async def close() -> None:
         try:
-            if cancel_run:
+            # A response the server ended for its shutdown was no client leaving: the run goes
+            # back to the queue and the client reconnects elsewhere.
+            if cancel_run and not server_shutdown.begun:
                 await rt.run_streams.cancel_if_active(run["run_id"])
         finally:
             await stack.aclose()

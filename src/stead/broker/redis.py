@@ -63,6 +63,9 @@ _RECONNECT_SECONDS = 1.0
 # How long the first `watch_cancel` waits for the cancel channel to be listened to.
 _CANCEL_LISTEN_WAIT_SECONDS = 2.0
 _CONNECT_TIMEOUT_SECONDS = 2.0
+# Longer than the longest blocking read (XREAD BLOCK, BLPOP of `wait_for_work`): redis-py 8's
+# default of 5 s would end a quiet run stream with StreamInterrupted after 5 s.
+_SOCKET_TIMEOUT_SECONDS = _READ_BLOCK_MS / 1000 + 5
 
 # A thread's protocol counter outlives its kept events, so that `seq` keeps increasing across
 # its runs; it is refreshed by every event.
@@ -154,6 +157,7 @@ class RedisBroker(Broker):
             protocol=2,
             retry=Retry(NoBackoff(), 1),
             socket_connect_timeout=_CONNECT_TIMEOUT_SECONDS,
+            socket_timeout=_SOCKET_TIMEOUT_SECONDS,
             socket_keepalive=True,
         )
         self._keys = _Keys(key_prefix)
