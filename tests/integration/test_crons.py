@@ -174,7 +174,6 @@ async def test_thread_cron_is_bound_to_its_thread(
         ({"timezone": "Mars/Base"}, 422, "Invalid timezone: 'Mars/Base'"),
         ({"assistant_id": "no-such-graph"}, 404, "no-such-graph"),
         ({"on_run_completed": "sometimes"}, 422, "on_run_completed"),
-        ({"schedulle": "* * * * *"}, 422, "schedulle"),
         ({"config": {"configurable": {"a": 1}}, "context": {"a": 1}}, 400, "context"),
     ],
 )

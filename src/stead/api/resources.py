@@ -261,3 +261,15 @@ AssistantSearchResults = search_results(Assistant)
 ThreadSearchResults = search_results(Thread, extracted=dict[str, Any])
 RunListResults = search_results(Run)
 CronSearchResults = search_results(Cron)
+
+
+class ProtocolAnswer(BaseModel):
+    """The answer to a thread protocol command: `success` with its `result` and `meta`, or the
+    error envelope with its `error` code and `message` (`id` is null for a malformed command)."""
+
+    type: Literal["success", "error"]
+    id: int | None
+    result: dict[str, Any] | None = None
+    meta: dict[str, Any] | None = None
+    error: str | None = None
+    message: str | None = None

@@ -17,7 +17,8 @@ from stead import serde
 from stead.api.authorization import on_thread
 from stead.api.deps import AuthzDep, RuntimeDep, request_id, require_uuid
 from stead.api.models import RunCreate
-from stead.api.openapi import EVENT_STREAM, errors
+from stead.api.openapi import EVENT_STREAM, ErrorBody, errors, returns
+from stead.api.resources import ProtocolAnswer
 from stead.api.responses import json_response, sse_response
 from stead.api.runs import authorized_run
 from stead.auth.middleware import USER_SCOPE_KEY
@@ -42,7 +43,16 @@ router = APIRouter(tags=["thread protocol"], responses=errors(400, 404, 422))
 Envelope = dict[str, Any]
 
 
-@router.post("/threads/{thread_id}/commands")
+@router.post(
+    "/threads/{thread_id}/commands",
+    responses={
+        **returns(ProtocolAnswer),
+        400: {
+            "model": ProtocolAnswer | ErrorBody,
+            "description": "A malformed command (the envelope) or a body that is not JSON",
+        },
+    },
+)
 async def run_command(
     thread_id: str, request: Request, rt: RuntimeDep, authz: AuthzDep
 ) -> Response:

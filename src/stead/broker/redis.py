@@ -63,6 +63,8 @@ _RECONNECT_SECONDS = 1.0
 # How long the first `watch_cancel` waits for the cancel channel to be listened to.
 _CANCEL_LISTEN_WAIT_SECONDS = 2.0
 _CONNECT_TIMEOUT_SECONDS = 2.0
+# How long a cancelled stream reader gets to end before it is cancelled again.
+_CANCEL_REPEAT_SECONDS = 0.05
 # Longer than the longest blocking read (XREAD BLOCK, BLPOP of `wait_for_work`): redis-py 8's
 # default of 5 s would end a quiet run stream with StreamInterrupted after 5 s.
 _SOCKET_TIMEOUT_SECONDS = _READ_BLOCK_MS / 1000 + 5
@@ -284,9 +286,7 @@ class RedisBroker(Broker):
         try:
             yield feed
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await _stop_reading(task)
 
     async def wake_workers(self) -> None:
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -365,9 +365,7 @@ class RedisBroker(Broker):
         try:
             yield subscription
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await _stop_reading(task)
 
     async def _read(self, reader: _Reader, subscription: Subscription) -> None:
         """Deliver the stream's entries after the reader's position until END."""
@@ -445,6 +443,17 @@ _Entry = tuple[bytes, dict[bytes, bytes]]
 def _entries(reply: Any) -> list[_Entry]:
     """The entries of an XREAD reply on one stream."""
     return [entry for _key, entries in reply or () for entry in cast(list[_Entry], entries)]
+
+
+async def _stop_reading(task: asyncio.Task[None]) -> None:
+    """Cancel a reading task and wait for it to end. redis-py can lose a cancel that lands while
+    a command is being sent (the read that follows then blocks for its whole timeout), so the
+    cancel is repeated until the task has ended."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=_CANCEL_REPEAT_SECONDS)
+    if not task.cancelled() and task.exception() is not None:
+        logger.warning("a stream reader ended with %r", task.exception())
 
 
 def _thread_event(raw_id: bytes, fields: dict[bytes, bytes]) -> ThreadEvent:
