@@ -89,6 +89,7 @@ async def drive(
         await _settle(stream, 1)
         if resume is not None:
             seen.append(_last_seq(stream))
+            params: dict[str, Any]
             if resume == "start":
                 params = {"assistant_id": graph, "input": "yes"}
                 answers.append(await command(http, thread_id, "run.start", params, 2))
