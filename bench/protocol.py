@@ -45,8 +45,8 @@ STREAM_MODES = ["values", "updates", "custom", "messages-tuple"]
 
 class Sample(NamedTuple):
     first_event_s: float
-    # The first event the graph wrote (`custom`), or the total when none came.
-    first_custom_s: float
+    # The first event the graph wrote (`custom`); None when none came (official protocol).
+    first_custom_s: float | None
     total_s: float
     events: int
 
@@ -146,8 +146,7 @@ async def protocol_sample(http: httpx.AsyncClient, count: int) -> Sample:
                     if _root_end(name, data):
                         if data["params"]["data"]["event"] != "completed":
                             raise RuntimeError(f"run failed: {data}")
-                        custom = first_custom if first_custom is not None else now
-                        result.append(Sample(first, custom, now, events))
+                        result.append(Sample(first, first_custom, now, events))
                         return
 
     reader = asyncio.create_task(read())
@@ -186,12 +185,7 @@ async def runs_stream_sample(http: httpx.AsyncClient, count: int) -> Sample:
                     first_custom = now
                 events += 1
     total = time.perf_counter() - start
-    return Sample(
-        first if first is not None else total,
-        first_custom if first_custom is not None else total,
-        total,
-        events,
-    )
+    return Sample(first if first is not None else total, first_custom, total, events)
 
 
 SAMPLERS = {"protocol": protocol_sample, "runs/stream": runs_stream_sample}
@@ -201,11 +195,17 @@ SAMPLERS = {"protocol": protocol_sample, "runs/stream": runs_stream_sample}
 # Measuring
 
 
+def _median(values: list[float | None], scale: float = 1.0) -> float | None:
+    """The median of the known values, times `scale`; None when none is known."""
+    known = [value for value in values if value is not None]
+    return scale * statistics.median(known) if known else None
+
+
 async def measure(url: str, args: Any) -> dict[str, Any]:
     """Per path: single-stream samples, then `--rounds` rounds of `--concurrency` streams at once
     (the paths interleaved sample by sample, so both see the same machine load)."""
     single: dict[str, list[Sample]] = {path: [] for path in PATHS}
-    concurrent: dict[str, list[dict[str, float]]] = {path: [] for path in PATHS}
+    concurrent: dict[str, list[dict[str, float | None]]] = {path: [] for path in PATHS}
     limits = httpx.Limits(max_connections=4 * args.concurrency + 10)
     async with httpx.AsyncClient(base_url=url, timeout=300, limits=limits) as http:
         for _ in range(args.warmup):
@@ -227,8 +227,7 @@ async def measure(url: str, args: Any) -> dict[str, Any]:
                     {
                         "first_event_ms": 1000
                         * statistics.median(s.first_event_s for s in samples),
-                        "first_custom_ms": 1000
-                        * statistics.median(s.first_custom_s for s in samples),
+                        "first_custom_ms": _median([s.first_custom_s for s in samples], 1000),
                         "events_per_s": sum(s.events for s in samples) / wall,
                         "events_per_stream": statistics.median(s.events for s in samples),
                         "wall_ms": 1000 * wall,
@@ -238,13 +237,13 @@ async def measure(url: str, args: Any) -> dict[str, Any]:
         path: {
             "single": {
                 "first_event_ms": 1000 * statistics.median(s.first_event_s for s in single[path]),
-                "first_custom_ms": 1000 * statistics.median(s.first_custom_s for s in single[path]),
+                "first_custom_ms": _median([s.first_custom_s for s in single[path]], 1000),
                 "total_ms": 1000 * statistics.median(s.total_s for s in single[path]),
                 "events_per_s": statistics.median(s.events / s.total_s for s in single[path]),
                 "events_per_stream": statistics.median(s.events for s in single[path]),
             },
             "concurrent": {
-                key: statistics.median(round_[key] for round_ in concurrent[path])
+                key: _median([round_[key] for round_ in concurrent[path]])
                 for key in (
                     "first_event_ms",
                     "first_custom_ms",
@@ -276,22 +275,30 @@ def print_table(results: dict[str, dict[str, Any]], concurrency: int) -> None:
             line = f"{config:<11}{path:<15}{by_path[path]['single']['events_per_stream']:>7.0f}"
             for kind in ("single", "concurrent"):
                 row = by_path[path][kind]
-                line += "".join(f"{row[key]:>15.{digits}f}" for key, _, digits in COLUMNS)
+                line += "".join(_cell(row[key], digits) for key, _, digits in COLUMNS)
             print(line)
         ratios = _ratios(by_path)
         line = f"{config:<11}{'protocol/runs':<15}{'':>7}"
         for kind in ("single", "concurrent"):
-            line += "".join(f"{ratios[f'{kind}_{key}']:>15.2f}" for key, _, _ in COLUMNS)
+            line += "".join(_cell(ratios[f"{kind}_{key}"], 2) for key, _, _ in COLUMNS)
         print(line)
     print("(medians; events: per stream; custom ms: to the first event the graph wrote; ev/s:")
     print(" events delivered per second, all streams together when concurrent; ratio rows:")
     print(" protocol over runs/stream, < 1 = protocol faster in ms, > 1 = protocol faster in ev/s)")
 
 
-def _ratios(by_path: dict[str, Any]) -> dict[str, float]:
+def _cell(value: float | None, digits: int) -> str:
+    return f"{'n/a':>15}" if value is None else f"{value:>15.{digits}f}"
+
+
+def _ratios(by_path: dict[str, Any]) -> dict[str, float | None]:
+    """Protocol over runs/stream per column; None where the protocol delivered none (official
+    `custom`: its server sends them only for graphs compiled with that transformer)."""
     proto, runs = by_path["protocol"], by_path["runs/stream"]
     return {
-        f"{kind}_{key}": proto[kind][key] / runs[kind][key]
+        f"{kind}_{key}": None
+        if proto[kind][key] is None or not runs[kind][key]
+        else proto[kind][key] / runs[kind][key]
         for kind in ("single", "concurrent")
         for key, _, _ in COLUMNS
     }
