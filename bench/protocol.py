@@ -165,9 +165,15 @@ async def protocol_sample(http: httpx.AsyncClient, count: int) -> Sample:
 
 
 async def runs_stream_sample(http: httpx.AsyncClient, count: int) -> Sample:
-    """`POST /threads/{id}/runs/stream` on a new thread (created untimed); request to last event."""
-    thread_id = (await http.post("/threads", json={})).json()["thread_id"]
-    body = {"assistant_id": "chatty", "input": {"count": count}, "stream_mode": STREAM_MODES}
+    """`POST /threads/{id}/runs/stream` creating its thread, as `run.start` does; request to last
+    event."""
+    thread_id = str(uuid.uuid4())
+    body = {
+        "assistant_id": "chatty",
+        "input": {"count": count},
+        "stream_mode": STREAM_MODES,
+        "if_not_exists": "create",
+    }
     frames = _Frames()
     first: float | None = None
     first_custom: float | None = None

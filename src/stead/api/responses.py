@@ -65,12 +65,13 @@ def _single_line(value: str) -> bytes:
 
 
 def sse_response(
-    events: AsyncIterator[StreamEvent],
+    events: AsyncIterator[StreamEvent] | AsyncIterator[bytes | StreamEvent],
     headers: dict[str, str],
     on_close: Callable[[], Awaitable[None]],
 ) -> StreamingResponse:
-    """The events as server-sent events, with heartbeats; when the server starts to stop, the
-    stream ends cleanly there (no `end` event): clients of a resumable run reconnect elsewhere."""
+    """The events as server-sent events (or chunks of frames already made), with heartbeats; when
+    the server starts to stop, the stream ends cleanly there (no `end` event): clients of a
+    resumable run reconnect elsewhere."""
 
     async def body() -> AsyncIterator[bytes]:
         try:

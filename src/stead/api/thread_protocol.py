@@ -19,11 +19,11 @@ from stead.api.deps import AuthzDep, RuntimeDep, request_id, require_uuid
 from stead.api.models import RunCreate
 from stead.api.openapi import EVENT_STREAM, ErrorBody, errors, returns
 from stead.api.resources import ProtocolAnswer
-from stead.api.responses import json_response, sse_response
+from stead.api.responses import json_response, sse_frame, sse_response
 from stead.api.runs import authorized_run
 from stead.auth.middleware import USER_SCOPE_KEY
 from stead.auth.policy import Authorizer
-from stead.broker import StreamEvent
+from stead.broker import StreamEvent, ThreadEvent
 from stead.errors import ApiError, BadRequest
 from stead.protocol.filters import EventFilter, event_filter, replay_point
 from stead.runtime import Runtime
@@ -62,7 +62,7 @@ async def run_command(
     except ValueError:
         raise BadRequest("Invalid JSON body") from None
     if not _is_command(command):
-        return json_response(_malformed(), status_code=400)
+        return json_response(_malformed(_command_id(command)), status_code=400)
     commands = _Commands(rt, authz, thread_id, request, subscriptions=None)
     return json_response(await commands.answer(command))
 
@@ -82,9 +82,10 @@ async def stream_thread_events(
     stack = contextlib.AsyncExitStack()
     feed = await stack.enter_async_context(rt.thread_protocol.follow(thread_id, since, access))
 
-    async def frames() -> AsyncIterator[StreamEvent]:
-        async for event in filtered(feed, wanted):
-            yield StreamEvent(event.method, event.envelope(), str(event.seq))
+    async def frames() -> AsyncIterator[bytes | StreamEvent]:
+        # One chunk per batch: a socket write per event costs more than the event itself.
+        async for batch in filtered(feed, wanted):
+            yield b"".join(sse_frame(_sse_event(event)) for event in batch)
         if feed.lost:
             yield StreamEvent("error", serde.dumps(_stream_lost()))
 
@@ -110,10 +111,10 @@ async def thread_events_socket(websocket: WebSocket, thread_id: str) -> None:
             try:
                 command = serde.loads(await websocket.receive_text())
             except ValueError:
-                await session.send(_malformed("Frames must be JSON command envelopes."))
+                await session.send(_malformed(None, "Frames must be JSON command envelopes."))
                 continue
             if not _is_command(command):
-                await session.send(_malformed())
+                await session.send(_malformed(_command_id(command)))
                 continue
             await session.send(await commands.answer(command))
             session.answered()
@@ -185,8 +186,9 @@ class _SocketSession:
                 await answered.wait()
                 for event in replayed:
                     await self.send(event.envelope())
-                async for event in filtered(feed, wanted):
-                    await self.send(event.envelope())
+                async for batch in filtered(feed, wanted):
+                    for event in batch:
+                        await self.send(event.envelope())
                 if feed.lost:
                     await self.send(_stream_lost())
         except ApiError as exc:
@@ -339,10 +341,21 @@ def _is_command(command: Any) -> bool:
     )
 
 
+def _sse_event(event: ThreadEvent) -> StreamEvent:
+    return StreamEvent(event.method, event.envelope(), str(event.seq))
+
+
 def _malformed(
+    command_id: int | None,
     message: str = "Protocol commands must include an integer id and string method.",
 ) -> Envelope:
-    return {"type": "error", "id": None, "error": INVALID_ARGUMENT, "message": message}
+    return {"type": "error", "id": command_id, "error": INVALID_ARGUMENT, "message": message}
+
+
+def _command_id(command: Any) -> int | None:
+    """A malformed command's id, when it has a usable one, so the client can match the answer."""
+    found = command.get("id") if isinstance(command, dict) else None
+    return found if isinstance(found, int) and not isinstance(found, bool) else None
 
 
 def _error(command_id: int, code: str, message: str) -> Envelope:

@@ -138,8 +138,22 @@ class ThreadEventFeed:
         self._queue.put_nowait(None)
 
     async def __aiter__(self) -> AsyncIterator[ThreadEvent]:
-        while (event := await self._queue.get()) is not None:
-            yield event
+        async for batch in self.batches():
+            for event in batch:
+                yield event
+
+    async def batches(self) -> AsyncIterator[list[ThreadEvent]]:
+        """The events in the order they came, as many at a time as have come: a listener that
+        writes them to a socket writes once per batch, not once per event."""
+        while True:
+            batch = [await self._queue.get()]
+            while batch[-1] is not None and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            events = [event for event in batch if event is not None]
+            if events:
+                yield events
+            if batch[-1] is None:
+                return
 
 
 class CancelSignal:

@@ -106,7 +106,7 @@ def _error_text(status: str, error: dict[str, Any] | None) -> str:
     if status == "interrupted":
         return "cancelled"
     if error and error.get("message"):
-        return f"{error.get('error', 'Error')}: {error['message']}"
+        return str(error["message"])
     return status
 
 

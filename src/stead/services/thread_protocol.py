@@ -14,7 +14,7 @@ from typing import Any
 
 from stead import serde
 from stead.broker import Broker, ThreadEvent, ThreadEventFeed
-from stead.errors import ApiError
+from stead.errors import ApiError, NotFound
 from stead.protocol.filters import EventFilter
 from stead.services.runs import RunRequest, RunService
 from stead.services.threads import ThreadService
@@ -78,7 +78,10 @@ class ThreadProtocol:
         access: Access,
     ) -> dict[str, Any]:
         """`input.respond`: resume the interrupts named by id, on the thread's assistant."""
-        thread = await self._threads.get(thread_id, access)
+        try:
+            thread = await self._threads.get(thread_id, access)
+        except NotFound:
+            thread = {}
         pending = _pending_interrupt_ids(thread)
         if not pending:
             raise CommandError(NO_SUCH_RUN, "No interrupted run is bound to this thread.")
@@ -140,10 +143,12 @@ class ThreadProtocol:
         return bool(_pending_interrupt_ids(thread))
 
 
-async def filtered(feed: ThreadEventFeed, wanted: EventFilter) -> AsyncIterator[ThreadEvent]:
-    async for event in feed:
-        if wanted.wants(event):
-            yield event
+async def filtered(feed: ThreadEventFeed, wanted: EventFilter) -> AsyncIterator[list[ThreadEvent]]:
+    """The feed's events that `wanted` takes, in the batches they came in."""
+    async for batch in feed.batches():
+        taken = [event for event in batch if wanted.wants(event)]
+        if taken:
+            yield taken
 
 
 def _pending_interrupt_ids(thread: dict[str, Any]) -> set[str]:
