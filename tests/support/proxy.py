@@ -5,21 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+from typing import Any, Self
 
 from tests.support.servers import HOST
 
 
-class CuttingProxy:
-    """Forwards every connection to `target_port`. On the first one only, the response is cut
-    `extra_bytes` after the end of the first SSE event of its body, and both sides are closed."""
+class _LoopbackProxy:
+    """Listens on a free 127.0.0.1 port while the `async with` block lasts; `_handle` serves
+    each connection."""
 
-    def __init__(self, target_port: int, extra_bytes: int = 10) -> None:
-        self._target_port = target_port
-        self._extra_bytes = extra_bytes
-        self._server: asyncio.Server | None = None
-        self.connections = 0
-        self.cut_response = b""
+    _server: asyncio.Server | None = None
 
     @property
     def url(self) -> str:
@@ -27,7 +22,7 @@ class CuttingProxy:
         port = self._server.sockets[0].getsockname()[1]
         return f"http://{HOST}:{port}"
 
-    async def __aenter__(self) -> CuttingProxy:
+    async def __aenter__(self) -> Self:
         self._server = await asyncio.start_server(self._handle, HOST, 0)
         return self
 
@@ -35,6 +30,22 @@ class CuttingProxy:
         assert self._server is not None
         self._server.close()
         await self._server.wait_closed()
+
+    async def _handle(
+        self, client_in: asyncio.StreamReader, client_out: asyncio.StreamWriter
+    ) -> None:
+        raise NotImplementedError
+
+
+class CuttingProxy(_LoopbackProxy):
+    """Forwards every connection to `target_port`. On the first one only, the response is cut
+    `extra_bytes` after the end of the first SSE event of its body, and both sides are closed."""
+
+    def __init__(self, target_port: int, extra_bytes: int = 10) -> None:
+        self._target_port = target_port
+        self._extra_bytes = extra_bytes
+        self.connections = 0
+        self.cut_response = b""
 
     async def _handle(
         self, client_in: asyncio.StreamReader, client_out: asyncio.StreamWriter
@@ -85,30 +96,17 @@ async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> Non
         await sink.drain()
 
 
-class FailoverProxy:
+class FailoverProxy(_LoopbackProxy):
     """Forwards each connection to the first of `target_ports` that accepts it, the way a load
     balancer in front of several replicas stops sending to one that stopped listening."""
 
     def __init__(self, *target_ports: int) -> None:
         self._target_ports = target_ports
-        self._server: asyncio.Server | None = None
         self.connections_by_port: dict[int, int] = dict.fromkeys(target_ports, 0)
         self._clients: dict[asyncio.StreamWriter, asyncio.Task[Any]] = {}
 
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        port = self._server.sockets[0].getsockname()[1]
-        return f"http://{HOST}:{port}"
-
-    async def __aenter__(self) -> FailoverProxy:
-        self._server = await asyncio.start_server(self._handle, HOST, 0)
-        return self
-
     async def __aexit__(self, *exc_info: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        await self._server.wait_closed()
+        await super().__aexit__(*exc_info)
         # Connections still open end here, not cancelled when the test's event loop closes.
         for client_out in list(self._clients):
             client_out.close()
