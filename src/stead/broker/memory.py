@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import time
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator
@@ -148,7 +147,7 @@ class InProcessBroker(Broker):
             log.run_start = log.seq + 1
         for event in events:
             log.seq += 1
-            numbered = dataclasses.replace(event, seq=log.seq)
+            numbered = event.numbered(log.seq)
             log.events.append(numbered)
             for feed in log.feeds:
                 feed.deliver(numbered)

@@ -27,38 +27,51 @@ warnings.filterwarnings("ignore", category=LangChainBetaWarning, message=".*v3 s
 
 class ThreadEventWriter:
     """Appends a run's protocol events to its thread's log in order, batching those that come
-    while the previous append is under way."""
+    while the previous append is under way. One task writes for the whole run: adding an event
+    is a list append, not a task."""
 
     def __init__(self, broker: Broker, thread_id: str) -> None:
         self._broker = broker
         self._thread_id = thread_id
         self._pending: list[ThreadEvent] = []
         self._starts_run = False
-        self._flushing: asyncio.Task[None] | None = None
+        self._added = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._writing = asyncio.ensure_future(self._write_batches())
 
     def add(self, event: ThreadEvent, *, starts_run: bool = False) -> None:
         if starts_run:
             self._starts_run = True
         self._pending.append(event)
-        if self._flushing is None or self._flushing.done():
-            self._flushing = asyncio.ensure_future(self._flush())
+        self._idle.clear()
+        self._added.set()
 
     async def drain(self) -> None:
         """Wait until every added event is appended."""
-        while self._flushing is not None and not self._flushing.done():
-            await asyncio.shield(self._flushing)
+        idle = asyncio.ensure_future(self._idle.wait())
+        try:
+            await asyncio.wait({idle, self._writing}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            idle.cancel()
+        if self._writing.done():
+            self._writing.result()
 
     async def close(self) -> None:
-        if self._flushing is not None and not self._flushing.done():
-            self._flushing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flushing
+        self._writing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._writing
 
-    async def _flush(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending, []
-            starts_run, self._starts_run = self._starts_run, False
-            await self._broker.append_thread_events(self._thread_id, batch, starts_run=starts_run)
+    async def _write_batches(self) -> None:
+        while True:
+            self._idle.set()
+            await self._added.wait()
+            self._added.clear()
+            while self._pending:
+                batch, self._pending = self._pending, []
+                starts_run, self._starts_run = self._starts_run, False
+                await self._broker.append_thread_events(
+                    self._thread_id, batch, starts_run=starts_run
+                )
 
 
 async def stream_protocol_events(
