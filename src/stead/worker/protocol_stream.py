@@ -13,14 +13,26 @@ import warnings
 from typing import Any
 
 from langchain_core._api.beta_decorator import LangChainBetaWarning
-from langgraph.prebuilt import ToolCallTransformer
-from langgraph.stream.transformers import CustomTransformer, UpdatesTransformer
+from langgraph.stream import StreamTransformer
 
 from stead.broker import Broker, ThreadEvent
 from stead.protocol.events import V3Events
 
-# Beside LangGraph's defaults (values, messages, lifecycle, subgraphs): what the channels carry.
-_PROTOCOL_TRANSFORMERS = (CustomTransformer, UpdatesTransformer, ToolCallTransformer)
+
+class _ProtocolModes(StreamTransformer):
+    """Asks the graph for what the protocol's channels carry beside LangGraph's defaults (values,
+    messages, lifecycle, subgraphs), and keeps none of it: the worker forwards every event as it
+    comes, so the projections LangGraph's own transformers would fill go unread."""
+
+    required_stream_modes = ("custom", "updates", "tools")
+
+    def init(self) -> dict[str, Any]:
+        return {}
+
+    def process(self, event: Any) -> bool:
+        return True
+
+
 # LangGraph marks its v3 stream experimental on every call; Stead chose it knowingly.
 warnings.filterwarnings("ignore", category=LangChainBetaWarning, message=".*v3 streaming protocol")
 
@@ -83,10 +95,8 @@ async def stream_protocol_events(
     writer: ThreadEventWriter,
 ) -> None:
     """Run the graph to its end or interrupt, writing its protocol events."""
-    compiled = set(getattr(graph, "stream_transformers", None) or ())
-    transformers = [factory for factory in _PROTOCOL_TRANSFORMERS if factory not in compiled]
     stream = await graph.astream_events(
-        graph_input, config, version="v3", transformers=transformers, **options
+        graph_input, config, version="v3", transformers=[_ProtocolModes], **options
     )
     events = V3Events(run)
     async for event in stream:
