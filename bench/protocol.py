@@ -119,7 +119,24 @@ def _root_end(name: str, data: Any) -> bool:
     )
 
 
-async def protocol_sample(http: httpx.AsyncClient, count: int) -> Sample:
+class Gate:
+    """Holds concurrent protocol samples between opening their streams and sending `run.start`,
+    so that a round is timed from the commands, as a single sample is."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._opened = 0
+        self.all_open = asyncio.Event()
+        self.go = asyncio.Event()
+
+    async def pass_through(self) -> None:
+        self._opened += 1
+        if self._opened == self._size:
+            self.all_open.set()
+        await self.go.wait()
+
+
+async def protocol_sample(http: httpx.AsyncClient, count: int, gate: Gate | None = None) -> Sample:
     """Open the thread's stream, send `run.start`; timed from the command to the root's end."""
     thread_id = str(uuid.uuid4())
     body = {"channels": CHANNELS}
@@ -151,6 +168,8 @@ async def protocol_sample(http: httpx.AsyncClient, count: int) -> Sample:
 
     reader = asyncio.create_task(read())
     await asyncio.wait_for(opened.wait(), 30)
+    if gate is not None:
+        await gate.pass_through()
     clock.append(time.perf_counter())
     command = {
         "id": 1,
@@ -201,6 +220,26 @@ SAMPLERS = {"protocol": protocol_sample, "runs/stream": runs_stream_sample}
 # Measuring
 
 
+async def _round(
+    http: httpx.AsyncClient, path: str, events: int, concurrency: int
+) -> tuple[list[Sample], float]:
+    """`concurrency` samples at once and the round's wall time: for the protocol, from when every
+    stream is open and the commands go out (a client keeps its thread's stream open across runs)."""
+    if path != "protocol":
+        started = time.perf_counter()
+        samples = await asyncio.gather(
+            *(runs_stream_sample(http, events) for _ in range(concurrency))
+        )
+        return list(samples), time.perf_counter() - started
+    gate = Gate(concurrency)
+    running = asyncio.gather(*(protocol_sample(http, events, gate) for _ in range(concurrency)))
+    await asyncio.wait_for(gate.all_open.wait(), 60)
+    started = time.perf_counter()
+    gate.go.set()
+    samples = await running
+    return list(samples), time.perf_counter() - started
+
+
 def _median(values: list[float | None], scale: float = 1.0) -> float | None:
     """The median of the known values, times `scale`; None when none is known."""
     known = [value for value in values if value is not None]
@@ -224,11 +263,7 @@ async def measure(url: str, args: Any) -> dict[str, Any]:
                 single[path].append(await SAMPLERS[path](http, args.events))
         for index in range(args.rounds):
             for path in PATHS if index % 2 == 0 else reversed(PATHS):
-                started = time.perf_counter()
-                samples = await asyncio.gather(
-                    *(SAMPLERS[path](http, args.events) for _ in range(args.concurrency))
-                )
-                wall = time.perf_counter() - started
+                samples, wall = await _round(http, path, args.events, args.concurrency)
                 concurrent[path].append(
                     {
                         "first_event_ms": 1000
