@@ -19,11 +19,11 @@ from stead.api.deps import AuthzDep, RuntimeDep, request_id, require_uuid
 from stead.api.models import RunCreate
 from stead.api.openapi import EVENT_STREAM, ErrorBody, errors, returns
 from stead.api.resources import ProtocolAnswer
-from stead.api.responses import json_response, sse_response
+from stead.api.responses import json_response, sse_frame, sse_response
 from stead.api.runs import authorized_run
 from stead.auth.middleware import USER_SCOPE_KEY
 from stead.auth.policy import Authorizer
-from stead.broker import StreamEvent
+from stead.broker import StreamEvent, ThreadEvent
 from stead.errors import ApiError, BadRequest
 from stead.protocol.filters import EventFilter, event_filter, replay_point
 from stead.runtime import Runtime
@@ -85,7 +85,7 @@ async def stream_thread_events(
     async def frames() -> AsyncIterator[bytes | StreamEvent]:
         # One chunk per batch: a socket write per event costs more than the event itself.
         async for batch in filtered(feed, wanted):
-            yield b"".join(event.sse_frame() for event in batch)
+            yield b"".join(sse_frame(_sse_event(event)) for event in batch)
         if feed.lost:
             yield StreamEvent("error", serde.dumps(_stream_lost()))
 
@@ -339,6 +339,10 @@ def _is_command(command: Any) -> bool:
         and not isinstance(command.get("id"), bool)
         and isinstance(command.get("method"), str)
     )
+
+
+def _sse_event(event: ThreadEvent) -> StreamEvent:
+    return StreamEvent(event.method, event.envelope(), str(event.seq))
 
 
 def _malformed(

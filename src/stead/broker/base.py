@@ -95,20 +95,6 @@ class ThreadEvent:
     def numbered(self, seq: int) -> ThreadEvent:
         return ThreadEvent(self.method, self.namespace, self.params, self.event_id, seq)
 
-    def sse_frame(self) -> bytes:
-        """The event as one server-sent event: its method, its envelope and its seq as the id."""
-        return b"".join(
-            (
-                b"event: ",
-                self.method.encode(),
-                b"\r\ndata: ",
-                self.envelope(),
-                b"\r\nid: ",
-                str(self.seq).encode(),
-                b"\r\n\r\n",
-            )
-        )
-
     def envelope(self) -> bytes:
         """The event as clients get it: `{"type":"event","event_id","seq","method","params"}`."""
         return b"".join(

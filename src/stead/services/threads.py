@@ -89,11 +89,6 @@ class ThreadService:
             raise NotFound(f"Thread with ID {thread_id} not found")
         return found
 
-    async def exists(self, thread_id: str) -> bool:
-        """Whether a thread has this id, visible to the caller or not."""
-        async with self._db.transaction() as tx:
-            return await tx.threads.exists(thread_id)
-
     async def patch(
         self,
         thread_id: str,
