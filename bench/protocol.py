@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -32,8 +30,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from bench.latency import parse_sampling, sampling_parser  # noqa: E402
+from tests.support.postgres import migrated_postgres  # noqa: E402
 from tests.support.servers import official_server, stead_server  # noqa: E402
-from tests.support.services import postgres_server, redis_server  # noqa: E402
+from tests.support.services import redis_server  # noqa: E402
 
 GRAPHS_DIR = REPO_ROOT / "bench" / "graphs"
 CONFIG = GRAPHS_DIR / "langgraph.json"
@@ -65,15 +64,10 @@ def _embedded() -> Iterator[str]:
 def _pg_redis() -> Iterator[str]:
     """One `stead run` (API and worker in one process) on PostgreSQL and Redis."""
     with ExitStack() as stack:
-        pg = stack.enter_context(postgres_server())
-        redis = stack.enter_context(redis_server())
-        env = {"DATABASE_URI": pg.url(), "REDIS_URI": redis.url}
-        subprocess.run(
-            [sys.executable, "-m", "stead", "migrate", "--config", str(CONFIG)],
-            env={**os.environ, **env},
-            check=True,
-            capture_output=True,
-        )
+        env = {
+            "DATABASE_URI": stack.enter_context(migrated_postgres(CONFIG)),
+            "REDIS_URI": stack.enter_context(redis_server()).url,
+        }
         yield stack.enter_context(stead_server(CONFIG, env=env)).url
 
 

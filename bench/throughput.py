@@ -13,9 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -28,8 +26,9 @@ import httpx
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from tests.support.postgres import migrated_postgres  # noqa: E402
 from tests.support.servers import official_server, stead_server  # noqa: E402
-from tests.support.services import postgres_server, redis_server  # noqa: E402
+from tests.support.services import redis_server  # noqa: E402
 from tests.support.worker import stead_worker  # noqa: E402
 
 GRAPHS_DIR = REPO_ROOT / "tests" / "graphs"
@@ -47,15 +46,10 @@ def _embedded() -> Iterator[str]:
 def _pg_redis(workers: int) -> Iterator[str]:
     """One API-only server and `workers` workers sharing PostgreSQL and Redis."""
     with ExitStack() as stack:
-        pg = stack.enter_context(postgres_server())
-        redis = stack.enter_context(redis_server())
-        env = {"DATABASE_URI": pg.url(), "REDIS_URI": redis.url}
-        subprocess.run(
-            [sys.executable, "-m", "stead", "migrate", "--config", str(CONFIG)],
-            env={**os.environ, **env},
-            check=True,
-            capture_output=True,
-        )
+        env = {
+            "DATABASE_URI": stack.enter_context(migrated_postgres(CONFIG)),
+            "REDIS_URI": stack.enter_context(redis_server()).url,
+        }
         api = stack.enter_context(stead_server(CONFIG, env={**env, "N_JOBS_PER_WORKER": "0"}))
         for _ in range(workers):
             stack.enter_context(stead_worker(CONFIG, env=env))
