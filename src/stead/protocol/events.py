@@ -1,7 +1,7 @@
 """The events of the thread streaming protocol, built from a run's graph output and its outcome.
 
-A run started through the protocol streams with LangGraph's v3 event stream; this module turns
-those events into what clients expect and adds what the graph does not say itself: the root
+The worker streams a protocol run's graph (see `stead.worker.protocol_stream`); this module turns
+what the graph says into what clients expect and adds what the graph does not say itself: the root
 `lifecycle` (running, interrupted, completed, failed) and `input.requested` for interrupts.
 """
 
@@ -36,15 +36,9 @@ def is_protocol_run(run: dict[str, Any]) -> bool:
     return bool(run["kwargs"].get(PROTOCOL_RUN))
 
 
-def thread_event(
-    method: str, namespace: Iterable[str], data: Any, event_id: str, timestamp: int | None = None
-) -> ThreadEvent:
+def thread_event(method: str, namespace: Iterable[str], data: Any, event_id: str) -> ThreadEvent:
     namespace = tuple(namespace)
-    params = {
-        "namespace": list(namespace),
-        "timestamp": timestamp if timestamp is not None else now_ms(),
-        "data": data,
-    }
+    params = {"namespace": list(namespace), "timestamp": now_ms(), "data": data}
     return ThreadEvent(method, namespace, serde.dumps(params), event_id)
 
 
@@ -119,8 +113,8 @@ async def publish_cancelled(broker: Broker, runs: Iterable[dict[str, Any]]) -> N
             )
 
 
-class V3Events:
-    """Turns LangGraph's v3 stream events (`astream_events(version="v3")`) into the protocol's.
+class GraphEvents:
+    """Turns what a graph streams into the protocol's events, numbered for one run attempt.
 
     - Subgraph lifecycle is reported under the subgraph's own namespace, with its graph name on
       `completed` too.
@@ -132,11 +126,7 @@ class V3Events:
         self._ids = RunEventIds(run)
         self._subgraph_names: dict[tuple[str, ...], str] = {}
 
-    def convert(self, event: dict[str, Any]) -> ThreadEvent | None:
-        method = event["method"]
-        params = event["params"]
-        namespace = tuple(params["namespace"])
-        data = params["data"]
+    def convert(self, method: str, namespace: Iterable[str], data: Any) -> ThreadEvent | None:
         if method == "lifecycle":
             namespace, data = self._subgraph_lifecycle(data)
         elif method == "messages":
@@ -145,7 +135,7 @@ class V3Events:
                 return None
         elif method == "updates" and isinstance(data, dict) and "__interrupt__" in data:
             data = {key: value for key, value in data.items() if key != "__interrupt__"}
-        return thread_event(method, namespace, data, self._ids.next(), params.get("timestamp"))
+        return thread_event(method, namespace, data, self._ids.next())
 
     def _subgraph_lifecycle(self, data: dict[str, Any]) -> tuple[tuple[str, ...], dict[str, Any]]:
         namespace = tuple(data.get("namespace") or ())

@@ -1,8 +1,14 @@
 """How a worker streams a run started through the thread streaming protocol.
 
-The graph runs under LangGraph's v3 event stream with the transformers the protocol's channels
-need; its events go to the thread's protocol log in batches, so that a fast graph does not wait
-for one broker round trip per event.
+A graph runs under the classic `astream`, asked for every stream mode the protocol's channels
+carry (chat output as content-block events, subgraphs included), and LangGraph's own
+`LifecycleTransformer` says when its subgraphs start and end. A graph compiled with stream
+transformers of its own (`create_agent` graphs are) runs under LangGraph's v3 event stream
+instead, which applies them; it yields the same events otherwise, but pulls each one through a
+task of its own, which made the protocol a fifth slower than `runs/stream` on a fast graph.
+
+The events go to the thread's protocol log in batches, so that a fast graph does not wait for
+one broker round trip per event.
 """
 
 from __future__ import annotations
@@ -10,13 +16,60 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import warnings
+from collections.abc import AsyncIterator
 from typing import Any
 
 from langchain_core._api.beta_decorator import LangChainBetaWarning
-from langgraph.stream import StreamTransformer
+from langgraph._internal._constants import CONFIG_KEY_STREAM_MESSAGES_V2
+from langgraph.stream import LifecyclePayload, LifecycleTransformer, StreamTransformer
 
 from stead.broker import Broker, ThreadEvent
-from stead.protocol.events import V3Events
+from stead.protocol.events import GraphEvents
+
+# What the protocol's channels carry; `tasks` only feeds the subgraph lifecycle.
+PROTOCOL_STREAM_MODES = ["values", "updates", "messages", "tools", "custom", "tasks"]
+# Events converted before the writer gets a turn (measured in bench/protocol.py: 16 cost
+# throughput, no bound delayed a fast node's first event by a fifth).
+WRITE_EVERY = 64
+# A graph event: its method, namespace and data.
+GraphEvent = tuple[str, tuple[str, ...], Any]
+
+
+class _SubgraphLifecycle(LifecycleTransformer):
+    """LangGraph's rule for when a subgraph starts and ends, read from `tasks` events without
+    the v3 mux: what the transformer publishes on its `lifecycle` channel is collected here."""
+
+    def __init__(self) -> None:
+        super().__init__(())
+        self._reported: list[LifecyclePayload] = []
+        # The mux would wire the channel to its event log; the classic stream has no mux.
+        self.init()["lifecycle"]._wire(self._reported.append)
+
+    def observe(self, namespace: tuple[str, ...], data: Any) -> list[LifecyclePayload]:
+        self.process(
+            {
+                "type": "event",
+                "method": "tasks",
+                "params": {"namespace": list(namespace), "timestamp": 0, "data": data},
+            }
+        )
+        return self._take()
+
+    def finished(self) -> list[LifecyclePayload]:
+        """Completes the subgraphs still open when the graph ended."""
+        self.finalize()
+        return self._take()
+
+    def failed(self, error: BaseException) -> list[LifecyclePayload]:
+        """Ends the subgraphs still open when the graph raised."""
+        self.fail(error)
+        return self._take()
+
+    def _take(self) -> list[LifecyclePayload]:
+        # The channel appends to this very list: empty it, do not replace it.
+        taken = list(self._reported)
+        self._reported.clear()
+        return taken
 
 
 class _ProtocolModes(StreamTransformer):
@@ -58,6 +111,11 @@ class ThreadEventWriter:
         self._idle.clear()
         self._added.set()
 
+    @property
+    def backlog(self) -> int:
+        """Events added and not yet handed to the broker."""
+        return len(self._pending)
+
     async def drain(self) -> None:
         """Wait until every added event is appended."""
         idle = asyncio.ensure_future(self._idle.wait())
@@ -95,11 +153,60 @@ async def stream_protocol_events(
     writer: ThreadEventWriter,
 ) -> None:
     """Run the graph to its end or interrupt, writing its protocol events."""
+    if getattr(graph, "stream_transformers", ()):
+        events = _v3_events(graph, graph_input, config, options)
+    else:
+        events = _classic_events(graph, graph_input, config, options)
+    protocol = GraphEvents(run)
+    async for method, namespace, data in events:
+        converted = protocol.convert(method, namespace, data)
+        if converted is not None:
+            writer.add(converted)
+            if writer.backlog >= WRITE_EVERY:
+                # A fast node's events all come at once: let the writer send the first ones
+                # before the last are converted.
+                await asyncio.sleep(0)
+
+
+async def _classic_events(
+    graph: Any, graph_input: Any, config: dict[str, Any], options: dict[str, Any]
+) -> AsyncIterator[GraphEvent]:
+    subgraphs = _SubgraphLifecycle()
+    # LangGraph's v3 stream sets this key to get chat output as content-block events; there is
+    # no public switch for it (tests/integration/test_protocol_graph_streams.py holds the two
+    # streams to the same events).
+    parts = graph.astream(
+        graph_input,
+        {
+            **config,
+            "configurable": {**config.get("configurable", {}), CONFIG_KEY_STREAM_MESSAGES_V2: True},
+        },
+        stream_mode=PROTOCOL_STREAM_MODES,
+        subgraphs=True,
+        version="v2",
+        **options,
+    )
+    try:
+        async for part in parts:
+            if part["type"] != "tasks":
+                yield part["type"], part["ns"], part["data"]
+                continue
+            for payload in subgraphs.observe(part["ns"], part["data"]):
+                yield "lifecycle", (), payload
+    except Exception as exc:
+        for payload in subgraphs.failed(exc):
+            yield "lifecycle", (), payload
+        raise
+    for payload in subgraphs.finished():
+        yield "lifecycle", (), payload
+
+
+async def _v3_events(
+    graph: Any, graph_input: Any, config: dict[str, Any], options: dict[str, Any]
+) -> AsyncIterator[GraphEvent]:
     stream = await graph.astream_events(
         graph_input, config, version="v3", transformers=[_ProtocolModes], **options
     )
-    events = V3Events(run)
     async for event in stream:
-        converted = events.convert(event)
-        if converted is not None:
-            writer.add(converted)
+        params = event["params"]
+        yield event["method"], tuple(params["namespace"]), params["data"]
