@@ -45,6 +45,9 @@ class Settings:
     # A Redis URI shared by API processes and workers; None keeps the in-process broker.
     redis_uri: str | None = None
     redis_key_prefix: str = "stead:"
+    # Pooled Redis connections per process (publishes wait for one when all are busy); the
+    # streams a process follows share one more.
+    redis_max_connections: int = 16
     # Request bodies above this are refused with 413.
     max_request_body_bytes: int = 25 * 1024 * 1024
     log_level: str = "INFO"
@@ -118,6 +121,7 @@ def load_settings(
         database_uri=_database_uri(),
         redis_uri=os.environ.get("REDIS_URI") or os.environ.get("REDIS_URL") or None,
         redis_key_prefix=os.environ.get("REDIS_KEY_PREFIX", "stead:"),
+        redis_max_connections=_redis_max_connections(),
         max_request_body_bytes=_env_int("HTTP_MAX_REQUEST_BODY_BYTES", 25 * 1024 * 1024),
         log_level=_log_level(),
         log_json=_env_flag("LOG_JSON"),
@@ -201,6 +205,19 @@ def _parse_env(env: Any, base: Path) -> dict[str, str]:
             raise ConfigError(f"env file not found: {env_file}")
         return {k: v for k, v in dotenv_values(env_file).items() if v is not None}
     raise ConfigError("'env' must be an object or the path of a .env file")
+
+
+# The cancel listener and a worker's wait for work each hold a pooled connection while they wait.
+MIN_REDIS_CONNECTIONS = 4
+
+
+def _redis_max_connections() -> int:
+    value = _env_int("REDIS_MAX_CONNECTIONS", 16)
+    if value < MIN_REDIS_CONNECTIONS:
+        raise ConfigError(
+            f"REDIS_MAX_CONNECTIONS must be at least {MIN_REDIS_CONNECTIONS}, got {value}"
+        )
+    return value
 
 
 def _env_int(name: str, default: int) -> int:

@@ -145,4 +145,5 @@ def open_broker(settings: Settings) -> Broker:
         key_prefix=settings.redis_key_prefix,
         replay_ttl_seconds=settings.resumable_stream_ttl_seconds,
         thread_events_kept=settings.thread_stream_events_kept,
+        max_connections=settings.redis_max_connections,
     )

@@ -151,3 +151,53 @@ class FailoverProxy(_LoopbackProxy):
                 writer.close()
                 with contextlib.suppress(ConnectionError):
                     await writer.wait_closed()
+
+
+class SeverableProxy(_LoopbackProxy):
+    """Forwards to one port until `sever()`: then every connection through it is cut and new
+    ones are refused, the way a network partition between one process and Redis would, until
+    `restore()`."""
+
+    def __init__(self, target_port: int) -> None:
+        self._target_port = target_port
+        self._severed = False
+        self._open: set[asyncio.StreamWriter] = set()
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return int(self._server.sockets[0].getsockname()[1])
+
+    def sever(self) -> None:
+        self._severed = True
+        for writer in list(self._open):
+            writer.close()
+
+    def restore(self) -> None:
+        self._severed = False
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.sever()
+        await super().__aexit__(*exc_info)
+
+    async def _handle(
+        self, client_in: asyncio.StreamReader, client_out: asyncio.StreamWriter
+    ) -> None:
+        if self._severed:
+            client_out.close()
+            return
+        server_in, server_out = await asyncio.open_connection(HOST, self._target_port)
+        self._open |= {client_out, server_out}
+        directions = {
+            asyncio.create_task(_pipe(client_in, server_out)),
+            asyncio.create_task(_pipe(server_in, client_out)),
+        }
+        try:
+            await asyncio.wait(directions, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for direction in directions:
+                direction.cancel()
+            await asyncio.gather(*directions, return_exceptions=True)
+            for writer in (client_out, server_out):
+                writer.close()
+                self._open.discard(writer)

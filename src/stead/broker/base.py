@@ -177,7 +177,6 @@ class CancelSignal:
 
 
 class Broker(ABC):
-    @abstractmethod
     async def publish(
         self,
         run_id: str,
@@ -186,11 +185,25 @@ class Broker(ABC):
         thread_id: str | None = None,
         resumable: bool = False,
     ) -> None:
-        """Send a run's event to its subscribers and, given `thread_id`, to the thread's (with ids).
+        """One event of a run; see `publish_many`."""
+        await self.publish_many(run_id, [event], thread_id=thread_id, resumable=resumable)
+
+    @abstractmethod
+    async def publish_many(
+        self,
+        run_id: str,
+        events: list[StreamEvent],
+        *,
+        thread_id: str | None = None,
+        resumable: bool = False,
+    ) -> None:
+        """Send a run's events, in order, to its subscribers and, given `thread_id`, to the
+        thread's (with ids).
 
         A resumable run's events get ids and are kept for replay, by run and by thread. END closes
         the run's subscriptions, reaches the thread's as `run_done`, and starts the TTL after which
-        the run's kept events are dropped.
+        the run's kept events are dropped. Events that cannot be delivered are never dropped in
+        silence: the run's and thread's subscribers get an `error` event and their streams end.
         """
 
     @abstractmethod

@@ -97,13 +97,19 @@ class InProcessBroker(Broker):
         self._thread_events_kept = thread_events_kept
         self._thread_logs: dict[str, _ThreadLog] = {}
 
-    async def publish(
+    async def publish_many(
         self,
         run_id: str,
-        event: StreamEvent,
+        events: list[StreamEvent],
         *,
         thread_id: str | None = None,
         resumable: bool = False,
+    ) -> None:
+        for event in events:
+            self._publish_one(run_id, event, thread_id, resumable)
+
+    def _publish_one(
+        self, run_id: str, event: StreamEvent, thread_id: str | None, resumable: bool
     ) -> None:
         if resumable:
             event = self._keep_for_run(run_id, thread_id, event)

@@ -1,11 +1,17 @@
 """The broker of multi-process deployments: API processes and workers share one Redis.
 
-Redis holds nothing that cannot be lost, so every failure here is contained:
-- a publish that fails is logged and dropped (the run still finishes and is recorded in the
-  database);
+Redis holds nothing that cannot be lost, so every failure here is contained, and none is silent:
+- a publish that finds every pooled connection busy waits for one (back-pressure, bounded);
+- a publish that fails is logged, the run goes on (it is recorded in the database), and a marker
+  is sent as soon as Redis takes it, which ends the run's and thread's streams with an `error`
+  event: a client never misses events without being told;
 - `wait_for_work` sleeps its timeout instead, so workers poll the database;
-- a subscription whose connection breaks gets an `error` event and END, and the client reconnects;
+- a subscription whose read breaks gets an `error` event and END, and the client reconnects;
 - a missed cancel signal is caught by the worker reading the cancel flag on the run's row.
+
+A process uses at most `max_connections` pooled connections (publishes, reads of kept events,
+the cancel listener, a worker's wait for work) plus one for the blocking read of every stream it
+follows (`StreamReader`), however many streams are open.
 
 Each run and each thread has a Redis stream. Its entry ids ("<ms>-<seq>") are the SSE event ids, so
 `Last-Event-ID` replay is a read after that id, and a subscriber reads on from a position without a
@@ -19,11 +25,11 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.client import Pipeline
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -44,30 +50,37 @@ from stead.broker.base import (
     run_done,
 )
 from stead.broker.memory import DEFAULT_THREAD_EVENTS_KEPT, THREAD_EVENTS_TTL_SECONDS
+from stead.broker.redis_streams import READ_BLOCK_MS, Entry, StreamReader, stop_reading
 
 logger = logging.getLogger("stead.broker")
 
-# Entry fields: the event name, its JSON data, and "1" when it is kept for replay.
-_EVENT, _DATA, _KEPT = b"e", b"d", b"k"
+# Entry fields: the event name, its JSON data, "1" when it is kept for replay, and "1" on the
+# marker that says events were lost (its listeners end there).
+_EVENT, _DATA, _KEPT, _LOST = b"e", b"d", b"k", b"l"
+# The protocol log's method of that marker.
+_LOST_METHOD = b"__lost__"
+# Pooled connections per process, unless the settings say otherwise.
+DEFAULT_MAX_CONNECTIONS = 16
+# How long a publish waits for a pooled connection: longer than Redis stalls for in practice
+# (a fork for a snapshot, a frozen process), so that load waits instead of losing events.
+_POOL_WAIT_SECONDS = 20.0
+# How long the marker of lost events is retried: it is what ends the streams that lost them.
+_LOST_MARKER_RETRY_SECONDS = 600.0
+_LOST_MARKER_RETRY_PAUSE = 1.0
 # Streams of runs that have not ended yet are dropped after a day, in case their END never comes.
 _OPEN_STREAM_TTL_SECONDS = 86400
 # A thread stream is capped (approximately) so that a long-lived thread does not grow forever.
 _THREAD_STREAM_MAXLEN = 10_000
 # Wake-up tokens left when no worker is idle; each one costs a waking worker one claim query.
 _MAX_PENDING_WAKEUPS = 32
-# How long one blocking read waits before it is issued again.
-_READ_BLOCK_MS = 10_000
-_READ_BATCH = 256
 # How long the cancel listener waits before reconnecting to a Redis that went away.
 _RECONNECT_SECONDS = 1.0
 # How long the first `watch_cancel` waits for the cancel channel to be listened to.
 _CANCEL_LISTEN_WAIT_SECONDS = 2.0
 _CONNECT_TIMEOUT_SECONDS = 2.0
-# How long a cancelled stream reader gets to end before it is cancelled again.
-_CANCEL_REPEAT_SECONDS = 0.05
 # Longer than the longest blocking read (XREAD BLOCK, BLPOP of `wait_for_work`): redis-py 8's
 # default of 5 s would end a quiet run stream with StreamInterrupted after 5 s.
-_SOCKET_TIMEOUT_SECONDS = _READ_BLOCK_MS / 1000 + 5
+_SOCKET_TIMEOUT_SECONDS = READ_BLOCK_MS / 1000 + 5
 
 # A thread's protocol counter outlives its kept events, so that `seq` keeps increasing across
 # its runs; it is refreshed by every event.
@@ -93,6 +106,18 @@ redis.call('SET', KEYS[1], seq, 'EX', ARGV[2])
 redis.call('EXPIRE', KEYS[2], ARGV[3])
 return seq
 """
+# Adds the marker of lost events to a thread's protocol log, right after its last entry
+# ("<seq>-<n+1>"), so that it takes no `seq` and every later event still numbers on. A log that
+# is gone (Redis restarted empty) gets none: its listeners lost their reads and were told.
+_MARK_THREAD_EVENTS_LOST = """
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+if not last[1] then
+  return 0
+end
+local seq, sub = string.match(last[1][1], '^(%d+)-(%d+)$')
+redis.call('XADD', KEYS[1], seq .. '-' .. (tonumber(sub) + 1), 'm', ARGV[1])
+return 1
+"""
 
 STREAM_LOST = StreamEvent(
     "error",
@@ -100,6 +125,16 @@ STREAM_LOST = StreamEvent(
         {
             "error": "StreamInterrupted",
             "message": "The connection to the event broker was lost; reconnect to resume.",
+        }
+    ),
+)
+EVENTS_LOST = StreamEvent(
+    "error",
+    serde.dumps(
+        {
+            "error": "EventsLost",
+            "message": "Some events of this stream could not be delivered (Redis was unavailable);"
+            " read the thread's state or join the run for its result.",
         }
     ),
 )
@@ -133,16 +168,6 @@ class _Keys:
         return f"{self.prefix}runs:cancel"
 
 
-@dataclass(frozen=True)
-class _Reader:
-    """Where a subscription reads from, and until where only kept entries are delivered."""
-
-    key: str
-    position: str
-    replay_until: str
-    for_thread: bool
-
-
 class RedisBroker(Broker):
     def __init__(
         self,
@@ -151,17 +176,29 @@ class RedisBroker(Broker):
         key_prefix: str = "stead:",
         replay_ttl_seconds: float = 120.0,
         thread_events_kept: int = DEFAULT_THREAD_EVENTS_KEPT,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
+        connection: dict[str, Any] = {
+            "protocol": 2,
+            "socket_connect_timeout": _CONNECT_TIMEOUT_SECONDS,
+            "socket_timeout": _SOCKET_TIMEOUT_SECONDS,
+            "socket_keepalive": True,
+        }
         # One quick retry replaces a pooled connection that died while idle; more would only slow
         # a run down while Redis is away.
-        self._redis: Redis = Redis.from_url(
+        pool = BlockingConnectionPool.from_url(
             url,
-            protocol=2,
+            max_connections=max_connections,
+            timeout=_POOL_WAIT_SECONDS,
             retry=Retry(NoBackoff(), 1),
-            socket_connect_timeout=_CONNECT_TIMEOUT_SECONDS,
-            socket_timeout=_SOCKET_TIMEOUT_SECONDS,
-            socket_keepalive=True,
+            **connection,
         )
+        # The client owns its pool: closing it closes the pooled connections.
+        self._redis: Redis = Redis.from_pool(pool)
+        reading = Redis.from_url(
+            url, single_connection_client=True, retry=Retry(NoBackoff(), 0), **connection
+        )
+        self._reader = StreamReader(reading, self._redis)
         self._keys = _Keys(key_prefix)
         self._replay_ttl = max(1, round(replay_ttl_seconds))
         self._cancel_watchers: defaultdict[str, set[CancelSignal]] = defaultdict(set)
@@ -169,29 +206,40 @@ class RedisBroker(Broker):
         self._cancel_listening = asyncio.Event()
         self._thread_events_kept = thread_events_kept
         self._append_thread_events = self._redis.register_script(_APPEND_THREAD_EVENTS)
+        self._mark_thread_events_lost = self._redis.register_script(_MARK_THREAD_EVENTS_LOST)
+        self._lost_markers: set[asyncio.Task[None]] = set()
 
-    async def publish(
+    async def publish_many(
         self,
         run_id: str,
-        event: StreamEvent,
+        events: list[StreamEvent],
         *,
         thread_id: str | None = None,
         resumable: bool = False,
     ) -> None:
         run_key = self._keys.run(run_id)
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.xadd(run_key, _fields(event, kept=resumable))
-            ttl = self._replay_ttl if event.is_end else _OPEN_STREAM_TTL_SECONDS
-            pipe.expire(run_key, ttl)
+            for event in events:
+                pipe.xadd(run_key, _fields(event, kept=resumable))
+                if thread_id is not None:
+                    thread_event = run_done(run_id) if event.is_end else event
+                    self._add_to_thread(pipe, thread_id, thread_event, kept=resumable)
+            ended = any(event.is_end for event in events)
+            pipe.expire(run_key, self._replay_ttl if ended else _OPEN_STREAM_TTL_SECONDS)
             if thread_id is not None:
-                thread_event = run_done(run_id) if event.is_end else event
-                self._add_to_thread(pipe, thread_id, thread_event, kept=resumable)
-            await self._send(pipe, f"event of run {run_id}")
+                # Kept thread events live for the TTL after the thread's latest event.
+                pipe.expire(self._keys.thread(thread_id), self._replay_ttl)
+            if not await self._send(pipe, f"{len(events)} events of run {run_id}"):
+                keys = [run_key] if thread_id is None else [run_key, self._keys.thread(thread_id)]
+                self._mark_lost(keys, self._send_lost_marker)
 
     async def publish_to_thread(self, thread_id: str, event: StreamEvent) -> None:
+        key = self._keys.thread(thread_id)
         async with self._redis.pipeline(transaction=False) as pipe:
             self._add_to_thread(pipe, thread_id, event, kept=False)
-            await self._send(pipe, f"event of thread {thread_id}")
+            pipe.expire(key, self._replay_ttl)
+            if not await self._send(pipe, f"event of thread {thread_id}"):
+                self._mark_lost([key], self._send_lost_marker)
 
     @contextlib.asynccontextmanager
     async def subscribe(
@@ -208,8 +256,9 @@ class RedisBroker(Broker):
         replaying = after is not None and resumable
         # A resumable run's entries are all kept, so replaying is reading on from `after`.
         position = after if replaying and after is not None else last_id
-        reader = _Reader(key, position, replay_until=position, for_thread=False)
-        async with self._reading(reader, Subscription([] if replaying else None)) as subscription:
+        subscription = Subscription([] if replaying else None)
+        listener = _SubscriptionListener(subscription, replay_until=position, for_thread=False)
+        async with self._reader.follow(key, position, listener.deliver, listener.lose):
             yield subscription
 
     @contextlib.asynccontextmanager
@@ -226,9 +275,10 @@ class RedisBroker(Broker):
             return
         # Up to the subscription, only the kept entries replay; after it, every entry is live.
         position = after if after is not None else last_id
-        reader = _Reader(key, position, replay_until=last_id, for_thread=True)
-        async with self._reading(reader, Subscription([] if after is not None else None)) as sub:
-            yield sub
+        subscription = Subscription([] if after is not None else None)
+        listener = _SubscriptionListener(subscription, replay_until=last_id, for_thread=True)
+        async with self._reader.follow(key, position, listener.deliver, listener.lose):
+            yield subscription
 
     async def append_thread_events(
         self, thread_id: str, events: list[ThreadEvent], *, starts_run: bool = False
@@ -255,6 +305,7 @@ class RedisBroker(Broker):
                 thread_id,
                 exc,
             )
+            self._mark_lost([keys[1]], self._send_thread_events_lost_marker)
 
     async def last_thread_seq(self, thread_id: str) -> int | None:
         try:
@@ -271,22 +322,24 @@ class RedisBroker(Broker):
         try:
             if since is None:
                 since = int(await self._redis.get(self._keys.thread_run_start(thread_id)) or 1) - 1
-            kept = cast(list[_Entry], await self._redis.xrange(key, min=f"{since + 1}-0"))
+            kept = cast(list[Entry], await self._redis.xrange(key, min=f"{since + 1}-0"))
         except RedisError as exc:
             logger.warning("cannot follow thread %s: Redis is unavailable (%s)", thread_id, exc)
             feed = ThreadEventFeed()
             feed.lose()
             yield feed
             return
-        feed = ThreadEventFeed(_thread_event(raw_id, fields) for raw_id, fields in kept)
+        replay, lost = _thread_events(kept)
+        feed = ThreadEventFeed(replay)
+        if lost:
+            feed.lose()
         position = kept[-1][0].decode() if kept else f"{since}-0"
-        task = asyncio.create_task(
-            self._read_thread_events(key, position, feed), name=f"follow {key}"
-        )
-        try:
+
+        def deliver(entries: list[Entry]) -> None:
+            _deliver_thread_events(feed, entries)
+
+        async with self._reader.follow(key, position, deliver, feed.lose):
             yield feed
-        finally:
-            await _stop_reading(task)
 
     async def wake_workers(self) -> None:
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -325,7 +378,15 @@ class RedisBroker(Broker):
                 if not watchers:
                     del self._cancel_watchers[run_id]
 
+    @property
+    def streams_followed(self) -> int:
+        """How many streams this process reads at the moment (all with one blocking read)."""
+        return self._reader.streams_followed
+
     async def close(self) -> None:
+        for marker in list(self._lost_markers):
+            await stop_reading(marker)
+        await self._reader.close()
         if self._cancel_listener is not None:
             self._cancel_listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -338,14 +399,31 @@ class RedisBroker(Broker):
     ) -> None:
         key = self._keys.thread(thread_id)
         pipe.xadd(key, _fields(event, kept=kept), maxlen=_THREAD_STREAM_MAXLEN, approximate=True)
-        # Kept thread events live for the TTL after the thread's latest event.
-        pipe.expire(key, self._replay_ttl)
 
-    async def _send(self, pipe: Pipeline, what: str) -> None:
+    async def _send(self, pipe: Pipeline, what: str) -> bool:
         try:
             await pipe.execute()
         except RedisError as exc:
             logger.warning("%s not published: Redis is unavailable (%s)", what, exc)
+            return False
+        return True
+
+    def _mark_lost(self, keys: list[str], send: Callable[[list[str]], Awaitable[None]]) -> None:
+        """Send the marker of lost events to those streams, in the background until Redis takes
+        it: it is what tells their listeners, and it must come even if no event follows."""
+        task = asyncio.create_task(_retry_until_sent(send, keys), name=f"lost marker {keys[0]}")
+        self._lost_markers.add(task)
+        task.add_done_callback(self._lost_markers.discard)
+
+    async def _send_lost_marker(self, keys: list[str]) -> None:
+        # A stream that is gone (Redis restarted empty) gets none: its listeners were told.
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.xadd(key, {**_fields(EVENTS_LOST, kept=True), _LOST: b"1"}, nomkstream=True)
+            await pipe.execute()
+
+    async def _send_thread_events_lost_marker(self, keys: list[str]) -> None:
+        await self._mark_thread_events_lost(keys=keys, args=[_LOST_METHOD])
 
     async def _stream_state(self, key: str) -> tuple[str, bool]:
         """The stream's last id ("0-0" when empty) and whether its first entry is kept."""
@@ -356,54 +434,6 @@ class RedisBroker(Broker):
         last_id = last[0][0].decode() if last else FROM_START
         kept = bool(first) and first[0][1].get(_KEPT) == b"1"
         return last_id, kept
-
-    @contextlib.asynccontextmanager
-    async def _reading(
-        self, reader: _Reader, subscription: Subscription
-    ) -> AsyncIterator[Subscription]:
-        task = asyncio.create_task(self._read(reader, subscription), name=f"read {reader.key}")
-        try:
-            yield subscription
-        finally:
-            await _stop_reading(task)
-
-    async def _read(self, reader: _Reader, subscription: Subscription) -> None:
-        """Deliver the stream's entries after the reader's position until END."""
-        position = reader.position
-        replay_until = event_position(reader.replay_until)
-        try:
-            while True:
-                reply = await self._redis.xread(
-                    {reader.key: position}, count=_READ_BATCH, block=_READ_BLOCK_MS
-                )
-                for raw_id, fields in _entries(reply):
-                    position = raw_id.decode()
-                    kept = fields.get(_KEPT) == b"1"
-                    if not kept and event_position(position) <= replay_until:
-                        continue
-                    event = StreamEvent(fields[_EVENT].decode(), fields[_DATA])
-                    if kept or reader.for_thread:
-                        event = event.with_id(position)
-                    subscription.deliver(event)
-                    if event.is_end and not reader.for_thread:
-                        return
-        except RedisError as exc:
-            logger.warning("stream %s interrupted: Redis is unavailable (%s)", reader.key, exc)
-            subscription.deliver(STREAM_LOST)
-            subscription.deliver(END)
-
-    async def _read_thread_events(self, key: str, position: str, feed: ThreadEventFeed) -> None:
-        try:
-            while True:
-                reply = await self._redis.xread(
-                    {key: position}, count=_READ_BATCH, block=_READ_BLOCK_MS
-                )
-                for raw_id, fields in _entries(reply):
-                    position = raw_id.decode()
-                    feed.deliver(_thread_event(raw_id, fields))
-        except RedisError as exc:
-            logger.warning("protocol stream %s interrupted: Redis is unavailable (%s)", key, exc)
-            feed.lose()
 
     async def _listen_for_cancels(self) -> None:
         """Start the one listener of the cancel channel, and give it a moment to subscribe."""
@@ -436,24 +466,71 @@ class RedisBroker(Broker):
             signal.fire(action)
 
 
-# One stream entry as redis-py returns it: its id and its fields.
-_Entry = tuple[bytes, dict[bytes, bytes]]
+class _SubscriptionListener:
+    """Turns a run's or thread's stream entries into a subscription's events."""
+
+    def __init__(self, subscription: Subscription, *, replay_until: str, for_thread: bool) -> None:
+        self._subscription = subscription
+        self._replay_until = event_position(replay_until)
+        self._for_thread = for_thread
+        self._ended = False
+
+    def deliver(self, entries: list[Entry]) -> None:
+        for raw_id, fields in entries:
+            if self._ended:
+                return
+            position = raw_id.decode()
+            kept = fields.get(_KEPT) == b"1"
+            if not kept and event_position(position) <= self._replay_until:
+                continue
+            event = StreamEvent(fields[_EVENT].decode(), fields[_DATA])
+            if kept or self._for_thread:
+                event = event.with_id(position)
+            self._subscription.deliver(event)
+            if fields.get(_LOST) == b"1":
+                self._end()
+            elif event.is_end and not self._for_thread:
+                self._ended = True
+
+    def lose(self) -> None:
+        self._subscription.deliver(STREAM_LOST)
+        self._end()
+
+    def _end(self) -> None:
+        self._subscription.deliver(END)
+        self._ended = True
 
 
-def _entries(reply: Any) -> list[_Entry]:
-    """The entries of an XREAD reply on one stream."""
-    return [entry for _key, entries in reply or () for entry in cast(list[_Entry], entries)]
+def _deliver_thread_events(feed: ThreadEventFeed, entries: list[Entry]) -> None:
+    events, lost = _thread_events(entries)
+    for event in events:
+        feed.deliver(event)
+    if lost:
+        feed.lose()
 
 
-async def _stop_reading(task: asyncio.Task[None]) -> None:
-    """Cancel a reading task and wait for it to end. redis-py can lose a cancel that lands while
-    a command is being sent (the read that follows then blocks for its whole timeout), so the
-    cancel is repeated until the task has ended."""
-    while not task.done():
-        task.cancel()
-        await asyncio.wait({task}, timeout=_CANCEL_REPEAT_SECONDS)
-    if not task.cancelled() and task.exception() is not None:
-        logger.warning("a stream reader ended with %r", task.exception())
+def _thread_events(entries: list[Entry]) -> tuple[list[ThreadEvent], bool]:
+    """The protocol events up to the marker of lost events, and whether that marker came."""
+    events: list[ThreadEvent] = []
+    for raw_id, fields in entries:
+        if fields[b"m"] == _LOST_METHOD:
+            return events, True
+        events.append(_thread_event(raw_id, fields))
+    return events, False
+
+
+async def _retry_until_sent(send: Callable[[list[str]], Awaitable[None]], keys: list[str]) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + _LOST_MARKER_RETRY_SECONDS
+    while True:
+        try:
+            await send(keys)
+            return
+        except RedisError:
+            if loop.time() > deadline:
+                logger.warning("gave up telling the listeners of %s that events were lost", keys)
+                return
+            await asyncio.sleep(_LOST_MARKER_RETRY_PAUSE)
 
 
 def _thread_event(raw_id: bytes, fields: dict[bytes, bytes]) -> ThreadEvent:

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -30,8 +31,9 @@ from stead.services.webhooks import WebhookSender
 from stead.storage import Database
 from stead.storage.database import DATABASE_ERRORS, is_database_unavailable
 from stead.storage.fencing import CheckpointsUnavailable, LeaseLost, writing_as
+from stead.worker.batching import BatchWriter
 from stead.worker.messages import LegacyMessages
-from stead.worker.protocol_stream import ThreadEventWriter, stream_protocol_events
+from stead.worker.protocol_stream import stream_protocol_events, thread_event_writer
 
 logger = logging.getLogger("stead.worker")
 
@@ -155,10 +157,11 @@ class RunExecutor:
 
     async def _stream(self, run: dict[str, Any]) -> Outcome:
         kwargs = run["kwargs"]
-        await self._publish(run, "metadata", {"run_id": run["run_id"], "attempt": run["attempt"]})
-        protocol = (
-            ThreadEventWriter(self._broker, run["thread_id"]) if is_protocol_run(run) else None
-        )
+        events = BatchWriter(partial(publish_run_events, self._broker, run))
+        events.add(_event("metadata", {"run_id": run["run_id"], "attempt": run["attempt"]}))
+        protocol = None
+        if is_protocol_run(run):
+            protocol = thread_event_writer(self._broker, run["thread_id"])
         try:
             with writing_as(run["run_id"], run["attempt"]):
                 async with self._graphs.graph(
@@ -169,7 +172,7 @@ class RunExecutor:
                     run_context=kwargs.get("context") or None,
                 ) as graph:
                     if protocol is not None:
-                        protocol.add(lifecycle(run, "running"), starts_run=True)
+                        protocol.add(lifecycle(run, "running"))
                         await stream_protocol_events(
                             graph,
                             _graph_input(kwargs),
@@ -180,8 +183,8 @@ class RunExecutor:
                         )
                         await protocol.drain()
                     else:
-                        async for event, payload in _graph_events(graph, kwargs, _run_config(run)):
-                            await self._publish(run, event, payload)
+                        async for name, payload in _graph_events(graph, kwargs, _run_config(run)):
+                            await events.put(_event(name, payload))
                     snapshot = await graph.aget_state(thread_config(run["thread_id"]))
         except GraphInterrupt:
             return Outcome("success")
@@ -193,9 +196,10 @@ class RunExecutor:
         except Exception as exc:
             logger.exception("run %s failed", run["run_id"])
             error = {"error": type(exc).__name__, "message": str(exc)}
-            await self._publish(run, "error", error)
+            events.add(_event("error", error))
             return Outcome("error", error)
         finally:
+            await events.close()
             if protocol is not None:
                 await protocol.close()
         return Outcome("success", snapshot=snapshot)
@@ -208,10 +212,10 @@ class RunExecutor:
         await self._broker.append_thread_events(run["thread_id"], events)
 
     async def _publish(self, run: dict[str, Any], event: str, payload: Any) -> None:
-        await self._publish_event(run, StreamEvent(event, serde.dumps(payload)))
+        await self._publish_event(run, _event(event, payload))
 
     async def _publish_event(self, run: dict[str, Any], event: StreamEvent) -> None:
-        await publish_run_event(self._broker, run, event)
+        await publish_run_events(self._broker, run, [event])
 
     async def _finish(self, run: dict[str, Any], outcome: Outcome) -> None:
         """Record the final run status and the thread's new state, then release waiters."""
@@ -391,11 +395,17 @@ def _goto(goto: Any) -> Any:
     return goto
 
 
-async def publish_run_event(broker: Broker, run: dict[str, Any], event: StreamEvent) -> None:
+def _event(name: str, payload: Any) -> StreamEvent:
+    return StreamEvent(name, serde.dumps(payload))
+
+
+async def publish_run_events(
+    broker: Broker, run: dict[str, Any], events: list[StreamEvent]
+) -> None:
     """To the run's subscribers and its thread's; kept for replay if the run is resumable."""
-    await broker.publish(
+    await broker.publish_many(
         run["run_id"],
-        event,
+        events,
         thread_id=run["thread_id"],
         resumable=bool(run["kwargs"].get("resumable")),
     )

@@ -7,14 +7,11 @@ transformers of its own (`create_agent` graphs are) runs under LangGraph's v3 ev
 instead, which applies them; it yields the same events otherwise, but pulls each one through a
 task of its own, which made the protocol a fifth slower than `runs/stream` on a fast graph.
 
-The events go to the thread's protocol log in batches, so that a fast graph does not wait for
-one broker round trip per event.
+The events go to the thread's protocol log in batches (`BatchWriter`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import warnings
 from collections.abc import AsyncIterator
 from typing import Any
@@ -25,12 +22,10 @@ from langgraph.stream import LifecyclePayload, LifecycleTransformer, StreamTrans
 
 from stead.broker import Broker, ThreadEvent
 from stead.protocol.events import GraphEvents
+from stead.worker.batching import BatchWriter
 
 # What the protocol's channels carry; `tasks` only feeds the subgraph lifecycle.
 PROTOCOL_STREAM_MODES = ["values", "updates", "messages", "tools", "custom", "tasks"]
-# Events converted before the writer gets a turn (measured in bench/protocol.py: 16 cost
-# throughput, no bound delayed a fast node's first event by a fifth).
-WRITE_EVERY = 64
 # A graph event: its method, namespace and data.
 GraphEvent = tuple[str, tuple[str, ...], Any]
 
@@ -90,58 +85,17 @@ class _ProtocolModes(StreamTransformer):
 warnings.filterwarnings("ignore", category=LangChainBetaWarning, message=".*v3 streaming protocol")
 
 
-class ThreadEventWriter:
-    """Appends a run's protocol events to its thread's log in order, batching those that come
-    while the previous append is under way. One task writes for the whole run: adding an event
-    is a list append, not a task."""
+def thread_event_writer(broker: Broker, thread_id: str) -> BatchWriter[ThreadEvent]:
+    """Appends a run's protocol events to its thread's log. The first batch starts the thread's
+    current run: it holds the run's `running` event."""
+    first = True
 
-    def __init__(self, broker: Broker, thread_id: str) -> None:
-        self._broker = broker
-        self._thread_id = thread_id
-        self._pending: list[ThreadEvent] = []
-        self._starts_run = False
-        self._added = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._writing = asyncio.ensure_future(self._write_batches())
+    async def append(batch: list[ThreadEvent]) -> None:
+        nonlocal first
+        starts_run, first = first, False
+        await broker.append_thread_events(thread_id, batch, starts_run=starts_run)
 
-    def add(self, event: ThreadEvent, *, starts_run: bool = False) -> None:
-        if starts_run:
-            self._starts_run = True
-        self._pending.append(event)
-        self._idle.clear()
-        self._added.set()
-
-    @property
-    def backlog(self) -> int:
-        """Events added and not yet handed to the broker."""
-        return len(self._pending)
-
-    async def drain(self) -> None:
-        """Wait until every added event is appended."""
-        idle = asyncio.ensure_future(self._idle.wait())
-        try:
-            await asyncio.wait({idle, self._writing}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            idle.cancel()
-        if self._writing.done():
-            self._writing.result()
-
-    async def close(self) -> None:
-        self._writing.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._writing
-
-    async def _write_batches(self) -> None:
-        while True:
-            self._idle.set()
-            await self._added.wait()
-            self._added.clear()
-            while self._pending:
-                batch, self._pending = self._pending, []
-                starts_run, self._starts_run = self._starts_run, False
-                await self._broker.append_thread_events(
-                    self._thread_id, batch, starts_run=starts_run
-                )
+    return BatchWriter(append)
 
 
 async def stream_protocol_events(
@@ -150,7 +104,7 @@ async def stream_protocol_events(
     config: dict[str, Any],
     options: dict[str, Any],
     run: dict[str, Any],
-    writer: ThreadEventWriter,
+    writer: BatchWriter[ThreadEvent],
 ) -> None:
     """Run the graph to its end or interrupt, writing its protocol events."""
     if getattr(graph, "stream_transformers", ()):
@@ -161,11 +115,7 @@ async def stream_protocol_events(
     async for method, namespace, data in events:
         converted = protocol.convert(method, namespace, data)
         if converted is not None:
-            writer.add(converted)
-            if writer.backlog >= WRITE_EVERY:
-                # A fast node's events all come at once: let the writer send the first ones
-                # before the last are converted.
-                await asyncio.sleep(0)
+            await writer.put(converted)
 
 
 async def _classic_events(

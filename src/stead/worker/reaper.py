@@ -18,7 +18,7 @@ from stead.broker.base import END
 from stead.services.assistants import now_utc
 from stead.services.thread_status import settle_thread
 from stead.storage import Database
-from stead.worker.executor import publish_run_event
+from stead.worker.executor import publish_run_events
 
 logger = logging.getLogger("stead.worker")
 
@@ -78,5 +78,4 @@ class LeaseReaper:
             await self._broker.wake_workers()
 
     async def _end(self, run: dict[str, Any], error: StreamEvent) -> None:
-        for event in (error, END):
-            await publish_run_event(self._broker, run, event)
+        await publish_run_events(self._broker, run, [error, END])

@@ -1,0 +1,173 @@
+"""The Redis broker under load and under a partition, on a real Redis: a busy pool makes
+publishers wait instead of dropping events, one process reads all its streams with one
+connection, and events a publisher could not deliver end their streams with an `error` event.
+
+Reference: src/stead/broker/redis.py, src/stead/broker/redis_streams.py; issue 10.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import redis.asyncio as redis_client
+
+from stead import serde
+from stead.broker import (
+    StreamEvent,
+    Subscription,
+    ThreadEvent,
+    ThreadEventFeed,
+)
+from stead.broker.base import END
+from stead.broker.redis import RedisBroker
+from tests.support.proxy import SeverableProxy
+from tests.support.services import Redis, redis_server
+
+WAIT = 15.0
+POOL = 4
+
+
+@pytest.fixture(scope="module")
+def redis() -> Iterator[Redis]:
+    with redis_server() as server:
+        yield server
+
+
+@pytest.fixture
+async def inspector(redis: Redis) -> AsyncIterator[redis_client.Redis]:
+    client = redis_client.Redis.from_url(redis.url)
+    yield client
+    await client.aclose()
+
+
+def _broker(url: str, **options: int) -> RedisBroker:
+    return RedisBroker(url, key_prefix=f"test-{uuid.uuid4().hex}:", **options)
+
+
+def _tick(index: int) -> StreamEvent:
+    return StreamEvent("custom", serde.dumps({"index": index}))
+
+
+async def _received(subscription: Subscription) -> list[StreamEvent]:
+    """Every event up to END (END excluded)."""
+    events = []
+    while (event := await subscription.next(WAIT)) is not None and not event.is_end:
+        events.append(event)
+    assert event is not None, f"no END after {len(events)} events"
+    return events
+
+
+async def _broker_connections(inspector: redis_client.Redis) -> int:
+    """Connections to Redis besides the inspector's own: the one broker under test (each test
+    closes its brokers, and the module's Redis serves nothing else)."""
+    info = await inspector.info("clients")
+    return int(info["connected_clients"]) - 1
+
+
+@contextlib.asynccontextmanager
+async def _subscribed(broker: RedisBroker, runs: list[str]) -> AsyncIterator[list[Subscription]]:
+    async with contextlib.AsyncExitStack() as stack:
+        yield [await stack.enter_async_context(broker.subscribe(run_id)) for run_id in runs]
+
+
+@contextlib.asynccontextmanager
+async def _following(
+    broker: RedisBroker, threads: list[str]
+) -> AsyncIterator[list[ThreadEventFeed]]:
+    async with contextlib.AsyncExitStack() as stack:
+        yield [
+            await stack.enter_async_context(broker.follow_thread_events(thread_id))
+            for thread_id in threads
+        ]
+
+
+async def test_a_busy_pool_makes_publishers_wait_and_loses_nothing(
+    redis: Redis, inspector: redis_client.Redis
+) -> None:
+    """50 runs publish 200 events one by one at once through 4 pooled connections."""
+    broker = _broker(redis.url, max_connections=POOL)
+    runs = [str(uuid.uuid4()) for _ in range(50)]
+    async with _subscribed(broker, runs) as subscriptions:
+
+        async def publish_all(run_id: str) -> None:
+            for index in range(200):
+                await broker.publish(run_id, _tick(index))
+            await broker.publish(run_id, END)
+
+        publishing = asyncio.gather(*(publish_all(run_id) for run_id in runs))
+        peak = 0
+        while not publishing.done():
+            peak = max(peak, await _broker_connections(inspector))
+            await asyncio.sleep(0.01)
+        await publishing
+        received = await asyncio.gather(*(_received(sub) for sub in subscriptions))
+
+    expected = [serde.dumps({"index": index}) for index in range(200)]
+    assert all([event.data for event in events] == expected for events in received)
+    # The pool and the one connection that reads every stream.
+    assert 1 < peak <= POOL + 1
+    await broker.close()
+
+
+async def test_one_process_reads_all_its_streams_with_one_connection(
+    redis: Redis, inspector: redis_client.Redis
+) -> None:
+    broker = _broker(redis.url)
+    runs = [str(uuid.uuid4()) for _ in range(150)]
+    threads = [str(uuid.uuid4()) for _ in range(50)]
+    async with _subscribed(broker, runs) as subscriptions, _following(broker, threads) as feeds:
+        assert broker.streams_followed == 200
+        # 200 open streams: the one reading connection, and the pooled one their catch-up
+        # reads and unblocking used, one after the other.
+        assert await _broker_connections(inspector) <= 3
+        for run_id in runs:
+            await broker.publish_many(run_id, [_tick(0), END])
+        for thread_id in threads:
+            await broker.append_thread_events(thread_id, [_thread_event("hello")])
+        received = await asyncio.gather(*(_received(sub) for sub in subscriptions))
+        assert all([event.data for event in events] == [_tick(0).data] for events in received)
+        for feed in feeds:
+            async for batch in feed.batches():
+                assert [event.method for event in batch] == ["custom"]
+                break
+    assert broker.streams_followed == 0
+    await broker.close()
+
+
+async def test_events_a_cut_publisher_lost_end_its_streams_with_an_error(redis: Redis) -> None:
+    """A worker cut off from Redis while API processes still read it: the listeners are told,
+    once Redis takes the worker's marker, instead of waiting for events that never come."""
+    async with SeverableProxy(redis.port) as proxy:
+        publisher = _broker(f"redis://127.0.0.1:{proxy.port}/0")
+        listener = RedisBroker(redis.url, key_prefix=publisher._keys.prefix)
+        run_id, thread_id = str(uuid.uuid4()), str(uuid.uuid4())
+        async with (
+            listener.subscribe(run_id) as run_stream,
+            listener.subscribe_thread(thread_id) as thread_stream,
+            listener.follow_thread_events(thread_id) as feed,
+        ):
+            await publisher.publish(run_id, _tick(0), thread_id=thread_id)
+            await publisher.append_thread_events(thread_id, [_thread_event("before")])
+            proxy.sever()
+            await publisher.publish(run_id, _tick(1), thread_id=thread_id)
+            await publisher.append_thread_events(thread_id, [_thread_event("lost")])
+            proxy.restore()
+
+            for subscription in (run_stream, thread_stream):
+                first, lost = await _received(subscription)
+                assert first.data == _tick(0).data
+                assert lost.event == "error"
+                assert serde.loads(lost.data)["error"] == "EventsLost"
+            delivered = [event async for event in feed]
+            assert [event.method for event in delivered] == ["custom"]
+            assert feed.lost
+        await publisher.close()
+        await listener.close()
+
+
+def _thread_event(text: str) -> ThreadEvent:
+    return ThreadEvent("custom", (), serde.dumps({"data": text}), str(uuid.uuid4()))
