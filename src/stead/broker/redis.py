@@ -39,6 +39,7 @@ from redis.typing import EncodableT, FieldT
 from stead import serde
 from stead.broker.base import (
     END,
+    END_EVENT,
     FROM_START,
     Broker,
     CancelSignal,
@@ -105,6 +106,28 @@ end
 redis.call('SET', KEYS[1], seq, 'EX', ARGV[2])
 redis.call('EXPIRE', KEYS[2], ARGV[3])
 return seq
+"""
+# Adds a batch of a run's events to its stream and, given a second key, to its thread's (where
+# END becomes `run_done`), in one call: a pipeline of two XADDs per event costs redis-py far more
+# to pack and parse than one script call with the events as arguments.
+# ARGV: kept ("1"/"0"), the run stream's TTL, the thread stream's bound and TTL, the END event's
+# name and the `run_done` data, then name and data of each event.
+_PUBLISH_RUN_EVENTS = """
+local kept = ARGV[1]
+for i = 7, #ARGV, 2 do
+  local name, data = ARGV[i], ARGV[i + 1]
+  redis.call('XADD', KEYS[1], '*', 'e', name, 'd', data, 'k', kept)
+  if KEYS[2] then
+    if name == ARGV[5] then
+      name, data = 'metadata', ARGV[6]
+    end
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'e', name, 'd', data, 'k', kept)
+  end
+end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+if KEYS[2] then
+  redis.call('EXPIRE', KEYS[2], ARGV[4])
+end
 """
 # Adds the marker of lost events to a thread's protocol log, right after its last entry
 # ("<seq>-<n+1>"), so that it takes no `seq` and every later event still numbers on. A log that
@@ -206,6 +229,7 @@ class RedisBroker(Broker):
         self._cancel_listening = asyncio.Event()
         self._thread_events_kept = thread_events_kept
         self._append_thread_events = self._redis.register_script(_APPEND_THREAD_EVENTS)
+        self._publish_run_events = self._redis.register_script(_PUBLISH_RUN_EVENTS)
         self._mark_thread_events_lost = self._redis.register_script(_MARK_THREAD_EVENTS_LOST)
         self._lost_markers: set[asyncio.Task[None]] = set()
 
@@ -217,21 +241,30 @@ class RedisBroker(Broker):
         thread_id: str | None = None,
         resumable: bool = False,
     ) -> None:
-        run_key = self._keys.run(run_id)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for event in events:
-                pipe.xadd(run_key, _fields(event, kept=resumable))
-                if thread_id is not None:
-                    thread_event = run_done(run_id) if event.is_end else event
-                    self._add_to_thread(pipe, thread_id, thread_event, kept=resumable)
-            ended = any(event.is_end for event in events)
-            pipe.expire(run_key, self._replay_ttl if ended else _OPEN_STREAM_TTL_SECONDS)
-            if thread_id is not None:
-                # Kept thread events live for the TTL after the thread's latest event.
-                pipe.expire(self._keys.thread(thread_id), self._replay_ttl)
-            if not await self._send(pipe, f"{len(events)} events of run {run_id}"):
-                keys = [run_key] if thread_id is None else [run_key, self._keys.thread(thread_id)]
-                self._mark_lost(keys, self._send_lost_marker)
+        keys = [self._keys.run(run_id)]
+        if thread_id is not None:
+            keys.append(self._keys.thread(thread_id))
+        ended = any(event.is_end for event in events)
+        args: list[EncodableT] = [
+            1 if resumable else 0,
+            self._replay_ttl if ended else _OPEN_STREAM_TTL_SECONDS,
+            _THREAD_STREAM_MAXLEN,
+            self._replay_ttl,
+            END_EVENT,
+            run_done(run_id).data,
+        ]
+        for event in events:
+            args += [event.event, event.data]
+        try:
+            await self._publish_run_events(keys=keys, args=args)
+        except RedisError as exc:
+            logger.warning(
+                "%d events of run %s not published: Redis is unavailable (%s)",
+                len(events),
+                run_id,
+                exc,
+            )
+            self._mark_lost(keys, self._send_lost_marker)
 
     async def publish_to_thread(self, thread_id: str, event: StreamEvent) -> None:
         key = self._keys.thread(thread_id)
