@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 import redis.asyncio as redis_client
@@ -24,7 +26,9 @@ from stead.broker import (
 )
 from stead.broker.base import END
 from stead.broker.redis import RedisBroker
+from tests.conftest import GRAPHS_DIR
 from tests.support.proxy import SeverableProxy
+from tests.support.servers import ServerStartError, stead_server
 from tests.support.services import Redis, redis_server
 
 WAIT = 15.0
@@ -171,3 +175,13 @@ async def test_events_a_cut_publisher_lost_end_its_streams_with_an_error(redis: 
 
 def _thread_event(text: str) -> ThreadEvent:
     return ThreadEvent("custom", (), serde.dumps({"data": text}), str(uuid.uuid4()))
+
+
+def test_a_pool_too_small_to_work_stops_the_server_with_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "langgraph.json"
+    config.write_text(json.dumps({"graphs": {"echo": f"{GRAPHS_DIR / 'agent.py'}:echo"}}))
+    with (
+        pytest.raises(ServerStartError, match="REDIS_MAX_CONNECTIONS must be at least 4, got 2"),
+        stead_server(config, env={"REDIS_MAX_CONNECTIONS": "2"}, timeout=10),
+    ):
+        pass
