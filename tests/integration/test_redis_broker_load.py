@@ -24,7 +24,7 @@ from stead.broker import (
     ThreadEvent,
     ThreadEventFeed,
 )
-from stead.broker.base import END
+from stead.broker.base import END, FROM_START
 from stead.broker.redis import RedisBroker
 from tests.conftest import GRAPHS_DIR
 from tests.support.proxy import SeverableProxy
@@ -171,6 +171,39 @@ async def test_events_a_cut_publisher_lost_end_its_streams_with_an_error(redis: 
             assert feed.lost
         await publisher.close()
         await listener.close()
+
+
+async def test_a_listener_joining_further_back_mid_read_gets_every_event_once(
+    redis: Redis,
+) -> None:
+    """Listeners of a resumable run rejoin from its start while another listener of the same
+    run is being read at the tail, again and again while events keep coming."""
+    broker = _broker(redis.url)
+    run_id = str(uuid.uuid4())
+    expected = [_tick(index).data for index in range(400)]
+    async with broker.subscribe(run_id) as at_tail:
+
+        async def publish_all() -> None:
+            for index in range(400):
+                await broker.publish(run_id, _tick(index), resumable=True)
+                if index % 20 == 0:
+                    await asyncio.sleep(0.001)
+            await broker.publish(run_id, END, resumable=True)
+
+        async def rejoin_from_start() -> list[bytes]:
+            async with broker.subscribe(run_id, after=FROM_START) as rejoined:
+                return [event.data for event in await _received(rejoined)]
+
+        publishing = asyncio.create_task(publish_all())
+        rejoins = []
+        while not publishing.done():
+            rejoins.append(asyncio.create_task(rejoin_from_start()))
+            await asyncio.sleep(0.002)
+        await publishing
+        assert [event.data for event in await _received(at_tail)] == expected
+        for received in await asyncio.gather(*rejoins):
+            assert received == expected
+    await broker.close()
 
 
 def _thread_event(text: str) -> ThreadEvent:

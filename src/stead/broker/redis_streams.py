@@ -19,7 +19,7 @@ from typing import Any, cast
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from stead.broker.base import event_position
+from stead.broker.base import FROM_START, event_position
 
 logger = logging.getLogger("stead.broker")
 
@@ -136,17 +136,17 @@ class StreamReader:
                 self._changed.clear()
                 await self._changed.wait()
                 continue
+            streams = {key: _earliest(followings) for key, followings in self._followings.items()}
             try:
-                reply = await self._read_once()
+                reply = await self._read_once(streams)
             except RedisError as exc:
                 self._lose_all(exc)
                 continue
-            self._dispatch(reply)
+            self._dispatch(reply, streams)
 
-    async def _read_once(self) -> Any:
+    async def _read_once(self, streams: dict[str, str]) -> Any:
         if self._client_id is None:
             self._client_id = int(await self._connection.client_id())
-        streams = {key: _earliest(followings) for key, followings in self._followings.items()}
         self._issued_generation = self._generation
         self._issued.set()
         self._blocked = True
@@ -157,11 +157,17 @@ class StreamReader:
         finally:
             self._blocked = False
 
-    def _dispatch(self, reply: Any) -> None:
+    def _dispatch(self, reply: Any, read_from: dict[str, str]) -> None:
         for raw_key, entries in reply or ():
             key = raw_key.decode() if isinstance(raw_key, bytes) else raw_key
+            requested = read_from.get(key, FROM_START)
             for following in list(self._followings.get(key, ())):
-                fresh = _after(cast(list[Entry], entries), following.position)
+                fresh = cast(list[Entry], entries)
+                if following.position != requested:
+                    if event_position(following.position) < event_position(requested):
+                        # It joined during this read, further back: the next read is from it.
+                        continue
+                    fresh = _after(fresh, following.position)
                 if fresh:
                     following.position = fresh[-1][0].decode()
                     following.on_entries(fresh)
