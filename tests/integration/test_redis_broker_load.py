@@ -26,6 +26,7 @@ from stead.broker import (
 )
 from stead.broker.base import END, FROM_START
 from stead.broker.redis import RedisBroker
+from stead.broker.redis_streams import StreamReader
 from tests.conftest import GRAPHS_DIR
 from tests.support.proxy import SeverableProxy
 from tests.support.servers import ServerStartError, stead_server
@@ -204,6 +205,20 @@ async def test_a_listener_joining_further_back_mid_read_gets_every_event_once(
         for received in await asyncio.gather(*rejoins):
             assert received == expected
     await broker.close()
+
+
+async def test_following_while_redis_is_away_tells_the_listener_at_once() -> None:
+    with redis_server() as gone:
+        url = gone.url
+    reader = StreamReader(
+        redis_client.Redis.from_url(url, single_connection_client=True),
+        redis_client.Redis.from_url(url),
+    )
+    lost = asyncio.Event()
+    async with asyncio.timeout(WAIT), reader.follow("k", "0-0", lambda _: None, lost.set):
+        await lost.wait()
+    assert reader.streams_followed == 0
+    await reader.close()
 
 
 def _thread_event(text: str) -> ThreadEvent:

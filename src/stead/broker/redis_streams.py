@@ -133,6 +133,8 @@ class StreamReader:
     async def _read_forever(self) -> None:
         while True:
             if not self._followings:
+                # Nothing to read: every listener so far was served, or told it was lost.
+                self._mark_issued()
                 self._changed.clear()
                 await self._changed.wait()
                 continue
@@ -147,8 +149,7 @@ class StreamReader:
     async def _read_once(self, streams: dict[str, str]) -> Any:
         if self._client_id is None:
             self._client_id = int(await self._connection.client_id())
-        self._issued_generation = self._generation
-        self._issued.set()
+        self._mark_issued()
         self._blocked = True
         try:
             return await self._connection.xread(
@@ -171,6 +172,10 @@ class StreamReader:
                 if fresh:
                     following.position = fresh[-1][0].decode()
                     following.on_entries(fresh)
+
+    def _mark_issued(self) -> None:
+        self._issued_generation = self._generation
+        self._issued.set()
 
     def _lose_all(self, exc: RedisError) -> None:
         self._client_id = None
