@@ -18,7 +18,6 @@ import psycopg
 import pytest
 
 from tests.conftest import GRAPHS_CONFIG
-from tests.support.postgres import stead_migrate
 from tests.support.protocol import (
     EVERY_CHANNEL,
     command,
@@ -30,9 +29,8 @@ from tests.support.protocol import (
     socket,
     start_run,
 )
-from tests.support.servers import stead_server
-from tests.support.services import postgres_server, redis_server
 from tests.support.sse import SseEvent, parse_events
+from tests.support.topology import api_replicas, production_services
 from tests.support.worker import stead_worker, stead_worker_process
 
 # Short leases so that a killed worker's run is taken over within a couple of seconds.
@@ -48,15 +46,9 @@ class Topology:
 
 @pytest.fixture(scope="module")
 def topology() -> Iterator[Topology]:
-    with postgres_server() as pg, redis_server() as redis:
-        migrated = stead_migrate(GRAPHS_CONFIG, pg.url())
-        assert migrated.returncode == 0, migrated.stderr
-        env = {"DATABASE_URI": pg.url(), "REDIS_URI": redis.url, "BG_JOB_LEASE_SECS": LEASE_SECS}
-        api_env = {**env, "N_JOBS_PER_WORKER": "0"}
-        with (
-            stead_server(GRAPHS_CONFIG, env=api_env) as a,
-            stead_server(GRAPHS_CONFIG, env=api_env) as b,
-        ):
+    with production_services(GRAPHS_CONFIG) as services:
+        env = {**services.env, "BG_JOB_LEASE_SECS": LEASE_SECS}
+        with api_replicas(GRAPHS_CONFIG, env) as (a, b):
             yield Topology(env, a.url, b.url)
 
 

@@ -40,9 +40,9 @@ def migrate_env(database_uri: str) -> dict[str, str]:
 
 
 @contextmanager
-def migrated_postgres(config: Path) -> Iterator[str]:
+def migrated_postgres(config: Path, max_connections: int = 100) -> Iterator[str]:
     """A fresh PostgreSQL with Stead's schema applied; yields its URI."""
-    with postgres_server() as pg:
+    with postgres_server(max_connections=max_connections) as pg:
         uri = pg.url()
         result = stead_migrate(config, uri)
         if result.returncode != 0:

@@ -26,6 +26,7 @@ PG_BIN = Path(os.environ.get("STEAD_PG_BIN", "/usr/lib/postgresql/15/bin"))
 class Postgres:
     port: int
     data_dir: Path
+    max_connections: int = 100
 
     def url(self, database: str = "stead") -> str:
         return f"postgresql://postgres@{HOST}:{self.port}/{database}"
@@ -42,13 +43,18 @@ class Postgres:
             str(self.data_dir.parent / "pg.log"),
             "-w",
             "-o",
-            f"-p {self.port} -k {self.data_dir.parent} -c listen_addresses={HOST} -c fsync=off",
+            f"-p {self.port} -k {self.data_dir.parent} -c listen_addresses={HOST} -c fsync=off "
+            f"-c max_connections={self.max_connections}",
             "start",
         )
 
 
 @contextmanager
-def postgres_server(databases: tuple[str, ...] = ("stead",)) -> Iterator[Postgres]:
+def postgres_server(
+    databases: tuple[str, ...] = ("stead",), max_connections: int = 100
+) -> Iterator[Postgres]:
+    """A fresh PostgreSQL; raise `max_connections` (PostgreSQL's default is 100) for topologies
+    whose processes' pools add up to more."""
     root = Path(tempfile.mkdtemp(prefix="stead-pg-"))
     shutil.chown(root, "postgres", "postgres")
     data = root / "data"
@@ -64,7 +70,7 @@ def postgres_server(databases: tuple[str, ...] = ("stead",)) -> Iterator[Postgre
         "-E",
         "UTF8",
     )
-    server = Postgres(free_port(), data)
+    server = Postgres(free_port(), data, max_connections)
     server.start()
     try:
         for name in databases:

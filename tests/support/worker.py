@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -66,20 +67,23 @@ class WorkerProcess:
 
 @contextmanager
 def stead_worker_process(
-    config: Path, env: Mapping[str, str] | None = None
+    config: Path, env: Mapping[str, str] | None = None, log_path: Path | None = None
 ) -> Iterator[WorkerProcess]:
-    """Like `stead_worker`, but exposes the process so a test can signal (or SIGKILL) it."""
+    """Like `stead_worker`, but exposes the process so a test can signal (or SIGKILL) it; its
+    output goes to `log_path` when given."""
     port = free_port()
     command = [sys.executable, "-m", "stead", "worker", "--config", str(config)]
     command += ["--host", HOST, "--port", str(port)]
     paths = [str(REPO_ROOT / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]
-    process = subprocess.Popen(
-        command,
-        env={**os.environ, **(env or {}), "PYTHONPATH": os.pathsep.join(paths)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    with contextlib.ExitStack() as log_stack:
+        log = log_stack.enter_context(log_path.open("ab")) if log_path else subprocess.DEVNULL
+        process = subprocess.Popen(
+            command,
+            env={**os.environ, **(env or {}), "PYTHONPATH": os.pathsep.join(paths)},
+            stdout=log,
+            stderr=subprocess.STDOUT if log_path else subprocess.DEVNULL,
+            start_new_session=True,
+        )
     worker = WorkerProcess(f"http://{HOST}:{port}", process)
     try:
         _wait_for_probe(worker)
