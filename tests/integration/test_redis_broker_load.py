@@ -197,13 +197,31 @@ async def test_a_listener_joining_further_back_mid_read_gets_every_event_once(
 
         publishing = asyncio.create_task(publish_all())
         rejoins = []
-        while not publishing.done():
+        while not publishing.done() and len(rejoins) < 100:
             rejoins.append(asyncio.create_task(rejoin_from_start()))
             await asyncio.sleep(0.002)
         await publishing
         assert [event.data for event in await _received(at_tail)] == expected
         for received in await asyncio.gather(*rejoins):
             assert received == expected
+    await broker.close()
+
+
+async def test_publishing_goes_on_after_redis_forgets_its_scripts(
+    redis: Redis, inspector: redis_client.Redis
+) -> None:
+    broker = _broker(redis.url)
+    run_id, thread_id = str(uuid.uuid4()), str(uuid.uuid4())
+    async with broker.subscribe(run_id) as subscription:
+        await broker.publish(run_id, _tick(0))
+        await broker.append_thread_events(thread_id, [_thread_event("first")])
+        await inspector.script_flush()
+        await broker.publish_many(run_id, [_tick(1), END])
+        await broker.append_thread_events(thread_id, [_thread_event("second")])
+        received = await _received(subscription)
+    assert [event.data for event in received] == [_tick(0).data, _tick(1).data]
+    async with broker.follow_thread_events(thread_id, since=0) as feed:
+        assert [event.seq for event in feed.take_replayed()] == [1, 2]
     await broker.close()
 
 

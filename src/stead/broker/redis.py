@@ -1,7 +1,8 @@
 """The broker of multi-process deployments: API processes and workers share one Redis.
 
 Redis holds nothing that cannot be lost, so every failure here is contained, and none is silent:
-- a publish that finds every pooled connection busy waits for one (back-pressure, bounded);
+- a publish waits its turn in the process's queue, and a command that finds every pooled
+  connection busy waits for one (back-pressure, bounded);
 - a publish that fails is logged, the run goes on (it is recorded in the database), and a marker
   is sent as soon as Redis takes it, which ends the run's and thread's streams with an `error`
   event: a client never misses events without being told;
@@ -9,9 +10,10 @@ Redis holds nothing that cannot be lost, so every failure here is contained, and
 - a subscription whose read breaks gets an `error` event and END, and the client reconnects;
 - a missed cancel signal is caught by the worker reading the cancel flag on the run's row.
 
-A process uses at most `max_connections` pooled connections (publishes, reads of kept events,
-the cancel listener, a worker's wait for work) plus one for the blocking read of every stream it
-follows (`StreamReader`), however many streams are open.
+A process uses at most `max_connections` pooled connections (reads of kept events, the cancel
+listener, a worker's wait for work) plus one for the blocking read of every stream it follows
+(`StreamReader`), however many streams are open. The events of all the runs a process executes
+go out through one queue, a pipeline per round trip (`ScriptOutbox`).
 
 Each run and each thread has a Redis stream. Its entry ids ("<ms>-<seq>") are the SSE event ids, so
 `Last-Event-ID` replay is a read after that id, and a subscriber reads on from a position without a
@@ -51,6 +53,7 @@ from stead.broker.base import (
     run_done,
 )
 from stead.broker.memory import DEFAULT_THREAD_EVENTS_KEPT, THREAD_EVENTS_TTL_SECONDS
+from stead.broker.redis_outbox import ScriptOutbox
 from stead.broker.redis_streams import READ_BLOCK_MS, Entry, StreamReader, stop_reading
 
 logger = logging.getLogger("stead.broker")
@@ -232,6 +235,7 @@ class RedisBroker(Broker):
         self._publish_run_events = self._redis.register_script(_PUBLISH_RUN_EVENTS)
         self._mark_thread_events_lost = self._redis.register_script(_MARK_THREAD_EVENTS_LOST)
         self._lost_markers: set[asyncio.Task[None]] = set()
+        self._outbox = ScriptOutbox(self._redis)
 
     async def publish_many(
         self,
@@ -255,14 +259,13 @@ class RedisBroker(Broker):
         ]
         for event in events:
             args += [event.event, event.data]
-        try:
-            await self._publish_run_events(keys=keys, args=args)
-        except RedisError as exc:
+        error = await self._outbox.call(self._publish_run_events, list(keys), args)
+        if error is not None:
             logger.warning(
                 "%d events of run %s not published: Redis is unavailable (%s)",
                 len(events),
                 run_id,
-                exc,
+                error,
             )
             self._mark_lost(keys, self._send_lost_marker)
 
@@ -329,14 +332,13 @@ class RedisBroker(Broker):
             self._keys.thread_events(thread_id),
             self._keys.thread_run_start(thread_id),
         ]
-        try:
-            await self._append_thread_events(keys=keys, args=args)
-        except RedisError as exc:
+        error = await self._outbox.call(self._append_thread_events, list(keys), args)
+        if error is not None:
             logger.warning(
                 "%d protocol events of thread %s not published: Redis is unavailable (%s)",
                 len(events),
                 thread_id,
-                exc,
+                error,
             )
             self._mark_lost([keys[1]], self._send_thread_events_lost_marker)
 
@@ -419,6 +421,7 @@ class RedisBroker(Broker):
     async def close(self) -> None:
         for marker in list(self._lost_markers):
             await stop_reading(marker)
+        await self._outbox.close()
         await self._reader.close()
         if self._cancel_listener is not None:
             self._cancel_listener.cancel()
