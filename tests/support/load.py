@@ -51,6 +51,11 @@ PROTOCOL_CHANNELS = ["custom", "lifecycle"]
 _TERMINAL_PHASES = ("completed", "failed", "interrupted")
 # Requests that only check a result (statuses, thread states) go this many at a time.
 _CHECKS_AT_ONCE = 50
+_FINAL_STATUSES = ("success", "error", "interrupted", "timeout")
+# A stream whose run has ended and which got no event for this long will not get its end: longer
+# than a 10 s Redis freeze, which only delays an end.
+_ORPHANED_AFTER_SECONDS = 20.0
+_WATCH_SECONDS = 5.0
 # Tries of a request the API answers 503, and the pause between them.
 _ATTEMPTS = 5
 _RETRY_PAUSE_SECONDS = 1.0
@@ -226,7 +231,7 @@ async def classic_tick_stream(
             url = f"{base}/threads/{result.thread_id}/runs/stream"
             async with opened(http, "POST", url, json=body) as response:
                 result.run_id = _run_id(response)
-                await _read_classic(response, result)
+                await _unless_orphaned(http, base, result, _read_classic(response, result))
     except TimeoutError:
         result.failure = f"no end after {deadline:.0f} s"
     except httpx.TransportError as exc:
@@ -247,6 +252,38 @@ async def _read_classic(response: httpx.Response, result: StreamResult) -> None:
             elif name == "error":
                 result.error = data
     result.ended = True
+
+
+async def _unless_orphaned(
+    http: httpx.AsyncClient, base: str, result: StreamResult, reading: Awaitable[None]
+) -> None:
+    """Read the stream, but stop once its run has ended and no event came for a while: an
+    end the broker lost would keep it open for good (it has heartbeats)."""
+    read = asyncio.ensure_future(reading)
+    watch = asyncio.ensure_future(_orphaned(http, base, result))
+    try:
+        await asyncio.wait({read, watch}, return_when=asyncio.FIRST_COMPLETED)
+        if watch.done():
+            result.failure = f"its run ended {watch.result()}, the stream stayed open"
+            return
+        await read
+    finally:
+        read.cancel()
+        watch.cancel()
+
+
+async def _orphaned(http: httpx.AsyncClient, base: str, result: StreamResult) -> str:
+    """The run's final status, once it has one and the stream has had no tick for
+    `_ORPHANED_AFTER_SECONDS`; a live run's stream is never that quiet."""
+    ticks, quiet_since = -1, time.monotonic()
+    while True:
+        await asyncio.sleep(_WATCH_SECONDS)
+        if len(result.indexes) != ticks:
+            ticks, quiet_since = len(result.indexes), time.monotonic()
+        elif time.monotonic() - quiet_since >= _ORPHANED_AFTER_SECONDS:
+            status = await run_status(http, base, result)
+            if status in _FINAL_STATUSES:
+                return status
 
 
 def _run_id(response: httpx.Response) -> str | None:
@@ -278,7 +315,9 @@ async def protocol_tick_stream(
                 start = asyncio.create_task(
                     _start_protocol_run(http, command_base, result, count, pause)
                 )
-                reading = asyncio.create_task(_read_protocol(response, result))
+                reading = asyncio.create_task(
+                    _unless_orphaned(http, stream_base, result, _read_protocol(response, result))
+                )
                 try:
                     await _until_read_or_not_started(reading, start, result)
                 finally:
@@ -561,15 +600,14 @@ async def run_statuses(
     http: httpx.AsyncClient, base: str, runs: Sequence[RunResult | StreamResult]
 ) -> list[str]:
     """Each run's status; `missing` for one the server does not know (or never created)."""
+    return await at_most(_CHECKS_AT_ONCE, [partial(run_status, http, base, run) for run in runs])
 
-    async def status(run: RunResult | StreamResult) -> str:
-        if not run.run_id:
-            return "missing"
-        path = f"{base}/threads/{run.thread_id}/runs/{run.run_id}"
-        response = await request(http, "GET", path)
-        return str(response.json()["status"]) if response.status_code == 200 else "missing"
 
-    return await at_most(_CHECKS_AT_ONCE, [partial(status, run) for run in runs])
+async def run_status(http: httpx.AsyncClient, base: str, run: RunResult | StreamResult) -> str:
+    if not run.run_id:
+        return "missing"
+    response = await request(http, "GET", f"{base}/threads/{run.thread_id}/runs/{run.run_id}")
+    return str(response.json()["status"]) if response.status_code == 200 else "missing"
 
 
 async def thread_statuses(
