@@ -82,6 +82,7 @@ class StreamReader:
         self._generation += 1
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._read_forever(), name="redis stream reader")
+            self._task.add_done_callback(_report_unexpected_end)
         try:
             await self._taken_in(self._generation)
             yield
@@ -138,8 +139,11 @@ class StreamReader:
                 self._changed.clear()
                 await self._changed.wait()
                 continue
-            streams = {key: _earliest(followings) for key, followings in self._followings.items()}
             try:
+                if self._client_id is None:
+                    self._client_id = int(await self._connection.client_id())
+                # No await from here to the read: what it reads is what was followed so far.
+                streams = {key: _earliest(each) for key, each in self._followings.items()}
                 reply = await self._read_once(streams)
             except RedisError as exc:
                 self._lose_all(exc)
@@ -147,8 +151,6 @@ class StreamReader:
             self._dispatch(reply, streams)
 
     async def _read_once(self, streams: dict[str, str]) -> Any:
-        if self._client_id is None:
-            self._client_id = int(await self._connection.client_id())
         self._mark_issued()
         self._blocked = True
         try:
@@ -185,6 +187,13 @@ class StreamReader:
             logger.warning("%d streams interrupted: Redis is unavailable (%s)", len(lost), exc)
         for following in lost:
             following.on_lost()
+
+
+def _report_unexpected_end(task: asyncio.Task[None]) -> None:
+    """The reader only ends when closed; anything else leaves its listeners waiting until the
+    next listener starts a new reader, so it is logged."""
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("the Redis stream reader stopped", exc_info=task.exception())
 
 
 def _earliest(followings: set[_Following]) -> str:
