@@ -137,20 +137,7 @@ class FailoverProxy(_LoopbackProxy):
         else:
             client_out.close()
             return
-        directions = {
-            asyncio.create_task(_pipe(client_in, server_out)),
-            asyncio.create_task(_pipe(server_in, client_out)),
-        }
-        try:
-            await asyncio.wait(directions, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for direction in directions:
-                direction.cancel()
-            await asyncio.gather(*directions, return_exceptions=True)
-            for writer in (client_out, server_out):
-                writer.close()
-                with contextlib.suppress(ConnectionError):
-                    await writer.wait_closed()
+        await _splice(client_in, client_out, server_in, server_out)
 
 
 class SeverableProxy(_LoopbackProxy):
@@ -188,16 +175,30 @@ class SeverableProxy(_LoopbackProxy):
             return
         server_in, server_out = await asyncio.open_connection(HOST, self._target_port)
         self._open |= {client_out, server_out}
-        directions = {
-            asyncio.create_task(_pipe(client_in, server_out)),
-            asyncio.create_task(_pipe(server_in, client_out)),
-        }
         try:
-            await asyncio.wait(directions, return_when=asyncio.FIRST_COMPLETED)
+            await _splice(client_in, client_out, server_in, server_out)
         finally:
-            for direction in directions:
-                direction.cancel()
-            await asyncio.gather(*directions, return_exceptions=True)
-            for writer in (client_out, server_out):
-                writer.close()
-                self._open.discard(writer)
+            self._open -= {client_out, server_out}
+
+
+async def _splice(
+    client_in: asyncio.StreamReader,
+    client_out: asyncio.StreamWriter,
+    server_in: asyncio.StreamReader,
+    server_out: asyncio.StreamWriter,
+) -> None:
+    """Forward both ways until either side closes, then close both."""
+    directions = {
+        asyncio.create_task(_pipe(client_in, server_out)),
+        asyncio.create_task(_pipe(server_in, client_out)),
+    }
+    try:
+        await asyncio.wait(directions, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for direction in directions:
+            direction.cancel()
+        await asyncio.gather(*directions, return_exceptions=True)
+        for writer in (client_out, server_out):
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
