@@ -2,7 +2,7 @@
 
     python bench/load.py [--rounds 1] [--streams 200] [--events 1000] [--runs 500]
                          [--cancels 100] [--scenarios runs/stream,protocol,join,cancel]
-                         [--json out.json]
+                         [--json out.json] [--logs DIR]
 
 One cluster for every round, as in tests/load: PostgreSQL 15 and Redis 7 started by the script,
 two API-only `stead run` replicas and two `stead worker` processes (100 slots each), all on
@@ -19,7 +19,8 @@ import platform
 import statistics
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +84,9 @@ def _stream_figures(meter: Meter, streams: list[StreamResult], events: int) -> t
     meter.latencies = [stream.seconds for stream in streams]
     found = tally(streams, events)
     outcome = f"{found.complete}/{found.streams} complete, {found.lost_events} events lost"
-    return meter, f"{outcome}, {found.unfinished_streams} never ended"
+    outcome = f"{outcome}, {found.unfinished_streams} never ended"
+    # Which streams failed, so that their thread can be looked up in the servers' logs.
+    return meter, "; ".join([outcome, *found.failures])
 
 
 async def joins(
@@ -171,6 +174,17 @@ def print_table(figures: dict[str, dict[str, Any]], rounds: int) -> None:
         print(f" {name}: {'; '.join(row['outcomes'])}")
 
 
+@contextmanager
+def _log_dir(kept: Path | None) -> Iterator[Path]:
+    """The folder named to keep the logs, else a temporary one."""
+    if kept is not None:
+        kept.mkdir(parents=True, exist_ok=True)
+        yield kept
+        return
+    with tempfile.TemporaryDirectory(prefix="stead-bench-load-") as logs:
+        yield Path(logs)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=1, help="rounds of every scenario (1)")
@@ -180,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cancels", type=int, default=100, help="runs cancelled at once (100)")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--json", type=Path, help="also write every round and the medians here")
+    parser.add_argument("--logs", type=Path, help="keep the servers' logs in this folder")
     args = parser.parse_args(argv)
     args.scenarios = args.scenarios.split(",")
     unknown = set(args.scenarios) - set(SCENARIOS)
@@ -187,15 +202,17 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--rounds must be at least 1; scenarios are {', '.join(SCENARIOS)}")
     print("# starting PostgreSQL, Redis, two API replicas, two workers", file=sys.stderr)
     with (
-        tempfile.TemporaryDirectory(prefix="stead-bench-load-") as logs,
-        load_cluster(CONFIG, Path(logs)) as cluster,
+        _log_dir(args.logs) as logs,
+        load_cluster(CONFIG, logs) as cluster,
     ):
         rounds = asyncio.run(measure(cluster, args))
     figures = medians(rounds)
     print_table(figures, args.rounds)
     if args.json:
         report = {
-            "arguments": {key: value for key, value in vars(args).items() if key != "json"},
+            "arguments": {
+                key: value for key, value in vars(args).items() if key not in ("json", "logs")
+            },
             "python": platform.python_version(),
             "latency_of": LATENCY_OF,
             "rounds": rounds,

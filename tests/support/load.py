@@ -264,7 +264,10 @@ async def _unless_orphaned(
     try:
         await asyncio.wait({read, watch}, return_when=asyncio.FIRST_COMPLETED)
         if watch.done():
-            result.failure = f"its run ended {watch.result()}, the stream stayed open"
+            result.failure = (
+                f"its run ended {watch.result()}, the stream stayed open (thread"
+                f" {result.thread_id}, run {result.run_id}, {len(result.seqs)} events heard)"
+            )
             return
         await read
     finally:

@@ -5,6 +5,7 @@ API-only `stead run` replicas (`N_JOBS_PER_WORKER=0`) and `stead worker` process
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
@@ -104,4 +105,10 @@ def cluster(
         built = Cluster(config, services, apis, {**shared, **(worker_env or {})}, log_dir, stack)
         for _ in range(workers):
             built.start_worker()
-        yield built
+        try:
+            yield built
+        finally:
+            # An API replica logs into a folder of its own, removed when it stops: keep a copy
+            # beside the workers' logs for whoever reads them after a failure.
+            for index, api in enumerate(apis):
+                shutil.copyfile(api.log_path, log_dir / f"api-{index}.log")
