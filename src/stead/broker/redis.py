@@ -10,10 +10,11 @@ Redis holds nothing that cannot be lost, so every failure here is contained, and
 - a subscription whose read breaks gets an `error` event and END, and the client reconnects;
 - a missed cancel signal is caught by the worker reading the cancel flag on the run's row.
 
-A process uses at most `max_connections` pooled connections (reads of kept events, the cancel
-listener, a worker's wait for work) plus one for the blocking read of every stream it follows
-(`StreamReader`), however many streams are open. The events of all the runs a process executes
-go out through one queue, a pipeline per round trip (`ScriptOutbox`).
+A process uses at most `max_connections` pooled connections (the publishing queue, reads of kept
+events, unblocking the stream reader, the cancel listener, a worker's wait for work) plus one for
+the blocking read of every stream it follows (`StreamReader`), however many streams are open. The
+events of all the runs a process executes go out through one queue, a pipeline per round trip
+(`ScriptOutbox`).
 
 Each run and each thread has a Redis stream. Its entry ids ("<ms>-<seq>") are the SSE event ids, so
 `Last-Event-ID` replay is a read after that id, and a subscriber reads on from a position without a

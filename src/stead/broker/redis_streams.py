@@ -103,10 +103,11 @@ class StreamReader:
     async def _taken_in(self, generation: int) -> None:
         """Wait until the read in flight includes what was followed up to `generation`. One
         task unblocks the read for all new listeners at once."""
+        if self._issued_generation >= generation:
+            return
         if self._unblocking is None or self._unblocking.done():
             self._unblocking = asyncio.create_task(self._unblock_until_current())
-        if self._issued_generation < generation:
-            await asyncio.wait({self._unblocking})
+        await asyncio.wait({self._unblocking})
 
     async def _unblock_until_current(self) -> None:
         while self._issued_generation < self._generation:
