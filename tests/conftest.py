@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -16,6 +17,9 @@ from tests.support.servers import StartedServer, stead_server
 
 GRAPHS_DIR = Path(__file__).parent / "graphs"
 GRAPHS_CONFIG = GRAPHS_DIR / "langgraph.json"
+
+# The container tier has its own target and time budget (`make test-containers`).
+collect_ignore = [] if os.environ.get("STEAD_TEST_CONTAINERS") == "1" else ["containers"]
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
@@ -25,12 +26,12 @@ from stead.shutdown import CutShortLogFilter, server_shutdown
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 2
     try:
+        parser = _parser()
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 2
         return int(args.handler(args))
     except (ConfigError, GraphLoadError, PortInUseError) as exc:
         print(f"stead: error: {exc}", file=sys.stderr)
@@ -43,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="serve the Agent Server API")
     _project_arguments(run)
     run.add_argument("--host", default="127.0.0.1")
-    run.add_argument("--port", type=int, default=8000)
+    run.add_argument("--port", type=int, default=_default_port(), help="default: $PORT, else 8000")
     run.set_defaults(handler=_run)
     worker = commands.add_parser(
         "worker", help="execute runs without serving the API (serves /ok for probes)"
@@ -58,7 +59,41 @@ def _parser() -> argparse.ArgumentParser:
     _project_arguments(migrate)
     migrate.set_defaults(handler=_migrate)
     _apikey_commands(commands)
+    _image_commands(commands)
     return parser
+
+
+def _image_commands(commands: Any) -> None:
+    health = commands.add_parser(
+        "healthcheck", help="exit 0 when the server (or worker probe) answers /ok: for HEALTHCHECK"
+    )
+    health.add_argument("--host", default="127.0.0.1")
+    health.add_argument(
+        "--port", type=int, default=_default_port(), help="default: $PORT, else 8000"
+    )
+    health.set_defaults(handler=_healthcheck)
+    dockerfile = commands.add_parser(
+        "dockerfile", help="write the Dockerfile of an image of this project"
+    )
+    _config_argument(dockerfile)
+    dockerfile.add_argument(
+        "out",
+        nargs="?",
+        default=None,
+        help="where to write it (default: Dockerfile beside the config; - for stdout)",
+    )
+    dockerfile.add_argument("--base-image", default=None, help="default: stead:<version>")
+    dockerfile.set_defaults(handler=_dockerfile)
+    build = commands.add_parser(
+        "build", help="build an image of this project with the local docker engine"
+    )
+    _config_argument(build)
+    build.add_argument("-t", "--tag", required=True, help="the image's name[:tag]")
+    build.add_argument("--base-image", default=None, help="default: stead:<version>")
+    build.add_argument(
+        "docker_options", nargs=argparse.REMAINDER, help="after --: options for docker build"
+    )
+    build.set_defaults(handler=_build)
 
 
 def _apikey_commands(commands: Any) -> None:
@@ -77,10 +112,29 @@ def _apikey_commands(commands: Any) -> None:
 
 
 def _project_arguments(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--config", default="langgraph.json", help="path of langgraph.json")
+    _config_argument(command)
     command.add_argument(
-        "--data-dir", default=None, help="data folder (default: .stead/ beside the config)"
+        "--data-dir",
+        default=os.environ.get("STEAD_DATA_DIR") or None,
+        help="data folder (default: $STEAD_DATA_DIR, else .stead/ beside the config)",
     )
+
+
+def _config_argument(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "-c",
+        "--config",
+        default=os.environ.get("STEAD_CONFIG") or "langgraph.json",
+        help="path of langgraph.json (default: $STEAD_CONFIG, else langgraph.json)",
+    )
+
+
+def _default_port() -> int:
+    """$PORT, as container platforms set it; the worker's probe keeps its own default."""
+    value = os.environ.get("PORT") or "8000"
+    if not value.isdigit():
+        raise ConfigError(f"PORT must be a port number, got {value!r}")
+    return int(value)
 
 
 class PortInUseError(Exception):
@@ -169,6 +223,58 @@ def _with_api_keys(args: argparse.Namespace, action: Callable[[Any], Awaitable[A
             await db.close()
 
     return asyncio.run(with_database())
+
+
+def _healthcheck(args: argparse.Namespace) -> int:
+    import urllib.error
+    import urllib.request
+
+    url = f"http://{args.host}:{args.port}/ok"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            status = response.status
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"stead: unhealthy: {url}: {exc}", file=sys.stderr)
+        return 1
+    if status != 200:
+        print(f"stead: unhealthy: {url} answered {status}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _dockerfile(args: argparse.Namespace) -> int:
+    from stead.images.dockerfile import HEADER
+
+    project, text = _project_dockerfile(args)
+    if args.out == "-":
+        sys.stdout.write(text)
+        return 0
+    out = Path(args.out) if args.out else project.directory / "Dockerfile"
+    if out.exists() and not out.read_text(errors="replace").startswith(HEADER):
+        raise ConfigError(
+            f"{out} exists and was not written by stead dockerfile; name another file"
+        )
+    out.write_text(text)
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+def _build(args: argparse.Namespace) -> int:
+    from stead.images.build import build_image
+
+    project, text = _project_dockerfile(args)
+    options = args.docker_options[1:] if args.docker_options[:1] == ["--"] else args.docker_options
+    build_image(project.directory, text, args.tag, options)
+    print(f"built {args.tag}", file=sys.stderr)
+    return 0
+
+
+def _project_dockerfile(args: argparse.Namespace) -> tuple[Any, str]:
+    from stead.images.dockerfile import DEFAULT_BASE_IMAGE, render_dockerfile
+    from stead.images.project import read_image_project
+
+    project = read_image_project(args.config)
+    return project, render_dockerfile(project, args.base_image or DEFAULT_BASE_IMAGE)
 
 
 def _require_current_schema(settings: Settings) -> None:

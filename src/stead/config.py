@@ -53,6 +53,8 @@ class Settings:
     log_level: str = "INFO"
     # One JSON object per log line instead of plain text.
     log_json: bool = False
+    # The seed's DEPLOYMENT_TYPE: how this server is deployed (only `standalone` so far).
+    deployment_type: str = "standalone"
 
     @property
     def project_dir(self) -> Path:
@@ -94,9 +96,9 @@ def load_settings(
     port: int = 8000,
 ) -> Settings:
     path = Path(config_path).resolve()
-    raw = _read_config_file(path)
-    graphs = _parse_graphs(raw.get("graphs"), path)
-    env = _parse_env(raw.get("env"), path.parent)
+    raw = read_config_file(path)
+    graphs = parse_graphs(raw.get("graphs"), path)
+    env = _parse_env(raw.get("env"), path.parent, missing_ok=_env_flag("STEAD_ENV_FILE_OPTIONAL"))
     deps = raw.get("dependencies") or []
     if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
         raise ConfigError(f"{path}: 'dependencies' must be a list of strings")
@@ -125,7 +127,20 @@ def load_settings(
         max_request_body_bytes=_env_int("HTTP_MAX_REQUEST_BODY_BYTES", 25 * 1024 * 1024),
         log_level=_log_level(),
         log_json=_env_flag("LOG_JSON"),
+        deployment_type=_deployment_type(),
     )
+
+
+DEPLOYMENT_TYPES = ("standalone",)
+
+
+def _deployment_type() -> str:
+    value = os.environ.get("DEPLOYMENT_TYPE") or "standalone"
+    if value not in DEPLOYMENT_TYPES:
+        raise ConfigError(
+            f"DEPLOYMENT_TYPE must be one of {', '.join(DEPLOYMENT_TYPES)}, got {value!r}"
+        )
+    return value
 
 
 def _log_level() -> str:
@@ -169,7 +184,7 @@ def _object_section(raw: dict[str, Any], key: str, path: Path) -> dict[str, Any]
     return section
 
 
-def _read_config_file(path: Path) -> dict[str, Any]:
+def read_config_file(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
@@ -181,7 +196,7 @@ def _read_config_file(path: Path) -> dict[str, Any]:
     return raw
 
 
-def _parse_graphs(graphs: Any, path: Path) -> dict[str, str]:
+def parse_graphs(graphs: Any, path: Path) -> dict[str, str]:
     if not isinstance(graphs, dict) or not graphs:
         raise ConfigError(f"{path}: 'graphs' must be a non-empty object of graph_id: 'file.py:var'")
     parsed: dict[str, str] = {}
@@ -194,7 +209,9 @@ def _parse_graphs(graphs: Any, path: Path) -> dict[str, str]:
     return parsed
 
 
-def _parse_env(env: Any, base: Path) -> dict[str, str]:
+def _parse_env(env: Any, base: Path, *, missing_ok: bool) -> dict[str, str]:
+    """The `env` of langgraph.json. Images keep the env file out (it holds secrets): there
+    STEAD_ENV_FILE_OPTIONAL lets the container's environment stand in for a missing one."""
     if env is None:
         return {}
     if isinstance(env, dict):
@@ -202,6 +219,8 @@ def _parse_env(env: Any, base: Path) -> dict[str, str]:
     if isinstance(env, str):
         env_file = base / env
         if not env_file.is_file():
+            if missing_ok:
+                return {}
             raise ConfigError(f"env file not found: {env_file}")
         return {k: v for k, v in dotenv_values(env_file).items() if v is not None}
     raise ConfigError("'env' must be an object or the path of a .env file")
