@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: run test lint bench test-services
+.PHONY: run test lint bench test-services test-containers
 
 $(BIN)/pip:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,12 @@ test: lint test-services
 	$(BIN)/python -m pytest
 	STEAD_TEST_DATABASE=postgres $(BIN)/python -m pytest tests/integration tests/sdk_suite \
 		--ignore=tests/integration/test_postgres.py
+	$(MAKE) test-containers
+
+# The container tier builds and runs the images and compose stacks on a private docker engine
+# (tests/containers). Its own budget: 15 minutes, about 4 on a fresh 2-core machine.
+test-containers: $(BIN)/.installed-dev test-services
+	STEAD_TEST_CONTAINERS=1 timeout 900 $(BIN)/python -m pytest tests/containers --timeout 600
 
 bench: $(BIN)/.installed-dev
 	$(BIN)/python bench/latency.py

@@ -20,7 +20,13 @@ _PIP_INSTALL = f"pip install --no-cache-dir -c {CONSTRAINTS}"
 
 def render_dockerfile(project: ImageProject, base_image: str = DEFAULT_BASE_IMAGE) -> str:
     home = f"/deps/{project.name}"
-    lines = [HEADER, f"FROM {base_image}", "", "USER root"]
+    lines = [
+        HEADER,
+        f"FROM {base_image}",
+        "",
+        "# Installing needs root; the image runs as Stead's user.",
+        "USER 0:0",
+    ]
     lines += _requirements_steps(project, home)
     lines += ["", "# The project: graphs, local packages, langgraph.json.", f"COPY . {home}"]
     lines += [
