@@ -42,9 +42,10 @@ test: lint test-services
 	$(MAKE) test-containers
 
 # The container tier builds and runs the images and compose stacks on a private docker engine
-# (tests/containers). Its own budget: 15 minutes, about 4 on a fresh 2-core machine.
+# (tests/containers). Its own budget: 15 minutes, about 4 on a fresh 2-core machine; the budget
+# interrupts pytest (SIGINT) so that the engine is still stopped and removed.
 test-containers: $(BIN)/.installed-dev test-services
-	STEAD_TEST_CONTAINERS=1 timeout 900 $(BIN)/python -m pytest tests/containers --timeout 600
+	STEAD_TEST_CONTAINERS=1 timeout -s INT -k 60 900 $(BIN)/python -m pytest tests/containers --timeout 600
 
 bench: $(BIN)/.installed-dev
 	$(BIN)/python bench/latency.py
