@@ -19,6 +19,7 @@ from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.types import Receive, Scope, Send
 
 from stead.api import meta
+from stead.api.responses import json_response
 from stead.config import ConfigError, Settings
 from stead.graphs import import_module_at
 
@@ -180,7 +181,7 @@ def mount_prefix(settings: Settings) -> str:
 
 
 async def _liveness(_request: Request) -> Response:
-    return await meta.ok()
+    return json_response(meta.ALIVE)
 
 
 def _load_custom_app(spec: Any, settings: Settings) -> Starlette | None:

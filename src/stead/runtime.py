@@ -13,8 +13,10 @@ from stead.broker.redis import RedisBroker
 from stead.config import Settings
 from stead.graphs import GraphRegistry, GraphSpec
 from stead.http_options import HeaderFilter, mount_prefix
+from stead.observability.metrics import METRICS
 from stead.services.assistants import AssistantService
 from stead.services.crons import CronService
+from stead.services.health import Health
 from stead.services.runs import RunService, RunStreams
 from stead.services.store import StoreService
 from stead.services.streams import ThreadStreams
@@ -80,6 +82,13 @@ class Runtime:
         self.thread_protocol = ThreadProtocol(self.threads, self.runs, self.broker)
         self.crons = CronService(self.db, self.assistants, self.runs)
         self.store_items = StoreService(self.store, refresh_on_read=self.store_ttl.refresh_on_read)
+        self.health = Health(
+            self.db, self.broker, self.graphs, redis=settings.redis_uri is not None
+        )
+        METRICS.describe_process(
+            runtime="embedded" if settings.database_uri is None else "postgres",
+            slots=settings.n_jobs_per_worker,
+        )
         await self.assistants.ensure_system_assistants()
         if settings.n_jobs_per_worker > 0:
             webhooks = WebhookSender(

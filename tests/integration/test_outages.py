@@ -137,6 +137,9 @@ async def test_redis_outage_loses_no_run_and_streaming_recovers(
                 await _wait_for_status(api, protocol_thread, run_id, {"success"}, 15) == "success"
             )
 
+            # Not ready, and saying why; the metrics say Redis is down.
+            await _expect_unready(api, "redis", "stead_redis_up")
+
             # New runs are accepted and executed all along: idle workers poll the database.
             executed = await _echo_runs_until(api, outage_ends)
             assert executed >= 3
@@ -148,6 +151,7 @@ async def test_redis_outage_loses_no_run_and_streaming_recovers(
         finally:
             deployment.redis.start()
 
+    await _expect_ready(api)
     # Back on the same port: a new stream gets its events without restarting Stead.
     response, events = await read_stream(
         api,
@@ -163,6 +167,24 @@ async def test_redis_outage_loses_no_run_and_streaming_recovers(
         await start_run(api, protocol_thread, "echo", {"text": "redis is back"})
         await protocol_again.until(ended())
     assert root_lifecycle(events_of(protocol_again)) == ["running", "completed"]
+
+
+async def _expect_unready(api: httpx.AsyncClient, check: str, gauge: str) -> None:
+    """`/ready` answers 503 at once, naming the failed check; the gauge reads 0."""
+    ready = await api.get("/ready")
+    assert ready.status_code == 503, ready.text
+    assert ready.json()["ready"] is False and ready.json()["checks"][check] != "ok", ready.text
+    metrics = await api.get("/metrics")
+    assert metrics.status_code == 200
+    assert f"\n{gauge} 0.0\n" in metrics.text
+
+
+async def _expect_ready(api: httpx.AsyncClient) -> None:
+    ready = await api.get("/ready")
+    assert ready.status_code == 200, ready.text
+    assert set(ready.json()["checks"].values()) == {"ok"}
+    metrics = (await api.get("/metrics")).text
+    assert "\nstead_database_up 1.0\n" in metrics and "\nstead_redis_up 1.0\n" in metrics
 
 
 async def _echo_runs_until(api: httpx.AsyncClient, deadline: float) -> int:
@@ -208,11 +230,13 @@ async def test_postgres_restart_fails_fast_with_503_and_recovers(
             assert response.status_code == 503, response.text
             assert response.headers["content-type"].startswith("application/json")
             assert isinstance(response.json()["detail"], str)
+        await _expect_unready(api, "database", "stead_database_up")
         await asyncio.sleep(3)
     finally:
         deployment.pg.start()
 
     await _wait_until_served(api, f"/threads/{thread_id}", timeout=10)
+    await _expect_ready(api)
     response = await api.get(f"/threads/{thread_id}")
     assert response.json()["thread_id"] == thread_id
 

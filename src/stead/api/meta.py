@@ -1,24 +1,66 @@
-"""Liveness and server information."""
+"""Liveness, readiness, metrics and server information."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Literal
+
+from fastapi import APIRouter, Request, Response
 from langgraph.version import __version__ as langgraph_version
 
 from stead import __version__
 from stead.api.openapi import returns
-from stead.api.resources import Ok, ServerInfo
+from stead.api.resources import Ok, Readiness, ServerInfo
 from stead.api.responses import json_response
+from stead.observability.metrics import CONTENT_TYPE, METRICS
+from stead.services.health import Health
+
+# What `stead worker` serves too, for its orchestrator and Prometheus.
+probe_router = APIRouter(tags=["meta"])
+
+# What a live process answers to its liveness probes.
+ALIVE = {"ok": True, "services": {}}
+
+
+def _health(request: Request) -> Health:
+    """The runtime's health checks (the runtime is not imported here: http_options, which
+    the runtime imports, keeps this router's liveness route)."""
+    health: Health = request.app.state.runtime.health
+    return health
+
+
+@probe_router.get("/ok", responses=returns(Ok))
+@probe_router.get("/health", responses=returns(Ok))
+async def ok(request: Request, check_db: int = 0) -> Response:
+    """Liveness: load balancers probe `/`, the SDKs and the official charts probe `/ok`;
+    `?check_db=1` also asks the database, as on the official server."""
+    if check_db and not await _health(request).database_answers():
+        return json_response({"ok": False, "services": {"database": "unavailable"}}, 503)
+    return json_response(ALIVE)
+
+
+@probe_router.get("/ready", responses=returns(Readiness))
+async def ready(request: Request) -> Response:
+    """Readiness: 200 once the database answers with a current schema, Redis answers (when
+    configured) and the graphs are loaded; else 503 naming what failed."""
+    checks = await _health(request).readiness()
+    ready = all(state == "ok" for state in checks.values())
+    return json_response({"ready": ready, "checks": checks}, 200 if ready else 503)
+
+
+@probe_router.get("/metrics")
+async def metrics(
+    request: Request, format: Literal["prometheus", "json"] = "prometheus"
+) -> Response:
+    """Prometheus text, or the official server's JSON summary with `?format=json`."""
+    queue = await _health(request).refresh_metrics()
+    if format == "json":
+        return json_response(METRICS.render_json(queue))
+    return Response(METRICS.render(), media_type=CONTENT_TYPE)
+
 
 router = APIRouter(tags=["meta"])
-
-
-@router.get("/", responses=returns(Ok))
-@router.get("/ok", responses=returns(Ok))
-@router.get("/health", responses=returns(Ok))
-async def ok() -> Response:
-    """Liveness: load balancers probe `/`, the SDKs and the official charts probe `/ok`."""
-    return json_response({"ok": True, "services": {}})
+router.add_api_route("/", ok, methods=["GET"], responses=returns(Ok))
+router.include_router(probe_router)
 
 
 @router.get("/info", responses=returns(ServerInfo))

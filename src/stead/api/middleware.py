@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from stead import serde
 from stead.observability.logs import log_context
+from stead.observability.metrics import METRICS
 
 logger = logging.getLogger("stead.api")
 access_log = structlog.get_logger("stead.access")
@@ -28,7 +29,8 @@ _LOGGED_PATH_IDS = ("thread_id", "run_id", "assistant_id", "cron_id")
 class RequestLogMiddleware:
     """Every response says which request it answers (`x-request-id`), taking the client's id
     when it sent a usable one; log lines written meanwhile carry it too. Once the response is
-    sent, one line says what was asked, how it was answered and how long that took."""
+    sent, one line says what was asked, how it was answered and how long that took, and the
+    request is counted in the metrics under its route's template."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -57,7 +59,15 @@ class RequestLogMiddleware:
             try:
                 await self.app(scope, receive, send_with_id)
             finally:
-                _log_request(scope, status, time.perf_counter() - started)
+                seconds = time.perf_counter() - started
+                _log_request(scope, status, seconds)
+                METRICS.observe_request(scope["method"], _route_template(scope), status, seconds)
+
+
+def _route_template(scope: Scope) -> str:
+    """The route's template (`/threads/{thread_id}`), never the raw path: one series per route."""
+    route = scope.get("route")
+    return getattr(route, "path", None) or "<unmatched>"
 
 
 def _log_request(scope: Scope, status: int, seconds: float) -> None:

@@ -237,6 +237,11 @@ class Ok(BaseModel):
     services: dict[str, Any]
 
 
+class Readiness(BaseModel):
+    ready: bool
+    checks: dict[str, str]
+
+
 class ServerInfo(BaseModel):
     version: str
     langgraph_py_version: str

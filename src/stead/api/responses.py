@@ -15,6 +15,7 @@ from starlette.types import Send
 from stead import serde
 from stead.broker import StreamEvent
 from stead.errors import Unprocessable
+from stead.observability.metrics import METRICS
 from stead.shutdown import CutShort, server_shutdown
 from stead.storage import Page
 
@@ -64,6 +65,9 @@ def _single_line(value: str) -> bytes:
     return value.replace("\r", "").replace("\n", "").encode()
 
 
+_HEARTBEAT = b": heartbeat\r\n\r\n"
+
+
 def sse_response(
     events: AsyncIterator[StreamEvent] | AsyncIterator[bytes | StreamEvent],
     headers: dict[str, str],
@@ -74,10 +78,17 @@ def sse_response(
     resumable run reconnect elsewhere."""
 
     async def body() -> AsyncIterator[bytes]:
+        METRICS.stream_subscribers.inc()
         try:
-            async for item in _with_heartbeat(events, b": heartbeat\r\n\r\n"):
-                yield item if isinstance(item, bytes) else sse_frame(item)
+            async for item in _with_heartbeat(events, _HEARTBEAT):
+                if item is _HEARTBEAT:
+                    yield item
+                    continue
+                frames = item if isinstance(item, bytes) else sse_frame(item)
+                METRICS.stream_events.inc(frames.count(b"\r\n\r\n"))
+                yield frames
         finally:
+            METRICS.stream_subscribers.dec()
             await _run_to_completion(on_close())
 
     return StreamingResponse(

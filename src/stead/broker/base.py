@@ -267,5 +267,9 @@ class Broker(ABC):
     def watch_cancel(self, run_id: str) -> contextlib.AbstractAsyncContextManager[CancelSignal]:
         """A signal that fires when a cancel for this run is sent."""
 
+    async def ping(self) -> None:
+        """Raises when the broker's backend does not answer (an in-process one always does)."""
+        return None
+
     async def close(self) -> None:
         return None

@@ -419,6 +419,9 @@ class RedisBroker(Broker):
         """How many streams this process reads at the moment (all with one blocking read)."""
         return self._reader.streams_followed
 
+    async def ping(self) -> None:
+        await self._redis.ping()
+
     async def close(self) -> None:
         for marker in list(self._lost_markers):
             await stop_reading(marker)

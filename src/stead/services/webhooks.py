@@ -23,6 +23,7 @@ import httpx
 from stead import serde
 from stead.config import ConfigError, Settings
 from stead.errors import Unprocessable
+from stead.observability.metrics import METRICS
 from stead.services.assistants import now_utc
 from stead.services.run_shape import RUN_FIELDS, run_json
 
@@ -238,6 +239,7 @@ class WebhookSender:
             problem = await self._post(target, body)
             if problem is None:
                 logger.info("webhook of run %s delivered to %s", run_id, loggable_url(url))
+                METRICS.webhook_deliveries.labels("delivered").inc()
                 return
             retry, reason = problem
             if not retry or attempt == DELIVERY_ATTEMPTS:
@@ -248,6 +250,7 @@ class WebhookSender:
                     attempt,
                     reason,
                 )
+                METRICS.webhook_deliveries.labels("failed").inc()
                 return
             await asyncio.sleep(FIRST_RETRY_DELAY_SECONDS * 2 ** (attempt - 1))
 

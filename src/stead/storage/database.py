@@ -66,8 +66,10 @@ class Transaction:
 
 class Database:
     def __init__(self, url: str) -> None:
-        self.engine: AsyncEngine = _create_engine(url)
+        options = _engine_options(url)
+        self.engine: AsyncEngine = _create_engine(url, options)
         self.dialect = dialect_for(self.engine.dialect.name)
+        self._pool_capacity = int(options["pool_size"] + options["max_overflow"])
 
     @contextlib.asynccontextmanager
     async def transaction(self, access: Access = UNRESTRICTED) -> AsyncIterator[Transaction]:
@@ -82,11 +84,22 @@ class Database:
         async with self.engine.connect() as conn:
             return bool(await conn.run_sync(_at_head))
 
+    async def ping(self) -> None:
+        """Raises when the database does not answer."""
+        async with self.engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
+    def pool_usage(self) -> tuple[int, int]:
+        """Connections checked out, and how many the pool may hold."""
+        pool = self.engine.pool
+        in_use = pool.checkedout() if isinstance(pool, sa.pool.QueuePool) else 0
+        return int(in_use), self._pool_capacity
+
     async def close(self) -> None:
         await self.engine.dispose()
 
 
-def _create_engine(url: str) -> AsyncEngine:
+def _engine_options(url: str) -> dict[str, Any]:
     options: dict[str, Any] = {"json_serializer": lambda obj: serde.dumps(obj).decode()}
     if url.startswith("sqlite"):
         # One connection serialises writers in-process instead of failing with "database is locked".
@@ -101,6 +114,10 @@ def _create_engine(url: str) -> AsyncEngine:
             pool_pre_ping=True,
             connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
         )
+    return options
+
+
+def _create_engine(url: str, options: dict[str, Any]) -> AsyncEngine:
     engine = create_async_engine(url, **options)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)

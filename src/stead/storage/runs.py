@@ -102,6 +102,13 @@ _NEXT_DUE = (
 )
 
 
+_QUEUE_FIGURES = (
+    sa.select(run.c.status, sa.func.count(), sa.func.min(run.c.created_at))
+    .where(run.c.status.in_(ACTIVE_STATUSES))
+    .group_by(run.c.status)
+)
+
+
 class RunRepository:
     def __init__(
         self,
@@ -192,6 +199,11 @@ class RunRepository:
     async def delete(self, run_id: str) -> bool:
         result = await self._conn.execute(sa.delete(run).where(run.c.run_id == run_id))
         return bool(result.rowcount)
+
+    async def queue_figures(self) -> dict[str, tuple[int, datetime | None]]:
+        """Per active status, how many runs have it and the creation time of the oldest."""
+        result = await self._conn.execute(_QUEUE_FIGURES)
+        return {status: (count, oldest) for status, count, oldest in result.all()}
 
     async def claim_due(self, now: datetime, lease: timedelta, limit: int) -> list[dict[str, Any]]:
         """Mark up to `limit` due pending runs as running (see `_claim_statement`), return them."""

@@ -23,6 +23,7 @@ from stead.broker import Broker, CancelSignal, StreamEvent
 from stead.broker.base import END
 from stead.checkpoints import delete_run_checkpoints
 from stead.graphs import GraphRegistry
+from stead.observability.metrics import METRICS
 from stead.protocol.events import is_protocol_run, lifecycle, outcome_events
 from stead.services.assistants import now_utc
 from stead.services.state import thread_config, thread_fields_from_snapshot
@@ -82,6 +83,8 @@ class RunExecutor:
 
     async def execute(self, run: dict[str, Any]) -> None:
         logger.info("run %s attempt %d started", run["run_id"], run["attempt"])
+        METRICS.attempts.labels("started").inc()
+        started = time.monotonic()
         async with self._broker.watch_cancel(run["run_id"]) as cancel:
             streaming = asyncio.ensure_future(self._stream(run))
             stopping = asyncio.ensure_future(self._watch(run, cancel))
@@ -105,6 +108,7 @@ class RunExecutor:
         if outcome.status == LEASE_LOST:
             # Another worker owns the run now; its attempt records the outcome and ends streams.
             logger.warning("run %s attempt %d lost its lease", run["run_id"], run["attempt"])
+            METRICS.attempts.labels("lease_lost").inc()
             return
         if outcome.status == CHECKPOINTS_UNAVAILABLE:
             await self._requeue_when_reachable(run)
@@ -117,6 +121,9 @@ class RunExecutor:
                 await self._publish_protocol_outcome(run, outcome)
             await self._publish_event(run, END)
         logger.info("run %s ended: %s", run["run_id"], outcome.status)
+        graph_id = _graph_id(run["kwargs"])
+        METRICS.runs.labels(outcome.status, graph_id).inc()
+        METRICS.run_duration.labels(graph_id).observe(time.monotonic() - started)
         if self._webhooks is not None:
             values = outcome.snapshot.values if outcome.snapshot is not None else None
             self._webhooks.send(run, status=outcome.status, values=values, error=outcome.error)

@@ -1,36 +1,33 @@
-"""The HTTP face of `stead worker`: only liveness, for the orchestrator's probes."""
+"""The HTTP face of `stead worker`: liveness, readiness and metrics, for its orchestrator and
+Prometheus."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
 
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
+from fastapi import FastAPI
 
+from stead.api import meta
 from stead.config import Settings
 from stead.graphs import GraphSpec
 from stead.runtime import Runtime
 
 
-def create_worker_app(settings: Settings, specs: dict[str, GraphSpec]) -> Starlette:
-    """Runs the queue, the cron scheduler and the sweepers; serves `/ok` and nothing else."""
+def create_worker_app(settings: Settings, specs: dict[str, GraphSpec]) -> FastAPI:
+    """Runs the queue, the cron scheduler and the sweepers; serves `/ok`, `/health`, `/ready`
+    and `/metrics` and nothing else."""
     runtime = Runtime(settings, specs)
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
         try:
             yield
         finally:
             await runtime.stop()
 
-    async def ok(_request: Request) -> JSONResponse:
-        return JSONResponse({"ok": True, "services": {}})
-
-    return Starlette(
-        routes=[Route("/ok", ok), Route("/health", ok)],
-        lifespan=lifespan,
-    )
+    app = FastAPI(lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None)
+    app.state.runtime = runtime
+    app.include_router(meta.probe_router)
+    return app

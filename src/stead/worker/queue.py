@@ -10,6 +10,7 @@ from typing import Any
 
 from stead.broker import Broker
 from stead.observability.logs import log_context, run_ids
+from stead.observability.metrics import METRICS
 from stead.services.assistants import now_utc
 from stead.storage import Database
 from stead.worker.executor import RunExecutor
@@ -70,6 +71,8 @@ class RunQueue:
             for run in runs:
                 task = asyncio.create_task(self._execute(run), name=f"run-{run['run_id']}")
                 self._running[run["run_id"]] = task
+                _observe_claim(run)
+            METRICS.set_slots_in_use(len(self._running))
             if len(runs) < wanted:
                 # Nothing else was due: a claim now would find nothing until the next wake-up
                 # (a new run, or a run ending and freeing its thread) or the next delayed run.
@@ -98,10 +101,18 @@ class RunQueue:
                 logger.exception("run %s crashed the executor", run["run_id"])
             finally:
                 self._running.pop(run["run_id"], None)
+                METRICS.set_slots_in_use(len(self._running))
                 self._slots.release()
                 if not self._stopping:
                     # The thread may have queued runs waiting for this one.
                     await self._broker.wake_workers()
+
+
+def _observe_claim(run: dict[str, Any]) -> None:
+    if run["attempt"] == 1:
+        # A run's creation time is when it falls due (later for a delayed run).
+        waited = (now_utc() - run["created_at"]).total_seconds()
+        METRICS.queue_wait.observe(max(waited, 0.0))
 
 
 def _idle_timeout(next_due: datetime | None) -> float:

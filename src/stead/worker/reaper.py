@@ -15,6 +15,7 @@ from typing import Any
 from stead import serde
 from stead.broker import Broker, StreamEvent
 from stead.broker.base import END
+from stead.observability.metrics import METRICS
 from stead.services.assistants import now_utc
 from stead.services.thread_status import settle_thread
 from stead.storage import Database
@@ -62,6 +63,7 @@ class LeaseReaper:
                 if attempt < self._max_attempts:
                     released += await tx.runs.release(run_id, attempt, now)
                     continue
+                METRICS.attempts.labels("exceeded_max").inc()
                 if await tx.runs.finish_attempt(run_id, attempt, "error", now):
                     error = {
                         "error": "RunAttemptsExceeded",
@@ -74,6 +76,7 @@ class LeaseReaper:
             logger.warning("run %s failed after %d attempts", run["run_id"], run["attempt"])
             await self._end(run, StreamEvent("error", serde.dumps(error)))
         if released:
+            METRICS.attempts.labels("retried").inc(released)
             logger.info("returned %d run(s) with expired leases to the queue", released)
             await self._broker.wake_workers()
 

@@ -8,6 +8,7 @@ import logging
 from typing import Any
 
 from stead.errors import ApiError
+from stead.observability.metrics import METRICS
 from stead.services.assistants import now_utc
 from stead.services.crons import CronService
 
@@ -55,3 +56,4 @@ class CronScheduler:
             logger.exception("cron %s failed to start its run", cron["cron_id"])
         else:
             logger.info("cron %s started run %s", cron["cron_id"], run["run_id"])
+            METRICS.cron_firings.inc()
