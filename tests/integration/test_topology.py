@@ -287,3 +287,25 @@ async def test_the_thread_protocol_crosses_api_replicas_and_workers(topology: To
     assert on_b.events() == sse
     assert events_of(resumed) == [event for event in sse if event["seq"] > since]
     assert root_lifecycle(sse) == ["running", "interrupted", "running", "completed"]
+
+
+def test_a_worker_serves_its_own_metrics_and_readiness_and_the_apis_the_whole_queue(
+    topology: Topology,
+) -> None:
+    """Worker gauges are per process, queue gauges come from the database: an API replica with
+    no run slots still reports the runs that a worker executes."""
+    with stead_worker(GRAPHS_CONFIG, env=topology.env) as probe:
+        thread_id = _new_thread(topology.a)
+        run_id = _create_run(topology.a, thread_id, "slow", {"seconds": 30})
+        try:
+            _wait_for_status(topology.a, thread_id, run_id, {"running"}, timeout=10)
+            worker = httpx.get(f"{probe}/metrics")
+            assert worker.status_code == 200
+            assert "\nlg_api_workers_max 10.0\n" in worker.text
+            assert "\nlg_api_workers_active 1.0\n" in worker.text
+            assert httpx.get(f"{probe}/ready").json()["checks"]["redis"] == "ok"
+            api = httpx.get(f"{topology.b}/metrics", params={"format": "json"}).json()
+            assert api["workers"] == {"max": 0, "active": 0, "available": 0}
+            assert api["queue"]["n_running"] >= 1
+        finally:
+            httpx.post(f"{topology.a}/threads/{thread_id}/runs/{run_id}/cancel")
