@@ -36,6 +36,7 @@ from stead.config import Settings
 from stead.errors import ApiError
 from stead.graphs import GraphSpec
 from stead.http_options import HttpOptions
+from stead.observability.tracing import FASTAPI_TELEMETRY
 from stead.runtime import Runtime
 from stead.storage.database import (
     DATABASE_ERRORS,
@@ -66,6 +67,7 @@ def create_app(settings: Settings, specs: dict[str, GraphSpec]) -> Starlette:
         lifespan=lifespan,
         docs_url="/docs",
         openapi_url="/openapi.json",
+        telemetry=FASTAPI_TELEMETRY,
     )
     routers = (meta, assistants, threads, thread_streams, thread_protocol, crons, runs, store)
     for module in routers:

@@ -22,6 +22,7 @@ import uvicorn
 from stead.config import ConfigError, Settings, load_settings
 from stead.graphs import GraphLoadError, load_graph_specs
 from stead.observability.logs import configure_logging
+from stead.observability.tracing import configure_tracing
 from stead.shutdown import CutShortLogFilter, server_shutdown
 
 
@@ -144,6 +145,7 @@ class PortInUseError(Exception):
 def _run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config, data_dir=args.data_dir, host=args.host, port=args.port)
     configure_logging(settings.log_level, settings.log_json)
+    configure_tracing(settings.tracing)
     specs = load_graph_specs(settings)
     _require_current_schema(settings)
     sock = _bind(settings)
@@ -161,6 +163,7 @@ def _worker(args: argparse.Namespace) -> int:
     if settings.n_jobs_per_worker < 1:
         raise ConfigError("stead worker needs N_JOBS_PER_WORKER of at least 1")
     configure_logging(settings.log_level, settings.log_json)
+    configure_tracing(settings.tracing)
     specs = load_graph_specs(settings)
     _require_current_schema(settings)
     sock = _bind(settings)

@@ -11,6 +11,7 @@ from typing import Any
 from dotenv import dotenv_values
 
 from stead.observability.logs import LOG_LEVELS
+from stead.observability.tracing import tracing_requested
 
 
 class ConfigError(Exception):
@@ -55,6 +56,8 @@ class Settings:
     log_json: bool = False
     # The seed's DEPLOYMENT_TYPE: how this server is deployed (only `standalone` so far).
     deployment_type: str = "standalone"
+    # OpenTelemetry traces (OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_ENABLED=true).
+    tracing: bool = False
 
     @property
     def project_dir(self) -> Path:
@@ -128,6 +131,7 @@ def load_settings(
         log_level=_log_level(),
         log_json=_env_flag("LOG_JSON"),
         deployment_type=_deployment_type(),
+        tracing=tracing_requested(),
     )
 
 

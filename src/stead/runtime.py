@@ -14,6 +14,7 @@ from stead.config import Settings
 from stead.graphs import GraphRegistry, GraphSpec
 from stead.http_options import HeaderFilter, mount_prefix
 from stead.observability.metrics import METRICS
+from stead.observability.tracing import shutdown_tracing
 from stead.services.assistants import AssistantService
 from stead.services.crons import CronService
 from stead.services.health import Health
@@ -141,6 +142,7 @@ class Runtime:
         if self.queue is not None:
             await self.queue.stop(self.settings.shutdown_grace_seconds)
         await self._exit.aclose()
+        shutdown_tracing()
 
 
 def open_broker(settings: Settings) -> Broker:

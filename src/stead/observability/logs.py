@@ -86,6 +86,8 @@ def run_ids(run: Mapping[str, Any]) -> dict[str, Any]:
     created it when there was one."""
     ids = {key: run.get(key) for key in ("run_id", "thread_id", "assistant_id")}
     configurable = run.get("kwargs", {}).get("config", {}).get("configurable", {})
+    if configurable.get("graph_id"):
+        ids["graph_id"] = configurable["graph_id"]
     if configurable.get("langgraph_request_id"):
         ids["request_id"] = configurable["langgraph_request_id"]
     return ids

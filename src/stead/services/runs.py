@@ -17,6 +17,7 @@ from stead.broker import Broker, StreamEvent, Subscription
 from stead.broker.base import END
 from stead.errors import BadRequest, Conflict, NotFound, Unprocessable
 from stead.ids import new_time_ordered_id
+from stead.observability.tracing import TRACE_CONTEXT_KEY, current_trace_context
 from stead.protocol.events import PROTOCOL_RUN, publish_cancelled
 from stead.services.assistants import AssistantService, merge_config_and_context, now_utc
 from stead.services.streams import replay_after
@@ -398,8 +399,10 @@ def _run_kwargs(
         "langgraph_host": "self-hosted",
     }
     protocol = {PROTOCOL_RUN: True} if request.thread_protocol else {}
+    trace_context = current_trace_context()
     return {
         **protocol,
+        **({TRACE_CONTEXT_KEY: trace_context} if trace_context else {}),
         "input": request.input,
         "command": request.command,
         "config": merged_config,

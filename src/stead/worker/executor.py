@@ -24,6 +24,7 @@ from stead.broker.base import END
 from stead.checkpoints import delete_run_checkpoints
 from stead.graphs import GraphRegistry
 from stead.observability.metrics import METRICS
+from stead.observability.tracing import record_run_outcome, run_span
 from stead.protocol.events import is_protocol_run, lifecycle, outcome_events
 from stead.services.assistants import now_utc
 from stead.services.state import thread_config, thread_fields_from_snapshot
@@ -82,6 +83,10 @@ class RunExecutor:
         self._webhooks = webhooks
 
     async def execute(self, run: dict[str, Any]) -> None:
+        with run_span(run, _graph_id(run["kwargs"])):
+            await self._execute(run)
+
+    async def _execute(self, run: dict[str, Any]) -> None:
         logger.info("run %s attempt %d started", run["run_id"], run["attempt"])
         METRICS.attempts.labels("started").inc()
         started = time.monotonic()
@@ -121,6 +126,7 @@ class RunExecutor:
                 await self._publish_protocol_outcome(run, outcome)
             await self._publish_event(run, END)
         logger.info("run %s ended: %s", run["run_id"], outcome.status)
+        record_run_outcome(outcome.status)
         graph_id = _graph_id(run["kwargs"])
         METRICS.runs.labels(outcome.status, graph_id).inc()
         METRICS.run_duration.labels(graph_id).observe(time.monotonic() - started)

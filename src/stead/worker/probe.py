@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from stead.api import meta
 from stead.config import Settings
 from stead.graphs import GraphSpec
+from stead.observability.tracing import FASTAPI_TELEMETRY
 from stead.runtime import Runtime
 
 
@@ -27,7 +28,13 @@ def create_worker_app(settings: Settings, specs: dict[str, GraphSpec]) -> FastAP
         finally:
             await runtime.stop()
 
-    app = FastAPI(lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        lifespan=lifespan,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+        telemetry=FASTAPI_TELEMETRY,
+    )
     app.state.runtime = runtime
     app.include_router(meta.probe_router)
     return app
