@@ -174,8 +174,12 @@ def stead_server(
     *,
     port: int | None = None,
     timeout: float = 30.0,
+    source: Path | None = None,
 ) -> Iterator[StartedServer]:
     """Run ``python -m stead run`` on ``config``; yield a ``StartedServer``.
+
+    ``source`` is the ``src`` folder to run Stead from (default: this checkout's), for
+    benchmarks of another revision.
 
     Pass the same ``data_dir`` (and ``port``) again to restart on the same data. The process may
     be stopped inside the block (``server.terminate()`` or a signal); leaving the block stops it
@@ -203,7 +207,7 @@ def stead_server(
         with log_path.open("wb") as log:
             process = subprocess.Popen(
                 cmd,
-                env=_stead_env(env),
+                env=_stead_env(env, source),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -217,10 +221,11 @@ def stead_server(
             server.terminate(timeout=15.0)
 
 
-def _stead_env(extra: Mapping[str, str] | None) -> dict[str, str]:
-    """The caller's environment plus ``extra``, with ``<repo>/src`` first on ``PYTHONPATH``."""
+def _stead_env(extra: Mapping[str, str] | None, source: Path | None = None) -> dict[str, str]:
+    """The caller's environment plus ``extra``, with ``source`` (default ``<repo>/src``) first on
+    ``PYTHONPATH``."""
     env = {**os.environ, **(extra or {})}
-    paths = [str(REPO_ROOT / "src"), *filter(None, [env.get("PYTHONPATH")])]
+    paths = [str(source or REPO_ROOT / "src"), *filter(None, [env.get("PYTHONPATH")])]
     env["PYTHONPATH"] = os.pathsep.join(paths)
     return env
 

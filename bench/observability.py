@@ -1,0 +1,134 @@
+"""What metrics and tracing cost on `runs/wait`, side by side in one run.
+
+    python bench/observability.py [--rounds 3] [--seconds 5] [--requests 200] [--baseline REV]
+
+Three `stead run` servers on the embedded default, started together: `baseline`, the revision
+before metrics existed (a git worktree of `--baseline`, by default the parent of the commit that
+added src/stead/observability/metrics.py); `metrics`, this checkout (metrics are always on);
+`tracing`, this checkout exporting every span over OTLP/HTTP to a sink in this process. Each
+round measures every server in turn: the p50 of `--requests` sequential stateful `runs/wait`,
+and runs/s of 16 clients for `--seconds`. The table gives medians over the rounds and the ratio
+to the baseline. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+from bench.throughput import measure  # noqa: E402
+from tests.support.servers import HOST, stead_server  # noqa: E402
+
+CONFIG = REPO_ROOT / "tests" / "graphs" / "langgraph.json"
+METRICS_MODULE = "src/stead/observability/metrics.py"
+
+
+class _Sink(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *_args: Any) -> None:
+        return
+
+
+@contextmanager
+def otlp_sink() -> Iterator[str]:
+    server = ThreadingHTTPServer((HOST, 0), _Sink)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://{HOST}:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+
+
+@contextmanager
+def worktree(revision: str) -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="stead-baseline-") as parent:
+        path = Path(parent) / "tree"
+        git = ["git", "-C", str(REPO_ROOT)]
+        subprocess.run([*git, "worktree", "add", "--detach", str(path), revision], check=True,
+                       capture_output=True)  # fmt: skip
+        try:
+            yield path
+        finally:
+            subprocess.run([*git, "worktree", "remove", "--force", str(path)], check=True)
+
+
+def default_baseline() -> str:
+    log = ["git", "-C", str(REPO_ROOT), "log", "--diff-filter=A", "--format=%H"]
+    added = subprocess.run(
+        [*log, "--", METRICS_MODULE], check=True, capture_output=True, text=True
+    ).stdout.split()
+    return f"{added[-1]}^"
+
+
+async def sequential_p50_ms(base: str, requests: int) -> float:
+    async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+        thread_id = (await http.post("/threads", json={})).json()["thread_id"]
+        body = {"assistant_id": "echo", "input": {"text": "hi"}}
+        latencies = []
+        for _ in range(requests):
+            started = time.perf_counter()
+            response = await http.post(f"/threads/{thread_id}/runs/wait", json=body)
+            latencies.append(time.perf_counter() - started)
+            assert response.status_code == 200, response.text
+        return 1000 * statistics.median(latencies)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--baseline", default=None, help="git revision without metrics")
+    args = parser.parse_args()
+    baseline = args.baseline or default_baseline()
+    with ExitStack() as stack:
+        tree = stack.enter_context(worktree(baseline))
+        sink = stack.enter_context(otlp_sink())
+        servers = {
+            "baseline": stack.enter_context(stead_server(CONFIG, source=tree / "src")).url,
+            "metrics": stack.enter_context(stead_server(CONFIG)).url,
+            "tracing": stack.enter_context(
+                stead_server(CONFIG, env={"OTEL_EXPORTER_OTLP_ENDPOINT": sink})
+            ).url,
+        }
+        figures: dict[str, dict[str, list[float]]] = {n: {"p50": [], "rps": []} for n in servers}
+        for index in range(args.rounds):
+            print(f"# round {index + 1}", file=sys.stderr, flush=True)
+            for name, url in servers.items():
+                figures[name]["p50"].append(asyncio.run(sequential_p50_ms(url, args.requests)))
+                result = asyncio.run(measure(url, 16, args.seconds))
+                figures[name]["rps"].append(result["runs_per_second"])
+    base = {key: statistics.median(values) for key, values in figures["baseline"].items()}
+    print(f"baseline: {baseline}; medians of {args.rounds} rounds")
+    print(f"{'server':<10}{'p50 ms (seq)':>14}{'ratio':>8}{'runs/s (16)':>13}{'ratio':>8}")
+    for name, values in figures.items():
+        p50, rps = statistics.median(values["p50"]), statistics.median(values["rps"])
+        print(
+            f"{name:<10}{p50:>14.2f}{p50 / base['p50']:>8.3f}{rps:>13.1f}{rps / base['rps']:>8.3f}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
