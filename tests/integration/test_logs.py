@@ -93,7 +93,8 @@ def test_json_lines_carry_the_ids(json_server: StartedServer) -> None:
     log = json_server.log_containing(f"/threads/{thread_id}/runs/wait")
     lines = [json.loads(line) for line in log.splitlines()]
     for line in lines:
-        assert {"event", "level", "logger", "timestamp"} <= line.keys(), line
+        assert {"event", "message", "level", "logger", "timestamp"} <= line.keys(), line
+        assert line["message"] == line["event"]
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z", line["timestamp"])
 
     [spoken] = [line for line in lines if line["event"] == "node speaks: hello"]
@@ -103,12 +104,14 @@ def test_json_lines_carry_the_ids(json_server: StartedServer) -> None:
         "run_id": run["run_id"],
         "thread_id": thread_id,
         "assistant_id": run["assistant_id"],
+        "graph_id": "chatty",
         "request_id": "json-1",
     }
     [request] = [line for line in lines if line.get("path") == f"/threads/{thread_id}/runs/wait"]
     assert isinstance(request["latency_ms"], int)
     assert request == {
         "event": f"POST /threads/{thread_id}/runs/wait 200 {request['latency_ms']}ms",
+        "message": f"POST /threads/{thread_id}/runs/wait 200 {request['latency_ms']}ms",
         "level": "info",
         "logger": "stead.access",
         "timestamp": request["timestamp"],
@@ -146,5 +149,5 @@ def test_an_unknown_log_level_stops_the_server_with_one_line(project: Path) -> N
 
 
 def _subset(line: dict[str, Any]) -> dict[str, Any]:
-    keys = ("level", "logger", "run_id", "thread_id", "assistant_id", "request_id")
+    keys = ("level", "logger", "run_id", "thread_id", "assistant_id", "graph_id", "request_id")
     return {key: line.get(key) for key in keys}

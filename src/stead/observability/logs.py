@@ -38,6 +38,15 @@ _SHARED: list[Processor] = [
 _FOREIGN: list[Processor] = [*_SHARED, structlog.stdlib.ExtraAdder(), _drop_color_message]
 
 
+def _add_message(
+    _logger: Any, _method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """JSON lines carry the text as `message` too, the field log shippers look for; `event` is
+    the official server's name for it."""
+    event["message"] = event.get("event")
+    return event
+
+
 def configure_logging(level: str = "INFO", json_lines: bool = False) -> None:
     renderer: Processor
     if json_lines:
@@ -50,7 +59,7 @@ def configure_logging(level: str = "INFO", json_lines: bool = False) -> None:
         foreign_pre_chain=_FOREIGN,
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            *([structlog.processors.format_exc_info] if json_lines else []),
+            *([structlog.processors.format_exc_info, _add_message] if json_lines else []),
             renderer,
         ],
     )
