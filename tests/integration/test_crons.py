@@ -26,6 +26,7 @@ from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.errors import NotFoundError
 
 from tests.conftest import GRAPHS_CONFIG
+from tests.support.metrics import scrape_url, value
 from tests.support.servers import StartedServer, stead_server
 
 SYSTEM_NAMESPACE = uuid.UUID("6ba7b821-9dad-11d1-80b4-00c04fd430c8")
@@ -320,7 +321,10 @@ async def test_deleting_a_thread_deletes_its_crons(
 # --- the scheduler ------------------------------------------------------------------------------
 
 
-async def test_a_stateless_cron_fires_runs_that_carry_its_id(client: LangGraphClient) -> None:
+async def test_a_stateless_cron_fires_runs_that_carry_its_id(
+    client: LangGraphClient, cron_server: StartedServer
+) -> None:
+    firings_before = value(scrape_url(cron_server.url), "stead_cron_firings_total")
     assistant_id = await new_assistant(client)
     cron = await client.crons.create(
         assistant_id,
@@ -343,6 +347,10 @@ async def test_a_stateless_cron_fires_runs_that_carry_its_id(client: LangGraphCl
     assert run["assistant_id"] == assistant_id
     assert run["kwargs"]["config"]["configurable"]["cron_id"] == cron["cron_id"]
     assert run["kwargs"]["input"] == {"text": "tick"}
+    # Every run it started was counted (it fires every second, so maybe more than one).
+    fired = len(await threads_of(client, assistant_id))
+    firings = value(scrape_url(cron_server.url), "stead_cron_firings_total") - firings_before
+    assert firings >= fired >= 1
     assert run["metadata"]["source"] == "cron"
     # Each firing gets a thread of its own.
     assert len({t["thread_id"] for t in threads}) == len(threads)

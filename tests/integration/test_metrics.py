@@ -10,33 +10,14 @@ from collections.abc import Mapping
 
 import httpx
 from langgraph_sdk.client import LangGraphClient
-from prometheus_client.parser import text_string_to_metric_families
 
-Sample = tuple[str, frozenset[tuple[str, str]]]
+from tests.conftest import GRAPHS_CONFIG
+from tests.support.metrics import Sample, delta, scrape, scrape_url, value
+from tests.support.servers import stead_server
+
 # The official server's, in milliseconds.
 LG_API_BUCKETS = [10, 100, 500, 1000, 5000, 15000, 30000, 60000, 120000, 300000, 600000, 1800000,
                   3600000, float("inf")]  # fmt: skip
-
-
-async def scrape(http: httpx.AsyncClient) -> dict[Sample, float]:
-    response = await http.get("/metrics")
-    assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/plain")
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(response.text)
-        for sample in family.samples
-    }
-
-
-def value(samples: Mapping[Sample, float], name: str, **labels: str) -> float:
-    return samples.get((name, frozenset(labels.items())), 0.0)
-
-
-def delta(
-    before: Mapping[Sample, float], after: Mapping[Sample, float], name: str, **labels: str
-) -> float:
-    return value(after, name, **labels) - value(before, name, **labels)
 
 
 async def test_requests_are_counted_under_their_route_template(http: httpx.AsyncClient) -> None:
@@ -180,3 +161,12 @@ async def _until_running(client: LangGraphClient, runs: list[dict[str, str]]) ->
             return
         await asyncio.sleep(0.1)
     raise AssertionError(f"runs not running: {statuses}")
+
+
+def test_metric_prefix_renames_the_official_series() -> None:
+    with stead_server(GRAPHS_CONFIG, env={"METRIC_PREFIX": "agents_"}) as server:
+        httpx.post(f"{server.url}/threads", json={})
+        names = {name for name, _ in scrape_url(server.url)}
+    assert "agents_http_requests_total" in names and "agents_workers_max" in names
+    assert not any(name.startswith("lg_api_") for name in names)
+    assert "http_requests_total" in names

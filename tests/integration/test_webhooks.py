@@ -17,6 +17,7 @@ from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 
 from tests.conftest import GRAPHS_DIR
+from tests.support.metrics import delta, scrape_url
 from tests.support.receiver import WebhookReceiver
 from tests.support.servers import StartedServer, stead_server
 
@@ -182,8 +183,9 @@ async def test_stateless_run_sends_its_values(
 
 
 async def test_failed_delivery_is_retried_until_it_succeeds(
-    hooks: LangGraphClient, receiver: WebhookReceiver
+    hooks: LangGraphClient, receiver: WebhookReceiver, hook_server: StartedServer
 ) -> None:
+    before = scrape_url(hook_server.url)
     thread_id = await _thread(hooks)
     run = await hooks.runs.create(
         thread_id, "echo", input={"text": "r"}, webhook=f"{receiver.url}/flaky/retry"
@@ -192,6 +194,15 @@ async def test_failed_delivery_is_retried_until_it_succeeds(
     assert [a.status for a in attempts] == [503, 503, 200]
     assert {a.body["run_id"] for a in attempts} == {run["run_id"]}
     assert all(a.body["values"] == {"text": "r"} for a in attempts)
+    # Counted as delivered once it succeeded (earlier tests' deliveries may land in the same
+    # window, hence at least one); the failed tries are not failures.
+    for _ in range(50):
+        after = scrape_url(hook_server.url)
+        if delta(before, after, "stead_webhook_deliveries_total", outcome="delivered"):
+            break
+        await asyncio.sleep(0.1)
+    assert delta(before, after, "stead_webhook_deliveries_total", outcome="delivered") >= 1
+    assert delta(before, after, "stead_webhook_deliveries_total", outcome="failed") == 0
 
 
 async def test_slow_webhook_delays_neither_waiters_nor_the_worker_slot(

@@ -55,11 +55,12 @@ def configure_logging(level: str = "INFO", json_lines: bool = False) -> None:
         renderer = structlog.dev.ConsoleRenderer(
             colors=False, exception_formatter=structlog.dev.plain_traceback
         )
+    json_only: list[Processor] = [structlog.processors.format_exc_info, _add_message]
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=_FOREIGN,
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            *([structlog.processors.format_exc_info, _add_message] if json_lines else []),
+            *(json_only if json_lines else []),
             renderer,
         ],
     )

@@ -2,7 +2,7 @@
 
 Counters and histograms are updated where things happen (requests, runs, webhooks, crons,
 streams). Gauges of the queue and of the stores' health are set just before each scrape from
-the database and Redis (`QueueFigures`, `StoreHealth`), so any replica reports the whole queue.
+the database and Redis (services/health.py), so any replica reports the whole queue.
 The `lg_api_` series keep the official server's names (and its `METRIC_PREFIX`), so that its
 users' queries and KEDA triggers keep working.
 """
@@ -49,7 +49,6 @@ _LG_API_LATENCY_BUCKETS_MS = (
 _RUN_DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600)
 _QUEUE_WAIT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 
-RUN_STATUSES = ("success", "error", "timeout", "interrupted")
 ATTEMPT_OUTCOMES = ("started", "retried", "lease_lost", "exceeded_max")
 
 
