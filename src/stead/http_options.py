@@ -25,7 +25,7 @@ from stead.graphs import import_module_at
 
 # Paths the custom app can never take over: health checks, metrics and the API docs.
 UNSHADOWABLE_PATHS = frozenset(
-    {"/ok", "/metrics", "/docs", "/docs/oauth2-redirect", "/openapi.json"}
+    {"/ok", "/ready", "/metrics", "/docs", "/docs/oauth2-redirect", "/openapi.json"}
 )
 # `http.disable_<name>` and the router tags it switches off.
 ROUTER_SWITCHES = {
@@ -38,7 +38,7 @@ ROUTER_SWITCHES = {
 # Liveness probes: at the root when the API is under a prefix; /ok and /health stay when the
 # meta routes are switched off, so an operator can still tell that the server is up.
 LIVENESS_PATHS = ("/", "/ok", "/health")
-KEPT_META_PATHS = ("/ok", "/health")
+KEPT_META_PATHS = ("/ok", "/health", "/ready")
 DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"})
 # The SDKs read these from cross-origin responses: pagination and the created run.
 EXPOSED_HEADERS = ("x-pagination-total", "x-pagination-next", "content-location")
@@ -115,7 +115,8 @@ class HttpOptions:
         remaining = APIRouter(tags=router.tags)
         if router is meta.router:
             for path in KEPT_META_PATHS:
-                remaining.add_api_route(path, meta.ok, methods=["GET"])
+                probe = meta.ready if path == "/ready" else meta.ok
+                remaining.add_api_route(path, probe, methods=["GET"])
         return remaining
 
     def install(self, app: Starlette) -> Starlette:

@@ -34,6 +34,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from stead.auth.options import DEFAULT_OPEN_PATHS
 from tests.conftest import GRAPHS_CONFIG, GRAPHS_DIR
 from tests.support.postgres import session_uses_postgres
 from tests.support.servers import StartedServer, stead_server
@@ -270,7 +271,7 @@ def test_auth_refusals_are_documented(auth_fuzz_server: StartedServer) -> None:
     document = httpx.get(f"{auth_fuzz_server.url}/openapi.json", headers=ALICE).json()
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
-            if path in ("/ok", "/health"):
+            if path in DEFAULT_OPEN_PATHS:
                 assert operation["security"] == [], (method, path)
             else:
                 assert {"401", "403"} <= set(operation["responses"]), (method, path)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from fastapi import APIRouter, Request, Response
 from langgraph.version import __version__ as langgraph_version
 
 from stead import __version__
-from stead.api.openapi import returns
+from stead.api.openapi import METRICS_BODY, returns
 from stead.api.resources import Ok, Readiness, ServerInfo
 from stead.api.responses import json_response
 from stead.observability.metrics import CONTENT_TYPE, METRICS
@@ -30,15 +28,21 @@ def _health(request: Request) -> Health:
 
 @probe_router.get("/ok", responses=returns(Ok))
 @probe_router.get("/health", responses=returns(Ok))
-async def ok(request: Request, check_db: int = 0) -> Response:
+async def ok(request: Request, check_db: str = "") -> Response:
     """Liveness: load balancers probe `/`, the SDKs and the official charts probe `/ok`;
-    `?check_db=1` also asks the database, as on the official server."""
-    if check_db and not await _health(request).database_answers():
+    `?check_db=1` also asks the database, as on the official server (any other value does not)."""
+    if check_db in ("1", "true") and not await _health(request).database_answers():
         return json_response({"ok": False, "services": {"database": "unavailable"}}, 503)
     return json_response(ALIVE)
 
 
-@probe_router.get("/ready", responses=returns(Readiness))
+@probe_router.get(
+    "/ready",
+    responses={
+        **returns(Readiness),
+        503: {"model": Readiness, "description": "Not ready: the failed checks say why"},
+    },
+)
 async def ready(request: Request) -> Response:
     """Readiness: 200 once the database answers with a current schema, Redis answers (when
     configured) and the graphs are loaded; else 503 naming what failed."""
@@ -47,11 +51,10 @@ async def ready(request: Request) -> Response:
     return json_response({"ready": ready, "checks": checks}, 200 if ready else 503)
 
 
-@probe_router.get("/metrics")
-async def metrics(
-    request: Request, format: Literal["prometheus", "json"] = "prometheus"
-) -> Response:
-    """Prometheus text, or the official server's JSON summary with `?format=json`."""
+@probe_router.get("/metrics", response_class=Response, responses=METRICS_BODY)
+async def metrics(request: Request, format: str = "prometheus") -> Response:
+    """Prometheus text, or the official server's JSON summary with `?format=json` (any other
+    value gives the text, as on the official server)."""
     queue = await _health(request).refresh_metrics()
     if format == "json":
         return json_response(METRICS.render_json(queue))

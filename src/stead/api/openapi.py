@@ -38,6 +38,18 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": ErrorBody, "description": _ERROR_DESCRIPTIONS[code]} for code in codes}
 
 
+# `/metrics`: Prometheus text, or the official server's JSON summary with `?format=json`.
+METRICS_BODY: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "Prometheus metrics",
+        "content": {
+            "text/plain": {"schema": {"type": "string"}},
+            "application/json": {"schema": {"type": "object"}},
+        },
+    }
+}
+
+
 # With `response_class=Response` (no media type) FastAPI documents no JSON body for 200 and puts
 # error bodies under application/json; this then documents the stream itself.
 EVENT_STREAM: dict[int | str, dict[str, Any]] = {

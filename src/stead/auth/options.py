@@ -10,7 +10,7 @@ from stead.auth.handlers import CustomAuth
 from stead.config import ConfigError, Settings
 
 # Probes and scrapers reach these without a credential unless `auth.open_paths` says otherwise.
-DEFAULT_OPEN_PATHS = ("/ok", "/health", "/metrics")
+DEFAULT_OPEN_PATHS = ("/ok", "/health", "/ready", "/metrics")
 _KNOWN_KEYS = {"path", "api_keys", "open_paths", "openapi", "disable_studio_auth", "cache"}
 
 
