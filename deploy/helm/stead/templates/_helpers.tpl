@@ -1,3 +1,11 @@
+{{/* Checks across values that the schema cannot express; included by the templates they
+concern, first, so that their message is the one a user sees. */}}
+{{- define "stead.exposureCheck" -}}
+{{- if and .Values.ingress.enabled .Values.httpRoute.enabled -}}
+{{- fail "set ingress.enabled or httpRoute.enabled, not both" -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "stead.name" -}}
 {{- .Chart.Name | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
