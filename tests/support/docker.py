@@ -61,6 +61,11 @@ class Docker:
             )
         return done.stdout.decode()
 
+    def run_to_exit(self, args: Sequence[str], timeout: float = 300) -> int:
+        """`docker ARGS`'s exit status, whatever it is (its output is dropped)."""
+        done = subprocess.run(["docker", *args], env=self.env, capture_output=True, timeout=timeout)
+        return done.returncode
+
     def logs(self, container: str, tail: str = "all") -> str:
         """What the container wrote to stdout and stderr, interleaved."""
         done = subprocess.run(
