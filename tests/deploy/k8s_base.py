@@ -28,7 +28,7 @@ FILES = {
 
 def render_base() -> dict[str, str]:
     done = helm(
-        "template", "stead", str(REPO_ROOT / "deploy" / "helm" / "stead"),
+        "template", "stead", str(REPO_ROOT / "deploy" / "helm" / "stead"), "--namespace", "stead",
         "-f", str(K8S / "chart-values.yaml"),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
