@@ -53,7 +53,9 @@ async def test_requests_are_counted_under_their_route_template(http: httpx.Async
         (
             dict(labels)["le"]
             for name, labels in after
-            if name == bucket and dict(labels)["path"] == template
+            if name == bucket
+            and dict(labels)["path"] == template
+            and dict(labels)["method"] == "GET"
         ),
         key=float,
     )
