@@ -48,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=int, default=_default_port(), help="default: $PORT, else 8000")
     run.set_defaults(handler=_run)
     worker = commands.add_parser(
-        "worker", help="execute runs without serving the API (serves /ok for probes)"
+        "worker", help="execute runs without serving the API (serves /ok, /ready and /metrics)"
     )
     _project_arguments(worker)
     worker.add_argument("--host", default="127.0.0.1", help="address of the /ok probe")
