@@ -13,6 +13,7 @@ import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
@@ -21,6 +22,7 @@ import uvicorn
 
 from stead.config import ConfigError, Settings, load_settings
 from stead.graphs import GraphLoadError, load_graph_specs
+from stead.licenses import LicenseError
 from stead.observability.logs import configure_logging
 from stead.observability.tracing import configure_tracing
 from stead.shutdown import CutShortLogFilter, server_shutdown
@@ -37,6 +39,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, GraphLoadError, PortInUseError) as exc:
         print(f"stead: error: {exc}", file=sys.stderr)
         return 1
+    except LicenseError as exc:
+        print(f"stead: {exc.code}: {exc}", file=sys.stderr)
+        return exc.exit_status
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -61,7 +66,31 @@ def _parser() -> argparse.ArgumentParser:
     migrate.set_defaults(handler=_migrate)
     _apikey_commands(commands)
     _image_commands(commands)
+    _license_commands(commands)
     return parser
+
+
+def _license_commands(commands: Any) -> None:
+    from stead.controlplane.signing import DEFAULT_DATA_DIR
+
+    license_ = commands.add_parser("license", help="enrollment keys for data planes")
+    actions = license_.add_subparsers(dest="license_command", required=True)
+    issue = actions.add_parser("issue", help="issue a key signed by this control plane")
+    issue.add_argument("--subject", required=True, help="who the key is for")
+    issue.add_argument("--scope", required=True, help="what it allows: data-plane")
+    issue.add_argument("--expires", default=None, help="ISO-8601 date or time (UTC if no zone)")
+    issue.set_defaults(handler=_license_issue)
+    verify = actions.add_parser("verify", help="say what a key holds, or why it is refused")
+    verify.add_argument("key")
+    verify.add_argument("--public-key", default=None, help="PEM file of the control plane's key")
+    verify.set_defaults(handler=_license_verify)
+    for action in (issue, verify):
+        action.add_argument(
+            "--data-dir",
+            type=Path,
+            default=DEFAULT_DATA_DIR,
+            help=f"the control plane's data folder (default: {DEFAULT_DATA_DIR})",
+        )
 
 
 def _image_commands(commands: Any) -> None:
@@ -278,6 +307,40 @@ def _project_dockerfile(args: argparse.Namespace) -> tuple[Any, str]:
 
     project = read_image_project(args.config)
     return project, render_dockerfile(project, args.base_image or DEFAULT_BASE_IMAGE)
+
+
+def _license_issue(args: argparse.Namespace) -> int:
+    from stead.controlplane.signing import signing_key
+    from stead.licenses import issue_license
+
+    expires = _utc_moment(args.expires) if args.expires else None
+    key = issue_license(signing_key(args.data_dir), args.subject, args.scope, expires)
+    until = f"until {expires:%Y-%m-%dT%H:%M:%SZ}" if expires else "with no expiry"
+    print(f"key for {args.subject} ({args.scope}), {until}:", file=sys.stderr)
+    print(key)
+    return 0
+
+
+def _license_verify(args: argparse.Namespace) -> int:
+    from stead.controlplane.signing import load_public_key, public_key
+    from stead.licenses import verify_license
+
+    key = load_public_key(Path(args.public_key)) if args.public_key else public_key(args.data_dir)
+    found = verify_license(args.key, key)
+    expires = f"{found.expires_at:%Y-%m-%dT%H:%M:%SZ}" if found.expires_at else "never"
+    print(
+        f"valid: subject {found.subject}, scope {found.scope}, "
+        f"issued {found.issued_at:%Y-%m-%dT%H:%M:%SZ}, expires {expires}"
+    )
+    return 0
+
+
+def _utc_moment(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"--expires must be an ISO-8601 date or time, got {text!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _require_current_schema(settings: Settings) -> None:
