@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import errno
 import logging
 import math
 import os
@@ -21,11 +20,13 @@ from typing import Any, NoReturn
 import uvicorn
 
 from stead.config import ConfigError, Settings, load_settings
+from stead.controlplane.commands import add_control_plane_commands
 from stead.graphs import GraphLoadError, load_graph_specs
 from stead.licenses import LicenseError
 from stead.observability.logs import configure_logging
 from stead.observability.tracing import configure_tracing
 from stead.shutdown import CutShortLogFilter, server_shutdown
+from stead.sockets import PortInUseError, bind_socket
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -67,11 +68,12 @@ def _parser() -> argparse.ArgumentParser:
     _apikey_commands(commands)
     _image_commands(commands)
     _license_commands(commands)
+    add_control_plane_commands(commands)
     return parser
 
 
 def _license_commands(commands: Any) -> None:
-    from stead.controlplane.signing import DEFAULT_DATA_DIR
+    from stead.controlplane.settings import DEFAULT_DATA_DIR
 
     license_ = commands.add_parser("license", help="enrollment keys for data planes")
     actions = license_.add_subparsers(dest="license_command", required=True)
@@ -165,10 +167,6 @@ def _default_port() -> int:
     if not value.isdigit():
         raise ConfigError(f"PORT must be a port number, got {value!r}")
     return int(value)
-
-
-class PortInUseError(Exception):
-    pass
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -402,21 +400,4 @@ def _exit_now(sig: int) -> NoReturn:
 
 
 def _bind(settings: Settings) -> socket.socket:
-    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
-    # IPPROTO_TCP explicitly: asyncio only disables Nagle on accepted sockets of that protocol,
-    # and without it every response waits out the client's 40 ms delayed ACK.
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((settings.host, settings.port))
-    except OSError as exc:
-        sock.close()
-        if exc.errno == errno.EADDRINUSE:
-            raise PortInUseError(
-                f"port {settings.port} on {settings.host} is already in use"
-            ) from None
-        raise PortInUseError(
-            f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}"
-        ) from None
-    sock.set_inheritable(True)
-    return sock
+    return bind_socket(settings.host, settings.port)

@@ -123,7 +123,7 @@ def load_settings(
         run_max_attempts=_env_int("BG_JOB_MAX_RETRIES", 3),
         run_timeout_seconds=_env_float("BG_JOB_TIMEOUT_SECS", 86400.0),
         cron_scheduler_sleep_seconds=_env_float("CRON_SCHEDULER_SLEEP_TIME", 5.0),
-        database_uri=_database_uri(),
+        database_uri=database_uri_from_environment(),
         redis_uri=os.environ.get("REDIS_URI") or os.environ.get("REDIS_URL") or None,
         redis_key_prefix=os.environ.get("REDIS_KEY_PREFIX", "stead:"),
         redis_max_connections=_redis_max_connections(),
@@ -166,7 +166,7 @@ _DATABASE_URI_VARIABLES = ("DATABASE_URI", "POSTGRES_URI", "POSTGRES_URL", "DATA
 _POSTGRES_SCHEMES = ("postgres", "postgresql", "postgresql+psycopg")
 
 
-def _database_uri() -> str | None:
+def database_uri_from_environment() -> str | None:
     for name in _DATABASE_URI_VARIABLES:
         value = os.environ.get(name)
         if value:

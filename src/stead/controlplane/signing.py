@@ -12,7 +12,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from stead.config import ConfigError
 
-DEFAULT_DATA_DIR = Path(".stead-control-plane")
 PRIVATE_KEY_FILE = "license-signing-key.pem"
 PUBLIC_KEY_FILE = "license-public-key.pem"
 

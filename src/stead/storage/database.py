@@ -66,10 +66,8 @@ class Transaction:
 
 class Database:
     def __init__(self, url: str) -> None:
-        options = _engine_options(url)
-        self.engine: AsyncEngine = _create_engine(url, options)
+        self.engine, self._pool_capacity = create_engine(url)
         self.dialect = dialect_for(self.engine.dialect.name)
-        self._pool_capacity = int(options["pool_size"] + options["max_overflow"])
 
     @contextlib.asynccontextmanager
     async def transaction(self, access: Access = UNRESTRICTED) -> AsyncIterator[Transaction]:
@@ -99,6 +97,15 @@ class Database:
         await self.engine.dispose()
 
 
+def create_engine(url: str) -> tuple[AsyncEngine, int]:
+    """An engine tuned for its backend, and how many connections its pool may hold."""
+    options = _engine_options(url)
+    engine = create_async_engine(url, **options)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine, int(options["pool_size"] + options["max_overflow"])
+
+
 def _engine_options(url: str) -> dict[str, Any]:
     options: dict[str, Any] = {"json_serializer": lambda obj: serde.dumps(obj).decode()}
     if url.startswith("sqlite"):
@@ -115,13 +122,6 @@ def _engine_options(url: str) -> dict[str, Any]:
             connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
         )
     return options
-
-
-def _create_engine(url: str, options: dict[str, Any]) -> AsyncEngine:
-    engine = create_async_engine(url, **options)
-    if engine.dialect.name == "sqlite":
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-    return engine
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

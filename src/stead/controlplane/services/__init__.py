@@ -1,0 +1,1 @@
+"""The control plane's rules: deployments and their revisions, listeners, keys, secrets."""
