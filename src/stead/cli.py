@@ -23,6 +23,7 @@ from stead.config import ConfigError, Settings, load_settings
 from stead.controlplane.commands import add_control_plane_commands
 from stead.graphs import GraphLoadError, load_graph_specs
 from stead.licenses import LicenseError
+from stead.listener.commands import add_listener_command
 from stead.observability.logs import configure_logging
 from stead.observability.tracing import configure_tracing
 from stead.shutdown import CutShortLogFilter, server_shutdown
@@ -60,6 +61,11 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--host", default="127.0.0.1", help="address of the /ok probe")
     worker.add_argument("--port", type=int, default=8080, help="port of the /ok probe")
     worker.set_defaults(handler=_worker)
+    check = commands.add_parser(
+        "check", help="import every graph of langgraph.json and exit: 0 when they all load"
+    )
+    _config_argument(check)
+    check.set_defaults(handler=_check)
     migrate = commands.add_parser(
         "migrate", help="apply database migrations (safe when several replicas start at once)"
     )
@@ -69,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     _image_commands(commands)
     _license_commands(commands)
     add_control_plane_commands(commands)
+    add_listener_command(commands)
     return parser
 
 
@@ -204,6 +211,13 @@ def _worker(args: argparse.Namespace) -> int:
         settings.port,
     )
     return _serve(app, settings, sock)
+
+
+def _check(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    specs = load_graph_specs(settings)
+    print(f"{len(specs)} graph(s) load: {', '.join(specs)}")
+    return 0
 
 
 def _migrate(args: argparse.Namespace) -> int:

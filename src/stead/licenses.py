@@ -86,6 +86,17 @@ def verify_license(token: str, public_key: Ed25519PublicKey, scope: str | None =
     )
 
 
+def require_well_formed(token: str) -> None:
+    """Refuse at once what cannot be a key at all; its signature is checked where the public
+    key is (the control plane)."""
+    try:
+        header = jwt.get_unverified_header(token.strip())
+    except jwt.DecodeError:
+        raise InvalidLicense("it is not a key (malformed)") from None
+    if header.get("alg") != "EdDSA":
+        raise InvalidLicense("it is not an Ed25519-signed key")
+
+
 def _expired_at(token: str) -> str:
     """When an expired key expired (its signature was valid, the library checks it first)."""
     claims = jwt.decode(token.strip(), options={"verify_signature": False})

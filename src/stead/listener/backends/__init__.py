@@ -1,0 +1,1 @@
+"""Compute backends: where a listener runs its deployments. One module per backend."""

@@ -1,0 +1,360 @@
+"""The process backend: each revision gets its own virtualenv, built from the uploaded source, and
+runs as `stead run` (plus `stead worker` processes with a database of its own) on 127.0.0.1.
+
+Layout under the listener's data folder, per deployment:
+  deployments/<id>/data/                 the deployment's data: kept across revisions
+  deployments/<id>/revisions/<rev>/      source/, venv/, .built
+  deployments/<id>/state.json            what runs: revision, port, processes (readable by owner)
+  deployments/<id>/server.log            the processes' output
+Processes run in sessions of their own, so they outlive the listener; a new listener adopts them
+from state.json."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from stead.config import ConfigError
+from stead.images.project import read_image_project
+from stead.listener.backends.base import LogLine, RolloutFailed, Running
+from stead.listener.client import ControlPlaneClient
+from stead.sockets import bind_socket
+
+BUILD_FAILED = "BUILD_FAILED"
+DEPLOY_FAILED = "DEPLOY_FAILED"
+_HOST = "127.0.0.1"
+_STOP_GRACE_SECONDS = 30.0
+# Variables passed through from the listener's own environment; the rest comes from the revision.
+_INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL")
+# The official names of a self-hosted deployment's own database and Redis, and Stead's.
+_DATASTORE_ALIASES = {"POSTGRES_URI_CUSTOM": "DATABASE_URI", "REDIS_URI_CUSTOM": "REDIS_URI"}
+
+
+class ProcessBackend:
+    name = "process"
+
+    def __init__(self, data_dir: Path, client: ControlPlaneClient, deploy_timeout: float) -> None:
+        self._root = data_dir / "deployments"
+        self._client = client
+        self._deploy_timeout = deploy_timeout
+
+    def needs_build(self, revision: dict[str, Any]) -> bool:
+        return True
+
+    def build(self, deployment: dict[str, Any], revision: dict[str, Any], log: LogLine) -> None:
+        if revision["source"] != "internal_source":
+            raise RolloutFailed(
+                BUILD_FAILED,
+                f"the process backend builds uploaded sources; a {revision['source']} revision "
+                "needs a listener with --backend docker",
+            )
+        folder = self._revision_dir(deployment["id"], revision["id"])
+        if (folder / ".built").exists():
+            log(f"revision {revision['id']} is built already", "INFO")
+            return
+        shutil.rmtree(folder, ignore_errors=True)
+        tarball = folder / "source.tar.gz"
+        self._client.download_source(revision["id"], tarball)
+        _extract(tarball, folder / "source", log)
+        config = self._config_path(deployment, revision)
+        _create_venv(folder / "venv", log)
+        _install_dependencies(config, folder, log)
+        (folder / ".built").touch()
+        log("build finished", "INFO")
+
+    def deploy(self, deployment: dict[str, Any], revision: dict[str, Any], log: LogLine) -> str:
+        state = self._state(deployment["id"])
+        if state and state["revision_id"] == revision["id"] and _all_running(state):
+            return str(state["url"])
+        python = self._revision_dir(deployment["id"], revision["id"]) / "venv" / "bin" / "python"
+        config = self._config_path(deployment, revision)
+        env = _environment(deployment, revision)
+        _check_graphs(python, config, env, log)
+        port = self._port(deployment["id"])
+        if state:
+            log(f"stopping revision {state['revision_id']}", "INFO")
+            _stop(state)
+        new = self._start(deployment, revision, python, config, env, port)
+        failure = self._wait_ready(new)
+        if failure is None:
+            self._write_state(deployment["id"], new)
+            log(f"revision {revision['id']} serves on {new['url']}", "INFO")
+            return str(new["url"])
+        _stop(new)
+        for line in self._log_tail(deployment["id"]):
+            log(line, "ERROR")
+        if state:
+            log(f"restarting revision {state['revision_id']}", "WARNING")
+            self._write_state(deployment["id"], _restarted(state))
+        raise RolloutFailed(DEPLOY_FAILED, failure)
+
+    def current_revision(self, deployment_id: str) -> str | None:
+        state = self._state(deployment_id)
+        return state["revision_id"] if state else None
+
+    def supervise(self) -> None:
+        for state_file in self._root.glob("*/state.json"):
+            state = json.loads(state_file.read_text())
+            if not _all_running(state):
+                self._write_state(state["deployment_id"], _restarted(state))
+
+    def remove(self, deployment_id: str) -> None:
+        state = self._state(deployment_id)
+        if state:
+            _stop(state)
+        shutil.rmtree(self._root / deployment_id, ignore_errors=True)
+
+    def running(self) -> list[Running]:
+        found = []
+        for state_file in self._root.glob("*/state.json"):
+            state = json.loads(state_file.read_text())
+            found.append(
+                Running(
+                    state["deployment_id"], state["revision_id"], state["url"], _all_running(state)
+                )
+            )
+        return found
+
+    def _start(
+        self,
+        deployment: dict[str, Any],
+        revision: dict[str, Any],
+        python: Path,
+        config: Path,
+        env: dict[str, str],
+        port: int,
+    ) -> dict[str, Any]:
+        data = self._root / deployment["id"] / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        common = ["-c", str(config), "--host", _HOST, "--data-dir", str(data)]
+        commands = [[str(python), "-m", "stead", "run", *common, "--port", str(port)]]
+        workers = int((revision.get("resource_spec") or {}).get("queue_min_scale") or 0)
+        if env.get("DATABASE_URI"):
+            for _ in range(workers):
+                probe = _free_port()
+                commands.append(
+                    [str(python), "-m", "stead", "worker", *common, "--port", str(probe)]
+                )
+        state = {
+            "deployment_id": deployment["id"],
+            "revision_id": revision["id"],
+            "port": port,
+            "url": f"http://{_HOST}:{port}",
+            "log": str(self._root / deployment["id"] / "server.log"),
+            "env": env,
+            "processes": [{"args": args, "pid": None} for args in commands],
+        }
+        return _restarted(state)
+
+    def _wait_ready(self, state: dict[str, Any]) -> str | None:
+        """None once the API answers /ok; else why it did not."""
+        deadline = time.monotonic() + self._deploy_timeout
+        while time.monotonic() < deadline:
+            if not _all_running(state):
+                return "the server exited during start-up (its last lines are in the deploy logs)"
+            try:
+                if httpx.get(f"{state['url']}/ok", timeout=2.0).status_code == 200:
+                    return None
+            except httpx.TransportError:
+                pass
+            time.sleep(0.25)
+        return f"the server did not answer /ok within {self._deploy_timeout:.0f} s"
+
+    def _config_path(self, deployment: dict[str, Any], revision: dict[str, Any]) -> Path:
+        source = self._revision_dir(deployment["id"], revision["id"]) / "source"
+        relative = (
+            revision["source_revision_config"].get("langgraph_config_path") or "langgraph.json"
+        )
+        config = (source / relative).resolve()
+        if not config.is_relative_to(source.resolve()) or not config.is_file():
+            raise RolloutFailed(BUILD_FAILED, f"the source has no {relative}")
+        return config
+
+    def _port(self, deployment_id: str) -> int:
+        """The deployment's port: chosen once, kept across revisions, so its URL stays."""
+        path = self._root / deployment_id / "port"
+        if path.exists():
+            return int(path.read_text())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        port = _free_port()
+        path.write_text(str(port))
+        return port
+
+    def _revision_dir(self, deployment_id: str, revision_id: str) -> Path:
+        return self._root / deployment_id / "revisions" / revision_id
+
+    def _state(self, deployment_id: str) -> dict[str, Any] | None:
+        path = self._root / deployment_id / "state.json"
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def _write_state(self, deployment_id: str, state: dict[str, Any]) -> None:
+        # It holds the deployment's secrets (its processes' environment): owner only.
+        path = self._root / deployment_id / "state.json"
+        partial = path.with_suffix(".partial")
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as out:
+            json.dump(state, out)
+        partial.replace(path)
+
+    def _log_tail(self, deployment_id: str, lines: int = 40) -> list[str]:
+        path = self._root / deployment_id / "server.log"
+        if not path.exists():
+            return []
+        return path.read_text(errors="replace").splitlines()[-lines:]
+
+
+def _environment(deployment: dict[str, Any], revision: dict[str, Any]) -> dict[str, str]:
+    env = {name: os.environ[name] for name in _INHERITED if name in os.environ}
+    for name, value in revision["env"].items():
+        env[_DATASTORE_ALIASES.get(name, name)] = value
+    env.update(
+        {
+            "PYTHONUNBUFFERED": "1",
+            "STEAD_ENV_FILE_OPTIONAL": "true",
+            "LANGSMITH_HOST_PROJECT_ID": deployment["id"],
+            "LANGSMITH_HOST_PROJECT_NAME": deployment["name"],
+            "LANGSMITH_DEPLOYMENT_NAME": deployment["name"],
+            "LANGSMITH_HOST_REVISION_ID": revision["id"],
+        }
+    )
+    return env
+
+
+def _restarted(state: dict[str, Any]) -> dict[str, Any]:
+    """`state` with every process that is not running started again."""
+    processes = []
+    for process in state["processes"]:
+        if process["pid"] is None or not _is_running(process):
+            with open(state["log"], "ab") as log:
+                child = subprocess.Popen(
+                    process["args"],
+                    env=state["env"],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+            process = {**process, "pid": child.pid}
+        processes.append(process)
+    return {**state, "processes": processes}
+
+
+def _all_running(state: dict[str, Any]) -> bool:
+    return all(_is_running(process) for process in state["processes"])
+
+
+def _is_running(process: dict[str, Any]) -> bool:
+    """Whether the pid is alive and still this process (pids are reused)."""
+    pid = process["pid"]
+    if pid is None:
+        return False
+    # Reaps it when it is a child of this listener that exited.
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    if stat.rsplit(")", 1)[-1].split()[0] == "Z":
+        return False
+    return [part.decode(errors="replace") for part in cmdline if part] == process["args"]
+
+
+def _stop(state: dict[str, Any]) -> None:
+    """SIGTERM (runs in progress go back to the queue), then SIGKILL after the grace period."""
+    alive = [p for p in state["processes"] if _is_running(p)]
+    for process in alive:
+        _signal(process["pid"], signal.SIGTERM)
+    deadline = time.monotonic() + _STOP_GRACE_SECONDS
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.1)
+        alive = [p for p in alive if _is_running(p)]
+    for process in alive:
+        _signal(process["pid"], signal.SIGKILL)
+
+
+def _signal(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, sig)
+
+
+def _free_port() -> int:
+    sock = bind_socket(_HOST, 0)
+    try:
+        return int(sock.getsockname()[1])
+    finally:
+        sock.close()
+
+
+def _extract(tarball: Path, target: Path, log: LogLine) -> None:
+    try:
+        with tarfile.open(tarball, "r:gz") as archive:
+            # The "data" filter refuses links and paths that leave the target folder.
+            archive.extractall(target, filter="data")
+    except (tarfile.TarError, OSError) as exc:
+        raise RolloutFailed(BUILD_FAILED, f"the source tarball does not extract: {exc}") from None
+    log(f"source extracted ({sum(1 for _ in target.rglob('*'))} files)", "INFO")
+
+
+def _create_venv(venv: Path, log: LogLine) -> None:
+    """A virtualenv that sees the listener's own packages (Stead and LangGraph) through a .pth
+    file, so that a build installs only what the project adds."""
+    _run([sys.executable, "-m", "venv", str(venv)], log, BUILD_FAILED)
+    site = next((venv / "lib").glob("python3*/site-packages"))
+    own = [p for p in sys.path if p.endswith("site-packages") and Path(p).is_dir()]
+    # addsitedir, not a plain path: it also reads those folders' .pth files (editable installs).
+    lines = "".join(f"import site; site.addsitedir({folder!r})\n" for folder in own)
+    (site / "_stead_listener.pth").write_text(lines)
+
+
+def _install_dependencies(config: Path, folder: Path, log: LogLine) -> None:
+    try:
+        project = read_image_project(config)
+    except ConfigError as exc:
+        raise RolloutFailed(BUILD_FAILED, str(exc)) from None
+    constraints = folder / "constraints.txt"
+    # Pin what the listener runs with, so that no requirement replaces a library Stead needs.
+    constraints.write_text(
+        "".join(f"{d.metadata['Name']}=={d.version}\n" for d in metadata.distributions())
+    )
+    pip = [str(folder / "venv" / "bin" / "python"), "-m", "pip", "install", "--no-input"]
+    pip += ["--disable-pip-version-check", "-c", str(constraints)]
+    targets: list[str] = []
+    for dependency in project.local:
+        base = project.directory / dependency.relative
+        if dependency.has_requirements:
+            targets += ["-r", str(base / "requirements.txt")]
+        if dependency.is_package:
+            targets.append(str(base))
+    targets += list(project.requirements)
+    if targets:
+        _run([*pip, *targets], log, BUILD_FAILED)
+
+
+def _check_graphs(python: Path, config: Path, env: dict[str, str], log: LogLine) -> None:
+    """Import the graphs in the new environment before anything running is stopped."""
+    _run([str(python), "-m", "stead", "check", "-c", str(config)], log, DEPLOY_FAILED, env=env)
+
+
+def _run(command: list[str], log: LogLine, failure: str, env: dict[str, str] | None = None) -> None:
+    done = subprocess.run(
+        command, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=1800
+    )
+    for line in (done.stdout + done.stderr).splitlines():
+        log(line, "INFO" if done.returncode == 0 else "ERROR")
+    if done.returncode != 0:
+        last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise RolloutFailed(failure, f"{Path(command[0]).name} {command[2]} failed: {last[0]}")
