@@ -49,6 +49,7 @@ def _listen(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    reconciler.check_enrollment()
     logging.getLogger("stead").info(
         "listener %s (%s backend) polling %s; deployments keep running when it stops",
         settings.listener_id,

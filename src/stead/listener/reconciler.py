@@ -77,6 +77,14 @@ class Reconciler:
                 raise self._license_error
             self._stopping.wait(backoff)
 
+    def check_enrollment(self) -> None:
+        """Have the control plane judge the key before anything else (LicenseError when it
+        refuses it); when it cannot be reached, the loop retries."""
+        try:
+            self.heartbeat()
+        except ControlPlaneUnavailable as exc:
+            logger.warning("control plane unavailable (%s); running from local state", exc)
+
     def stop(self) -> None:
         self._stopping.set()
 
