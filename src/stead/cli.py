@@ -182,6 +182,7 @@ def _run(args: argparse.Namespace) -> int:
     configure_tracing(settings.tracing)
     specs = load_graph_specs(settings)
     _require_current_schema(settings)
+    _register_with_control_plane(settings)
     sock = _bind(settings)
     from stead.app import create_app
 
@@ -353,6 +354,15 @@ def _utc_moment(text: str) -> datetime:
     except ValueError:
         raise ConfigError(f"--expires must be an ISO-8601 date or time, got {text!r}") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _register_with_control_plane(settings: Settings) -> None:
+    """With DEPLOYMENT_TYPE=self_hosted_data_plane: a key the control plane refuses stops here."""
+    from stead.services.control_plane_report import reporter_for
+
+    reporter = reporter_for(settings)
+    if reporter is not None:
+        asyncio.run(reporter.register())
 
 
 def _require_current_schema(settings: Settings) -> None:

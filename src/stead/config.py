@@ -19,6 +19,18 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True)
+class ControlPlaneLink:
+    """A server that reports to a control plane itself (the seed's ECS task, no listener)."""
+
+    url: str
+    license_key: str
+    # The deployment it appears as: every replica of one deployment reports the same name.
+    deployment_name: str
+    # Where clients reach it, as the control plane shows; None: http://<host>:<port>.
+    public_url: str | None
+
+
+@dataclass(frozen=True)
 class Settings:
     config_path: Path
     graphs: dict[str, str]
@@ -54,8 +66,10 @@ class Settings:
     log_level: str = "INFO"
     # One JSON object per log line instead of plain text.
     log_json: bool = False
-    # The seed's DEPLOYMENT_TYPE: how this server is deployed (only `standalone` so far).
+    # The seed's DEPLOYMENT_TYPE: how this server is deployed.
     deployment_type: str = "standalone"
+    # With self_hosted_data_plane: the control plane this server reports to on its own.
+    control_plane: ControlPlaneLink | None = None
     # OpenTelemetry traces (OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_ENABLED=true).
     tracing: bool = False
 
@@ -131,11 +145,12 @@ def load_settings(
         log_level=_log_level(),
         log_json=_env_flag("LOG_JSON"),
         deployment_type=_deployment_type(),
+        control_plane=_control_plane_link(path.parent),
         tracing=tracing_requested(),
     )
 
 
-DEPLOYMENT_TYPES = ("standalone",)
+DEPLOYMENT_TYPES = ("standalone", "self_hosted_data_plane")
 
 
 def _deployment_type() -> str:
@@ -145,6 +160,23 @@ def _deployment_type() -> str:
             f"DEPLOYMENT_TYPE must be one of {', '.join(DEPLOYMENT_TYPES)}, got {value!r}"
         )
     return value
+
+
+def _control_plane_link(project_dir: Path) -> ControlPlaneLink | None:
+    if _deployment_type() != "self_hosted_data_plane":
+        return None
+    values = {
+        name: (os.environ.get(name) or "").strip() for name in ("CONTROL_PLANE_URL", "LICENSE_KEY")
+    }
+    missing = [name for name, value in values.items() if not value]
+    if missing:
+        raise ConfigError(f"DEPLOYMENT_TYPE=self_hosted_data_plane needs {' and '.join(missing)}")
+    return ControlPlaneLink(
+        url=values["CONTROL_PLANE_URL"].rstrip("/"),
+        license_key=values["LICENSE_KEY"],
+        deployment_name=os.environ.get("STEAD_DEPLOYMENT_NAME") or project_dir.name,
+        public_url=os.environ.get("STEAD_PUBLIC_URL") or None,
+    )
 
 
 def _log_level() -> str:

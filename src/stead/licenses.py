@@ -86,6 +86,14 @@ def verify_license(token: str, public_key: Ed25519PublicKey, scope: str | None =
     )
 
 
+def refusal(detail: str) -> LicenseError:
+    """The error a control plane's refusal names: "INVALID_LICENSE: why", "LICENSE_EXPIRED: ..."."""
+    code, _, reason = detail.partition(": ")
+    if code == LicenseExpired.code:
+        return LicenseExpired(reason)
+    return InvalidLicense(reason if code == InvalidLicense.code else detail)
+
+
 def require_well_formed(token: str) -> None:
     """Refuse at once what cannot be a key at all; its signature is checked where the public
     key is (the control plane)."""

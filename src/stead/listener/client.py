@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from stead.licenses import InvalidLicense, LicenseError, LicenseExpired
+from stead.licenses import refusal
 
 
 class ControlPlaneUnavailable(Exception):
@@ -72,7 +72,7 @@ def _raise_for(response: httpx.Response) -> None:
         return
     if response.status_code in (401, 403):
         response.read()
-        raise _license_error(response)
+        raise refusal(_detail(response))
     if response.status_code == 409:
         response.read()
         raise RevisionSuperseded(_detail(response))
@@ -82,14 +82,6 @@ def _raise_for(response: httpx.Response) -> None:
     raise RuntimeError(
         f"the control plane refused a call ({response.status_code}): {_detail(response)}"
     )
-
-
-def _license_error(response: httpx.Response) -> LicenseError:
-    detail = _detail(response)
-    code, _, reason = detail.partition(": ")
-    if code == "LICENSE_EXPIRED":
-        return LicenseExpired(reason)
-    return InvalidLicense(reason if code == "INVALID_LICENSE" else detail)
 
 
 def _detail(response: httpx.Response) -> str:

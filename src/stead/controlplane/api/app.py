@@ -42,6 +42,7 @@ def create_control_plane_app(services: ControlPlaneServices) -> FastAPI:
         for module in (deployments, revisions, listeners):
             app.include_router(module.router, prefix=prefix)
     app.include_router(data_plane.router)
+    app.include_router(data_plane.servers_router)
     app.add_api_route("/ok", _ok, methods=["GET"])
     app.add_exception_handler(ApiError, _api_error)
     for error in DATABASE_ERRORS:

@@ -3,16 +3,27 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Header, Response
 from fastapi.responses import FileResponse
 
-from stead.controlplane.api.deps import CallingListener, Services
-from stead.controlplane.api.models import Heartbeat, LogBatch, StatusReport, dumped
+from stead.controlplane.api.deps import CallingListener, Services, bearer_token
+from stead.controlplane.api.models import Heartbeat, LogBatch, ServerReport, StatusReport, dumped
 from stead.errors import NotFound
 
 router = APIRouter(prefix="/v1/data-plane/listeners/{listener_id}")
+servers_router = APIRouter(prefix="/v1/data-plane/servers")
+
+
+@servers_router.post("/heartbeat")
+async def server_heartbeat(
+    body: ServerReport,
+    services: Services,
+    authorization: Annotated[str | None, Header()] = None,
+) -> dict[str, Any]:
+    """A server started with DEPLOYMENT_TYPE=self_hosted_data_plane reporting on its own."""
+    return await services.data_plane.server_report(bearer_token(authorization), dumped(body))
 
 
 @router.get("/deployments")

@@ -37,11 +37,14 @@ async def listener(
     authorization: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any]:
     """The listener whose enrollment key (`Authorization: Bearer KEY`) the request carries."""
-    token = (authorization or "").removeprefix("Bearer ").strip() or None
-    return await services(request).data_plane.listener(listener_id, token)
+    return await services(request).data_plane.listener(listener_id, bearer_token(authorization))
 
 
 CallingListener = Annotated[dict[str, Any], Depends(listener)]
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    return (authorization or "").removeprefix("Bearer ").strip() or None
 
 
 def public_base_url(request: Request) -> str:

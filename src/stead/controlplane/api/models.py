@@ -122,6 +122,15 @@ class Heartbeat(_Body):
     deployments: dict[str, Any] = Field(default_factory=dict)
 
 
+class ServerReport(_Body):
+    name: str = Field(min_length=1, max_length=255)
+    url: str
+    version: str
+    replica: str
+    health: dict[str, str]
+    queue: dict[str, Any] | None = None
+
+
 def dumped(model: BaseModel | None) -> dict[str, Any]:
     """A body as the services take it: plain data, fields not given left out."""
     return model.model_dump(exclude_unset=True) if model is not None else {}

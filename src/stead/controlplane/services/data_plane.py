@@ -5,6 +5,7 @@ an enrollment key whose subject is their tenant (by name or id)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from stead.controlplane.services.secrets import SecretBox
 from stead.controlplane.services.uploads import Uploads
 from stead.controlplane.storage import ControlPlaneDatabase, ControlPlaneTransaction
 from stead.errors import AuthError, Conflict, NotFound
+from stead.ids import new_random_id
 from stead.licenses import InvalidLicense, LicenseError, verify_license
 from stead.services.assistants import now_utc
 
@@ -129,6 +131,41 @@ class DataPlane:
             raise NotFound(f"Revision ID {revision_id} has no source tarball.")
         return self._uploads.path_of(object_path)
 
+    async def server_report(self, token: str | None, report: dict[str, Any]) -> dict[str, Any]:
+        """A self-reporting server's heartbeat: it appears as a deployment of its key's tenant,
+        managed outside the listeners, created on its first report."""
+        subject = self._verified_subject(token)
+        now = now_utc()
+        async with self._db.transaction() as tx:
+            tenant = await tx.tenants.find(subject)
+            if tenant is None:
+                raise LicenseRefused(InvalidLicense(f"workspace {subject!r} does not exist"))
+            found = await tx.deployments.find_by_name(tenant["id"], report["name"])
+            if found is not None and found["managed_by"] != "self":
+                raise Conflict(
+                    f"Deployment {report['name']} is run by a listener; name this server "
+                    "differently (STEAD_DEPLOYMENT_NAME)."
+                )
+            heartbeat = {
+                "health": report["health"],
+                "queue": report.get("queue"),
+                "replica": report["replica"],
+                "version": report["version"],
+            }
+            values = {
+                "source_config": {"custom_url": report["url"]},
+                "image_version": report["version"],
+                "last_heartbeat_at": now,
+                "heartbeat": heartbeat,
+                "updated_at": now,
+            }
+            if found is None:
+                found = _self_reported(tenant["id"], report["name"], self._box, now)
+                await tx.deployments.insert({**found, **values})
+            else:
+                await tx.deployments.update(found["id"], values)
+        return {"deployment_id": found["id"]}
+
     def _verified_subject(self, token: str | None) -> str:
         try:
             return verify_license(token or "", self._public_key, scope="data-plane").subject
@@ -163,8 +200,25 @@ class DataPlane:
         }
 
 
+def _self_reported(tenant_id: str, name: str, box: SecretBox, now: datetime) -> dict[str, Any]:
+    return {
+        "id": new_random_id(),
+        "tenant_id": tenant_id,
+        "name": name,
+        "source": "external_docker",
+        "secrets": box.seal([]),
+        "secret_references": [],
+        "status": statuses.READY,
+        "listener_id": None,
+        "managed_by": "self",
+        "latest_revision_id": None,
+        "active_revision_id": None,
+        "created_at": now,
+    }
+
+
 def _deployed_values(
-    deployment: dict[str, Any], revision_id: str, url: str | None, now: Any
+    deployment: dict[str, Any], revision_id: str, url: str | None, now: datetime
 ) -> dict[str, Any]:
     values: dict[str, Any] = {"active_revision_id": revision_id, "updated_at": now}
     if url and deployment["source_config"].get("custom_url") != url:
