@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI, Request, Response
 
 from stead.api.responses import json_response
-from stead.controlplane.api import data_plane, deployments, listeners, revisions
+from stead.controlplane.api import console, data_plane, deployments, listeners, revisions
 from stead.controlplane.api.deps import API_HOST_PREFIX
 from stead.controlplane.services.container import ControlPlaneServices
 from stead.errors import ApiError
@@ -44,6 +44,8 @@ def create_control_plane_app(services: ControlPlaneServices) -> FastAPI:
     app.include_router(data_plane.router)
     app.include_router(data_plane.servers_router)
     app.add_api_route("/ok", _ok, methods=["GET"])
+    app.include_router(console.router)
+    app.mount("/console", console.console_files(), name="console")
     app.add_exception_handler(ApiError, _api_error)
     for error in DATABASE_ERRORS:
         app.add_exception_handler(error, _database_error)
