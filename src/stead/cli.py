@@ -51,7 +51,11 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command")
     run = commands.add_parser("run", help="serve the Agent Server API")
     _project_arguments(run)
-    run.add_argument("--host", default="127.0.0.1")
+    run.add_argument(
+        "--host",
+        default=os.environ.get("STEAD_HOST") or "127.0.0.1",
+        help="default: $STEAD_HOST, else 127.0.0.1",
+    )
     run.add_argument("--port", type=int, default=_default_port(), help="default: $PORT, else 8000")
     run.set_defaults(handler=_run)
     worker = commands.add_parser(

@@ -49,17 +49,16 @@ class ControlPlane:
         return f"http://{HOST}:{self.port}"
 
     def start(self) -> None:
+        self.launch()
+        self.wait_ready()
+
+    def launch(self) -> None:
+        """Start the process without waiting for it (replicas starting together)."""
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [
-                    sys.executable,
-                    "-m",
-                    "stead",
-                    "control-plane",
-                    "--port",
-                    str(self.port),
-                    "--data-dir",
-                    str(self.data_dir),
+                    *(sys.executable, "-m", "stead", "control-plane"),
+                    *("--port", str(self.port), "--data-dir", str(self.data_dir)),
                 ],
                 env={**os.environ, **self.env, "STEAD_ENCRYPTION_KEY": self.encryption_key},
                 stdout=log,
@@ -67,6 +66,9 @@ class ControlPlane:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
+
+    def wait_ready(self) -> None:
+        assert self.process is not None
         _wait_for_ok(self.url, self.process, self.log_path)
 
     def stop(self, kill: bool = False) -> None:
@@ -82,7 +84,7 @@ class ControlPlane:
         if tenant not in self.keys:
             done = stead(
                 "control-plane", "apikey", "create", "--tenant", tenant,
-                "--data-dir", str(self.data_dir),
+                "--data-dir", str(self.data_dir), env=self.env,
             )  # fmt: skip
             assert done.returncode == 0, done.stderr
             self.keys[tenant] = done.stdout.strip().splitlines()[-1]
@@ -110,16 +112,23 @@ class ControlPlane:
         return dict(response.json())
 
 
-@contextmanager
-def control_plane(root: Path, env: Mapping[str, str] | None = None) -> Iterator[ControlPlane]:
+def new_control_plane(
+    root: Path, env: Mapping[str, str] | None = None, encryption_key: str | None = None
+) -> ControlPlane:
+    """A control plane not started yet; replicas share `encryption_key` (and a database)."""
     root.mkdir(parents=True, exist_ok=True)
-    plane = ControlPlane(
+    return ControlPlane(
         data_dir=root / "control-plane",
         port=free_port(),
-        encryption_key=Fernet.generate_key().decode(),
+        encryption_key=encryption_key or Fernet.generate_key().decode(),
         log_path=root / "control-plane.log",
         env=dict(env or {}),
     )
+
+
+@contextmanager
+def control_plane(root: Path, env: Mapping[str, str] | None = None) -> Iterator[ControlPlane]:
+    plane = new_control_plane(root, env)
     plane.start()
     try:
         yield plane
@@ -152,6 +161,7 @@ def start_listener(
     data_dir: Path,
     license_key: str | None = None,
     env: Mapping[str, str] | None = None,
+    backend: str = "process",
 ) -> Listener:
     log_path = data_dir.with_suffix(".log")
     listener_env = {
@@ -172,7 +182,7 @@ def start_listener(
                 "stead",
                 "listener",
                 "--backend",
-                "process",
+                backend,
                 "--data-dir",
                 str(data_dir),
             ],

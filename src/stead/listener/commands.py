@@ -68,4 +68,10 @@ def _backend(settings: Any, client: Any) -> Any:
         from stead.listener.backends.process import ProcessBackend
 
         return ProcessBackend(settings.data_dir, client, settings.deploy_timeout_seconds)
-    raise ConfigError(f"the {settings.backend} backend is not built yet; use --backend process")
+    if settings.backend == "docker":
+        from stead.listener.backends.docker import DockerBackend
+
+        return DockerBackend(settings.data_dir, settings.deploy_timeout_seconds)
+    raise ConfigError(
+        f"the {settings.backend} backend is not built yet; use --backend process or docker"
+    )

@@ -24,22 +24,23 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from stead.config import ConfigError
 from stead.images.project import read_image_project
 from stead.listener.backends.base import LogLine, RolloutFailed, Running
+from stead.listener.backends.common import (
+    HOST,
+    deployment_environment,
+    free_port,
+    stable_port,
+    wait_for_ok,
+)
 from stead.listener.client import ControlPlaneClient
-from stead.sockets import bind_socket
 
 BUILD_FAILED = "BUILD_FAILED"
 DEPLOY_FAILED = "DEPLOY_FAILED"
-_HOST = "127.0.0.1"
 _STOP_GRACE_SECONDS = 30.0
 # Variables passed through from the listener's own environment; the rest comes from the revision.
 _INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL")
-# The official names of a self-hosted deployment's own database and Redis, and Stead's.
-_DATASTORE_ALIASES = {"POSTGRES_URI_CUSTOM": "DATABASE_URI", "REDIS_URI_CUSTOM": "REDIS_URI"}
 
 
 class ProcessBackend:
@@ -82,12 +83,12 @@ class ProcessBackend:
         config = self._config_path(deployment, revision)
         env = _environment(deployment, revision)
         _check_graphs(python, config, env, log)
-        port = self._port(deployment["id"])
+        port = stable_port(self._root / deployment["id"])
         if state:
             log(f"stopping revision {state['revision_id']}", "INFO")
             _stop(state)
         new = self._start(deployment, revision, python, config, env, port)
-        failure = self._wait_ready(new)
+        failure = wait_for_ok(new["url"], lambda: _all_running(new), self._deploy_timeout)
         if failure is None:
             self._write_state(deployment["id"], new)
             log(f"revision {revision['id']} serves on {new['url']}", "INFO")
@@ -138,12 +139,12 @@ class ProcessBackend:
     ) -> dict[str, Any]:
         data = self._root / deployment["id"] / "data"
         data.mkdir(parents=True, exist_ok=True)
-        common = ["-c", str(config), "--host", _HOST, "--data-dir", str(data)]
+        common = ["-c", str(config), "--host", HOST, "--data-dir", str(data)]
         commands = [[str(python), "-m", "stead", "run", *common, "--port", str(port)]]
         workers = int((revision.get("resource_spec") or {}).get("queue_min_scale") or 0)
         if env.get("DATABASE_URI"):
             for _ in range(workers):
-                probe = _free_port()
+                probe = free_port()
                 commands.append(
                     [str(python), "-m", "stead", "worker", *common, "--port", str(probe)]
                 )
@@ -151,26 +152,12 @@ class ProcessBackend:
             "deployment_id": deployment["id"],
             "revision_id": revision["id"],
             "port": port,
-            "url": f"http://{_HOST}:{port}",
+            "url": f"http://{HOST}:{port}",
             "log": str(self._root / deployment["id"] / "server.log"),
             "env": env,
             "processes": [{"args": args, "pid": None} for args in commands],
         }
         return _restarted(state)
-
-    def _wait_ready(self, state: dict[str, Any]) -> str | None:
-        """None once the API answers /ok; else why it did not."""
-        deadline = time.monotonic() + self._deploy_timeout
-        while time.monotonic() < deadline:
-            if not _all_running(state):
-                return "the server exited during start-up (its last lines are in the deploy logs)"
-            try:
-                if httpx.get(f"{state['url']}/ok", timeout=2.0).status_code == 200:
-                    return None
-            except httpx.TransportError:
-                pass
-            time.sleep(0.25)
-        return f"the server did not answer /ok within {self._deploy_timeout:.0f} s"
 
     def _config_path(self, deployment: dict[str, Any], revision: dict[str, Any]) -> Path:
         source = self._revision_dir(deployment["id"], revision["id"]) / "source"
@@ -181,16 +168,6 @@ class ProcessBackend:
         if not config.is_relative_to(source.resolve()) or not config.is_file():
             raise RolloutFailed(BUILD_FAILED, f"the source has no {relative}")
         return config
-
-    def _port(self, deployment_id: str) -> int:
-        """The deployment's port: chosen once, kept across revisions, so its URL stays."""
-        path = self._root / deployment_id / "port"
-        if path.exists():
-            return int(path.read_text())
-        path.parent.mkdir(parents=True, exist_ok=True)
-        port = _free_port()
-        path.write_text(str(port))
-        return port
 
     def _revision_dir(self, deployment_id: str, revision_id: str) -> Path:
         return self._root / deployment_id / "revisions" / revision_id
@@ -216,20 +193,8 @@ class ProcessBackend:
 
 
 def _environment(deployment: dict[str, Any], revision: dict[str, Any]) -> dict[str, str]:
-    env = {name: os.environ[name] for name in _INHERITED if name in os.environ}
-    for name, value in revision["env"].items():
-        env[_DATASTORE_ALIASES.get(name, name)] = value
-    env.update(
-        {
-            "PYTHONUNBUFFERED": "1",
-            "STEAD_ENV_FILE_OPTIONAL": "true",
-            "LANGSMITH_HOST_PROJECT_ID": deployment["id"],
-            "LANGSMITH_HOST_PROJECT_NAME": deployment["name"],
-            "LANGSMITH_DEPLOYMENT_NAME": deployment["name"],
-            "LANGSMITH_HOST_REVISION_ID": revision["id"],
-        }
-    )
-    return env
+    inherited = {name: os.environ[name] for name in _INHERITED if name in os.environ}
+    return {**inherited, **deployment_environment(deployment, revision)}
 
 
 def _restarted(state: dict[str, Any]) -> dict[str, Any]:
@@ -289,14 +254,6 @@ def _stop(state: dict[str, Any]) -> None:
 def _signal(pid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, sig)
-
-
-def _free_port() -> int:
-    sock = bind_socket(_HOST, 0)
-    try:
-        return int(sock.getsockname()[1])
-    finally:
-        sock.close()
 
 
 def _extract(tarball: Path, target: Path, log: LogLine) -> None:
