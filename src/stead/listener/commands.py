@@ -10,7 +10,6 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from stead.config import ConfigError
 from stead.listener.settings import BACKENDS, DEFAULT_DATA_DIR, load_listener_settings
 
 
@@ -72,6 +71,12 @@ def _backend(settings: Any, client: Any) -> Any:
         from stead.listener.backends.docker import DockerBackend
 
         return DockerBackend(settings.data_dir, settings.deploy_timeout_seconds)
-    raise ConfigError(
-        f"the {settings.backend} backend is not built yet; use --backend process or docker"
+    from stead.listener.backends.kubernetes import KubernetesBackend
+
+    return KubernetesBackend(
+        settings.data_dir,
+        settings.helm_chart,
+        list(settings.k8s_namespaces),
+        settings.deploy_timeout_seconds,
+        settings.helm,
     )

@@ -24,6 +24,11 @@ class ListenerSettings:
     heartbeat_seconds: float = 5.0
     # How long a new revision's server may take to answer /ok before its rollout fails.
     deploy_timeout_seconds: float = 120.0
+    # The kubernetes backend: the namespaces it watches (the first is the default), Stead's
+    # chart and the helm binary that renders it.
+    k8s_namespaces: tuple[str, ...] = ("default",)
+    helm_chart: Path = Path("/opt/stead/chart")
+    helm: str = "helm"
 
 
 def load_listener_settings(backend: str, data_dir: Path | None) -> ListenerSettings:
@@ -44,7 +49,17 @@ def load_listener_settings(backend: str, data_dir: Path | None) -> ListenerSetti
         poll_seconds=_seconds("STEAD_LISTENER_POLL_SECONDS", 2.0),
         heartbeat_seconds=_seconds("STEAD_LISTENER_HEARTBEAT_SECONDS", 5.0),
         deploy_timeout_seconds=_seconds("STEAD_LISTENER_DEPLOY_TIMEOUT", 120.0),
+        k8s_namespaces=_namespaces(os.environ.get("STEAD_K8S_NAMESPACES") or "default"),
+        helm_chart=Path(os.environ.get("STEAD_HELM_CHART") or "/opt/stead/chart"),
+        helm=os.environ.get("STEAD_HELM") or "helm",
     )
+
+
+def _namespaces(value: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in value.split(",") if name.strip())
+    if not names:
+        raise ConfigError("STEAD_K8S_NAMESPACES must name at least one namespace")
+    return names
 
 
 def _required(name: str) -> str:

@@ -32,8 +32,10 @@ app.kubernetes.io/instance: {{ .root.Release.Name }}
 app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
+{{/* A tag, or a digest given as the tag ("@sha256:..."). */}}
 {{- define "stead.image" -}}
-{{ .Values.dataPlane.image.repository }}:{{ .Values.dataPlane.image.tag }}
+{{- $tag := toString .Values.dataPlane.image.tag -}}
+{{ .Values.dataPlane.image.repository }}{{ ternary $tag (printf ":%s" $tag) (hasPrefix "@" $tag) }}
 {{- end -}}
 
 {{/* The Secret every Stead container reads its environment from. */}}
