@@ -38,6 +38,7 @@ from stead.graphs import GraphSpec
 from stead.http_options import HttpOptions
 from stead.observability.tracing import FASTAPI_TELEMETRY
 from stead.runtime import Runtime
+from stead.services.control_plane_report import reporter_for
 from stead.storage.database import (
     DATABASE_ERRORS,
     DATABASE_UNAVAILABLE_DETAIL,
@@ -51,14 +52,21 @@ def create_app(settings: Settings, specs: dict[str, GraphSpec]) -> Starlette:
     options = HttpOptions.from_settings(settings)
     runtime = Runtime(settings, specs)
 
+    # Only API processes report to a control plane: they are what a deployment's URL reaches.
+    reporter = reporter_for(settings)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[Mapping[str, Any]]:
         await runtime.start()
         app.state.runtime = runtime
+        if reporter is not None:
+            reporter.start(runtime.health)
         try:
             async with options.custom_app_lifespan() as state:
                 yield state
         finally:
+            if reporter is not None:
+                await reporter.stop()
             await runtime.stop()
 
     app = FastAPI(

@@ -114,6 +114,13 @@ def _image_commands(commands: Any) -> None:
     health.add_argument(
         "--port", type=int, default=_default_port(), help="default: $PORT, else 8000"
     )
+    health.add_argument(
+        "--listener",
+        type=Path,
+        default=None,
+        metavar="DATA_DIR",
+        help="check a listener instead: its loop turned within the last 2 minutes",
+    )
     health.set_defaults(handler=_healthcheck)
     dockerfile = commands.add_parser(
         "dockerfile", help="write the Dockerfile of an image of this project"
@@ -278,6 +285,9 @@ def _healthcheck(args: argparse.Namespace) -> int:
     import urllib.error
     import urllib.request
 
+    if args.listener is not None:
+        return _listener_healthcheck(args.listener)
+
     url = f"http://{args.host}:{args.port}/ok"
     try:
         with urllib.request.urlopen(url, timeout=5) as response:
@@ -289,6 +299,25 @@ def _healthcheck(args: argparse.Namespace) -> int:
         print(f"stead: unhealthy: {url} answered {status}", file=sys.stderr)
         return 1
     return 0
+
+
+def _listener_healthcheck(data_dir: Path) -> int:
+    import time
+
+    from stead.listener.reconciler import ALIVE_FILE
+
+    alive = data_dir / ALIVE_FILE
+    if not alive.exists():
+        print(f"stead: unhealthy: no listener has run in {data_dir}", file=sys.stderr)
+        return 1
+    age = time.time() - alive.stat().st_mtime
+    if age > _LISTENER_STALE_SECONDS:
+        print(f"stead: unhealthy: the listener's loop last turned {age:.0f} s ago", file=sys.stderr)
+        return 1
+    return 0
+
+
+_LISTENER_STALE_SECONDS = 120
 
 
 def _dockerfile(args: argparse.Namespace) -> int:

@@ -16,7 +16,6 @@ from stead.http_options import HeaderFilter, mount_prefix
 from stead.observability.metrics import METRICS
 from stead.observability.tracing import shutdown_tracing
 from stead.services.assistants import AssistantService
-from stead.services.control_plane_report import reporter_for
 from stead.services.crons import CronService
 from stead.services.health import Health
 from stead.services.runs import RunService, RunStreams
@@ -121,10 +120,6 @@ class Runtime:
             self.scheduler = CronScheduler(self.crons, settings.cron_scheduler_sleep_seconds)
             await self.scheduler.start()
         self._start_sweepers()
-        reporter = reporter_for(settings)
-        if reporter is not None:
-            reporter.start(self.health)
-            self._exit.push_async_callback(reporter.stop)
 
     def _start_sweepers(self) -> None:
         limit = self.thread_ttl.sweep_limit

@@ -17,6 +17,7 @@ from tests.support.servers import REPO_ROOT
 
 DOCKERFILES = [
     REPO_ROOT / "deploy" / "docker" / "Dockerfile",
+    REPO_ROOT / "deploy" / "docker" / "listener.Dockerfile",
     *(REPO_ROOT / "tests").glob("**/Dockerfile"),
 ]
 
@@ -33,8 +34,11 @@ def _scan_k8s(docs: list[dict[str, object]], tmp_path: Path, allowed: str = "") 
 
 @pytest.mark.parametrize("values", MATRIX, ids=lambda v: v.stem if v else "defaults")
 def test_chart_renders_pass(values: Path | None, tmp_path: Path) -> None:
-    # With networkPolicy.enabled=false the user chose pods without a NetworkPolicy (CKV2_K8S_6).
-    allowed = "CKV2_K8S_6" if values is not None and values.stem == "no-network-policy" else ""
+    # With networkPolicy.enabled=false the user chose pods without a NetworkPolicy (CKV2_K8S_6);
+    # the listener calls the Kubernetes API, so its token is mounted (CKV_K8S_38).
+    allowed = {"no-network-policy": "CKV2_K8S_6", "data-plane": "CKV_K8S_38"}.get(
+        values.stem if values is not None else "", ""
+    )
     _scan_k8s(render(values), tmp_path, allowed)
 
 

@@ -17,7 +17,11 @@ from tests.support.docker import REPO, compose_binary
 BIN = Path(sys.executable).parent
 COMPOSE_DIR = REPO / "deploy" / "compose"
 COMPOSE_FILES = sorted(COMPOSE_DIR.glob("docker-compose*.yml"))
-DOCKERFILES = [REPO / "deploy" / "docker" / "Dockerfile", *(REPO / "tests").glob("**/Dockerfile")]
+DOCKERFILES = [
+    REPO / "deploy" / "docker" / "Dockerfile",
+    REPO / "deploy" / "docker" / "listener.Dockerfile",
+    *(REPO / "tests").glob("**/Dockerfile"),
+]
 
 
 def hadolint(path: Path) -> subprocess.CompletedProcess[str]:

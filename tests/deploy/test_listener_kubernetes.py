@@ -6,7 +6,6 @@ keep what must not change between renders. Live apply is exercised by deploy/kin
 from __future__ import annotations
 
 import base64
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +23,7 @@ from tests.deploy.test_helm_chart import CHART, CUSTOM_KINDS, KUBERNETES_VERSION
 from tests.support.k8s import helm_binary, kubernetes_validate
 
 SECRET_VALUE = "sk-listener-secret"
+PASSWORD = "kept-password"
 
 
 def deployment(name: str = "support-bot", namespace: str | None = "agents") -> dict[str, Any]:
@@ -44,8 +44,8 @@ def revision(env: dict[str, str] | None = None, image: str = "registry.example.c
 
 
 @pytest.fixture
-def backend(tmp_path: Path) -> KubernetesBackend:
-    return KubernetesBackend(tmp_path, CHART, ["default", "agents"], 60, str(helm_binary()))
+def backend() -> KubernetesBackend:
+    return KubernetesBackend(CHART, ["default", "agents"], 60, str(helm_binary()))
 
 
 def kinds(objects: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
@@ -56,7 +56,7 @@ def kinds(objects: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]
 def test_the_rendered_objects_are_valid_kubernetes(
     backend: KubernetesBackend, version: str
 ) -> None:
-    objects = backend.render(deployment(), revision())
+    objects = backend.render(deployment(), revision(), PASSWORD)
     core = [o for o in objects if o["kind"] not in CUSTOM_KINDS]
     done = kubernetes_validate(yaml.safe_dump_all(core), version)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -66,18 +66,18 @@ def test_the_rendered_objects_are_valid_kubernetes(
 def test_the_objects_carry_the_revision_in_the_deployments_namespace(
     backend: KubernetesBackend,
 ) -> None:
-    objects = backend.render(deployment(), revision())
+    objects = backend.render(deployment(), revision(), PASSWORD)
     assert {o["metadata"]["namespace"] for o in objects} == {"agents"}
     for obj in objects:
         assert obj["metadata"]["annotations"][DEPLOYMENT_ANNOTATION] == deployment()["id"]
         assert obj["metadata"]["annotations"][REVISION_ANNOTATION] == revision()["id"]
     # A deployment naming no namespace goes to the listener's first.
-    unnamed = backend.render(deployment(namespace=None), revision())
+    unnamed = backend.render(deployment(namespace=None), revision(), PASSWORD)
     assert {o["metadata"]["namespace"] for o in unnamed} == {"default"}
 
 
 def test_image_replicas_and_resources_follow_the_resource_spec(backend: KubernetesBackend) -> None:
-    objects = backend.render(deployment(), revision())
+    objects = backend.render(deployment(), revision(), PASSWORD)
     release = release_name(deployment())
     deployments = kinds(objects, "Deployment")
     api = deployments[f"{release}-api"]
@@ -93,7 +93,7 @@ def test_image_replicas_and_resources_follow_the_resource_spec(backend: Kubernet
 
 
 def test_secrets_go_into_a_secret_never_into_a_pod_spec(backend: KubernetesBackend) -> None:
-    objects = backend.render(deployment(), revision())
+    objects = backend.render(deployment(), revision(), PASSWORD)
     (secret,) = [
         s for s in kinds(objects, "Secret").values() if "OPENAI_API_KEY" in s.get("stringData", {})
     ]
@@ -103,11 +103,11 @@ def test_secrets_go_into_a_secret_never_into_a_pod_spec(backend: KubernetesBacke
             assert SECRET_VALUE not in yaml.safe_dump(obj)
 
 
-def test_the_database_password_is_the_same_at_every_render(backend: KubernetesBackend) -> None:
-    first = _database_uri(backend.render(deployment(), revision()))
-    second = _database_uri(backend.render(deployment(), revision({"OTHER": "x"})))
-    assert first == second
-    assert first.startswith("postgresql://stead:")
+def test_the_database_password_is_the_one_given(backend: KubernetesBackend) -> None:
+    """Helm's own fallback (a random one, where no cluster is looked up) would change it at every
+    render; the backend passes the one its PostgreSQL was created with."""
+    uri = _database_uri(backend.render(deployment(), revision(), PASSWORD))
+    assert uri.startswith(f"postgresql://stead:{PASSWORD}@")
 
 
 def test_a_deployments_own_postgres_and_redis_give_way_to_custom_ones(
@@ -115,7 +115,7 @@ def test_a_deployments_own_postgres_and_redis_give_way_to_custom_ones(
 ) -> None:
     env = {"POSTGRES_URI_CUSTOM": "postgresql://u:p@db.internal:5432/agent",
            "REDIS_URI_CUSTOM": "redis://cache.internal:6379/0"}  # fmt: skip
-    objects = backend.render(deployment(), revision(env))
+    objects = backend.render(deployment(), revision(env), PASSWORD)
     assert kinds(objects, "StatefulSet") == {}
     assert _database_uri(objects) == env["POSTGRES_URI_CUSTOM"]
     assert all(not name.endswith("-redis") for name in kinds(objects, "Deployment"))
@@ -123,7 +123,7 @@ def test_a_deployments_own_postgres_and_redis_give_way_to_custom_ones(
 
 def test_an_image_by_digest_renders_as_a_digest(backend: KubernetesBackend) -> None:
     image = "registry.example.com/agent@sha256:" + "a" * 64
-    objects = backend.render(deployment(), revision(image=image))
+    objects = backend.render(deployment(), revision(image=image), PASSWORD)
     release = release_name(deployment())
     api = kinds(objects, "Deployment")[f"{release}-api"]
     assert api["spec"]["template"]["spec"]["containers"][0]["image"] == image

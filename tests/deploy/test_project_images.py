@@ -201,7 +201,10 @@ def test_an_unknown_deployment_type_stops_the_server_at_once() -> None:
         timeout=60,
     )
     assert done.returncode == 1
-    assert done.stderr == "stead: error: DEPLOYMENT_TYPE must be one of standalone, got 'hybrid'\n"
+    assert done.stderr == (
+        "stead: error: DEPLOYMENT_TYPE must be one of standalone, self_hosted_data_plane, "
+        "got 'hybrid'\n"
+    )
 
 
 def test_healthcheck_answers_for_a_live_server_and_fails_in_one_line(url: str) -> None:

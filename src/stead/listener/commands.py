@@ -74,7 +74,6 @@ def _backend(settings: Any, client: Any) -> Any:
     from stead.listener.backends.kubernetes import KubernetesBackend
 
     return KubernetesBackend(
-        settings.data_dir,
         settings.helm_chart,
         list(settings.k8s_namespaces),
         settings.deploy_timeout_seconds,

@@ -28,6 +28,8 @@ _ROLLOUT_ORDER = (
     statuses.DEPLOYED,
 )
 _MAX_BACKOFF_SECONDS = 30.0
+# Touched at every turn of the loop: `stead healthcheck --listener DIR` reads its age.
+ALIVE_FILE = "listener-alive"
 
 
 class RevisionLog:
@@ -66,6 +68,8 @@ class Reconciler:
         beats.start()
         backoff = self._settings.poll_seconds
         while not self._stopping.is_set():
+            self._settings.data_dir.mkdir(parents=True, exist_ok=True)
+            (self._settings.data_dir / ALIVE_FILE).touch()
             self._backend.supervise()
             try:
                 self.reconcile_once()

@@ -6,6 +6,21 @@ concern, first, so that their message is the one a user sees. */}}
 {{- end -}}
 {{- end -}}
 
+{{/* What the release installs ("true" or empty, for `if`). A self_hosted_data_plane release
+with a listener id is a listener; without one it is the seed's shape: the servers themselves,
+reporting to the control plane when global.control_plane_url is set. */}}
+{{- define "stead.runsListener" -}}
+{{- if and (eq .Values.global.deployment_type "self_hosted_data_plane") .Values.listener.listenerId -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{- define "stead.runsServer" -}}
+{{- if and (ne .Values.global.deployment_type "self_hosted_control_plane") (not (include "stead.runsListener" .)) -}}
+true
+{{- end -}}
+{{- end -}}
+
 {{- define "stead.name" -}}
 {{- .Chart.Name | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
@@ -78,8 +93,17 @@ REDIS_URI
 {{/* Environment of every Stead container: settings in plain values, connection strings and the
 user's env only through Secret references. */}}
 {{- define "stead.env" -}}
+{{- if and (eq .Values.global.deployment_type "self_hosted_data_plane") .Values.global.control_plane_url }}
+- name: DEPLOYMENT_TYPE
+  value: self_hosted_data_plane
+- name: CONTROL_PLANE_URL
+  value: {{ .Values.global.control_plane_url | quote }}
+- name: STEAD_DEPLOYMENT_NAME
+  value: {{ include "stead.fullname" . | quote }}
+{{- else }}
 - name: DEPLOYMENT_TYPE
   value: standalone
+{{- end }}
 - name: BG_JOB_SHUTDOWN_GRACE_PERIOD_SECS
   value: {{ .Values.config.shutdownGraceSeconds | quote }}
 - name: LOG_LEVEL

@@ -10,8 +10,8 @@ alone."""
 
 from __future__ import annotations
 
+import base64
 import json
-import os
 import re
 import secrets
 import subprocess
@@ -37,14 +37,12 @@ class KubernetesBackend:
 
     def __init__(
         self,
-        data_dir: Path,
         chart: Path,
         namespaces: list[str],
         deploy_timeout: float,
         helm: str = "helm",
     ) -> None:
         """`namespaces`: the ones it watches; a deployment naming none goes to the first."""
-        self._root = data_dir / "deployments"
         self._chart = chart
         self._namespaces = namespaces
         self._deploy_timeout = deploy_timeout
@@ -61,10 +59,12 @@ class KubernetesBackend:
             "revision needs a listener with --backend process",
         )
 
-    def render(self, deployment: dict[str, Any], revision: dict[str, Any]) -> list[dict[str, Any]]:
+    def render(
+        self, deployment: dict[str, Any], revision: dict[str, Any], postgres_password: str
+    ) -> list[dict[str, Any]]:
         """The objects a revision runs as, each marked with its deployment and revision."""
         namespace = self.namespace_of(deployment)
-        values = chart_values(deployment, revision, self._postgres_password(deployment["id"]))
+        values = chart_values(deployment, revision, postgres_password)
         with tempfile.NamedTemporaryFile("w", suffix=".json") as file:
             json.dump(values, file)
             file.flush()
@@ -87,7 +87,7 @@ class KubernetesBackend:
         return objects
 
     def deploy(self, deployment: dict[str, Any], revision: dict[str, Any], log: LogLine) -> str:
-        objects = self.render(deployment, revision)
+        objects = self.render(deployment, revision, self._postgres_password(deployment))
         for obj in objects:
             self._apply(obj)
             log(f"applied {obj['kind']}/{obj['metadata']['name']}", "INFO")
@@ -131,15 +131,21 @@ class KubernetesBackend:
         listener_config = deployment["source_config"].get("listener_config") or {}
         return str(listener_config.get("k8s_namespace") or self._namespaces[0])
 
-    def _postgres_password(self, deployment_id: str) -> str:
-        """Chosen once per deployment and kept here: each render must give the same one."""
-        path = self._root / deployment_id / "postgres-password"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(descriptor, "w") as out:
-                out.write(secrets.token_urlsafe(24))
-        return path.read_text()
+    def _postgres_password(self, deployment: dict[str, Any]) -> str:
+        """The password its PostgreSQL was created with (in the chart's Secret), else a new one:
+        every render must give the same."""
+        from kubernetes.client import ApiException
+
+        secret = self._client().resources.get(api_version="v1", kind="Secret")
+        name = f"{release_name(deployment)}-env"
+        try:
+            found = secret.get(name=name, namespace=self.namespace_of(deployment))
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            return secrets.token_urlsafe(24)
+        encoded = (found.to_dict().get("data") or {}).get("POSTGRES_PASSWORD")
+        return base64.b64decode(encoded).decode() if encoded else secrets.token_urlsafe(24)
 
     def _client(self) -> Any:
         if self._api is None:
