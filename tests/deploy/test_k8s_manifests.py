@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.deploy.k8s_base import K8S, render_base
+from tests.deploy.k8s_base import K8S, render_base, render_shapes
 from tests.deploy.test_helm_chart import KUBERNETES_VERSIONS
 from tests.support.k8s import kubectl, kubernetes_validate
 
@@ -67,3 +67,32 @@ def test_external_databases_leave_out_the_bundled_stores(tmp_path: Path) -> None
     }
     assert not components & {"postgres", "redis"}
     assert "stead-stores" not in {doc["metadata"]["name"] for doc in docs}
+
+
+def test_the_seeds_control_plane_and_data_plane_files_are_the_chart_rendered() -> None:
+    rendered = render_shapes()
+    for name, text in rendered.items():
+        assert (K8S / name).read_text() == text, f"write {name} again (see k8s_base.py)"
+
+
+@pytest.mark.parametrize("name", ["control-plane.yaml", "data-plane.yaml"])
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_the_seeds_files_are_valid_kubernetes(name: str, version: str) -> None:
+    text = (K8S / name).read_text()
+    docs = [doc for doc in yaml.safe_load_all(text) if doc]
+    done = kubernetes_validate(text, version)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count("passed for resource") == len(docs)
+
+
+def test_the_seeds_data_plane_servers_report_to_the_control_plane() -> None:
+    docs = [doc for doc in yaml.safe_load_all((K8S / "data-plane.yaml").read_text()) if doc]
+    for deployment in (doc for doc in docs if doc["kind"] == "Deployment"):
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["DEPLOYMENT_TYPE"] == "self_hosted_data_plane"
+        assert env["CONTROL_PLANE_URL"] == "http://stead.stead-control-plane.svc:1985"
+        assert {"secretRef": {"name": "stead-env"}} in container["envFrom"]
+    control = [doc for doc in yaml.safe_load_all((K8S / "control-plane.yaml").read_text()) if doc]
+    names = {(doc["kind"], doc["metadata"]["name"]) for doc in control}
+    assert {("Deployment", "stead-control-plane"), ("StatefulSet", "stead-postgres")} <= names
