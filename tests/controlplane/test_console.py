@@ -9,6 +9,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
@@ -170,6 +171,27 @@ def test_the_console_deploys_rolls_back_and_deletes(
     expect(listener_row.locator(".status")).to_have_text("ONLINE")
     expect(listener_row).not_to_contain_text("never")
     expect(listener_row).to_contain_text("process")
+
+
+def test_a_self_reporting_server_shows_with_its_health(page: Page, plane: ControlPlane) -> None:
+    """What `stead run` with DEPLOYMENT_TYPE=self_hosted_data_plane sends (tests/controlplane/
+    test_self_reporting.py runs the real server), here with a failing check."""
+    report = {
+        "name": "ecs-task",
+        "url": "http://10.0.0.5:8000",
+        "version": "0.1.0",
+        "replica": "task-1:1",
+        "health": {"database": "ok", "redis": "ConnectionError"},
+    }
+    headers = {"Authorization": f"Bearer {plane.license('acme')}"}
+    answer = httpx.post(
+        f"{plane.url}/v1/data-plane/servers/heartbeat", json=report, headers=headers
+    )
+    assert answer.status_code == 200, answer.text
+    sign_in(page, plane)
+    reporting = row(page, "deployment-list", "ecs-task")
+    expect(reporting).to_contain_text("self-reporting server, redis: ConnectionError")
+    expect(reporting.locator(".status")).to_have_text("READY")
 
 
 def test_the_dashboard_link_the_official_cli_prints_opens_the_console(

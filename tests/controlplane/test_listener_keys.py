@@ -79,3 +79,23 @@ def test_a_valid_key_is_accepted_and_the_listener_reports(
     finally:
         listener.stop()
     assert listener.process.returncode == 0
+
+
+def test_a_listener_whose_heartbeats_stop_shows_offline_and_its_deployments_unknown(
+    tmp_path: Path,
+) -> None:
+    env = {"CONTROL_PLANE_HEARTBEAT_TIMEOUT": "2"}
+    with control_plane(tmp_path / "cp", env=env) as plane:
+        registered = plane.create_listener("quiet-host")
+        listener = start_listener(plane, registered["id"], tmp_path / "listener")
+        with plane.client() as client:
+            created = client.post(
+                "/v2/deployments",
+                json={"name": "placed", "source": "internal_source", "secrets": []},
+            ).json()
+            listener_path = f"/v2/listeners/{registered['id']}"
+            wait_for(lambda: client.get(listener_path).json()["status"] == "ONLINE", 30)
+            assert client.get(f"/v2/deployments/{created['id']}").json()["status"] == "READY"
+            listener.stop()
+            wait_for(lambda: client.get(listener_path).json()["status"] == "OFFLINE", 30)
+            assert client.get(f"/v2/deployments/{created['id']}").json()["status"] == "UNKNOWN"

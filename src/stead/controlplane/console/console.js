@@ -71,7 +71,7 @@ async function loadDeployments() {
     cell(row, name);
     cell(row, badge(d.status));
     cell(row, link(d.source_config.custom_url));
-    cell(row, d.managed_by === "self" ? "self-reporting server" : d.source);
+    cell(row, d.managed_by === "self" ? `self-reporting server, ${healthSummary(d.health)}` : d.source);
     cell(row, d.active_revision_id || "none yet");
     cell(row, d.status === "AWAITING_DELETE" ? "" : button("Delete", () => deleteDeployment(d), "danger"));
   }
@@ -79,6 +79,12 @@ async function loadDeployments() {
     const current = resources.find((d) => d.id === state.selected.id);
     if (current) await showRevisions(current);
   }
+}
+
+function healthSummary(health) {
+  const failing = Object.entries(health || {}).filter(([, state]) => state !== "ok");
+  if (!health) return "no report yet";
+  return failing.length ? failing.map(([check, state]) => `${check}: ${state}`).join(", ") : "healthy";
 }
 
 async function selectDeployment(deployment) {
