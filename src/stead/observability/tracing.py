@@ -3,7 +3,7 @@ HTTP request (FastAPI's own, continuing the client's `traceparent`), and per run
 joined to the request that created the run through the W3C trace context stored with the run
 (so the trace crosses from an API process to a worker).
 
-Off by default, and then nothing of it runs: no middleware, no span, no context stored. The SDK's
+Off by default, and then nothing of it runs: no span is made, no context stored. The SDK's
 own variables (OTEL_SERVICE_NAME, OTEL_EXPORTER_OTLP_*, OTEL_BSP_*) configure the export.
 """
 

@@ -35,7 +35,7 @@ class ControlPlaneServices:
         return cls(
             db=db,
             keys=TenantKeys(db),
-            deployments=Deployments(db, box, timeout),
+            deployments=Deployments(db, box, timeout, uploads),
             revisions=Revisions(db, box),
             listeners=Listeners(db, timeout),
             uploads=uploads,

@@ -15,6 +15,7 @@ from stead.controlplane.services.revisions import (
     require_runnable_source,
 )
 from stead.controlplane.services.secrets import SecretBox, validate_secrets
+from stead.controlplane.services.uploads import Uploads
 from stead.controlplane.services.views import deployment_view, is_online
 from stead.controlplane.storage import ControlPlaneDatabase, ControlPlaneTransaction
 from stead.controlplane.storage.deployments import DeploymentFilter
@@ -34,11 +35,16 @@ _IMMUTABLE_SOURCE_CONFIG = (
 
 class Deployments:
     def __init__(
-        self, db: ControlPlaneDatabase, box: SecretBox, heartbeat_timeout: timedelta
+        self,
+        db: ControlPlaneDatabase,
+        box: SecretBox,
+        heartbeat_timeout: timedelta,
+        uploads: Uploads,
     ) -> None:
         self._db = db
         self._box = box
         self._heartbeat_timeout = heartbeat_timeout
+        self._uploads = uploads
 
     async def create(self, tenant_id: str, request: dict[str, Any]) -> dict[str, Any]:
         require_runnable_source(request["source"])
@@ -129,8 +135,9 @@ class Deployments:
                 await tx.deployments.update(
                     deployment_id, {"status": statuses.AWAITING_DELETE, "updated_at": now_utc()}
                 )
-            else:
-                await tx.deployments.delete(deployment_id)
+                return
+            await tx.deployments.delete(deployment_id)
+        self._uploads.remove_deployment(deployment_id)
 
     async def delete_many(self, tenant_id: str, deployment_ids: list[str]) -> dict[str, Any]:
         deleted: list[str] = []

@@ -269,7 +269,7 @@ def _extract(tarball: Path, target: Path, log: LogLine) -> None:
 def _create_venv(venv: Path, log: LogLine) -> None:
     """A virtualenv that sees the listener's own packages (Stead and LangGraph) through a .pth
     file, so that a build installs only what the project adds."""
-    _run([sys.executable, "-m", "venv", str(venv)], log, BUILD_FAILED)
+    _run([sys.executable, "-m", "venv", str(venv)], log, BUILD_FAILED, "creating the virtualenv")
     site = next((venv / "lib").glob("python3*/site-packages"))
     own = [p for p in sys.path if p.endswith("site-packages") and Path(p).is_dir()]
     # addsitedir, not a plain path: it also reads those folders' .pth files (editable installs).
@@ -298,15 +298,24 @@ def _install_dependencies(config: Path, folder: Path, log: LogLine) -> None:
             targets.append(str(base))
     targets += list(project.requirements)
     if targets:
-        _run([*pip, *targets], log, BUILD_FAILED)
+        _run([*pip, *targets], log, BUILD_FAILED, "installing the dependencies")
 
 
 def _check_graphs(python: Path, config: Path, env: dict[str, str], log: LogLine) -> None:
     """Import the graphs in the new environment before anything running is stopped."""
-    _run([str(python), "-m", "stead", "check", "-c", str(config)], log, DEPLOY_FAILED, env=env)
+    command = [str(python), "-m", "stead", "check", "-c", str(config)]
+    _run(command, log, DEPLOY_FAILED, "importing the graphs", env=env)
 
 
-def _run(command: list[str], log: LogLine, failure: str, env: dict[str, str] | None = None) -> None:
+def _run(
+    command: list[str],
+    log: LogLine,
+    failure: str,
+    what: str,
+    env: dict[str, str] | None = None,
+) -> None:
+    """Run a build step, its output going to the revision's log; RolloutFailed with its last
+    line when it fails."""
     done = subprocess.run(
         command, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=1800
     )
@@ -314,4 +323,4 @@ def _run(command: list[str], log: LogLine, failure: str, env: dict[str, str] | N
         log(line, "INFO" if done.returncode == 0 else "ERROR")
     if done.returncode != 0:
         last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise RolloutFailed(failure, f"{Path(command[0]).name} {command[2]} failed: {last[0]}")
+        raise RolloutFailed(failure, f"{what} failed: {last[0]}")
