@@ -12,7 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from stead.config import ConfigError
-from stead.controlplane.settings import DEFAULT_DATA_DIR, DEFAULT_PORT, load_control_plane_settings
+from stead.controlplane.settings import (
+    DEFAULT_DATA_DIR,
+    DEFAULT_PORT,
+    ControlPlaneSettings,
+    load_control_plane_settings,
+)
 
 
 def add_control_plane_commands(commands: Any) -> None:
@@ -55,14 +60,14 @@ def _serve(args: argparse.Namespace) -> int:
 
     from stead.controlplane.api.app import create_control_plane_app
     from stead.controlplane.services.container import ControlPlaneServices
-    from stead.controlplane.services.secrets import SecretBox
+    from stead.controlplane.services.secrets import SecretBox, require_key_opens_stored_secrets
     from stead.observability.logs import configure_logging
     from stead.sockets import bind_socket
 
     settings = load_control_plane_settings(args.data_dir, args.host, args.port)
     box = SecretBox.from_environment(dict(os.environ))
     configure_logging(os.environ.get("LOG_LEVEL", "INFO").upper(), False)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    _with_database(settings, lambda db: require_key_opens_stored_secrets(db, box))
     sock = bind_socket(settings.host, settings.port)
     app = create_control_plane_app(ControlPlaneServices.build(settings, box))
     logging.getLogger("stead").info(
@@ -99,16 +104,21 @@ def _apikey_revoke(args: argparse.Namespace) -> int:
 
 def _with_keys(args: argparse.Namespace, action: Callable[[Any], Awaitable[Any]]) -> Any:
     from stead.controlplane.services.tenants import TenantKeys
-    from stead.controlplane.storage import ControlPlaneDatabase
 
     settings = load_control_plane_settings(args.data_dir)
+    return _with_database(settings, lambda db: action(TenantKeys(db)))
+
+
+def _with_database(settings: ControlPlaneSettings, action: Callable[[Any], Awaitable[Any]]) -> Any:
+    """Run `action` on the migrated database, outside the server's event loop."""
+    from stead.controlplane.storage import ControlPlaneDatabase
 
     async def with_database() -> Any:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         db = ControlPlaneDatabase(settings.database_url)
         try:
             await db.migrate()
-            return await action(TenantKeys(db))
+            return await action(db)
         finally:
             await db.close()
 

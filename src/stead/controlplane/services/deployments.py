@@ -13,6 +13,7 @@ from stead.controlplane.services.revisions import (
     find_deployment,
     open_revision,
     require_runnable_source,
+    revision_source,
 )
 from stead.controlplane.services.secrets import SecretBox, validate_secrets
 from stead.controlplane.services.uploads import Uploads
@@ -48,7 +49,7 @@ class Deployments:
 
     async def create(self, tenant_id: str, request: dict[str, Any]) -> dict[str, Any]:
         require_runnable_source(request["source"])
-        secrets = validate_secrets(request["secrets"])
+        secrets = validate_secrets(request.get("secrets") or [])
         now = now_utc()
         async with self._db.transaction() as tx:
             if await tx.deployments.find_by_name(tenant_id, request["name"]) is not None:
@@ -115,6 +116,7 @@ class Deployments:
         now = now_utc()
         async with self._db.transaction() as tx:
             deployment = await find_deployment(tx, tenant_id, deployment_id, lock=True)
+            revision_source(deployment, change)
             source_config = _patched_source_config(deployment, change.get("source_config"))
             values: dict[str, Any] = {"source_config": source_config, "updated_at": now}
             if change.get("secret_references") is not None:

@@ -185,13 +185,7 @@ async def changed_content(
     latest = None
     if deployment["latest_revision_id"]:
         latest = await tx.revisions.get(deployment["id"], deployment["latest_revision_id"])
-    source = change.get("revision_source") or deployment["source"]
-    require_runnable_source(source)
-    if source != deployment["source"]:
-        raise BadRequest(
-            f"revision_source {source!r} differs from the deployment's source "
-            f"{deployment['source']!r}, which cannot change."
-        )
+    source = revision_source(deployment, change)
     config = {k: v for k, v in ((latest or {}).get("source_revision_config") or {}).items() if v}
     config.update({k: v for k, v in (change.get("source_revision_config") or {}).items() if v})
     resource_spec = (change.get("source_config") or {}).get("resource_spec")
@@ -199,6 +193,18 @@ async def changed_content(
         resource_spec = deployment["source_config"].get("resource_spec")
     secrets = box.seal(change["secrets"]) if change.get("secrets") is not None else None
     return RevisionContent(source, config, resource_spec, secrets or deployment["secrets"])
+
+
+def revision_source(deployment: dict[str, Any], change: dict[str, Any]) -> str:
+    """The source a change's revision runs: the deployment's, which cannot change."""
+    source = change.get("revision_source") or deployment["source"]
+    require_runnable_source(source)
+    if source != deployment["source"]:
+        raise BadRequest(
+            f"revision_source {source!r} differs from the deployment's source "
+            f"{deployment['source']!r}, which cannot change."
+        )
+    return str(source)
 
 
 def _cursor(offset: str | None) -> int | None:

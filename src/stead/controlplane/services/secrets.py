@@ -10,6 +10,7 @@ from typing import Any
 from cryptography.fernet import Fernet, InvalidToken
 
 from stead.config import ConfigError
+from stead.controlplane.storage import ControlPlaneDatabase
 from stead.errors import BadRequest
 
 ENCRYPTION_KEY_VARIABLE = "STEAD_ENCRYPTION_KEY"
@@ -114,3 +115,12 @@ def validate_secrets(secrets: list[dict[str, Any]]) -> list[dict[str, str]]:
 
 def masked(secrets: list[dict[str, str]]) -> list[dict[str, str]]:
     return [{"name": secret["name"], "value": MASK} for secret in secrets]
+
+
+async def require_key_opens_stored_secrets(db: ControlPlaneDatabase, box: SecretBox) -> None:
+    """Refuse to start with a key other than the one the stored secrets were sealed with, rather
+    than fail every later request that reads them."""
+    async with db.transaction() as tx:
+        sealed = await tx.deployments.any_sealed_secrets()
+    if sealed is not None:
+        box.open(sealed)

@@ -88,6 +88,11 @@ class DeploymentRepository:
         query = sa.select(sa.func.count()).where(deployment.c.listener_id == listener_id)
         return int((await self._conn.execute(query)).scalar_one())
 
+    async def any_sealed_secrets(self) -> str | None:
+        """The sealed secrets of one deployment, any tenant's (to check the encryption key)."""
+        row = await fetch_one(self._conn, sa.select(deployment.c.secrets).limit(1))
+        return None if row is None else str(row["secrets"])
+
     async def update(self, deployment_id: str, values: dict[str, Any]) -> None:
         await self._conn.execute(
             sa.update(deployment).where(deployment.c.id == deployment_id).values(**values)
