@@ -57,6 +57,17 @@ def _parser() -> argparse.ArgumentParser:
         help="default: $STEAD_HOST, else 127.0.0.1",
     )
     run.add_argument("--port", type=int, default=_default_port(), help="default: $PORT, else 8000")
+    run.add_argument(
+        "--reuse-port",
+        action="store_true",
+        help="share --port with other `stead run` processes on this host (SO_REUSEPORT): the "
+        "kernel spreads connections over them",
+    )
+    run.add_argument(
+        "--probe-port",
+        type=int,
+        help="also serve on this port, alone: to check this one process when several share --port",
+    )
     run.set_defaults(handler=_run)
     worker = commands.add_parser(
         "worker", help="execute runs without serving the API (serves /ok, /ready and /metrics)"
@@ -194,14 +205,16 @@ def _run(args: argparse.Namespace) -> int:
     specs = load_graph_specs(settings)
     _require_current_schema(settings)
     _register_with_control_plane(settings)
-    sock = _bind(settings)
+    sockets = [bind_socket(settings.host, settings.port, reuse_port=args.reuse_port)]
+    if args.probe_port is not None:
+        sockets.append(bind_socket(settings.host, args.probe_port))
     from stead.app import create_app
 
     app = create_app(settings, specs)
     logging.getLogger("stead").info(
         "serving %d graph(s) on http://%s:%d", len(specs), settings.host, settings.port
     )
-    return _serve(app, settings, sock)
+    return _serve(app, settings, sockets)
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -212,7 +225,7 @@ def _worker(args: argparse.Namespace) -> int:
     configure_tracing(settings.tracing)
     specs = load_graph_specs(settings)
     _require_current_schema(settings)
-    sock = _bind(settings)
+    sock = bind_socket(settings.host, settings.port)
     from stead.worker.probe import create_worker_app
 
     app = create_worker_app(settings, specs)
@@ -222,7 +235,7 @@ def _worker(args: argparse.Namespace) -> int:
         settings.host,
         settings.port,
     )
-    return _serve(app, settings, sock)
+    return _serve(app, settings, [sock])
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -407,7 +420,7 @@ def _require_current_schema(settings: Settings) -> None:
     asyncio.run(check_schema(settings))
 
 
-def _serve(app: Any, settings: Settings, sock: socket.socket) -> int:
+def _serve(app: Any, settings: Settings, sockets: list[socket.socket]) -> int:
     config = uvicorn.Config(
         app,
         log_config=None,
@@ -415,7 +428,7 @@ def _serve(app: Any, settings: Settings, sock: socket.socket) -> int:
         timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds),
     )
     logging.getLogger("uvicorn.error").addFilter(CutShortLogFilter())
-    _Server(config).run(sockets=[sock])
+    _Server(config).run(sockets=sockets)
     return 0
 
 
@@ -454,7 +467,3 @@ def _exit_now(sig: int) -> NoReturn:
         signal.Signals(sig).name,
     )
     os._exit(128 + sig)
-
-
-def _bind(settings: Settings) -> socket.socket:
-    return bind_socket(settings.host, settings.port)

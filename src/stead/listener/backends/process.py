@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tarfile
 import time
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,8 @@ BUILD_FAILED = "BUILD_FAILED"
 DEPLOY_FAILED = "DEPLOY_FAILED"
 _STOP_GRACE_SECONDS = 30.0
 # Variables passed through from the listener's own environment; the rest comes from the revision.
+# How the listener's own child processes ended, by pid, once reaped (for the deploy logs).
+_EXIT_STATUSES: dict[int, int] = {}
 _INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL")
 
 
@@ -83,20 +86,29 @@ class ProcessBackend:
         config = self._config_path(deployment, revision)
         env = _environment(deployment, revision)
         _check_graphs(python, config, env, log)
-        port = stable_port(self._root / deployment["id"])
-        if state:
+        scale = _scale(revision, env, log)
+        if scale.shared:
+            _migrate(python, config, env, log)
+        # Old and new serve side by side only where they share a database and a port; the
+        # embedded database belongs to one process, so the old one stops first.
+        beside = state is not None and scale.shared and _shares_port(state)
+        if state and not beside:
             log(f"stopping revision {state['revision_id']}", "INFO")
             _stop(state)
-        new = self._start(deployment, revision, python, config, env, port)
-        failure = wait_for_ok(new["url"], lambda: _all_running(new), self._deploy_timeout)
+        port = stable_port(self._root / deployment["id"])
+        new = self._start(deployment, revision, (python, config), env, port, scale)
+        failure = self._wait_ready(new)
         if failure is None:
+            if state and beside:
+                log(f"stopping revision {state['revision_id']}", "INFO")
+                _stop(state)
             self._write_state(deployment["id"], new)
             log(f"revision {revision['id']} serves on {new['url']}", "INFO")
             return str(new["url"])
         _stop(new)
         for line in self._log_tail(deployment["id"]):
             log(line, "ERROR")
-        if state:
+        if state and not beside:
             log(f"restarting revision {state['revision_id']}", "WARNING")
             self._write_state(deployment["id"], _restarted(state))
         raise RolloutFailed(DEPLOY_FAILED, failure)
@@ -132,22 +144,32 @@ class ProcessBackend:
         self,
         deployment: dict[str, Any],
         revision: dict[str, Any],
-        python: Path,
-        config: Path,
+        project: tuple[Path, Path],
         env: dict[str, str],
         port: int,
+        scale: Scale,
     ) -> dict[str, Any]:
+        """Start the revision's API processes (sharing `port` when there are several) and its
+        queue workers, each with a probe of its own."""
+        python, config = project
         data = self._root / deployment["id"] / "data"
         data.mkdir(parents=True, exist_ok=True)
-        common = ["-c", str(config), "--host", HOST, "--data-dir", str(data)]
-        commands = [[str(python), "-m", "stead", "run", *common, "--port", str(port)]]
-        workers = int((revision.get("resource_spec") or {}).get("queue_min_scale") or 0)
-        if env.get("DATABASE_URI"):
-            for _ in range(workers):
-                probe = free_port()
-                commands.append(
-                    [str(python), "-m", "stead", "worker", *common, "--port", str(probe)]
-                )
+        common = [str(python), "-m", "stead", "-c", str(config), "--host", HOST]
+        common += ["--data-dir", str(data)]
+        probes = iter(_distinct_free_ports(scale.api + scale.workers))
+        # With queue workers, the API processes leave the runs to them, as the official split.
+        api_env = {"N_JOBS_PER_WORKER": "0"} if scale.workers else {}
+        processes = []
+        for _ in range(scale.api):
+            args = [*common, "--port", str(port)]
+            probe = port
+            if scale.shared:
+                probe = next(probes)
+                args += ["--reuse-port", "--probe-port", str(probe)]
+            processes.append(_process(_command(args, "run"), probe, api_env))
+        for _ in range(scale.workers):
+            probe = next(probes)
+            processes.append(_process(_command([*common, "--port", str(probe)], "worker"), probe))
         state = {
             "deployment_id": deployment["id"],
             "revision_id": revision["id"],
@@ -155,9 +177,20 @@ class ProcessBackend:
             "url": f"http://{HOST}:{port}",
             "log": str(self._root / deployment["id"] / "server.log"),
             "env": env,
-            "processes": [{"args": args, "pid": None} for args in commands],
+            "processes": processes,
         }
         return _restarted(state)
+
+    def _wait_ready(self, state: dict[str, Any]) -> str | None:
+        """None once every process answers its probe; else why not."""
+        deadline = time.monotonic() + self._deploy_timeout
+        for process in state["processes"]:
+            remaining = max(0.0, deadline - time.monotonic())
+            failure = wait_for_ok(process["probe"], lambda: _all_running(state), remaining)
+            if failure is not None:
+                which = _exited(state)
+                return f"{failure}: {which}" if which else failure
+        return None
 
     def _config_path(self, deployment: dict[str, Any], revision: dict[str, Any]) -> Path:
         source = self._revision_dir(deployment["id"], revision["id"]) / "source"
@@ -192,6 +225,56 @@ class ProcessBackend:
         return path.read_text(errors="replace").splitlines()[-lines:]
 
 
+@dataclass(frozen=True)
+class Scale:
+    api: int
+    workers: int
+    shared: bool  # the processes share PostgreSQL and Redis
+
+
+def _scale(revision: dict[str, Any], env: dict[str, str], log: LogLine) -> Scale:
+    """The processes the resource spec asks for (min_scale API replicas, queue_min_scale
+    workers); one process where the deployment has no database and Redis of its own."""
+    spec = revision.get("resource_spec") or {}
+    api = max(1, int(spec.get("min_scale") or 1))
+    workers = max(0, int(spec.get("queue_min_scale") or 0))
+    if env.get("DATABASE_URI") and env.get("REDIS_URI"):
+        return Scale(api, workers, shared=True)
+    if api > 1 or workers:
+        log(
+            f"resource_spec asks for {api} API replica(s) and {workers} queue worker(s); one "
+            "process serves, as the embedded database belongs to one process: set the "
+            "POSTGRES_URI_CUSTOM and REDIS_URI_CUSTOM secrets to scale out",
+            "WARNING",
+        )
+    return Scale(1, 0, shared=False)
+
+
+def _command(args: list[str], command: str) -> list[str]:
+    """`args` (python -m stead, then options) with the stead command in place."""
+    return [*args[:3], command, *args[3:]]
+
+
+def _process(args: list[str], probe: int, env: dict[str, str] | None = None) -> dict[str, Any]:
+    return {"args": args, "pid": None, "probe": f"http://{HOST}:{probe}", "env": env or {}}
+
+
+def _distinct_free_ports(count: int) -> list[int]:
+    ports: set[int] = set()
+    while len(ports) < count:
+        ports.add(free_port())
+    return sorted(ports)
+
+
+def _shares_port(state: dict[str, Any]) -> bool:
+    """Whether the running API processes let others bind their port (--reuse-port)."""
+    return all(
+        "--reuse-port" in process["args"]
+        for process in state["processes"]
+        if "run" in process["args"]
+    )
+
+
 def _environment(deployment: dict[str, Any], revision: dict[str, Any]) -> dict[str, str]:
     inherited = {name: os.environ[name] for name in _INHERITED if name in os.environ}
     return {**inherited, **deployment_environment(deployment, revision)}
@@ -205,7 +288,7 @@ def _restarted(state: dict[str, Any]) -> dict[str, Any]:
             with open(state["log"], "ab") as log:
                 child = subprocess.Popen(
                     process["args"],
-                    env=state["env"],
+                    env={**state["env"], **process.get("env", {})},
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
@@ -214,6 +297,22 @@ def _restarted(state: dict[str, Any]) -> dict[str, Any]:
             process = {**process, "pid": child.pid}
         processes.append(process)
     return {**state, "processes": processes}
+
+
+def _exited(state: dict[str, Any]) -> str | None:
+    """Which of the state's processes is not running, and how it ended when known."""
+    for process in state["processes"]:
+        if not _is_running(process):
+            status = _EXIT_STATUSES.get(process["pid"])
+            ended = "" if status is None else f" ({_how_it_ended(status)})"
+            return f"`stead {process['args'][3]}` (pid {process['pid']}) exited{ended}"
+    return None
+
+
+def _how_it_ended(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
+    return f"exit status {os.waitstatus_to_exitcode(status)}"
 
 
 def _all_running(state: dict[str, Any]) -> bool:
@@ -225,9 +324,11 @@ def _is_running(process: dict[str, Any]) -> bool:
     pid = process["pid"]
     if pid is None:
         return False
-    # Reaps it when it is a child of this listener that exited.
+    # Reaps it when it is a child of this listener that exited, keeping how it ended.
     with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
+        reaped, status = os.waitpid(pid, os.WNOHANG)
+        if reaped:
+            _EXIT_STATUSES[pid] = status
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
@@ -299,6 +400,13 @@ def _install_dependencies(config: Path, folder: Path, log: LogLine) -> None:
     targets += list(project.requirements)
     if targets:
         _run([*pip, *targets], log, BUILD_FAILED, "installing the dependencies")
+
+
+def _migrate(python: Path, config: Path, env: dict[str, str], log: LogLine) -> None:
+    """Bring the deployment's own database to this revision's schema before its processes start
+    (`stead run` refuses to serve on one that is behind)."""
+    command = [str(python), "-m", "stead", "migrate", "-c", str(config)]
+    _run(command, log, DEPLOY_FAILED, "migrating the database", env=env)
 
 
 def _check_graphs(python: Path, config: Path, env: dict[str, str], log: LogLine) -> None:

@@ -1,6 +1,7 @@
 """A graph whose answer says which revision of the code and which secret it runs with."""
 
 import os
+import time
 from typing import TypedDict
 
 from langgraph.graph import END, START, StateGraph
@@ -11,9 +12,11 @@ CODE_VERSION = "v1"
 class State(TypedDict, total=False):
     name: str
     greeting: str
+    delay: float
 
 
 def greet(state: State) -> State:
+    time.sleep(state.get("delay", 0))
     greeting = os.environ.get("GREETING", "hello")
     return {"greeting": f"{greeting}, {state.get('name', 'world')} ({CODE_VERSION})"}
 
