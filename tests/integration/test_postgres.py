@@ -3,6 +3,7 @@ survive a restart, and the queue-depth query autoscalers use. Starts its own Pos
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import time
@@ -13,12 +14,14 @@ import httpx
 import psycopg
 import pytest
 
+from stead.services.assistants import now_utc
+from stead.storage.database import Database
 from tests.conftest import GRAPHS_CONFIG
 from tests.support.postgres import migrate_env, stead_migrate
 from tests.support.servers import HOST, free_port, stead_server
 from tests.support.services import Postgres, postgres_server
 
-_DATABASES = ("served", "raced", "unmigrated", "queued")
+_DATABASES = ("served", "raced", "unmigrated", "queued", "crowd")
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +54,95 @@ def test_concurrent_migrations_both_succeed(pg: Postgres) -> None:
     # A third run, on a schema at head, has nothing to do and says so.
     again = stead_migrate(GRAPHS_CONFIG, uri)
     assert again.returncode == 0 and "up to date" in again.stderr
+
+
+def test_replicas_starting_together_on_a_fresh_database_all_serve(
+    pg: Postgres, tmp_path: Path
+) -> None:
+    """They race to create the graphs' system assistants; every one must come up."""
+    env = {**migrate_env(_migrated(pg, "crowd"))}
+    ports = [free_port() for _ in range(4)]
+    replicas = [
+        subprocess.Popen(
+            [
+                *(sys.executable, "-m", "stead", "run", "--config", str(GRAPHS_CONFIG)),
+                *("--host", HOST, "--port", str(port), "--data-dir", str(tmp_path / str(port))),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for port in ports
+    ]
+    try:
+        for port, replica in zip(ports, replicas, strict=True):
+            deadline = time.monotonic() + 60
+            while not _answers_ok(port):
+                assert replica.poll() is None, replica.stderr.read() if replica.stderr else ""
+                assert time.monotonic() < deadline, f"replica on {port} never answered /ok"
+                time.sleep(0.2)
+        with psycopg.connect(pg.url("crowd")) as conn:
+            rows = conn.execute(
+                "SELECT graph_id, count(*) FROM assistant GROUP BY graph_id"
+            ).fetchall()
+        assert rows and all(found == 1 for _, found in rows)
+    finally:
+        for replica in replicas:
+            replica.terminate()
+            replica.wait(30)
+
+
+def test_a_system_assistant_created_meanwhile_by_another_replica_is_kept(pg: Postgres) -> None:
+    """The second of two replicas creating the same assistant waits for the first to commit,
+    then finds it there: no unique violation that would stop its start-up."""
+    url = _migrated(pg, "crowd").replace("postgresql://", "postgresql+psycopg://")
+    now = now_utc()
+    record = {
+        "assistant_id": "5e2c1f3a-0000-4000-8000-000000000001",
+        "graph_id": "echo",
+        "config": {},
+        "context": {},
+        "metadata": {"created_by": "system"},
+        "name": "first",
+        "description": None,
+        "version": 1,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+    async def race() -> list[bool]:
+        db = Database(url)
+        try:
+            async with db.transaction() as first:
+                assert await first.assistants.insert_unless_present(record)
+                second = asyncio.create_task(
+                    _insert_in_own_transaction(db, {**record, "name": "2"})
+                )
+                await asyncio.sleep(0.5)
+                assert not second.done()  # waiting on the first one's uncommitted row
+            return [await second]
+        finally:
+            await db.close()
+
+    assert asyncio.run(race()) == [False]
+    with psycopg.connect(pg.url("crowd")) as conn:
+        names = conn.execute(
+            "SELECT name FROM assistant WHERE assistant_id = %s", (record["assistant_id"],)
+        ).fetchall()
+    assert names == [("first",)]
+
+
+async def _insert_in_own_transaction(db: Database, record: dict[str, object]) -> bool:
+    async with db.transaction() as tx:
+        return await tx.assistants.insert_unless_present(record)
+
+
+def _answers_ok(port: int) -> bool:
+    try:
+        return httpx.get(f"http://{HOST}:{port}/ok", timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
 
 
 def test_run_refuses_an_unmigrated_database(pg: Postgres, tmp_path: Path) -> None:

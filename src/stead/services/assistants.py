@@ -48,11 +48,13 @@ class AssistantService:
         self._graphs = graphs
 
     async def ensure_system_assistants(self) -> None:
+        """One assistant per graph; replicas starting together on a fresh database may race to
+        create them, so an existing one is left as it is."""
         async with self._db.transaction() as tx:
             for graph_id in self._graphs.graph_ids:
                 if await tx.assistants.get(system_assistant_id(graph_id)) is None:
                     now = now_utc()
-                    await tx.assistants.insert(
+                    await tx.assistants.insert_unless_present(
                         {
                             "assistant_id": system_assistant_id(graph_id),
                             "graph_id": graph_id,

@@ -42,6 +42,15 @@ class AssistantRepository:
         await self._conn.execute(sa.insert(assistant).values(**record))
         await self._insert_version(record)
 
+    async def insert_unless_present(self, record: dict[str, Any]) -> bool:
+        """Insert unless an assistant has this id already; whether it did."""
+        statement = self._dialect.insert_unless_present(assistant, record)
+        inserted = await self._conn.execute(statement.returning(assistant.c.assistant_id))
+        if inserted.first() is None:
+            return False
+        await self._insert_version(record)
+        return True
+
     async def save_version(self, record: dict[str, Any]) -> None:
         """Make `record` (with a new version number) the assistant's current state."""
         await self._conn.execute(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 
 from stead import serde
@@ -23,11 +24,19 @@ class Dialect:
         """Lock the candidate row of a queue claim so that concurrent workers skip it."""
         return query
 
+    def insert_unless_present(self, table: sa.Table, values: dict[str, Any]) -> Any:
+        """An INSERT that does nothing when the primary key exists (processes racing to create
+        the same row)."""
+        raise NotImplementedError
+
 
 class SqliteDialect(Dialect):
     """SQLite has one writer at a time, so claims need no row locks; JSON goes via json_extract."""
 
     name = "sqlite"
+
+    def insert_unless_present(self, table: sa.Table, values: dict[str, Any]) -> Any:
+        return sqlite.insert(table).values(**values).on_conflict_do_nothing()
 
     def json_contains(
         self, column: sa.ColumnElement[Any], value: dict[str, Any]
@@ -90,6 +99,9 @@ class PostgresDialect(Dialect):
 
     def lock_for_claim(self, query: sa.Select[Any]) -> sa.Select[Any]:
         return query.with_for_update(skip_locked=True)
+
+    def insert_unless_present(self, table: sa.Table, values: dict[str, Any]) -> Any:
+        return postgresql.insert(table).values(**values).on_conflict_do_nothing()
 
 
 # One instance each: statements built once per dialect are cached by it.
