@@ -19,6 +19,8 @@ from typing import Any, NoReturn
 
 import uvicorn
 
+from stead.backup.commands import add_backup_commands
+from stead.backup.manifest import BackupError
 from stead.config import ConfigError, Settings, load_settings
 from stead.controlplane.commands import add_control_plane_commands
 from stead.graphs import GraphLoadError, load_graph_specs
@@ -38,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return 2
         return int(args.handler(args))
-    except (ConfigError, GraphLoadError, PortInUseError) as exc:
+    except (BackupError, ConfigError, GraphLoadError, PortInUseError) as exc:
         print(f"stead: error: {exc}", file=sys.stderr)
         return 1
     except LicenseError as exc:
@@ -91,6 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     _license_commands(commands)
     add_control_plane_commands(commands)
     add_listener_command(commands)
+    add_backup_commands(commands, _project_arguments)
     return parser
 
 

@@ -25,6 +25,7 @@ from stead.storage.assistants import AssistantRepository
 from stead.storage.crons import CronRepository
 from stead.storage.dialects import Dialect, dialect_for
 from stead.storage.runs import RunRepository
+from stead.storage.schema import assistant, cron, run, thread
 from stead.storage.threads import ThreadRepository
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
@@ -82,6 +83,26 @@ class Database:
         async with self.engine.connect() as conn:
             return bool(await conn.run_sync(_at_head))
 
+    async def schema_revision(self) -> str | None:
+        """The Alembic revision Stead's tables are at; None before the first migration."""
+        async with self.engine.connect() as conn:
+            heads = await conn.run_sync(
+                lambda sync: MigrationContext.configure(sync).get_current_heads()
+            )
+        return heads[0] if heads else None
+
+    async def holds_data(self) -> bool:
+        """Whether anything a user made is stored: threads, runs, crons, or assistants other
+        than the graphs' own."""
+        if await self.schema_revision() is None:
+            return False
+        async with self.engine.connect() as conn:
+            for table in (thread, run, cron):
+                if (await conn.execute(sa.select(table).limit(1))).first() is not None:
+                    return True
+            metadata = (await conn.execute(sa.select(assistant.c.metadata))).scalars()
+            return any((found or {}).get("created_by") != "system" for found in metadata)
+
     async def ping(self) -> None:
         """Raises when the database does not answer."""
         async with self.engine.connect() as conn:
@@ -138,6 +159,14 @@ def _alembic_config(conn: Connection) -> AlembicConfig:
     config.set_main_option("script_location", str(_MIGRATIONS))
     config.attributes["connection"] = conn
     return config
+
+
+def known_revisions() -> list[str]:
+    """Every schema revision this Stead knows, oldest first."""
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    revisions = ScriptDirectory.from_config(config).walk_revisions()
+    return [script.revision for script in reversed(list(revisions))]
 
 
 def _upgrade_to_head(conn: Connection) -> None:

@@ -1,0 +1,328 @@
+"""`stead backup` and `stead restore`, on the embedded default and on PostgreSQL: a backup taken
+while 50 runs execute restores into a fresh target where everything finished compares equal
+through the API and every run that had not finished completes; bad archives and non-empty targets
+are refused in one line with the target untouched."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config as AlembicConfig
+
+from stead.backup.archive import file_entry, write_archive
+from stead.backup.manifest import Manifest
+from stead.storage import database as storage_database
+from tests.conftest import GRAPHS_CONFIG
+from tests.support.postgres import stead_migrate
+from tests.support.servers import stead_server
+from tests.support.services import postgres_server, redis_server
+
+RUNNING_RUNS = 50
+
+
+@dataclass
+class Target:
+    """Where a server keeps its data: a data folder, and on PostgreSQL a database too."""
+
+    data_dir: Path
+    env: dict[str, str]
+
+
+@dataclass
+class Runtime:
+    name: str
+    source: Target
+    fresh: Target
+
+
+@pytest.fixture(scope="module", params=["embedded", "postgres"])
+def runtime(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Runtime]:
+    root = tmp_path_factory.mktemp(request.param)
+    if request.param == "embedded":
+        yield Runtime("embedded", Target(root / "source", {}), Target(root / "fresh", {}))
+        return
+    with ExitStack() as stack:
+        pg = stack.enter_context(postgres_server(databases=("source", "fresh")))
+        redis = stack.enter_context(redis_server())
+        assert stead_migrate(GRAPHS_CONFIG, pg.url("source")).returncode == 0
+        yield Runtime(
+            "postgres",
+            Target(root / "source", {"DATABASE_URI": pg.url("source"), "REDIS_URI": redis.url}),
+            # Its own Redis key prefix: the source's replay buffers are not the restored server's.
+            Target(
+                root / "fresh",
+                {
+                    "DATABASE_URI": pg.url("fresh"),
+                    "REDIS_URI": redis.url,
+                    "REDIS_KEY_PREFIX": "restored:",
+                },
+            ),
+        )
+
+
+def stead(
+    command: str, target: Target, *args: str, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "stead", command, "--config", str(GRAPHS_CONFIG),
+         "--data-dir", str(target.data_dir), *args],
+        env={**os.environ, **target.env, **(env or {})},
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
+def populate(url: str) -> list[str]:
+    """Threads with finished runs, an assistant, store items and a cron; the thread ids."""
+    thread_ids = []
+    for n in range(5):
+        thread = httpx.post(f"{url}/threads", json={"metadata": {"batch": "finished"}}).json()
+        answer = httpx.post(
+            f"{url}/threads/{thread['thread_id']}/runs/wait",
+            json={"assistant_id": "echo", "input": {"text": f"kept {n}"}},
+            timeout=60,
+        )
+        assert answer.status_code == 200, answer.text
+        thread_ids.append(thread["thread_id"])
+    made = httpx.post(f"{url}/assistants", json={"graph_id": "echo", "name": "mine"})
+    assert made.status_code == 200, made.text
+    for n in range(3):
+        item = {"namespace": ["backup", "items"], "key": f"k{n}", "value": {"n": n}}
+        assert httpx.put(f"{url}/store/items", json=item).status_code == 204
+    cron = {"assistant_id": "echo", "schedule": "0 0 1 1 *", "input": {"text": "yearly"}}
+    assert httpx.post(f"{url}/runs/crons", json=cron).status_code == 200
+    return thread_ids
+
+
+def start_running_runs(url: str) -> list[tuple[str, str]]:
+    """RUNNING_RUNS background runs of the `slow` graph, each on its own thread."""
+    started = []
+    with httpx.Client(base_url=url, timeout=30) as client:
+        for _ in range(RUNNING_RUNS):
+            thread_id = client.post("/threads", json={}).json()["thread_id"]
+            run = client.post(
+                f"/threads/{thread_id}/runs",
+                json={"assistant_id": "slow", "input": {"seconds": 3}},
+            ).json()
+            started.append((thread_id, run["run_id"]))
+    return started
+
+
+def api_dump(url: str, thread_ids: list[str]) -> dict[str, Any]:
+    with httpx.Client(base_url=url, timeout=30) as client:
+        threads = {
+            tid: {
+                "thread": client.get(f"/threads/{tid}").json(),
+                "state": client.get(f"/threads/{tid}/state").json(),
+                "history": client.post(f"/threads/{tid}/history", json={}).json(),
+                "runs": client.get(f"/threads/{tid}/runs").json(),
+            }
+            for tid in thread_ids
+        }
+        search = {"namespace_prefix": ["backup"], "limit": 100}
+        return {
+            "threads": threads,
+            "assistants": client.post("/assistants/search", json={"limit": 100}).json(),
+            "store": client.post("/store/items/search", json=search).json(),
+            "crons": client.post("/runs/crons/search", json={}).json(),
+        }
+
+
+def fingerprint(target: Target) -> dict[str, str]:
+    """The target's files, by content: what a refused restore must leave as it was."""
+    if not target.data_dir.exists():
+        return {}
+    return {
+        str(path.relative_to(target.data_dir)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(target.data_dir.rglob("*"))
+        if path.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def backed_up(runtime: Runtime, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A backup taken while RUNNING_RUNS runs execute, and the API's view of what had finished."""
+    archive = tmp_path_factory.mktemp("archives") / f"{runtime.name}.tar.gz"
+    with stead_server(GRAPHS_CONFIG, runtime.source.data_dir, runtime.source.env) as server:
+        finished = populate(server.url)
+        before = api_dump(server.url, finished)
+        unfinished = start_running_runs(server.url)
+        time.sleep(1)
+        done = stead("backup", runtime.source, "--output", str(archive))
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == str(archive)
+    return {"archive": archive, "before": before, "finished": finished, "unfinished": unfinished}
+
+
+def test_a_restored_backup_compares_equal_and_unfinished_runs_complete(
+    runtime: Runtime, backed_up: dict[str, Any]
+) -> None:
+    restored = stead("restore", runtime.fresh, str(backed_up["archive"]))
+    assert restored.returncode == 0, restored.stderr
+    queued_again = int(restored.stdout.split(";")[1].split()[0])
+    assert 0 < queued_again <= RUNNING_RUNS
+    with stead_server(GRAPHS_CONFIG, runtime.fresh.data_dir, runtime.fresh.env) as server:
+        assert api_dump(server.url, backed_up["finished"]) == backed_up["before"]
+        with httpx.Client(base_url=server.url, timeout=120) as client:
+            for thread_id, run_id in backed_up["unfinished"]:
+                client.get(f"/threads/{thread_id}/runs/{run_id}/join")
+                run = client.get(f"/threads/{thread_id}/runs/{run_id}").json()
+                assert run["status"] == "success", run
+                state = client.get(f"/threads/{thread_id}/state").json()
+                assert state["values"]["done"] is True
+
+
+def test_the_manifest_says_what_the_backup_holds(
+    runtime: Runtime, backed_up: dict[str, Any]
+) -> None:
+    with tarfile.open(backed_up["archive"]) as archive:
+        names = archive.getnames()
+        manifest = json.loads(archive.extractfile("manifest.json").read())  # type: ignore[union-attr]
+    assert names[0] == "manifest.json"
+    assert manifest["runtime"] == runtime.name
+    assert manifest["schema_revision"] == "0005"
+    assert set(manifest["files"]) == set(names[1:])
+    expected = {"postgres.dump"} if runtime.name == "postgres" else {
+        "stead.sqlite", "checkpoints.sqlite", "store.sqlite"}  # fmt: skip
+    assert set(names[1:]) == expected
+    assert all(len(entry["sha256"]) == 64 for entry in manifest["files"].values())
+
+
+def test_a_target_that_holds_data_is_refused_unless_forced(
+    runtime: Runtime, backed_up: dict[str, Any]
+) -> None:
+    before = fingerprint(runtime.source)
+    refused = stead("restore", runtime.source, str(backed_up["archive"]))
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines()[-1].startswith("stead: error: ")
+    assert "already holds data; pass --force" in refused.stderr
+    assert fingerprint(runtime.source) == before
+
+
+def bad_archive(good: Path, folder: Path, kind: str) -> Path:
+    data = good.read_bytes()
+    bad = folder / f"{kind}.tar.gz"
+    if kind == "truncated":
+        bad.write_bytes(data[: len(data) // 2])
+    elif kind == "corrupt":
+        flipped = bytearray(data)
+        flipped[len(data) // 2] ^= 0xFF
+        bad.write_bytes(bytes(flipped))
+    else:
+        bad.write_bytes(rewritten(good, {"schema_revision": "9999"}))
+    return bad
+
+
+def rewritten(good: Path, manifest_change: dict[str, Any]) -> bytes:
+    """The archive with its manifest changed and its files as they were."""
+    out = io.BytesIO()
+    with tarfile.open(good) as source, tarfile.open(fileobj=out, mode="w:gz") as target:
+        for member in source.getmembers():
+            body = source.extractfile(member)
+            assert body is not None
+            data = body.read()
+            if member.name == "manifest.json":
+                data = json.dumps({**json.loads(data), **manifest_change}).encode()
+                member.size = len(data)
+            target.addfile(member, io.BytesIO(data))
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("kind", "text"),
+    [
+        ("truncated", "is corrupt or truncated"),
+        ("corrupt", "corrupt"),
+        ("newer", "the backup's schema 9999 is newer than this Stead's (0005)"),
+    ],
+)
+def test_a_bad_archive_is_one_line_and_the_target_is_untouched(
+    runtime: Runtime, backed_up: dict[str, Any], tmp_path: Path, kind: str, text: str
+) -> None:
+    bad = bad_archive(backed_up["archive"], tmp_path, kind)
+    target = Target(tmp_path / "target", runtime.fresh.env)
+    refused = stead("restore", target, str(bad), "--force")
+    assert refused.returncode == 1
+    last = refused.stderr.strip().splitlines()[-1]
+    assert last.startswith("stead: error: ") and text in last, refused.stderr
+    assert not target.data_dir.exists()
+    if runtime.name == "postgres":
+        # The fresh database holds what the first test restored, unchanged by the refusal.
+        with psycopg.connect(runtime.fresh.env["DATABASE_URI"]) as conn:
+            rows = conn.execute("SELECT thread_id FROM thread").fetchall()
+        assert {row[0] for row in rows} >= set(backed_up["finished"])
+
+
+def test_a_missing_pg_dump_is_named(runtime: Runtime, tmp_path: Path) -> None:
+    if runtime.name != "postgres":
+        pytest.skip("the embedded runtime needs no client tools")
+    done = stead("backup", runtime.source, "--output", str(tmp_path / "x.tar.gz"),
+                 env={"PATH": str(tmp_path)})  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1].startswith("stead: error: pg_dump is not installed")
+    assert not list(tmp_path.glob("*.tar.gz*"))
+
+
+def test_a_backup_from_an_older_schema_is_migrated_forward(
+    runtime: Runtime, backed_up: dict[str, Any], tmp_path: Path
+) -> None:
+    if runtime.name != "embedded":
+        pytest.skip("one runtime suffices: the migration path is the same")
+    older = tmp_path / "older.tar.gz"
+    with tarfile.open(backed_up["archive"]) as archive:
+        archive.extractall(tmp_path / "files", filter="data")
+    files = {
+        name: tmp_path / "files" / name
+        for name in ("stead.sqlite", "checkpoints.sqlite", "store.sqlite")
+    }
+    downgrade(files["stead.sqlite"], "0004")
+    manifest = json.loads((tmp_path / "files" / "manifest.json").read_text())
+    write_archive(
+        older,
+        Manifest(
+            stead_version="0.0.1",
+            schema_revision="0004",
+            runtime="embedded",
+            created_at=manifest["created_at"],
+            files={name: file_entry(path) for name, path in files.items()},
+        ),
+        files,
+    )
+    target = Target(tmp_path / "target", {})
+    restored = stead("restore", target, str(older))
+    assert restored.returncode == 0, restored.stderr
+    assert "migrated from 0004" in restored.stdout
+    with stead_server(GRAPHS_CONFIG, target.data_dir) as server:
+        dump = api_dump(server.url, backed_up["finished"])
+    assert dump["threads"] == backed_up["before"]["threads"]
+
+
+def downgrade(database: Path, revision: str) -> None:
+    """Take a copy of Stead's tables back to an older schema revision, as an older Stead left it."""
+    config = AlembicConfig()
+    config.set_main_option(
+        "script_location", str(Path(storage_database.__file__).parent / "migrations")
+    )
+    engine = sa.create_engine(f"sqlite:///{database}")
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, revision)
+    engine.dispose()
