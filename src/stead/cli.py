@@ -23,6 +23,7 @@ from stead.backup.commands import add_backup_commands
 from stead.backup.manifest import BackupError
 from stead.config import ConfigError, Settings, load_settings
 from stead.controlplane.commands import add_control_plane_commands
+from stead.doctor.commands import add_doctor_command
 from stead.graphs import GraphLoadError, load_graph_specs
 from stead.licenses import LicenseError
 from stead.listener.commands import add_listener_command
@@ -94,6 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     add_control_plane_commands(commands)
     add_listener_command(commands)
     add_backup_commands(commands, _project_arguments)
+    add_doctor_command(commands, _project_arguments)
     return parser
 
 

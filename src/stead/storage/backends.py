@@ -36,7 +36,7 @@ _PSYCOPG_OPTIONS: dict[str, Any] = {
     "prepare_threshold": 0,
     "row_factory": dict_row,
 }
-_SAVERS_POOL_SIZE = 10
+SAVERS_POOL_SIZE = 10
 _SAVERS_POOL_TIMEOUT_SECONDS = 10.0
 
 # Both stores sweep expired items on demand, which `BaseStore` does not promise.
@@ -163,7 +163,7 @@ async def _open_pool(uri: str) -> AsyncConnectionPool[Any]:
     pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
         uri,
         min_size=1,
-        max_size=_SAVERS_POOL_SIZE,
+        max_size=SAVERS_POOL_SIZE,
         # Long enough for a run's checkpoint writes to ride out a database restart; a run that
         # waits longer goes back to the queue and continues from its last checkpoint.
         timeout=_SAVERS_POOL_TIMEOUT_SECONDS,

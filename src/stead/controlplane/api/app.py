@@ -43,6 +43,7 @@ def create_control_plane_app(services: ControlPlaneServices) -> FastAPI:
             app.include_router(module.router, prefix=prefix)
     app.include_router(data_plane.router)
     app.include_router(data_plane.servers_router)
+    app.include_router(data_plane.keys_router)
     app.add_api_route("/ok", _ok, methods=["GET"])
     app.include_router(console.router)
     app.mount("/console", console.console_files(), name="console")

@@ -14,6 +14,15 @@ from stead.errors import NotFound
 
 router = APIRouter(prefix="/v1/data-plane/listeners/{listener_id}")
 servers_router = APIRouter(prefix="/v1/data-plane/servers")
+keys_router = APIRouter(prefix="/v1/data-plane/keys")
+
+
+@keys_router.post("/check")
+async def check_key(
+    services: Services, authorization: Annotated[str | None, Header()] = None
+) -> dict[str, Any]:
+    """Whether this control plane accepts the enrollment key, changing nothing (`stead doctor`)."""
+    return await services.data_plane.check_key(bearer_token(authorization))
 
 
 @servers_router.post("/heartbeat")

@@ -166,6 +166,18 @@ class DataPlane:
                 await tx.deployments.update(found["id"], values)
         return {"deployment_id": found["id"]}
 
+    async def check_key(self, token: str | None) -> dict[str, Any]:
+        """What an enrollment key holds, once this control plane has verified it and found its
+        workspace; LicenseRefused otherwise."""
+        try:
+            found = verify_license(token or "", self._public_key, scope="data-plane")
+        except LicenseError as exc:
+            raise LicenseRefused(exc) from None
+        async with self._db.transaction() as tx:
+            if await tx.tenants.find(found.subject) is None:
+                raise LicenseRefused(InvalidLicense(f"workspace {found.subject!r} does not exist"))
+        return {"subject": found.subject, "expires_at": found.expires_at}
+
     def _verified_subject(self, token: str | None) -> str:
         try:
             return verify_license(token or "", self._public_key, scope="data-plane").subject
