@@ -177,9 +177,36 @@ def test_a_restored_backup_compares_equal_and_unfinished_runs_complete(
 ) -> None:
     restored = stead("restore", runtime.fresh, str(backed_up["archive"]))
     assert restored.returncode == 0, restored.stderr
-    queued_again = int(restored.stdout.split(";")[1].split()[0])
+    assert_restored(runtime.fresh, restored.stdout, backed_up)
+
+
+def test_an_embedded_backup_moves_into_postgresql(
+    runtime: Runtime, backed_up: dict[str, Any], tmp_path: Path
+) -> None:
+    if runtime.name != "embedded":
+        pytest.skip("a move starts from the embedded default")
+    with postgres_server(databases=("moved",)) as pg, redis_server() as redis:
+        target = Target(
+            tmp_path / "data", {"DATABASE_URI": pg.url("moved"), "REDIS_URI": redis.url}
+        )
+        moved = stead("restore", target, str(backed_up["archive"]))
+        assert moved.returncode == 0, moved.stderr
+        assert "moving the embedded data into PostgreSQL" in moved.stderr
+        assert f"copied {5 + RUNNING_RUNS} row(s) of thread" in moved.stderr
+        assert_restored(target, moved.stdout, backed_up)
+        with psycopg.connect(pg.url("moved")) as conn:
+            blobs = conn.execute("SELECT count(*) FROM checkpoint_blobs").fetchone()
+        assert blobs is not None and blobs[0] > 0  # the PostgreSQL saver's own layout
+        again = stead("restore", target, str(backed_up["archive"]))
+        assert again.returncode == 1
+        assert "already holds data" in again.stderr.strip().splitlines()[-1]
+
+
+def assert_restored(target: Target, output: str, backed_up: dict[str, Any]) -> None:
+    """What had finished compares equal through the API; every other run completes."""
+    queued_again = int(output.split(";")[1].split()[0])
     assert 0 < queued_again <= RUNNING_RUNS
-    with stead_server(GRAPHS_CONFIG, runtime.fresh.data_dir, runtime.fresh.env) as server:
+    with stead_server(GRAPHS_CONFIG, target.data_dir, target.env) as server:
         assert api_dump(server.url, backed_up["finished"]) == backed_up["before"]
         with httpx.Client(base_url=server.url, timeout=120) as client:
             for thread_id, run_id in backed_up["unfinished"]:

@@ -12,6 +12,7 @@ from stead import __version__
 from stead.backup import embedded, postgres
 from stead.backup.archive import file_entry, read_archive, write_archive
 from stead.backup.manifest import BackupError, Manifest
+from stead.backup.moving import move_into_postgres
 from stead.config import Settings
 from stead.storage.backends import migrate
 from stead.storage.database import Database, known_revisions
@@ -63,7 +64,7 @@ async def restore_backup(settings: Settings, archive: Path, force: bool, say: Sa
     with tempfile.TemporaryDirectory(prefix=".stead-restore-", dir=scratch_parent) as scratch:
         say(f"reading {archive}")
         manifest = read_archive(archive, Path(scratch))
-        _require_restorable(settings, manifest)
+        _require_restorable(settings, manifest, force)
         if not force and await _target_holds_data(settings):
             raise BackupError(
                 f"{_target_name(settings)} already holds data; pass --force to replace it"
@@ -71,6 +72,10 @@ async def restore_backup(settings: Settings, archive: Path, force: bool, say: Sa
         files = {name: Path(scratch) / name for name in manifest.files}
         if settings.postgres_uri is None:
             embedded.install(settings, files)
+        elif manifest.runtime == "embedded":
+            await migrate(settings)
+            say("moving the embedded data into PostgreSQL")
+            await move_into_postgres(files, settings.postgres_uri, say)
         else:
             postgres.install(settings.postgres_uri, files, say)
     older = manifest.schema_revision != known_revisions()[-1]
@@ -80,11 +85,17 @@ async def restore_backup(settings: Settings, archive: Path, force: bool, say: Sa
     return Restored(manifest, manifest.schema_revision if older else None, await _requeue(settings))
 
 
-def _require_restorable(settings: Settings, manifest: Manifest) -> None:
-    if manifest.runtime != runtime_of(settings):
+def _require_restorable(settings: Settings, manifest: Manifest, force: bool) -> None:
+    target = runtime_of(settings)
+    if manifest.runtime == "postgres" and target == "embedded":
         raise BackupError(
-            f"the backup is of the {manifest.runtime} runtime and the target is "
-            f"{runtime_of(settings)}; moving between runtimes is not supported yet"
+            "the backup is of PostgreSQL and the target is the embedded default; set "
+            "DATABASE_URI to restore it into PostgreSQL"
+        )
+    if manifest.runtime != target and force:
+        raise BackupError(
+            "moving the embedded default into PostgreSQL needs an empty database; --force "
+            "does not apply (empty it with a new database)"
         )
     known = known_revisions()
     if manifest.schema_revision not in known:
