@@ -83,3 +83,21 @@ def test_serves_the_examples_and_keeps_threads_across_a_restart(
     assert client.threads.get(thread["thread_id"])["metadata"]["kept"] == "yes"
     state = client.threads.get_state(thread["thread_id"])
     assert [m["content"] for m in state["values"]["messages"]] == ["hello", "You said: hello"]
+
+
+def test_backs_up_while_serving_and_carries_the_postgresql_client(
+    docker: Docker, container: tuple[str, str]
+) -> None:
+    name, url = container
+    get_sync_client(url=url, api_key=None).threads.create(metadata={"backed": "up"})
+    archive = docker("exec", name, "stead", "backup", "--output", "/data/backup.tar.gz")
+    assert archive.strip().splitlines()[-1] == "/data/backup.tar.gz"
+    listing = docker("exec", name, "tar", "tzf", "/data/backup.tar.gz")
+    assert listing.split() == [
+        "manifest.json",
+        "stead.sqlite",
+        "checkpoints.sqlite",
+        "store.sqlite",
+    ]
+    # `stead backup` on PostgreSQL (the chart's CronJob) runs pg_dump from the image.
+    assert docker("exec", name, "pg_dump", "--version").startswith("pg_dump (PostgreSQL) 15")

@@ -353,3 +353,22 @@ def downgrade(database: Path, revision: str) -> None:
         config.attributes["connection"] = conn
         command.downgrade(config, revision)
     engine.dispose()
+
+
+def test_scheduled_backups_keep_the_newest(
+    runtime: Runtime, backed_up: dict[str, Any], tmp_path: Path
+) -> None:
+    if runtime.name != "embedded":
+        pytest.skip("retention does not depend on the runtime")
+    written = []
+    for _ in range(3):
+        done = stead("backup", runtime.source, "--output-dir", str(tmp_path), "--keep", "2")
+        assert done.returncode == 0, done.stderr
+        written.append(Path(done.stdout.strip()))
+    assert sorted(tmp_path.glob("stead-backup-*.tar.gz")) == written[1:]
+    assert f"removed {written[0]}, beyond the 2 kept" in done.stderr
+    refused = stead("backup", runtime.source, "--keep", "2")
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == (
+        "stead: error: --keep takes a number of at least 1, and needs --output-dir"
+    )

@@ -19,6 +19,7 @@ from stead.storage.database import Database, known_revisions
 
 Say = Callable[[str], None]
 _REQUEUE_BATCH = 500
+ARCHIVE_PREFIX = "stead-backup-"
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,16 @@ async def create_backup(settings: Settings, output: Path, say: Say) -> Manifest:
         say(f"writing {output}")
         write_archive(output, manifest, files)
     return manifest
+
+
+def prune_archives(folder: Path, keep: int) -> list[Path]:
+    """Delete all but the `keep` newest archives `stead backup --output-dir` wrote in `folder`
+    (their names sort by time); the ones deleted."""
+    archives = sorted(folder.glob(f"{ARCHIVE_PREFIX}*.tar.gz"))
+    removed = archives[: max(0, len(archives) - keep)]
+    for archive in removed:
+        archive.unlink()
+    return removed
 
 
 async def restore_backup(settings: Settings, archive: Path, force: bool, say: Say) -> Restored:
