@@ -122,6 +122,9 @@ services:
     healthcheck:
       test: ["CMD-SHELL", "kill -0 1"]
       interval: 1s
+  backup:
+    network_mode: host
+    environment: *env
 """
 
 
@@ -190,6 +193,23 @@ def test_down_keeps_the_data_and_down_v_deletes_it(production: Stack) -> None:
     with pytest.raises(httpx.HTTPStatusError) as missing:
         client.threads.get(thread["thread_id"])
     assert missing.value.response.status_code == 404
+
+
+def test_the_backup_service_and_the_restore_drill(production: Stack) -> None:
+    """The README's drill: back up, lose the database volume, restore, serve again."""
+    production.up()
+    thread = production.client().threads.create(metadata={"kept": "by the backup"})
+    stead = ("run", "--rm", "--entrypoint", "stead", "backup")
+    archive = production(*stead, "backup", "--output-dir", "/backups").strip().splitlines()[-1]
+    assert archive.startswith("/backups/stead-backup-")
+
+    production("down")
+    production.docker("volume", "rm", f"{production.project}_postgres_data")
+    restored = production(*stead, "restore", archive)
+    assert "restored the backup of" in restored
+    production.up()
+    found = production.client().threads.get(thread["thread_id"])
+    assert found["metadata"]["kept"] == "by the backup"
 
 
 def test_the_embedded_compose_file_keeps_threads_across_down_and_up(embedded: Stack) -> None:

@@ -219,6 +219,7 @@ def test_the_seed_values_install_with_its_ingress_and_storage() -> None:
         (("bogus=1",), "Additional property bogus is not allowed"),
         (("dataPlane.replicas=two",), "dataPlane.replicas: Invalid type"),
         (("queue.autoscaling.type=cron",), "queue.autoscaling.type"),
+        (("backup.enabled=true", "backup.keep=0"), "backup.keep: Must be greater than or equal to 1"),
     ],
 )  # fmt: skip
 def test_bad_values_fail_the_render_with_a_clear_message(
@@ -235,3 +236,34 @@ def test_the_chart_declares_the_kubernetes_versions_it_is_validated_against() ->
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     (minimum,) = re.findall(r">=(\d+\.\d+)", chart["kubeVersion"])
     assert minimum == KUBERNETES_VERSIONS[0]
+
+
+def test_scheduled_backups_write_to_their_own_volume_and_keep_the_newest() -> None:
+    assert not by_kind(render(), "CronJob")
+    docs = render(Path(__file__).parent / "helm-values" / "backup.yaml")
+    cron = by_kind(docs, "CronJob")["release-stead-backup"]
+    assert cron["spec"]["schedule"] == "30 2 * * *"
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid"
+    pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["args"] == ["backup", "--output-dir", "/backups", "--keep", "14"]
+    database = next(env for env in container["env"] if env["name"] == "DATABASE_URI")
+    assert database["valueFrom"]["secretKeyRef"]["key"] == "DATABASE_URI"
+    assert {"name": "backups", "mountPath": "/backups"} in container["volumeMounts"]
+    claim = next(v for v in pod["volumes"] if v["name"] == "backups")["persistentVolumeClaim"]
+    volume = by_kind(docs, "PersistentVolumeClaim")[claim["claimName"]]
+    assert volume["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    policies = by_kind(docs, "NetworkPolicy")
+    egress = policies["release-stead-backup"]["spec"]["egress"]
+    assert [rule["ports"] for rule in egress] == [
+        [{"protocol": "TCP", "port": 5432}],
+        [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+    ]
+    assert "ingress" not in policies["release-stead-backup"]["spec"]
+    admitted = policies["release-stead-stores"]["spec"]["ingress"][0]["from"][0]["podSelector"]
+    assert "backup" in admitted["matchExpressions"][0]["values"]
+    own = render(None, "backup.enabled=true", "backup.persistence.existingClaim=archives")
+    pod = by_kind(own, "CronJob")["release-stead-backup"]["spec"]["jobTemplate"]["spec"]
+    volumes = pod["template"]["spec"]["volumes"]
+    assert {"name": "backups", "persistentVolumeClaim": {"claimName": "archives"}} in volumes
+    assert "release-stead-backups" not in by_kind(own, "PersistentVolumeClaim")
