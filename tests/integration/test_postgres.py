@@ -18,7 +18,7 @@ from stead.services.assistants import now_utc
 from stead.storage.database import Database
 from tests.conftest import GRAPHS_CONFIG
 from tests.support.postgres import migrate_env, stead_migrate
-from tests.support.servers import HOST, free_port, stead_server
+from tests.support.servers import HOST, REPO_ROOT, free_port, stead_server
 from tests.support.services import Postgres, postgres_server
 
 _DATABASES = ("served", "raced", "unmigrated", "queued", "crowd")
@@ -229,3 +229,22 @@ def _wait_for_depth(uri: str, expected: int, timeout: float = 30) -> bool:
                 return True
             time.sleep(0.1)
     return False
+
+
+def test_the_shipped_settings_load_into_postgresql_15() -> None:
+    settings = REPO_ROOT / "deploy" / "postgres" / "postgresql.conf"
+    with postgres_server() as server:
+        conf = server.data_dir / "postgresql.conf"
+        conf.write_text(conf.read_text() + f"\ninclude '{settings}'\n")
+        server.stop()
+        server.start()
+        with psycopg.connect(server.url()) as conn:
+            shown = {
+                name: conn.execute(f"SHOW {name}").fetchone()
+                for name in ("shared_buffers", "random_page_cost", "checkpoint_completion_target")
+            }
+    assert shown == {
+        "shared_buffers": ("256MB",),
+        "random_page_cost": ("1.1",),
+        "checkpoint_completion_target": ("0.9",),
+    }
