@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: run test lint bench test-services test-containers
+.PHONY: run test lint bench test-services test-containers test-scale
 
 $(BIN)/pip:
 	$(PYTHON) -m venv $(VENV)
@@ -34,13 +34,21 @@ test-services:
 	sh scripts/install-test-services
 
 # The second pass runs the API suite and the LangGraph SDK's own integration suite again on the
-# production runtime: PostgreSQL + Redis.
+# production runtime: PostgreSQL + Redis. It skips the files that start their own PostgreSQL and
+# Redis whatever the session's runtime: their first pass covered them.
+OWN_RUNTIME := test_postgres test_backup test_doctor test_topology test_outages test_redis_broker_load
 test: lint test-services
 	$(BIN)/python -m pytest
 	STEAD_TEST_DATABASE=postgres $(BIN)/python -m pytest tests/integration tests/sdk_suite \
-		--ignore=tests/integration/test_postgres.py --ignore=tests/integration/test_backup.py \
-		--ignore=tests/integration/test_doctor.py
+		$(foreach name,$(OWN_RUNTIME),--ignore=tests/integration/$(name).py)
+	$(MAKE) test-scale
 	$(MAKE) test-containers
+
+# The scale tier seeds PostgreSQL with a million threads and ten million checkpoints, then checks
+# the plans of the statements a live server runs (tests/scale). Its own budget: 10 minutes,
+# about 2 on a 2-core machine.
+test-scale: $(BIN)/.installed-dev test-services
+	STEAD_TEST_SCALE=1 timeout -s INT -k 60 600 $(BIN)/python -m pytest tests/scale --timeout 540
 
 # The container tier builds and runs the images and compose stacks on a private docker engine
 # (tests/containers). Its own budget: 15 minutes, about 4 on a fresh 2-core machine; the budget

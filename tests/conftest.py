@@ -20,6 +20,9 @@ GRAPHS_CONFIG = GRAPHS_DIR / "langgraph.json"
 
 # The container tier has its own target and time budget (`make test-containers`).
 collect_ignore = [] if os.environ.get("STEAD_TEST_CONTAINERS") == "1" else ["containers"]
+# So has the scale tier, which seeds PostgreSQL with millions of rows (`make test-scale`).
+if os.environ.get("STEAD_TEST_SCALE") != "1":
+    collect_ignore.append("scale")
 
 
 @pytest.fixture(scope="session")

@@ -29,12 +29,14 @@ from alembic.config import Config as AlembicConfig
 from stead.backup.archive import file_entry, write_archive
 from stead.backup.manifest import Manifest
 from stead.storage import database as storage_database
+from stead.storage.database import known_revisions
 from tests.conftest import GRAPHS_CONFIG
 from tests.support.postgres import stead_migrate
 from tests.support.servers import stead_server
 from tests.support.services import postgres_server, redis_server
 
 RUNNING_RUNS = 50
+HEAD = known_revisions()[-1]
 
 
 @dataclass
@@ -225,7 +227,7 @@ def test_the_manifest_says_what_the_backup_holds(
         manifest = json.loads(archive.extractfile("manifest.json").read())  # type: ignore[union-attr]
     assert names[0] == "manifest.json"
     assert manifest["runtime"] == runtime.name
-    assert manifest["schema_revision"] == "0005"
+    assert manifest["schema_revision"] == HEAD
     assert set(manifest["files"]) == set(names[1:])
     expected = {"postgres.dump"} if runtime.name == "postgres" else {
         "stead.sqlite", "checkpoints.sqlite", "store.sqlite"}  # fmt: skip
@@ -278,7 +280,7 @@ def rewritten(good: Path, manifest_change: dict[str, Any]) -> bytes:
     [
         ("truncated", "is corrupt or truncated"),
         ("corrupt", "corrupt"),
-        ("newer", "the backup's schema 9999 is newer than this Stead's (0005)"),
+        ("newer", f"the backup's schema 9999 is newer than this Stead's ({HEAD})"),
     ],
 )
 def test_a_bad_archive_is_one_line_and_the_target_is_untouched(

@@ -16,9 +16,13 @@ class Page:
     total: int
 
 
-def order_by(table: sa.Table, sort_by: str, sort_order: str) -> sa.ColumnElement[Any]:
-    column = table.c[sort_by]
-    return column.asc() if sort_order == "asc" else column.desc()
+def order_by(
+    table: sa.Table, sort_by: str, sort_order: str, tie_breaker: sa.Column[Any]
+) -> list[sa.ColumnElement[Any]]:
+    """`sort_by`, then the id for rows that tie, both in `sort_order`: one index on
+    (column, id) then serves either direction, scanned forward or backward."""
+    columns = [table.c[sort_by], tie_breaker]
+    return [column.asc() if sort_order == "asc" else column.desc() for column in columns]
 
 
 async def fetch_one(conn: AsyncConnection, query: sa.Executable) -> dict[str, Any] | None:

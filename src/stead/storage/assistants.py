@@ -117,7 +117,7 @@ class AssistantRepository:
             self._conn,
             assistant,
             self._filters(graph_id, name, metadata),
-            order=[order_by(assistant, sort_by, sort_order), assistant.c.assistant_id],
+            order=order_by(assistant, sort_by, sort_order, assistant.c.assistant_id),
             limit=limit,
             offset=offset,
         )

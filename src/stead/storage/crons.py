@@ -61,7 +61,7 @@ class CronRepository:
             self._conn,
             cron,
             self._filters(assistant_id, thread_id, enabled, metadata),
-            order=[order_by(cron, sort_by, sort_order), cron.c.cron_id],
+            order=order_by(cron, sort_by, sort_order, cron.c.cron_id),
             limit=limit,
             offset=offset,
         )

@@ -122,7 +122,7 @@ class ThreadRepository:
             self._conn,
             thread,
             self._filters(ids, metadata, values, status),
-            order=[order_by(thread, sort_by, sort_order), thread.c.thread_id],
+            order=order_by(thread, sort_by, sort_order, thread.c.thread_id),
             limit=limit,
             offset=offset,
         )
