@@ -29,6 +29,7 @@ from stead.storage.schema import metadata
 
 Say = Callable[[str], None]
 _BATCH = 1000
+_PROGRESS_EVERY = 1000
 _STORE_COLUMNS = ("prefix", "key", "value", "created_at", "updated_at", "expires_at", "ttl_minutes")
 
 
@@ -126,7 +127,12 @@ async def _copy_checkpoints(checkpoints_sqlite: Path, conn: AsyncConnection[Any]
     copied = 0
     async with AsyncSqliteSaver.from_conn_string(str(checkpoints_sqlite)) as source:
         await source.setup()
-        for thread_id, namespace in _threads(checkpoints_sqlite):
+        threads = _threads(checkpoints_sqlite)
+        for done, (thread_id, namespace) in enumerate(threads, start=1):
+            if done % _PROGRESS_EVERY == 0:
+                say(
+                    f"checkpoints: {done:,} of {len(threads):,} threads ({done / len(threads):.0%})"
+                )
             scope: RunnableConfig = {
                 "configurable": {"thread_id": thread_id, "checkpoint_ns": namespace}
             }
