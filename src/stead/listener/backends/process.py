@@ -40,9 +40,9 @@ from stead.listener.client import ControlPlaneClient
 BUILD_FAILED = "BUILD_FAILED"
 DEPLOY_FAILED = "DEPLOY_FAILED"
 _STOP_GRACE_SECONDS = 30.0
-# Variables passed through from the listener's own environment; the rest comes from the revision.
 # How the listener's own child processes ended, by pid, once reaped (for the deploy logs).
 _EXIT_STATUSES: dict[int, int] = {}
+# Variables passed through from the listener's own environment; the rest comes from the revision.
 _INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL")
 
 
