@@ -374,3 +374,31 @@ def test_scheduled_backups_keep_the_newest(
     assert refused.stderr.strip() == (
         "stead: error: --keep takes a number of at least 1, and needs --output-dir"
     )
+
+
+def test_an_archive_that_writes_outside_its_folder_is_refused(
+    runtime: Runtime, backed_up: dict[str, Any], tmp_path: Path
+) -> None:
+    if runtime.name != "embedded":
+        pytest.skip("reading the archive does not depend on the runtime")
+    evil = tmp_path / "evil.tar.gz"
+    out = io.BytesIO()
+    with (
+        tarfile.open(backed_up["archive"]) as source,
+        tarfile.open(fileobj=out, mode="w:gz") as target,
+    ):
+        manifest = json.loads(source.extractfile("manifest.json").read())  # type: ignore[union-attr]
+        manifest["files"]["../escaped"] = {"sha256": "0" * 64, "size": 1}
+        body = json.dumps(manifest).encode()
+        info = tarfile.TarInfo("manifest.json")
+        info.size = len(body)
+        target.addfile(info, io.BytesIO(body))
+        escaped = tarfile.TarInfo("../escaped")
+        escaped.size = 1
+        target.addfile(escaped, io.BytesIO(b"x"))
+    evil.write_bytes(out.getvalue())
+    refused = stead("restore", Target(tmp_path / "target", {}), str(evil))
+    assert refused.returncode == 1
+    assert "outside" in refused.stderr.strip().splitlines()[-1], refused.stderr
+    assert not (tmp_path / "escaped").exists()
+    assert not (tmp_path / "target").exists()

@@ -11,6 +11,7 @@ from io import BytesIO
 from pathlib import Path
 
 from stead.backup.manifest import MANIFEST_NAME, BackupError, FileEntry, Manifest
+from stead.tarballs import extract_member
 
 _CHUNK = 1024 * 1024
 
@@ -71,6 +72,5 @@ def _extract(path: Path, into: Path) -> Manifest:
                 continue
             if member.name not in manifest.files:
                 raise BackupError(f"{path} holds {member.name!r}, which its manifest does not list")
-            # The "data" filter refuses links and paths that leave the scratch folder.
-            archive.extract(member, into, filter="data")
+            extract_member(archive, member, into)
     return manifest

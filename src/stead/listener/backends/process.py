@@ -36,6 +36,7 @@ from stead.listener.backends.common import (
     wait_for_ok,
 )
 from stead.listener.client import ControlPlaneClient
+from stead.tarballs import extract_all
 
 BUILD_FAILED = "BUILD_FAILED"
 DEPLOY_FAILED = "DEPLOY_FAILED"
@@ -360,8 +361,7 @@ def _signal(pid: int, sig: signal.Signals) -> None:
 def _extract(tarball: Path, target: Path, log: LogLine) -> None:
     try:
         with tarfile.open(tarball, "r:gz") as archive:
-            # The "data" filter refuses links and paths that leave the target folder.
-            archive.extractall(target, filter="data")
+            extract_all(archive, target)
     except (tarfile.TarError, OSError) as exc:
         raise RolloutFailed(BUILD_FAILED, f"the source tarball does not extract: {exc}") from None
     log(f"source extracted ({sum(1 for _ in target.rglob('*'))} files)", "INFO")
