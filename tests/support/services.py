@@ -87,6 +87,7 @@ def postgres_server(
 class Redis:
     port: int
     directory: Path
+    options: tuple[str, ...] = ()
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -107,6 +108,7 @@ class Redis:
                 "no",
                 "--dir",
                 str(self.directory),
+                *self.options,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -121,11 +123,12 @@ class Redis:
 
 
 @contextmanager
-def redis_server() -> Iterator[Redis]:
+def redis_server(*options: str) -> Iterator[Redis]:
+    """A fresh Redis; `options` are more `redis-server` arguments, such as `--maxmemory 4mb`."""
     if shutil.which("redis-server") is None:
         raise RuntimeError("redis-server is not installed (apt-get install -y redis-server)")
     directory = Path(tempfile.mkdtemp(prefix="stead-redis-"))
-    server = Redis(free_port(), directory)
+    server = Redis(free_port(), directory, options)
     server.start()
     try:
         yield server

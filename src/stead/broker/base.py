@@ -48,6 +48,18 @@ def run_done(run_id: str) -> StreamEvent:
     return StreamEvent("metadata", serde.dumps({"status": "run_done", "run_id": run_id}))
 
 
+EVENTS_LOST = StreamEvent(
+    "error",
+    serde.dumps(
+        {
+            "error": "EventsLost",
+            "message": "Some events of this stream could not be delivered (the event broker lost"
+            " them); read the thread's state or join the run for its result.",
+        }
+    ),
+)
+
+
 class Subscription:
     """The events of one run (or thread), in order, for one listener, until the run ends.
 
@@ -65,8 +77,11 @@ class Subscription:
 
     async def next(self, timeout: float | None = None) -> StreamEvent | None:
         """The next event; None when `timeout` passes first."""
+        if not self._queue.empty():
+            return self._queue.get_nowait()
         try:
-            return await asyncio.wait_for(self._queue.get(), timeout)
+            async with asyncio.timeout(timeout):
+                return await self._queue.get()
         except TimeoutError:
             return None
 
@@ -184,9 +199,12 @@ class Broker(ABC):
         *,
         thread_id: str | None = None,
         resumable: bool = False,
+        continues: bool = False,
     ) -> None:
         """One event of a run; see `publish_many`."""
-        await self.publish_many(run_id, [event], thread_id=thread_id, resumable=resumable)
+        await self.publish_many(
+            run_id, [event], thread_id=thread_id, resumable=resumable, continues=continues
+        )
 
     @abstractmethod
     async def publish_many(
@@ -196,9 +214,13 @@ class Broker(ABC):
         *,
         thread_id: str | None = None,
         resumable: bool = False,
+        continues: bool = False,
     ) -> None:
         """Send a run's events, in order, to its subscribers and, given `thread_id`, to the
         thread's (with ids).
+
+        `continues` says that this attempt already published to the run's stream: a broker that
+        can drop streams (Redis evicting keys) then knows that a missing one lost its events.
 
         A resumable run's events get ids and are kept for replay, by run and by thread. END closes
         the run's subscriptions, reaches the thread's as `run_done`, and starts the TTL after which

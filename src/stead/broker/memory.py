@@ -104,7 +104,9 @@ class InProcessBroker(Broker):
         *,
         thread_id: str | None = None,
         resumable: bool = False,
+        continues: bool = False,
     ) -> None:
+        # Nothing here drops a stream, so `continues` changes nothing.
         for event in events:
             self._publish_one(run_id, event, thread_id, resumable)
 

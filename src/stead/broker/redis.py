@@ -43,6 +43,7 @@ from stead import serde
 from stead.broker.base import (
     END,
     END_EVENT,
+    EVENTS_LOST,
     FROM_START,
     Broker,
     CancelSignal,
@@ -72,7 +73,8 @@ _POOL_WAIT_SECONDS = 20.0
 # How long the marker of lost events is retried: it is what ends the streams that lost them.
 _LOST_MARKER_RETRY_SECONDS = 600.0
 _LOST_MARKER_RETRY_PAUSE = 1.0
-# Streams of runs that have not ended yet are dropped after a day, in case their END never comes.
+# Streams of runs that have not ended yet (the run's and its thread's) are dropped after a day,
+# in case their END never comes.
 _OPEN_STREAM_TTL_SECONDS = 86400
 # A thread stream is capped (approximately) so that a long-lived thread does not grow forever.
 _THREAD_STREAM_MAXLEN = 10_000
@@ -92,45 +94,61 @@ _SOCKET_TIMEOUT_SECONDS = READ_BLOCK_MS / 1000 + 5
 _THREAD_SEQ_TTL_SECONDS = 30 * 86400
 # Appends a batch of protocol events to a thread's log, numbering them on from its counter (or
 # from the log's last entry, should the counter have been evicted). Each entry's stream id is
-# "<seq>-0", so that a replay after `since` is a read after "<since>-0".
+# "<seq>-0", so that a replay after `since` is a read after "<since>-0". Should both be gone in
+# the middle of a run (evicted under memory pressure), numbering goes on from the server's clock
+# in microseconds: above any `seq` given before, so that `seq` keeps increasing and listeners see
+# the gap. Numbers are formatted with %d: Lua would print large ones in exponent form.
 _APPEND_THREAD_EVENTS = """
-local seq = tonumber(redis.call('GET', KEYS[1]) or '0')
+local counter = redis.call('GET', KEYS[1])
+local seq = tonumber(counter or '0')
 local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
 if last[1] then
   seq = math.max(seq, tonumber(string.match(last[1][1], '^(%d+)')))
+elseif not counter and ARGV[4] ~= '1' then
+  local now = redis.call('TIME')
+  seq = tonumber(now[1]) * 1000000 + tonumber(now[2])
 end
 if ARGV[4] == '1' then
-  redis.call('SET', KEYS[3], seq + 1, 'EX', ARGV[2])
+  redis.call('SET', KEYS[3], string.format('%d', seq + 1), 'EX', ARGV[2])
 end
 for i = 5, #ARGV, 4 do
   seq = seq + 1
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], seq .. '-0',
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], string.format('%d-0', seq),
     'm', ARGV[i], 'n', ARGV[i + 1], 'p', ARGV[i + 2], 'i', ARGV[i + 3])
 end
-redis.call('SET', KEYS[1], seq, 'EX', ARGV[2])
+redis.call('SET', KEYS[1], string.format('%d', seq), 'EX', ARGV[2])
 redis.call('EXPIRE', KEYS[2], ARGV[3])
 return seq
 """
 # Adds a batch of a run's events to its stream and, given a second key, to its thread's (where
 # END becomes `run_done`), in one call: a pipeline of two XADDs per event costs redis-py far more
 # to pack and parse than one script call with the events as arguments.
-# ARGV: kept ("1"/"0"), the run stream's TTL, the thread stream's bound and TTL, the END event's
-# name and the `run_done` data, then name and data of each event.
+# ARGV: kept ("1"/"0"), the streams' TTL, the thread stream's bound, the END event's name, the
+# `run_done` data, whether the attempt published before ("1"/"0"), the marker of lost events,
+# then name and data of each event.
+# A stream that the attempt published to before and that is gone was dropped (evicted under
+# memory pressure): it starts again with the marker, so that its listeners are told.
 _PUBLISH_RUN_EVENTS = """
 local kept = ARGV[1]
-for i = 7, #ARGV, 2 do
+if ARGV[6] == '1' then
+  for _, key in ipairs(KEYS) do
+    if redis.call('EXISTS', key) == 0 then
+      redis.call('XADD', key, '*', 'e', 'error', 'd', ARGV[7], 'k', kept, 'l', '1')
+    end
+  end
+end
+for i = 8, #ARGV, 2 do
   local name, data = ARGV[i], ARGV[i + 1]
   redis.call('XADD', KEYS[1], '*', 'e', name, 'd', data, 'k', kept)
   if KEYS[2] then
-    if name == ARGV[5] then
-      name, data = 'metadata', ARGV[6]
+    if name == ARGV[4] then
+      name, data = 'metadata', ARGV[5]
     end
     redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'e', name, 'd', data, 'k', kept)
   end
 end
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-if KEYS[2] then
-  redis.call('EXPIRE', KEYS[2], ARGV[4])
+for _, key in ipairs(KEYS) do
+  redis.call('EXPIRE', key, ARGV[2])
 end
 """
 # Adds the marker of lost events to a thread's protocol log, right after its last entry
@@ -142,7 +160,7 @@ if not last[1] then
   return 0
 end
 local seq, sub = string.match(last[1][1], '^(%d+)-(%d+)$')
-redis.call('XADD', KEYS[1], seq .. '-' .. (tonumber(sub) + 1), 'm', ARGV[1])
+redis.call('XADD', KEYS[1], seq .. '-' .. string.format('%d', tonumber(sub) + 1), 'm', ARGV[1])
 return 1
 """
 
@@ -152,16 +170,6 @@ STREAM_LOST = StreamEvent(
         {
             "error": "StreamInterrupted",
             "message": "The connection to the event broker was lost; reconnect to resume.",
-        }
-    ),
-)
-EVENTS_LOST = StreamEvent(
-    "error",
-    serde.dumps(
-        {
-            "error": "EventsLost",
-            "message": "Some events of this stream could not be delivered (Redis was unavailable);"
-            " read the thread's state or join the run for its result.",
         }
     ),
 )
@@ -245,18 +253,21 @@ class RedisBroker(Broker):
         *,
         thread_id: str | None = None,
         resumable: bool = False,
+        continues: bool = False,
     ) -> None:
         keys = [self._keys.run(run_id)]
         if thread_id is not None:
             keys.append(self._keys.thread(thread_id))
         ended = any(event.is_end for event in events)
+        # Streams of open runs outlive a quiet spell, so that one found missing was dropped.
         args: list[EncodableT] = [
             1 if resumable else 0,
             self._replay_ttl if ended else _OPEN_STREAM_TTL_SECONDS,
             _THREAD_STREAM_MAXLEN,
-            self._replay_ttl,
             END_EVENT,
             run_done(run_id).data,
+            1 if continues else 0,
+            EVENTS_LOST.data,
         ]
         for event in events:
             args += [event.event, event.data]
@@ -274,7 +285,9 @@ class RedisBroker(Broker):
         key = self._keys.thread(thread_id)
         async with self._redis.pipeline(transaction=False) as pipe:
             self._add_to_thread(pipe, thread_id, event, kept=False)
-            pipe.expire(key, self._replay_ttl)
+            # A new stream gets the replay TTL; an open run's longer one is not shortened.
+            pipe.expire(key, self._replay_ttl, nx=True)
+            pipe.expire(key, self._replay_ttl, gt=True)
             if not await self._send(pipe, f"event of thread {thread_id}"):
                 self._mark_lost([key], self._send_lost_marker)
 
@@ -365,14 +378,22 @@ class RedisBroker(Broker):
             feed.lose()
             yield feed
             return
-        replay, lost = _thread_events(kept)
+        replay, lost = _thread_events(kept, None)
         feed = ThreadEventFeed(replay)
         if lost:
             feed.lose()
         position = kept[-1][0].decode() if kept else f"{since}-0"
+        # Live events follow on from the last one replayed, or from `since`: a jump is a loss.
+        last_seq = replay[-1].seq if replay else since
 
         def deliver(entries: list[Entry]) -> None:
-            _deliver_thread_events(feed, entries)
+            nonlocal last_seq
+            events, lost = _thread_events(entries, last_seq)
+            for event in events:
+                feed.deliver(event)
+                last_seq = event.seq
+            if lost:
+                feed.lose()
 
         async with self._reader.follow(key, position, deliver, feed.lose):
             yield feed
@@ -541,21 +562,18 @@ class _SubscriptionListener:
         self._ended = True
 
 
-def _deliver_thread_events(feed: ThreadEventFeed, entries: list[Entry]) -> None:
-    events, lost = _thread_events(entries)
-    for event in events:
-        feed.deliver(event)
-    if lost:
-        feed.lose()
-
-
-def _thread_events(entries: list[Entry]) -> tuple[list[ThreadEvent], bool]:
-    """The protocol events up to the marker of lost events, and whether that marker came."""
+def _thread_events(entries: list[Entry], last_seq: int | None) -> tuple[list[ThreadEvent], bool]:
+    """The protocol events that follow `last_seq` without a gap, and whether the feed lost some:
+    the marker of lost events came, or `seq` jumped (entries evicted under memory pressure)."""
     events: list[ThreadEvent] = []
     for raw_id, fields in entries:
         if fields[b"m"] == _LOST_METHOD:
             return events, True
-        events.append(_thread_event(raw_id, fields))
+        event = _thread_event(raw_id, fields)
+        if last_seq is not None and event.seq != last_seq + 1:
+            return events, True
+        events.append(event)
+        last_seq = event.seq
     return events, False
 
 

@@ -14,7 +14,7 @@ from langgraph.version import __version__ as langgraph_version
 from stead import __version__, serde
 from stead.auth.user import AuthUser, run_configurable
 from stead.broker import Broker, StreamEvent, Subscription
-from stead.broker.base import END
+from stead.broker.base import END, EVENTS_LOST
 from stead.errors import BadRequest, Conflict, NotFound, Unprocessable
 from stead.ids import new_time_ordered_id
 from stead.observability.tracing import TRACE_CONTEXT_KEY, current_trace_context
@@ -29,6 +29,10 @@ from stead.storage import Database, Transaction
 from stead.storage.access import UNRESTRICTED, Access
 
 TERMINAL_STATUSES = ("success", "error", "timeout", "interrupted")
+# How long a listener waits in silence before reading the run's row: a broker that drops keys
+# under memory pressure may have dropped the run's END. A run found ended twice in a row (a
+# late END has had a whole period to come) ends its listeners with EVENTS_LOST.
+END_CHECK_SECONDS = 10.0
 ACTIVE_STATUSES = ("pending", "running")
 DEFAULT_RECURSION_LIMIT = int(os.environ.get("LANGGRAPH_DEFAULT_RECURSION_LIMIT", "10011"))
 # Configurable keys the server owns; a client cannot override them.
@@ -303,8 +307,12 @@ class RunService:
         error: Any = None
         # `run` was read after subscribing: if it was not finished then, its end event will come.
         if run["status"] not in TERMINAL_STATUSES:
-            async for event in subscription:
-                if event.event == "values":
+            async for event in self._until_end(run, subscription):
+                if event is EVENTS_LOST:
+                    # The database holds the outcome that the lost events carried.
+                    run = await self.find(run["run_id"]) or run
+                    last_values = error = None
+                elif event.event == "values":
                     last_values = serde.loads(event.data)
                 elif event.event == "error":
                     error = serde.loads(event.data)
@@ -324,9 +332,32 @@ class RunService:
         it had ended when read after subscribing and nothing of it was kept."""
         if run["status"] in TERMINAL_STATUSES and not subscription.replaying:
             return
-        async for event in subscription:
-            if modes is None or event.event.split("|")[0] in modes:
+        async for event in self._until_end(run, subscription):
+            if event is EVENTS_LOST or modes is None or event.event.split("|")[0] in modes:
                 yield event
+
+    async def _until_end(
+        self, run: dict[str, Any], subscription: Subscription
+    ) -> AsyncIterator[StreamEvent]:
+        """The subscription's events up to END or, should the run end without its END coming,
+        up to EVENTS_LOST."""
+        ended_unheard = False
+        while True:
+            event = await subscription.next(END_CHECK_SECONDS)
+            if event is None:
+                if ended_unheard:
+                    yield EVENTS_LOST
+                    return
+                ended_unheard = await self._has_ended(run["run_id"])
+                continue
+            if event.is_end:
+                return
+            ended_unheard = False
+            yield event
+
+    async def _has_ended(self, run_id: str) -> bool:
+        found = await self.find(run_id)
+        return found is None or found["status"] in TERMINAL_STATUSES
 
     async def _thread(self, thread_id: str) -> dict[str, Any]:
         async with self._db.transaction() as tx:

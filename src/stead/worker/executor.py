@@ -10,7 +10,6 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import partial
 from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -170,7 +169,7 @@ class RunExecutor:
 
     async def _stream(self, run: dict[str, Any]) -> Outcome:
         kwargs = run["kwargs"]
-        events = BatchWriter(partial(publish_run_events, self._broker, run))
+        events = run_event_writer(self._broker, run)
         events.add(_event("metadata", {"run_id": run["run_id"], "attempt": run["attempt"]}))
         protocol = None
         if is_protocol_run(run):
@@ -228,7 +227,8 @@ class RunExecutor:
         await self._publish_event(run, _event(event, payload))
 
     async def _publish_event(self, run: dict[str, Any], event: StreamEvent) -> None:
-        await publish_run_events(self._broker, run, [event])
+        """An event after the attempt's own (`_stream` opened the run's stream)."""
+        await publish_run_events(self._broker, run, [event], continues=True)
 
     async def _finish(self, run: dict[str, Any], outcome: Outcome) -> None:
         """Record the final run status and the thread's new state, then release waiters."""
@@ -413,12 +413,26 @@ def _event(name: str, payload: Any) -> StreamEvent:
 
 
 async def publish_run_events(
-    broker: Broker, run: dict[str, Any], events: list[StreamEvent]
+    broker: Broker, run: dict[str, Any], events: list[StreamEvent], *, continues: bool = False
 ) -> None:
-    """To the run's subscribers and its thread's; kept for replay if the run is resumable."""
+    """To the run's subscribers and its thread's; kept for replay if the run is resumable.
+    `continues`: this attempt published to the run's stream before."""
     await broker.publish_many(
         run["run_id"],
         events,
         thread_id=run["thread_id"],
         resumable=bool(run["kwargs"].get("resumable")),
+        continues=continues,
     )
+
+
+def run_event_writer(broker: Broker, run: dict[str, Any]) -> BatchWriter[StreamEvent]:
+    """Publishes an attempt's events in batches; every batch after the first continues it."""
+    opened = False
+
+    async def publish(batch: list[StreamEvent]) -> None:
+        nonlocal opened
+        continues, opened = opened, True
+        await publish_run_events(broker, run, batch, continues=continues)
+
+    return BatchWriter(publish)
