@@ -267,3 +267,26 @@ def test_scheduled_backups_write_to_their_own_volume_and_keep_the_newest() -> No
     volumes = pod["template"]["spec"]["volumes"]
     assert {"name": "backups", "persistentVolumeClaim": {"claimName": "archives"}} in volumes
     assert "release-stead-backups" not in by_kind(own, "PersistentVolumeClaim")
+
+
+def test_scheduled_backups_can_go_to_an_s3_bucket_instead() -> None:
+    docs = render(Path(__file__).parent / "helm-values" / "backup-s3.yaml")
+    pod = by_kind(docs, "CronJob")["release-stead-backup"]["spec"]["jobTemplate"]["spec"]
+    spec = pod["template"]["spec"]
+    (container,) = spec["containers"]
+    assert container["args"] == [
+        "backup",
+        "--output-dir",
+        "s3://stead-backups/production",
+        "--keep",
+        "30",
+    ]
+    assert {"secretRef": {"name": "stead-backup-s3"}} in container["envFrom"]
+    assert {"name": "AWS_REGION", "value": "eu-west-1"} in container["env"]
+    assert container["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
+    assert spec["volumes"] == [{"name": "tmp", "emptyDir": {"sizeLimit": "20Gi"}}]
+    assert "release-stead-backups" not in by_kind(docs, "PersistentVolumeClaim")
+    egress = by_kind(docs, "NetworkPolicy")["release-stead-backup"]["spec"]["egress"]
+    assert egress[-1] == {"ports": [{"protocol": "TCP", "port": 9000}]}
+    refused = render_error("backup.enabled=true", "backup.s3.url=https://bucket")
+    assert "backup.s3.url: Does not match pattern" in refused

@@ -25,6 +25,7 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from minio import Minio
 
 from stead.backup.archive import file_entry, write_archive
 from stead.backup.manifest import Manifest
@@ -32,8 +33,8 @@ from stead.storage import database as storage_database
 from stead.storage.database import known_revisions
 from tests.conftest import GRAPHS_CONFIG
 from tests.support.postgres import stead_migrate
-from tests.support.servers import stead_server
-from tests.support.services import postgres_server, redis_server
+from tests.support.servers import free_port, stead_server
+from tests.support.services import S3, postgres_server, redis_server, s3_server
 
 RUNNING_RUNS = 50
 HEAD = known_revisions()[-1]
@@ -402,3 +403,96 @@ def test_an_archive_that_writes_outside_its_folder_is_refused(
     assert "outside" in refused.stderr.strip().splitlines()[-1], refused.stderr
     assert not (tmp_path / "escaped").exists()
     assert not (tmp_path / "target").exists()
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[S3]:
+    with s3_server() as server:
+        s3_client(server).make_bucket("nightly")
+        yield server
+
+
+def test_backups_go_to_s3_keep_the_newest_and_restore_from_there(
+    runtime: Runtime, backed_up: dict[str, Any], s3: S3, tmp_path: Path
+) -> None:
+    if runtime.name != "embedded":
+        pytest.skip("the S3 transport does not depend on the runtime")
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**s3.env, "TMPDIR": str(scratch)}
+    written = []
+    for _ in range(3):
+        done = stead(
+            "backup", runtime.source, "--output-dir", "s3://nightly/stead", "--keep", "2", env=env
+        )
+        assert done.returncode == 0, done.stderr
+        written.append(done.stdout.strip())
+    assert f"removed {written[0]}, beyond the 2 kept" in done.stderr
+    assert s3_keys(s3, "nightly") == [name.removeprefix("s3://nightly/") for name in written[1:]]
+    assert list(scratch.iterdir()) == []  # the local copy is gone once uploaded
+
+    target = Target(tmp_path / "fresh", {})
+    restored = stead("restore", target, written[-1], env=env)
+    assert restored.returncode == 0, restored.stderr
+    assert f"downloading {written[-1]}" in restored.stderr
+    assert list(scratch.iterdir()) == []
+    with stead_server(GRAPHS_CONFIG, target.data_dir) as server:
+        assert api_dump(server.url, backed_up["finished"]) == backed_up["before"]
+        with httpx.Client(base_url=server.url, timeout=120) as client:
+            for thread_id, run_id in backed_up["unfinished"]:
+                client.get(f"/threads/{thread_id}/runs/{run_id}/join")
+                run = client.get(f"/threads/{thread_id}/runs/{run_id}").json()
+                assert run["status"] == "success", run
+
+
+@pytest.mark.parametrize(
+    ("command", "location", "text"),
+    [
+        ("backup", "s3://no-such-bucket/stead", "NoSuchBucket"),
+        ("restore", "s3://nightly/stead/stead-backup-none.tar.gz", "NoSuchKey"),
+        ("restore", "s3:///key", "an S3 location is s3://<bucket>/<key>"),
+    ],
+)
+def test_an_s3_failure_is_one_line_and_leaves_nothing(
+    runtime: Runtime, s3: S3, tmp_path: Path, command: str, location: str, text: str
+) -> None:
+    if runtime.name != "embedded":
+        pytest.skip("the S3 transport does not depend on the runtime")
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    target = Target(tmp_path / "target", {})
+    where = ["--output-dir", location] if command == "backup" else [location]
+    if command == "backup":
+        target = runtime.source
+    before = fingerprint(target)
+    refused = stead(command, target, *where, env={**s3.env, "TMPDIR": str(scratch)})
+    assert refused.returncode == 1
+    last = refused.stderr.strip().splitlines()[-1]
+    assert last.startswith("stead: error: ") and text in last, refused.stderr
+    assert list(scratch.iterdir()) == []
+    assert fingerprint(target) == before
+
+
+def test_an_unreachable_s3_endpoint_is_one_line(runtime: Runtime, tmp_path: Path) -> None:
+    if runtime.name != "embedded":
+        pytest.skip("the S3 transport does not depend on the runtime")
+    env = {**S3(free_port()).env, "TMPDIR": str(tmp_path)}
+    refused = stead("restore", Target(tmp_path / "target", {}), "s3://nightly/x.tar.gz", env=env)
+    assert refused.returncode == 1
+    last = refused.stderr.strip().splitlines()[-1]
+    assert last.startswith("stead: error: downloading s3://nightly/x.tar.gz: "), refused.stderr
+    assert not (tmp_path / "target").exists()
+
+
+def s3_client(s3: S3) -> Minio:
+    return Minio(
+        s3.endpoint.removeprefix("http://"),
+        access_key=s3.env["AWS_ACCESS_KEY_ID"],
+        secret_key=s3.env["AWS_SECRET_ACCESS_KEY"],
+        secure=False,
+    )
+
+
+def s3_keys(s3: S3, bucket: str) -> list[str]:
+    objects = s3_client(s3).list_objects(bucket, recursive=True)
+    return sorted(str(item.object_name) for item in objects)

@@ -135,10 +135,10 @@ async def test_a_follower_resuming_after_its_protocol_events_were_dropped_is_tol
     await broker.append_thread_events(
         thread_id, [_protocol_event(1), _protocol_event(2)], starts_run=True
     )
-    await broker.append_thread_events(thread_id, [_protocol_event(3)])
+    await broker.append_thread_events(thread_id, [_protocol_event(3)], continues=True)
     await inspector.delete(*await inspector.keys(f"*thread:{thread_id}:events"))
     async with broker.follow_thread_events(thread_id, since=2) as feed:
-        await broker.append_thread_events(thread_id, [_protocol_event(4)])
+        await broker.append_thread_events(thread_id, [_protocol_event(4)], continues=True)
         assert await _feed_until_lost(feed) == []
     assert feed.lost
     assert await broker.last_thread_seq(thread_id) == 4
@@ -154,7 +154,7 @@ async def test_a_protocol_log_read_to_its_end_and_then_dropped_loses_nothing(
     async with broker.follow_thread_events(thread_id) as feed:
         assert [event.seq for event in feed.take_replayed()] == [1, 2]
         await inspector.delete(*await inspector.keys(f"*thread:{thread_id}:events"))
-        await broker.append_thread_events(thread_id, [_protocol_event(3)])
+        await broker.append_thread_events(thread_id, [_protocol_event(3)], continues=True)
         live = await asyncio.wait_for(anext(aiter(feed)), WAIT)
     assert live.seq == 3 and not feed.lost
 
@@ -168,7 +168,9 @@ async def test_a_protocol_log_and_counter_dropped_mid_run_number_on_above_every_
     )
     async with broker.follow_thread_events(thread_id, since=0) as feed:
         await inspector.delete(*await inspector.keys(f"*thread:{thread_id}:*"))
-        await broker.append_thread_events(thread_id, [_protocol_event(3), _protocol_event(4)])
+        await broker.append_thread_events(
+            thread_id, [_protocol_event(3), _protocol_event(4)], continues=True
+        )
         assert await _feed_until_lost(feed) == [1, 2]
     resumed_at = await broker.last_thread_seq(thread_id)
     assert resumed_at is not None and resumed_at > 10**15

@@ -10,6 +10,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.servers import HOST, free_port
+from tests.support.servers import HOST, REPO_ROOT, free_port
 
 PG_BIN = Path(os.environ.get("STEAD_PG_BIN", "/usr/lib/postgresql/15/bin"))
 
@@ -155,3 +156,50 @@ def _wait_for_port(port: int, timeout: float = 10) -> None:
         except OSError:
             time.sleep(0.05)
     raise RuntimeError(f"nothing listens on {HOST}:{port}")
+
+
+# An S3-compatible server for the backup tests: moto's, in a venv of its own (it needs botocore,
+# whose python-dateutil bound contradicts the kubernetes client's). MinIO's server is not in the
+# registries these machines reach.
+S3_VENV = REPO_ROOT / ".venvs" / "moto"
+S3_SERVER_VERSION = "5.2.5"
+
+
+@dataclass
+class S3:
+    port: int
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        """What `stead backup` and `stead restore` read to reach it."""
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": "stead-test",
+            "AWS_SECRET_ACCESS_KEY": "stead-test-secret",
+            "AWS_REGION": "us-east-1",
+        }
+
+
+@contextmanager
+def s3_server() -> Iterator[S3]:
+    binary = S3_VENV / "bin" / "moto_server"
+    if not binary.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(S3_VENV)], check=True)
+        pip = [str(S3_VENV / "bin" / "pip"), "install", "--quiet"]
+        subprocess.run([*pip, f"moto[server]=={S3_SERVER_VERSION}"], check=True)
+    server = S3(free_port())
+    process = subprocess.Popen(
+        [str(binary), "-H", HOST, "-p", str(server.port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for_port(server.port, timeout=60)
+        yield server
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -253,13 +253,19 @@ class Broker(ABC):
 
     @abstractmethod
     async def append_thread_events(
-        self, thread_id: str, events: list[ThreadEvent], *, starts_run: bool = False
+        self,
+        thread_id: str,
+        events: list[ThreadEvent],
+        *,
+        starts_run: bool = False,
+        continues: bool = False,
     ) -> None:
         """Add events to the thread's protocol log, numbering them on from its last `seq`.
 
         `starts_run` marks the first one as the start of the thread's current run: a listener
-        that asks no replay point gets the current run from there. The log keeps the thread's
-        latest events (a bounded number) for replay.
+        that asks no replay point gets the current run from there. `continues` says that this
+        attempt appended before (see `publish_many`). The log keeps the thread's latest events (a
+        bounded number) for replay.
         """
 
     @abstractmethod

@@ -148,8 +148,14 @@ class InProcessBroker(Broker):
             _discard(self._thread_subscribers, thread_id, subscription)
 
     async def append_thread_events(
-        self, thread_id: str, events: list[ThreadEvent], *, starts_run: bool = False
+        self,
+        thread_id: str,
+        events: list[ThreadEvent],
+        *,
+        starts_run: bool = False,
+        continues: bool = False,
     ) -> None:
+        # Nothing here drops a log, so `continues` changes nothing.
         log = self._thread_log(thread_id)
         if starts_run:
             log.run_start = log.seq + 1

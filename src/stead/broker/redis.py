@@ -94,8 +94,8 @@ _SOCKET_TIMEOUT_SECONDS = READ_BLOCK_MS / 1000 + 5
 _THREAD_SEQ_TTL_SECONDS = 30 * 86400
 # Appends a batch of protocol events to a thread's log, numbering them on from its counter (or
 # from the log's last entry, should the counter have been evicted). Each entry's stream id is
-# "<seq>-0", so that a replay after `since` is a read after "<since>-0". Should both be gone in
-# the middle of a run (evicted under memory pressure), numbering goes on from the server's clock
+# "<seq>-0", so that a replay after `since` is a read after "<since>-0". Should both be gone when
+# the attempt appended before (evicted under memory pressure), numbering goes on from the clock
 # in microseconds: above any `seq` given before, so that `seq` keeps increasing and listeners see
 # the gap. Numbers are formatted with %d: Lua would print large ones in exponent form.
 _APPEND_THREAD_EVENTS = """
@@ -104,14 +104,14 @@ local seq = tonumber(counter or '0')
 local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
 if last[1] then
   seq = math.max(seq, tonumber(string.match(last[1][1], '^(%d+)')))
-elseif not counter and ARGV[4] ~= '1' then
+elseif not counter and ARGV[5] == '1' then
   local now = redis.call('TIME')
   seq = tonumber(now[1]) * 1000000 + tonumber(now[2])
 end
 if ARGV[4] == '1' then
   redis.call('SET', KEYS[3], string.format('%d', seq + 1), 'EX', ARGV[2])
 end
-for i = 5, #ARGV, 4 do
+for i = 6, #ARGV, 4 do
   seq = seq + 1
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], string.format('%d-0', seq),
     'm', ARGV[i], 'n', ARGV[i + 1], 'p', ARGV[i + 2], 'i', ARGV[i + 3])
@@ -331,13 +331,19 @@ class RedisBroker(Broker):
             yield subscription
 
     async def append_thread_events(
-        self, thread_id: str, events: list[ThreadEvent], *, starts_run: bool = False
+        self,
+        thread_id: str,
+        events: list[ThreadEvent],
+        *,
+        starts_run: bool = False,
+        continues: bool = False,
     ) -> None:
         args: list[EncodableT] = [
             self._thread_events_kept,
             _THREAD_SEQ_TTL_SECONDS,
             round(THREAD_EVENTS_TTL_SECONDS),
             1 if starts_run else 0,
+            1 if continues else 0,
         ]
         for event in events:
             args += [event.method, serde.dumps(event.namespace), event.params, event.event_id]

@@ -221,7 +221,8 @@ class RunExecutor:
             return
         interrupts = list(outcome.snapshot.interrupts) if outcome.snapshot is not None else []
         events = outcome_events(run, outcome.status, interrupts, outcome.error)
-        await self._broker.append_thread_events(run["thread_id"], events)
+        # After the attempt's own events: `_stream` appended the run's `running` event.
+        await self._broker.append_thread_events(run["thread_id"], events, continues=True)
 
     async def _publish(self, run: dict[str, Any], event: str, payload: Any) -> None:
         await self._publish_event(run, _event(event, payload))

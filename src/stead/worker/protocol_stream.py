@@ -87,13 +87,15 @@ warnings.filterwarnings("ignore", category=LangChainBetaWarning, message=".*v3 s
 
 def thread_event_writer(broker: Broker, thread_id: str) -> BatchWriter[ThreadEvent]:
     """Appends a run's protocol events to its thread's log. The first batch starts the thread's
-    current run: it holds the run's `running` event."""
+    current run (it holds the run's `running` event); the others continue it."""
     first = True
 
     async def append(batch: list[ThreadEvent]) -> None:
         nonlocal first
         starts_run, first = first, False
-        await broker.append_thread_events(thread_id, batch, starts_run=starts_run)
+        await broker.append_thread_events(
+            thread_id, batch, starts_run=starts_run, continues=not starts_run
+        )
 
     return BatchWriter(append)
 
