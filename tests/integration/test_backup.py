@@ -9,6 +9,8 @@ import hashlib
 import io
 import json
 import os
+import re
+import shlex
 import subprocess
 import sys
 import tarfile
@@ -496,3 +498,25 @@ def s3_client(s3: S3) -> Minio:
 def s3_keys(s3: S3, bucket: str) -> list[str]:
     objects = s3_client(s3).list_objects(bucket, recursive=True)
     return sorted(str(item.object_name) for item in objects)
+
+
+def test_a_terminal_gets_a_progress_bar_and_a_log_gets_lines(
+    runtime: Runtime, backed_up: dict[str, Any], tmp_path: Path
+) -> None:
+    if runtime.name != "embedded":
+        pytest.skip("the bar does not depend on the runtime")
+    command = [sys.executable, "-m", "stead", "backup", "--config", str(GRAPHS_CONFIG),
+               "--data-dir", str(runtime.source.data_dir)]  # fmt: skip
+    # `script` runs it on a terminal of its own, given a size (tqdm draws nothing 0 columns wide).
+    backup = shlex.join([*command, "--output", str(tmp_path / "terminal.tar.gz")])
+    on_terminal = subprocess.run(
+        ["script", "--quiet", "--return", "--command", f"stty cols 120 rows 40; {backup}",
+         "/dev/null"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert on_terminal.returncode == 0, on_terminal.stdout
+    assert re.search(r"writing terminal\.tar\.gz: +\d+%\|", on_terminal.stdout), on_terminal.stdout
+    in_a_log = stead("backup", runtime.source, "--output", str(tmp_path / "log.tar.gz"))
+    assert in_a_log.returncode == 0, in_a_log.stderr
+    assert "%|" not in in_a_log.stderr
+    assert "writing " in in_a_log.stderr

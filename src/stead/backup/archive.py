@@ -11,6 +11,7 @@ from io import BytesIO
 from pathlib import Path
 
 from stead.backup.manifest import MANIFEST_NAME, BackupError, FileEntry, Manifest
+from stead.backup.progress import CountedReader, progress_bar
 from stead.tarballs import extract_member
 
 _CHUNK = 1024 * 1024
@@ -33,8 +34,12 @@ def write_archive(output: Path, manifest: Manifest, files: dict[str, Path]) -> N
             info = tarfile.TarInfo(MANIFEST_NAME)
             info.size = len(body)
             archive.addfile(info, BytesIO(body))
-            for name, path in files.items():
-                archive.add(path, arcname=name)
+            total = sum(path.stat().st_size for path in files.values())
+            with progress_bar(f"writing {output.name}", total) as advance:
+                for name, path in files.items():
+                    with path.open("rb") as data:
+                        info = archive.gettarinfo(arcname=name, fileobj=data)
+                        archive.addfile(info, CountedReader(data, advance))
         partial.replace(output)
     finally:
         partial.unlink(missing_ok=True)
@@ -58,7 +63,11 @@ def read_archive(path: Path, into: Path) -> Manifest:
 
 
 def _extract(path: Path, into: Path) -> Manifest:
-    with tarfile.open(path, "r:gz") as archive:
+    with (
+        path.open("rb") as raw,
+        progress_bar(f"reading {path.name}", path.stat().st_size) as advance,
+        tarfile.open(fileobj=CountedReader(raw, advance), mode="r:gz") as archive,
+    ):
         first = archive.next()
         body = archive.extractfile(first) if first is not None else None
         if first is None or first.name != MANIFEST_NAME or body is None:

@@ -24,6 +24,7 @@ from psycopg import AsyncConnection, sql
 from psycopg.types.json import Jsonb
 
 from stead.backup.manifest import BackupError
+from stead.backup.progress import progress_bar
 from stead.storage.database import Database
 from stead.storage.schema import metadata
 
@@ -128,20 +129,25 @@ async def _copy_checkpoints(checkpoints_sqlite: Path, conn: AsyncConnection[Any]
     async with AsyncSqliteSaver.from_conn_string(str(checkpoints_sqlite)) as source:
         await source.setup()
         threads = _threads(checkpoints_sqlite)
-        for done, (thread_id, namespace) in enumerate(threads, start=1):
-            if done % _PROGRESS_EVERY == 0:
-                say(
-                    f"checkpoints: {done:,} of {len(threads):,} threads ({done / len(threads):.0%})"
-                )
-            scope: RunnableConfig = {
-                "configurable": {"thread_id": thread_id, "checkpoint_ns": namespace}
-            }
-            found = [found async for found in source.alist(scope)]
-            # Oldest first: each checkpoint names its parent, already copied.
-            for checkpoint in reversed(found):
-                await _put(target, checkpoint)
-            copied += len(found)
+        with progress_bar("checkpoints", len(threads), unit="thread") as advance:
+            for done, (thread_id, namespace) in enumerate(threads, start=1):
+                if done % _PROGRESS_EVERY == 0:
+                    share = f"{done / len(threads):.0%}"
+                    say(f"checkpoints: {done:,} of {len(threads):,} threads ({share})")
+                copied += await _copy_thread_checkpoints(source, target, thread_id, namespace)
+                advance(1)
     say(f"copied {copied} checkpoint(s)")
+
+
+async def _copy_thread_checkpoints(
+    source: AsyncSqliteSaver, target: AsyncPostgresSaver, thread_id: str, namespace: str
+) -> int:
+    scope: RunnableConfig = {"configurable": {"thread_id": thread_id, "checkpoint_ns": namespace}}
+    found = [found async for found in source.alist(scope)]
+    # Oldest first: each checkpoint names its parent, already copied.
+    for checkpoint in reversed(found):
+        await _put(target, checkpoint)
+    return len(found)
 
 
 def _threads(checkpoints_sqlite: Path) -> list[tuple[str, str]]:
