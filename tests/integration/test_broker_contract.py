@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -33,12 +33,6 @@ from tests.support.sse import assert_increasing_ids, read_stream
 
 GRAPHS_CONFIG = Path(__file__).parents[1] / "graphs" / "langgraph.json"
 WAIT = 10.0
-
-
-@pytest.fixture(scope="module")
-def redis() -> Iterator[Redis]:
-    with redis_server() as server:
-        yield server
 
 
 @pytest.fixture(params=["in-process", "redis"])

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -34,19 +34,6 @@ from tests.support.services import Redis, redis_server
 
 WAIT = 15.0
 POOL = 4
-
-
-@pytest.fixture(scope="module")
-def redis() -> Iterator[Redis]:
-    with redis_server() as server:
-        yield server
-
-
-@pytest.fixture
-async def inspector(redis: Redis) -> AsyncIterator[redis_client.Redis]:
-    client = redis_client.Redis.from_url(redis.url)
-    yield client
-    await client.aclose()
 
 
 def _broker(url: str, **options: int) -> RedisBroker:

@@ -34,19 +34,6 @@ WAIT = 15.0
 CONFIG = GRAPHS_DIR / "langgraph.json"
 
 
-@pytest.fixture(scope="module")
-def redis() -> Iterator[Redis]:
-    with redis_server() as server:
-        yield server
-
-
-@pytest.fixture
-async def inspector(redis: Redis) -> AsyncIterator[redis_client.Redis]:
-    client = redis_client.Redis.from_url(redis.url)
-    yield client
-    await client.aclose()
-
-
 @pytest.fixture
 async def broker(redis: Redis) -> AsyncIterator[RedisBroker]:
     broker = RedisBroker(redis.url, key_prefix=f"test-{uuid.uuid4().hex}:")
@@ -128,13 +115,18 @@ async def test_a_first_publish_to_a_missing_stream_is_not_a_loss(
         assert await _until_end(live) == []
 
 
-async def test_a_follower_resuming_after_its_protocol_events_were_dropped_is_told(
-    broker: RedisBroker, inspector: redis_client.Redis
-) -> None:
+async def _thread_run_with_two_events(broker: RedisBroker) -> str:
     thread_id = str(uuid.uuid4())
     await broker.append_thread_events(
         thread_id, [_protocol_event(1), _protocol_event(2)], starts_run=True
     )
+    return thread_id
+
+
+async def test_a_follower_resuming_after_its_protocol_events_were_dropped_is_told(
+    broker: RedisBroker, inspector: redis_client.Redis
+) -> None:
+    thread_id = await _thread_run_with_two_events(broker)
     await broker.append_thread_events(thread_id, [_protocol_event(3)], continues=True)
     await inspector.delete(*await inspector.keys(f"*thread:{thread_id}:events"))
     async with broker.follow_thread_events(thread_id, since=2) as feed:
@@ -147,10 +139,7 @@ async def test_a_follower_resuming_after_its_protocol_events_were_dropped_is_tol
 async def test_a_protocol_log_read_to_its_end_and_then_dropped_loses_nothing(
     broker: RedisBroker, inspector: redis_client.Redis
 ) -> None:
-    thread_id = str(uuid.uuid4())
-    await broker.append_thread_events(
-        thread_id, [_protocol_event(1), _protocol_event(2)], starts_run=True
-    )
+    thread_id = await _thread_run_with_two_events(broker)
     async with broker.follow_thread_events(thread_id) as feed:
         assert [event.seq for event in feed.take_replayed()] == [1, 2]
         await inspector.delete(*await inspector.keys(f"*thread:{thread_id}:events"))
@@ -162,10 +151,7 @@ async def test_a_protocol_log_read_to_its_end_and_then_dropped_loses_nothing(
 async def test_a_protocol_log_and_counter_dropped_mid_run_number_on_above_every_seq_given(
     broker: RedisBroker, inspector: redis_client.Redis
 ) -> None:
-    thread_id = str(uuid.uuid4())
-    await broker.append_thread_events(
-        thread_id, [_protocol_event(1), _protocol_event(2)], starts_run=True
-    )
+    thread_id = await _thread_run_with_two_events(broker)
     async with broker.follow_thread_events(thread_id, since=0) as feed:
         await inspector.delete(*await inspector.keys(f"*thread:{thread_id}:*"))
         await broker.append_thread_events(
