@@ -24,6 +24,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from stead.config import ConfigError, Settings
+from stead.storage import sqlite_inline
 from stead.storage.database import CONNECT_TIMEOUT_SECONDS, Database
 from stead.storage.fencing import FencedPostgresSaver, FencedSqliteSaver
 
@@ -179,9 +180,9 @@ async def _sqlite(
     exit_stack: contextlib.AsyncExitStack, path: object, *, autocommit: bool = False
 ) -> aiosqlite.Connection:
     if autocommit:
-        conn = await aiosqlite.connect(str(path), isolation_level=None)
+        conn = await sqlite_inline.connect(str(path), isolation_level=None)
     else:
-        conn = await aiosqlite.connect(str(path))
+        conn = await sqlite_inline.connect(str(path))
     await conn.execute("PRAGMA journal_mode=WAL")
     await conn.execute("PRAGMA synchronous=NORMAL")
     exit_stack.push_async_callback(conn.close)

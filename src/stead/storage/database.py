@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,11 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from psycopg_pool import PoolTimeout
 from sqlalchemy import event
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from stead import serde
+from stead.storage import sqlite_inline
 from stead.storage.access import UNRESTRICTED, Access
 from stead.storage.api_keys import ApiKeyRepository
 from stead.storage.assistants import AssistantRepository
@@ -121,6 +123,9 @@ class Database:
 def create_engine(url: str) -> tuple[AsyncEngine, int]:
     """An engine tuned for its backend, and how many connections its pool may hold."""
     options = _engine_options(url)
+    if url.startswith("sqlite"):
+        database = make_url(url).database or ":memory:"
+        options["async_creator"] = partial(sqlite_inline.connect, database, check_same_thread=False)
     engine = create_async_engine(url, **options)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)

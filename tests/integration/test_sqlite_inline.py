@@ -1,0 +1,85 @@
+"""The embedded default's SQLite connections run their statements on the event loop's thread
+(no aiosqlite worker thread), for Stead's tables, the checkpoints and the store, and keep
+aiosqlite's behaviour: transactions, closing, errors.
+
+Reference: src/stead/storage/sqlite_inline.py; issue 16.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from stead.config import load_settings
+from stead.storage import Database
+from stead.storage.backends import open_savers
+from stead.storage.sqlite_inline import InlineConnection, connect
+from tests.conftest import GRAPHS_CONFIG
+
+
+async def test_statements_run_on_the_calling_thread_and_start_no_thread(tmp_path: Path) -> None:
+    threads_before = threading.active_count()
+    conn = await connect(tmp_path / "a.sqlite")
+    await conn.create_function("runner", 0, threading.get_ident)
+    async with conn.execute("SELECT runner()") as cursor:
+        row = await cursor.fetchone()
+    assert row is not None and row[0] == threading.get_ident()
+    assert threading.active_count() == threads_before
+    await conn.close()
+
+
+async def test_a_closed_connection_refuses_work_and_releases_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "b.sqlite"
+    conn = await connect(path)
+    await conn.execute("CREATE TABLE t (x INTEGER)")
+    await conn.execute("BEGIN IMMEDIATE")
+    await conn.execute("INSERT INTO t VALUES (1)")
+    await conn.close()
+    with pytest.raises(ValueError, match="no active connection"):
+        await conn.execute("SELECT 1")
+    # The write lock went with the connection, and the uncommitted row with it.
+    other = sqlite3.connect(path, timeout=0)
+    other.execute("INSERT INTO t VALUES (2)")
+    other.commit()
+    assert other.execute("SELECT x FROM t").fetchall() == [(2,)]
+    other.close()
+
+
+async def test_errors_come_back_as_sqlites_own(tmp_path: Path) -> None:
+    async with connect(tmp_path / "c.sqlite") as conn:
+        with pytest.raises(sqlite3.OperationalError, match="no such table"):
+            await conn.execute("SELECT * FROM missing")
+
+
+async def test_stead_tables_checkpoints_and_store_all_use_it(tmp_path: Path) -> None:
+    settings = load_settings(GRAPHS_CONFIG, data_dir=tmp_path)
+    db = Database(settings.database_url)
+    await db.migrate()
+    async with db.engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        assert isinstance(raw.driver_connection, InlineConnection)
+    async with contextlib.AsyncExitStack() as stack:
+        checkpointer, store = await open_savers(settings, stack, None)
+        assert isinstance(checkpointer.conn, InlineConnection)
+        assert isinstance(store.conn, InlineConnection)
+    await db.close()
+
+
+async def test_a_rolled_back_transaction_leaves_nothing(tmp_path: Path) -> None:
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'd.sqlite'}")
+    async with db.engine.begin() as conn:
+        await conn.execute(sa.text("CREATE TABLE t (x INTEGER)"))
+    with pytest.raises(RuntimeError, match="abandon"):
+        async with db.engine.begin() as conn:
+            await conn.execute(sa.text("INSERT INTO t VALUES (1)"))
+            raise RuntimeError("abandon")
+    async with db.engine.begin() as conn:
+        await conn.execute(sa.text("INSERT INTO t VALUES (2)"))
+    async with db.engine.connect() as conn:
+        assert (await conn.execute(sa.text("SELECT x FROM t"))).scalars().all() == [2]
+    await db.close()
