@@ -57,5 +57,6 @@ test-scale: $(BIN)/.installed-dev test-services
 test-containers: $(BIN)/.installed-dev test-services
 	STEAD_TEST_CONTAINERS=1 timeout -s INT -k 60 900 $(BIN)/python -m pytest tests/containers --timeout 600
 
-bench: $(BIN)/.installed-dev
-	$(BIN)/python bench/latency.py
+# Stead (embedded, and PostgreSQL + Redis) beside the official server: the table of bench/README.md.
+bench: $(BIN)/.installed-dev test-services
+	$(BIN)/python bench/compare.py

@@ -1,0 +1,287 @@
+"""Stead beside the official server, the figures of issue 16 in one run:
+
+- stateful `POST /threads/{id}/runs/wait`, sequential: p50 latency;
+- stateless `POST /runs/wait` at 1, 16 and 64 clients: runs/s;
+- server CPU per run (user + system time of every server process, over the 16-client level);
+- `POST /threads` at 16 clients: threads/s;
+- `POST /threads/search` (limit 10) at 5,000 threads: p50 latency;
+- resident memory after all that (every server process summed);
+- one stateless run whose input is a 20 MiB string: the server's peak extra memory, as a multiple
+  of the body.
+
+Servers, one after the other: Stead on its embedded default, Stead on PostgreSQL 15 + Redis 7 (one
+API process with `N_JOBS_PER_WORKER=0` and one `stead worker`, both counted), and the official
+in-memory server (`langgraph-api`, `N_JOBS_PER_WORKER=10`). The graph is the one-node `echo`.
+
+    python bench/compare.py [--seconds 5] [--servers embedded,pg-redis,official] [--json out.json]
+                            [--source path/to/src]
+
+`make bench` runs it. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+from tests.support.postgres import migrated_postgres  # noqa: E402
+from tests.support.servers import official_server, stead_server  # noqa: E402
+from tests.support.services import redis_server  # noqa: E402
+from tests.support.worker import stead_worker  # noqa: E402
+
+GRAPHS_DIR = REPO_ROOT / "tests" / "graphs"
+CONFIG = GRAPHS_DIR / "langgraph.json"
+SERVERS = ("embedded", "pg-redis", "official")
+ECHO = {"assistant_id": "echo", "input": {"text": "hi"}}
+SEARCH_THREADS = 5_000
+LARGE_BODY_MIB = 20
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Server:
+    url: str
+    pids: list[int]
+
+    def cpu_seconds(self) -> float:
+        total = 0
+        for pid in self.pids:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total / _TICKS
+
+    def rss_bytes(self) -> int:
+        total = 0
+        for pid in self.pids:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+        return total
+
+
+def pid_listening(port: int) -> int:
+    """The process with a listening TCP socket on 127.0.0.1:`port`."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, state, inode = fields[1], fields[3], fields[9]
+        if state == "0A" and int(local.split(":")[1], 16) == port:
+            inodes.add(f"socket:[{inode}]")
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
+                    return int(pid)
+        except OSError:
+            continue
+    raise RuntimeError(f"no process listens on port {port}")
+
+
+def _port(url: str) -> int:
+    port = urlsplit(url).port
+    assert port is not None
+    return port
+
+
+@contextmanager
+def start(name: str, source: Path | None) -> Iterator[Server]:
+    with ExitStack() as stack:
+        if name == "official":
+            url = stack.enter_context(official_server(GRAPHS_DIR))
+            yield Server(url, [pid_listening(_port(url))])
+        elif name == "embedded":
+            server = stack.enter_context(stead_server(CONFIG, source=source))
+            yield Server(server.url, [server.process.pid])
+        else:
+            env = {
+                "DATABASE_URI": stack.enter_context(migrated_postgres(CONFIG)),
+                "REDIS_URI": stack.enter_context(redis_server()).url,
+            }
+            api_env = {**env, "N_JOBS_PER_WORKER": "0"}
+            api = stack.enter_context(stead_server(CONFIG, env=api_env, source=source))
+            worker = stack.enter_context(stead_worker(CONFIG, env=env))
+            yield Server(api.url, [api.process.pid, pid_listening(_port(worker))])
+
+
+async def stateful_wait_p50(url: str, samples: int) -> float:
+    async with httpx.AsyncClient(base_url=url, timeout=120) as http:
+        thread_id = (await http.post("/threads", json={})).json()["thread_id"]
+        timings = []
+        for _ in range(samples):
+            start = time.perf_counter()
+            answer = await http.post(f"/threads/{thread_id}/runs/wait", json=ECHO)
+            timings.append(time.perf_counter() - start)
+            assert answer.status_code == 200, answer.text
+    return 1000 * statistics.median(timings)
+
+
+async def stateless_runs(url: str, clients: int, seconds: float) -> int:
+    async def client(http: httpx.AsyncClient, deadline: float) -> int:
+        done = 0
+        while time.monotonic() < deadline:
+            answer = await http.post("/runs/wait", json=ECHO)
+            assert answer.status_code == 200 and answer.json() == {"text": "hi"}, answer.text
+            done += 1
+        return done
+
+    limits = httpx.Limits(max_connections=clients)
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as http:
+        deadline = time.monotonic() + seconds
+        return sum(await asyncio.gather(*(client(http, deadline) for _ in range(clients))))
+
+
+async def created_threads(url: str, clients: int, seconds: float) -> int:
+    async def client(http: httpx.AsyncClient, deadline: float) -> int:
+        done = 0
+        while time.monotonic() < deadline:
+            answer = await http.post("/threads", json={"metadata": {"bench": "create"}})
+            assert answer.status_code == 200, answer.text
+            done += 1
+        return done
+
+    limits = httpx.Limits(max_connections=clients)
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as http:
+        deadline = time.monotonic() + seconds
+        return sum(await asyncio.gather(*(client(http, deadline) for _ in range(clients))))
+
+
+async def search_p50(url: str, samples: int) -> float:
+    async with httpx.AsyncClient(base_url=url, timeout=120) as http:
+        count = (await http.post("/threads/count", json={})).json()
+        missing = max(0, SEARCH_THREADS - int(count))
+        for start in range(0, missing, 100):
+            await asyncio.gather(
+                *(
+                    http.post("/threads", json={"metadata": {"n": n}})
+                    for n in range(start, min(missing, start + 100))
+                )
+            )
+        timings = []
+        for _ in range(samples):
+            start_at = time.perf_counter()
+            found = await http.post("/threads/search", json={"limit": 10})
+            timings.append(time.perf_counter() - start_at)
+            assert found.status_code == 200 and len(found.json()) == 10, found.text
+    return 1000 * statistics.median(timings)
+
+
+def large_request_peak(server: Server) -> float:
+    """Peak extra resident memory while one run with a 20 MiB input goes through, in bodies."""
+    text = "x" * (LARGE_BODY_MIB * 1024 * 1024)
+    before = server.rss_bytes()
+    peak = before
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, server.rss_bytes())
+            time.sleep(0.005)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        body = {"assistant_id": "echo", "input": {"text": text}}
+        answer = httpx.post(f"{server.url}/runs/wait", json=body, timeout=300)
+        assert answer.status_code == 200 and answer.json()["text"] == text
+    finally:
+        done.set()
+        sampler.join()
+    return (peak - before) / len(text)
+
+
+def measure(server: Server, seconds: float, official: bool) -> dict[str, float]:
+    # The official server's queue polls about once a second: fewer sequential samples.
+    row: dict[str, float] = {}
+    asyncio.run(stateless_runs(server.url, 4, 1.0))  # warm-up
+    row["stateful_wait_p50_ms"] = asyncio.run(
+        stateful_wait_p50(server.url, 10 if official else 100)
+    )
+    for clients in (1, 16, 64):
+        cpu_before = server.cpu_seconds()
+        runs = asyncio.run(stateless_runs(server.url, clients, seconds))
+        row[f"stateless_runs_per_s_{clients}"] = runs / seconds
+        if clients == 16:
+            row["cpu_ms_per_run"] = 1000 * (server.cpu_seconds() - cpu_before) / max(runs, 1)
+    row["threads_created_per_s_16"] = (
+        asyncio.run(created_threads(server.url, 16, seconds)) / seconds
+    )
+    row["search_p50_ms_5000"] = asyncio.run(search_p50(server.url, 50))
+    row["rss_mib"] = server.rss_bytes() / 2**20
+    row["large_request_peak_bodies"] = large_request_peak(server)
+    return row
+
+
+ROWS = [
+    ("stateful `runs/wait` p50, sequential", "stateful_wait_p50_ms", "{:.1f} ms", False),
+    ("stateless `runs/wait`, 1 client", "stateless_runs_per_s_1", "{:.0f} runs/s", True),
+    ("stateless `runs/wait`, 16 clients", "stateless_runs_per_s_16", "{:.0f} runs/s", True),
+    ("stateless `runs/wait`, 64 clients", "stateless_runs_per_s_64", "{:.0f} runs/s", True),
+    ("server CPU per run (16 clients)", "cpu_ms_per_run", "{:.1f} ms", False),
+    ("create threads, 16 clients", "threads_created_per_s_16", "{:.0f} /s", True),
+    ("`threads/search` p50 at 5,000 threads", "search_p50_ms_5000", "{:.1f} ms", False),
+    ("RSS after warm-up", "rss_mib", "{:.0f} MiB", False),
+    ("peak extra memory, 20 MiB request", "large_request_peak_bodies", "{:.1f}x body", False),
+]
+
+
+def table(results: dict[str, dict[str, float]]) -> str:
+    names = list(results)
+    stead = [name for name in names if name != "official"]
+    header = "| | " + " | ".join(names)
+    if "official" in results:
+        header += " | " + " | ".join(f"{name} vs official" for name in stead)
+    lines = [header + " |", "|---" * (1 + len(names) + ("official" in results) * len(stead)) + "|"]
+    for label, key, shape, higher_is_better in ROWS:
+        cells = [shape.format(results[name][key]) for name in names]
+        if "official" in results:
+            for name in stead:
+                ratio = results[name][key] / results["official"][key]
+                better = ratio >= 1 if higher_is_better else ratio <= 1
+                cells.append(f"{ratio:.2f}x{'' if better else ' (worse)'}")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--servers", default=",".join(SERVERS))
+    parser.add_argument("--source", type=Path, help="the src folder of the Stead to measure")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    results: dict[str, dict[str, float]] = {}
+    load_before = os.getloadavg()
+    for name in args.servers.split(","):
+        print(f"# {name}", file=sys.stderr, flush=True)
+        with start(name, args.source) as server:
+            results[name] = measure(server, args.seconds, name == "official")
+    load_after = os.getloadavg()
+    print(table(results))
+    print(
+        f"\n{os.cpu_count()} CPUs; load average {load_before[0]:.2f} before, "
+        f"{load_after[0]:.2f} after; {args.seconds:g} s per level"
+    )
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
