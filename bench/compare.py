@@ -33,6 +33,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -131,12 +132,18 @@ async def stateful_wait_p50(url: str, samples: int) -> float:
     return 1000 * statistics.median(timings)
 
 
-async def stateless_runs(url: str, clients: int, seconds: float) -> int:
+async def requests_done(
+    url: str, clients: int, seconds: float, path: str, body: dict[str, Any], answer: Any = None
+) -> int:
+    """How many `POST path` the clients completed back to back in `seconds`; each must succeed
+    (and, given `answer`, answer it)."""
+
     async def client(http: httpx.AsyncClient, deadline: float) -> int:
         done = 0
         while time.monotonic() < deadline:
-            answer = await http.post("/runs/wait", json=ECHO)
-            assert answer.status_code == 200 and answer.json() == {"text": "hi"}, answer.text
+            response = await http.post(path, json=body)
+            assert response.status_code == 200, response.text
+            assert answer is None or response.json() == answer, response.text
             done += 1
         return done
 
@@ -144,21 +151,15 @@ async def stateless_runs(url: str, clients: int, seconds: float) -> int:
     async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as http:
         deadline = time.monotonic() + seconds
         return sum(await asyncio.gather(*(client(http, deadline) for _ in range(clients))))
+
+
+async def stateless_runs(url: str, clients: int, seconds: float) -> int:
+    return await requests_done(url, clients, seconds, "/runs/wait", ECHO, {"text": "hi"})
 
 
 async def created_threads(url: str, clients: int, seconds: float) -> int:
-    async def client(http: httpx.AsyncClient, deadline: float) -> int:
-        done = 0
-        while time.monotonic() < deadline:
-            answer = await http.post("/threads", json={"metadata": {"bench": "create"}})
-            assert answer.status_code == 200, answer.text
-            done += 1
-        return done
-
-    limits = httpx.Limits(max_connections=clients)
-    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as http:
-        deadline = time.monotonic() + seconds
-        return sum(await asyncio.gather(*(client(http, deadline) for _ in range(clients))))
+    body = {"metadata": {"bench": "create"}}
+    return await requests_done(url, clients, seconds, "/threads", body)
 
 
 async def search_p50(url: str, samples: int) -> float:
