@@ -14,14 +14,17 @@ import httpx
 import psycopg
 import pytest
 
+from stead.ids import new_time_ordered_id
 from stead.services.assistants import now_utc
+from stead.services.thread_status import settle_thread
+from stead.services.threads import new_thread_record
 from stead.storage.database import Database
 from tests.conftest import GRAPHS_CONFIG
 from tests.support.postgres import migrate_env, stead_migrate
 from tests.support.servers import HOST, REPO_ROOT, free_port, stead_server
 from tests.support.services import Postgres, postgres_server
 
-_DATABASES = ("served", "raced", "unmigrated", "queued", "crowd")
+_DATABASES = ("served", "raced", "unmigrated", "queued", "crowd", "settled")
 
 
 @pytest.fixture(scope="module")
@@ -136,6 +139,76 @@ def test_a_system_assistant_created_meanwhile_by_another_replica_is_kept(pg: Pos
 async def _insert_in_own_transaction(db: Database, record: dict[str, object]) -> bool:
     async with db.transaction() as tx:
         return await tx.assistants.insert_unless_present(record)
+
+
+def test_a_run_created_while_the_threads_last_run_settles_keeps_the_thread_busy(
+    pg: Postgres,
+) -> None:
+    """Creating a run holds its thread's row; the ending run's settling waits for it and must
+    then see the new run: the thread stays busy and workers are told a run waits (otherwise
+    the new run would sit until the queue's idle recheck)."""
+    url = _migrated(pg, "settled").replace("postgresql://", "postgresql+psycopg://")
+    thread_id, ending_id = new_time_ordered_id(), new_time_ordered_id()
+
+    async def race() -> bool:
+        db = Database(url)
+        try:
+            async with db.transaction() as tx:
+                await tx.assistants.insert(_assistant_record())
+                await tx.threads.insert({**new_thread_record(thread_id, {}), "status": "busy"})
+                await tx.runs.insert(_run_record(ending_id, thread_id, "running"))
+            async with db.transaction() as creating:
+                assert await creating.threads.get_for_update(thread_id) is not None
+                await creating.runs.insert(_run_record(new_time_ordered_id(), thread_id))
+                settling = asyncio.create_task(_settle_in_own_transaction(db, thread_id, ending_id))
+                await asyncio.sleep(0.5)
+                assert not settling.done()  # waiting for the creation's row lock
+            return await settling
+        finally:
+            await db.close()
+
+    assert asyncio.run(race()) is True
+    with psycopg.connect(pg.url("settled")) as conn:
+        status = conn.execute("SELECT status FROM thread WHERE thread_id = %s", (thread_id,))
+        assert status.fetchall() == [("busy",)]
+
+
+async def _settle_in_own_transaction(db: Database, thread_id: str, ended_run_id: str) -> bool:
+    async with db.transaction() as tx:
+        return await settle_thread(tx, thread_id, ended_run_id, now_utc())
+
+
+def _assistant_record() -> dict[str, object]:
+    now = now_utc()
+    return {
+        "assistant_id": "5e2c1f3a-0000-4000-8000-000000000002",
+        "graph_id": "echo",
+        "config": {},
+        "context": {},
+        "metadata": {},
+        "name": "echo",
+        "description": None,
+        "version": 1,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _run_record(run_id: str, thread_id: str, status: str = "pending") -> dict[str, object]:
+    now = now_utc()
+    return {
+        "run_id": run_id,
+        "thread_id": thread_id,
+        "assistant_id": "5e2c1f3a-0000-4000-8000-000000000002",
+        "status": status,
+        "metadata": {},
+        "kwargs": {},
+        "multitask_strategy": "enqueue",
+        "attempt": 1 if status == "running" else 0,
+        "cancel_action": None,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 def _answers_ok(port: int) -> bool:

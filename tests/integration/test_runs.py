@@ -9,6 +9,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -892,6 +893,11 @@ async def test_enqueue_runs_one_after_the_other(client: LangGraphClient) -> None
     assert first_done["status"] == second_done["status"] == "success"
     # Run concurrently, the short second run would have finished well before the first.
     assert first_done["updated_at"] <= second_done["updated_at"]
+    # The first run's end woke the queue for the second: it did not wait for the idle recheck.
+    gap = datetime.fromisoformat(second_done["updated_at"]) - datetime.fromisoformat(
+        first_done["updated_at"]
+    )
+    assert gap.total_seconds() < 2.5
     assert (await client.threads.get(thread_id))["status"] == "idle"
 
 

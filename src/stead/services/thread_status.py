@@ -23,8 +23,9 @@ async def settle_thread(
     failed: bool = False,
     error: Any = _UNCHANGED,
     state: dict[str, Any] | None = None,
-) -> None:
-    """Busy while other runs wait; otherwise error, or what the state says, or as it was."""
+) -> bool:
+    """Busy while other runs wait; otherwise error, or what the state says, or as it was.
+    Whether other runs are pending or running on the thread."""
     changes: dict[str, Any] = {"updated_at": now}
     if error is not _UNCHANGED:
         changes["error"] = error
@@ -38,6 +39,6 @@ async def settle_thread(
     else:
         thread = await tx.threads.get(thread_id)
         if thread is None:
-            return
+            return False
         status_when_free = "interrupted" if thread["interrupts"] else "idle"
-    await tx.threads.settle(thread_id, ended_run_id, status_when_free, **changes)
+    return await tx.threads.settle(thread_id, ended_run_id, status_when_free, **changes)

@@ -47,37 +47,53 @@ class ThreadRepository:
     async def insert(self, record: dict[str, Any]) -> None:
         await self._conn.execute(sa.insert(thread).values(**record))
 
-    async def update(self, thread_id: str, **fields: Any) -> None:
-        """Change a thread. Setting `updated_at` is activity: a thread with a TTL then expires
-        `ttl_minutes` after it, unless the same change sets `expires_at` itself."""
-        query = sa.update(thread).where(thread.c.thread_id == thread_id, *self._visible)
-        query = query.values(**fields)
-        if "updated_at" not in fields or "expires_at" in fields:
-            await self._conn.execute(query)
-            return
-        result = await self._conn.execute(query.returning(thread.c.ttl_minutes))
-        ttl_minutes = result.scalar_one_or_none()
-        if ttl_minutes is not None:
+    async def update(self, thread_id: str, **fields: Any) -> str | None:
+        """Change a thread; its status afterwards, or None when no visible thread has this id.
+        Setting `updated_at` is activity: a thread with a TTL then expires `ttl_minutes` after
+        it, unless the same change sets `expires_at` itself."""
+        query = (
+            sa.update(thread)
+            .where(thread.c.thread_id == thread_id, *self._visible)
+            .values(**fields)
+            .returning(thread.c.ttl_minutes, thread.c.status)
+        )
+        changed = (await self._conn.execute(query)).first()
+        if changed is None:
+            return None
+        ttl_minutes = changed.ttl_minutes
+        if "updated_at" in fields and "expires_at" not in fields and ttl_minutes is not None:
             expires_at = fields["updated_at"] + timedelta(minutes=ttl_minutes)
             await self._conn.execute(
                 sa.update(thread)
                 .where(thread.c.thread_id == thread_id)
                 .values(expires_at=expires_at)
             )
+        return str(changed.status)
 
     async def settle(
         self, thread_id: str, ended_run_id: str, status_when_free: str, **fields: Any
-    ) -> None:
+    ) -> bool:
         """Change a thread after one of its runs ended: its status stays `busy` while other
         runs are pending or running on it, else becomes `status_when_free`. One statement: the
-        check of the other runs is part of the update."""
+        check of the other runs is part of the update. Whether other runs were active."""
         others_active = sa.exists().where(
             run.c.thread_id == thread_id,
             run.c.status.in_(ACTIVE_STATUSES),
             run.c.run_id != ended_run_id,
         )
         status = sa.case((others_active, "busy"), else_=status_when_free)
-        await self.update(thread_id, status=status, **fields)
+        if await self.update(thread_id, status=status, **fields) == "busy":
+            return True
+        if self._dialect.name != "postgresql":
+            return False
+        # The update's check saw the runs committed when it began; a run created while it
+        # waited for the thread's row (creation holds it) shows only in a read after it.
+        if not (await self._conn.execute(sa.select(others_active))).scalar_one():
+            return False
+        await self._conn.execute(
+            sa.update(thread).where(thread.c.thread_id == thread_id).values(status="busy")
+        )
+        return True
 
     async def expired(self, now: datetime, limit: int) -> list[dict[str, Any]]:
         """Threads past their expiry with no pending or running run, longest expired first."""

@@ -81,11 +81,13 @@ class RunExecutor:
         self._timeout_seconds = timeout_seconds
         self._webhooks = webhooks
 
-    async def execute(self, run: dict[str, Any]) -> None:
+    async def execute(self, run: dict[str, Any]) -> bool:
+        """Run one attempt to its end; whether runs may be waiting on the run's thread (a
+        normal end knows: the thread's settling saw whether others are active)."""
         with run_span(run, _graph_id(run["kwargs"])):
-            await self._execute(run)
+            return await self._execute(run)
 
-    async def _execute(self, run: dict[str, Any]) -> None:
+    async def _execute(self, run: dict[str, Any]) -> bool:
         logger.info("run %s attempt %d started", run["run_id"], run["attempt"])
         METRICS.attempts.labels("started").inc()
         started = time.monotonic()
@@ -113,12 +115,12 @@ class RunExecutor:
             # Another worker owns the run now; its attempt records the outcome and ends streams.
             logger.warning("run %s attempt %d lost its lease", run["run_id"], run["attempt"])
             METRICS.attempts.labels("lease_lost").inc()
-            return
+            return True
         if outcome.status == CHECKPOINTS_UNAVAILABLE:
             await self._requeue_when_reachable(run)
-            return
+            return True
         try:
-            await self._finish(run, outcome)
+            others_waiting = await self._finish(run, outcome)
         finally:
             # Waiters must never hang, even if recording the outcome failed.
             if is_protocol_run(run):
@@ -134,6 +136,7 @@ class RunExecutor:
             self._webhooks.send(run, status=outcome.status, values=values, error=outcome.error)
         if run["kwargs"].get("temporary"):
             await self._delete_temporary_thread(run["thread_id"])
+        return others_waiting
 
     async def _watch(self, run: dict[str, Any], cancel: CancelSignal) -> Outcome:
         """Renew the run's lease until the run must stop early: cancelled (by a broker signal
@@ -231,8 +234,9 @@ class RunExecutor:
         """An event after the attempt's own (`_stream` opened the run's stream)."""
         await publish_run_events(self._broker, run, [event], continues=True)
 
-    async def _finish(self, run: dict[str, Any], outcome: Outcome) -> None:
-        """Record the final run status and the thread's new state, then release waiters."""
+    async def _finish(self, run: dict[str, Any], outcome: Outcome) -> bool:
+        """Record the final run status and the thread's new state; whether other runs are
+        active on the thread."""
         run_id, thread_id = run["run_id"], run["thread_id"]
         rollback = outcome.cancel_action == "rollback"
         if rollback:
@@ -252,8 +256,8 @@ class RunExecutor:
             if not recorded:
                 # Another worker took the run over (this attempt's lease expired): it decides.
                 logger.warning("run %s attempt %d was taken over; outcome dropped", run_id, attempt)
-                return
-            await settle_thread(
+                return True
+            return await settle_thread(
                 tx,
                 thread_id,
                 run_id,

@@ -92,9 +92,10 @@ class RunQueue:
             return [], None
 
     async def _execute(self, run: dict[str, Any]) -> None:
+        others_waiting = True
         with log_context(run_ids(run)):
             try:
-                await self._executor.execute(run)
+                others_waiting = await self._executor.execute(run)
             except asyncio.CancelledError:
                 pass
             except Exception:
@@ -103,8 +104,9 @@ class RunQueue:
                 self._running.pop(run["run_id"], None)
                 METRICS.set_slots_in_use(len(self._running))
                 self._slots.release()
-                if not self._stopping:
-                    # The thread may have queued runs waiting for this one.
+                # Runs queued behind this one on its thread may be claimed now; any other due
+                # run was claimed already, or waits for a slot this release gives back.
+                if others_waiting and not self._stopping:
                     await self._broker.wake_workers()
 
 
