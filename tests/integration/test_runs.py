@@ -6,6 +6,7 @@ Contract: /work/shared/reference/agent-server-api.md (§1.4, §2, §3.4, §3.8, 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -211,6 +212,9 @@ async def test_stateful_wait_body_and_headers(
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/json")
     assert response.json() == {"text": "w"}
+    # Ready before the first keep-alive newline: sent whole, with its length, not in chunks.
+    assert response.headers["content-length"] == str(len(response.content))
+    assert "transfer-encoding" not in response.headers
 
     content_location = response.headers["content-location"]
     prefix = f"/threads/{thread_id}/runs/"
@@ -220,6 +224,23 @@ async def test_stateful_wait_body_and_headers(
     run = await client.runs.get(thread_id, run_id)
     assert run["status"] == "success"
     assert (await client.threads.get(thread_id))["values"] == {"text": "w"}
+
+
+async def test_a_wait_longer_than_a_second_streams_keepalive_newlines_then_the_json(
+    client: LangGraphClient, http: httpx.AsyncClient
+) -> None:
+    thread_id = await new_thread(client)
+    body = {"assistant_id": "slow", "input": {"seconds": 1.5}}
+    async with http.stream("POST", f"/threads/{thread_id}/runs/wait", json=body) as response:
+        opened_at = time.monotonic()
+        raw = b"".join([chunk async for chunk in response.aiter_bytes()])
+        took = time.monotonic() - opened_at
+    assert response.status_code == 200
+    # The headers went out before the result: a proxy sees the response start at once.
+    assert took > 0.2
+    assert response.headers["transfer-encoding"] == "chunked"
+    assert "content-length" not in response.headers
+    assert raw.startswith(b"\n") and json.loads(raw) == {"seconds": 1.5, "done": True}
 
 
 async def test_stateful_wait_accumulates_state_across_runs(client: LangGraphClient) -> None:

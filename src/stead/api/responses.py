@@ -20,6 +20,9 @@ from stead.shutdown import CutShort, server_shutdown
 from stead.storage import Page
 
 HEARTBEAT_SECONDS = 5.0
+# A `wait` or `join` whose result is ready this soon is sent whole, with its length; a longer one
+# starts a chunked body at once, then keep-alive newlines.
+WHOLE_BODY_WITHIN_SECONDS = 1.0
 SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
 
 
@@ -96,6 +99,9 @@ def sse_response(
     )
 
 
+_KEEPALIVE = b"\n"
+
+
 def keepalive_json_response(
     result: Awaitable[Any], headers: dict[str, str], on_close: Callable[[], Awaitable[None]]
 ) -> StreamingResponse:
@@ -106,16 +112,16 @@ def keepalive_json_response(
         task = asyncio.ensure_future(result)
         stopping = asyncio.ensure_future(server_shutdown.wait())
         try:
+            quiet_for = WHOLE_BODY_WITHIN_SECONDS
             while True:
-                await asyncio.wait(
-                    {task, stopping}, timeout=HEARTBEAT_SECONDS, return_when=FIRST_COMPLETED
-                )
+                await asyncio.wait({task, stopping}, timeout=quiet_for, return_when=FIRST_COMPLETED)
+                quiet_for = HEARTBEAT_SECONDS
                 if task.done():
                     yield serde.dumps(task.result())
                     return
                 if stopping.done():
                     raise CutShort
-                yield b"\n"
+                yield _KEEPALIVE
         finally:
             stopping.cancel()
             if not task.done():
@@ -124,15 +130,36 @@ def keepalive_json_response(
                     await task
             await _run_to_completion(on_close())
 
-    return _CutShortAtShutdown(body(), media_type="application/json", headers=headers)
+    return _KeepAliveJSONResponse(body(), media_type="application/json", headers=headers)
 
 
-class _CutShortAtShutdown(StreamingResponse):
-    """Ends without its last chunk when its body raises CutShort."""
+class _KeepAliveJSONResponse(StreamingResponse):
+    """Sent whole, with its length, when the result comes before the first keep-alive newline
+    (most runs): one socket write for the body, where chunks take two. Ends without its last
+    chunk when its body raises CutShort."""
 
     async def stream_response(self, send: Send) -> None:
+        chunks = aiter(self.body_iterator)
+        try:
+            first = await anext(chunks)
+        except CutShort:
+            await self._start(send, self.raw_headers)
+            return
+        if first != _KEEPALIVE:
+            await self._start(send, [*self.raw_headers, (b"content-length", b"%d" % len(first))])
+            await send({"type": "http.response.body", "body": first})
+            async for _ in chunks:  # runs the body's clean-up
+                pass
+            return
+        await self._start(send, self.raw_headers)
         with contextlib.suppress(CutShort):
-            await super().stream_response(send)
+            await send({"type": "http.response.body", "body": first, "more_body": True})
+            async for chunk in chunks:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _start(self, send: Send, headers: list[tuple[bytes, bytes]]) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": headers})
 
 
 _closing: set[asyncio.Future[None]] = set()
