@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -18,13 +19,15 @@ from stead.ids import new_time_ordered_id
 from stead.services.assistants import now_utc
 from stead.services.thread_status import settle_thread
 from stead.services.threads import new_thread_record
-from stead.storage.database import Database
+from stead.storage import idle_checks
+from stead.storage.backends import open_savers_pool
+from stead.storage.database import DATABASE_ERRORS, Database
 from tests.conftest import GRAPHS_CONFIG
 from tests.support.postgres import migrate_env, stead_migrate
 from tests.support.servers import HOST, REPO_ROOT, free_port, stead_server
 from tests.support.services import Postgres, postgres_server
 
-_DATABASES = ("served", "raced", "unmigrated", "queued", "crowd", "settled")
+_DATABASES = ("served", "raced", "unmigrated", "queued", "crowd", "settled", "idle")
 
 
 @pytest.fixture(scope="module")
@@ -209,6 +212,75 @@ def _run_record(run_id: str, thread_id: str, status: str = "pending") -> dict[st
         "created_at": now,
         "updated_at": now,
     }
+
+
+@pytest.fixture
+def quick_idle_check(monkeypatch: pytest.MonkeyPatch) -> float:
+    monkeypatch.setattr(idle_checks, "CHECK_AFTER_IDLE_SECONDS", 0.3)
+    return 0.3
+
+
+def test_a_stead_connection_cut_while_idle_is_replaced_and_a_busy_one_fails_once(
+    pg: Postgres, quick_idle_check: float
+) -> None:
+    """Pooled connections are checked only after sitting idle (a check is a round trip)."""
+
+    async def scenario() -> None:
+        db = Database(pg.url("idle").replace("postgresql://", "postgresql+psycopg://"))
+        try:
+            await db.ping()
+            _cut_connections(pg, "idle")
+            await asyncio.sleep(quick_idle_check * 2)
+            await db.ping()  # checked, found dead, replaced
+            _cut_connections(pg, "idle")
+            with pytest.raises(DATABASE_ERRORS):
+                await db.ping()  # returned moments ago: used unchecked
+            await db.ping()
+        finally:
+            await db.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_checkpoint_connection_cut_while_idle_is_replaced_and_a_busy_one_fails_once(
+    pg: Postgres, quick_idle_check: float
+) -> None:
+    async def select_one(pool: Any) -> None:
+        async with pool.connection() as conn:
+            await conn.execute("SELECT 1")
+
+    async def scenario() -> None:
+        pool = await open_savers_pool(pg.url("idle"))
+        try:
+            await select_one(pool)
+            _cut_connections(pg, "idle")
+            await asyncio.sleep(quick_idle_check * 2)
+            await select_one(pool)
+            cut = _cut_connections(pg, "idle")
+            # Used moments ago: unchecked, so each cut connection fails once, then is replaced.
+            failures = 0
+            while True:
+                try:
+                    await select_one(pool)
+                    break
+                except psycopg.OperationalError:
+                    failures += 1
+            assert 1 <= failures <= cut
+        finally:
+            await pool.close()
+
+    asyncio.run(scenario())
+
+
+def _cut_connections(pg: Postgres, database: str) -> int:
+    """End every session on `database`, as a database restart does; how many there were."""
+    with psycopg.connect(pg.url("postgres")) as conn:
+        ended = conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+            (database,),
+        ).fetchall()
+    assert ended, "no connection to cut"
+    return len(ended)
 
 
 def _answers_ok(port: int) -> bool:

@@ -27,6 +27,7 @@ from stead.config import ConfigError, Settings
 from stead.storage import sqlite_inline
 from stead.storage.database import CONNECT_TIMEOUT_SECONDS, Database
 from stead.storage.fencing import FencedPostgresSaver, FencedSqliteSaver
+from stead.storage.idle_checks import IdleConnectionCheck
 
 # The PostgreSQL advisory lock held while migrating (any constant: "stead" in ASCII).
 _MIGRATION_LOCK_KEY = 0x7374656164
@@ -60,7 +61,7 @@ async def open_savers(
     """The checkpointer (fenced by the attempts in Stead's run table) and the store, closed by
     `exit_stack`. On SQLite, Stead's tables must exist first (they are migrated before)."""
     if settings.postgres_uri is not None:
-        pool = await _open_pool(settings.postgres_uri)
+        pool = await open_savers_pool(settings.postgres_uri)
         exit_stack.push_async_callback(pool.close)
         return FencedPostgresSaver(pool), AsyncPostgresStore(pool, ttl=store_ttl)
     checkpointer = FencedSqliteSaver(await _sqlite(exit_stack, settings.checkpoints_path))
@@ -159,8 +160,10 @@ async def _at_version(conn: AsyncConnection[Any], table: str, migrations: int) -
     return row is not None and row["v"] is not None and row["v"] >= migrations - 1
 
 
-async def _open_pool(uri: str) -> AsyncConnectionPool[Any]:
-    # Checked on checkout, as the engine's pre-ping: a restarted PostgreSQL leaves dead connections.
+async def open_savers_pool(uri: str) -> AsyncConnectionPool[Any]:
+    # Checked on checkout after sitting idle, as the engine's: a restarted PostgreSQL leaves dead
+    # connections.
+    idle_check = IdleConnectionCheck()
     pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
         uri,
         min_size=1,
@@ -169,7 +172,9 @@ async def _open_pool(uri: str) -> AsyncConnectionPool[Any]:
         # waits longer goes back to the queue and continues from its last checkpoint.
         timeout=_SAVERS_POOL_TIMEOUT_SECONDS,
         kwargs={**_PSYCOPG_OPTIONS, "connect_timeout": CONNECT_TIMEOUT_SECONDS},
-        check=AsyncConnectionPool.check_connection,
+        configure=idle_check.mark_returned,
+        reset=idle_check.mark_returned,
+        check=idle_check.check,
         open=False,
     )
     await pool.open(wait=True)

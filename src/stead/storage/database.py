@@ -26,6 +26,7 @@ from stead.storage.api_keys import ApiKeyRepository
 from stead.storage.assistants import AssistantRepository
 from stead.storage.crons import CronRepository
 from stead.storage.dialects import Dialect, dialect_for
+from stead.storage.idle_checks import check_engine_connections_after_idle
 from stead.storage.runs import RunRepository
 from stead.storage.schema import assistant, cron, run, thread
 from stead.storage.threads import ThreadRepository
@@ -129,6 +130,8 @@ def create_engine(url: str) -> tuple[AsyncEngine, int]:
     engine = create_async_engine(url, **options)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    else:
+        check_engine_connections_after_idle(engine)
     return engine, int(options["pool_size"] + options["max_overflow"])
 
 
@@ -138,13 +141,12 @@ def _engine_options(url: str) -> dict[str, Any]:
         # One connection serialises writers in-process instead of failing with "database is locked".
         options.update(pool_size=1, max_overflow=0, pool_timeout=60, pool_reset_on_return=None)
     else:
-        # A real pool; pre-ping drops connections a PostgreSQL restart left dead. Short timeouts
+        # A real pool, its idle connections checked (stead.storage.idle_checks). Short timeouts
         # make requests fail fast (503) while the database is unreachable instead of hanging.
         options.update(
             pool_size=10,
             max_overflow=20,
             pool_timeout=10,
-            pool_pre_ping=True,
             connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
         )
     return options
