@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from langgraph.checkpoint.base import empty_checkpoint
 
 from stead.ids import new_time_ordered_id
 from stead.services.assistants import now_utc
@@ -22,12 +23,13 @@ from stead.services.threads import new_thread_record
 from stead.storage import idle_checks
 from stead.storage.backends import open_savers_pool
 from stead.storage.database import DATABASE_ERRORS, Database
+from stead.storage.fencing import FencedPostgresSaver, LeaseLost, writing_as
 from tests.conftest import GRAPHS_CONFIG
 from tests.support.postgres import migrate_env, stead_migrate
 from tests.support.servers import HOST, REPO_ROOT, free_port, stead_server
 from tests.support.services import Postgres, postgres_server
 
-_DATABASES = ("served", "raced", "unmigrated", "queued", "crowd", "settled", "idle")
+_DATABASES = ("served", "raced", "unmigrated", "queued", "crowd", "settled", "idle", "fenced")
 
 
 @pytest.fixture(scope="module")
@@ -212,6 +214,38 @@ def _run_record(run_id: str, thread_id: str, status: str = "pending") -> dict[st
         "created_at": now,
         "updated_at": now,
     }
+
+
+def test_a_checkpoint_write_of_an_attempt_that_was_taken_over_is_refused(pg: Postgres) -> None:
+    """The fence rides in the write's pipeline: the write of a stale attempt fails as a whole."""
+    url = _migrated(pg, "fenced")
+    thread_id, run_id = new_time_ordered_id(), new_time_ordered_id()
+    config = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
+
+    async def write(saver: FencedPostgresSaver, attempt: int, step: int) -> None:
+        checkpoint = empty_checkpoint()
+        checkpoint["channel_values"] = {"text": f"step {step}"}
+        with writing_as(run_id, attempt):
+            await saver.aput(config, checkpoint, {"step": step}, {"text": 1})
+
+    async def scenario() -> list[Any]:
+        db = Database(url.replace("postgresql://", "postgresql+psycopg://"))
+        pool = await open_savers_pool(url)
+        try:
+            async with db.transaction() as tx:
+                await tx.assistants.insert(_assistant_record())
+                await tx.threads.insert(new_thread_record(thread_id, {}))
+                await tx.runs.insert({**_run_record(run_id, thread_id, "running"), "attempt": 2})
+            saver = FencedPostgresSaver(pool)
+            await write(saver, attempt=2, step=1)
+            with pytest.raises(LeaseLost):
+                await write(saver, attempt=1, step=2)
+            return [found.metadata["step"] async for found in saver.alist(config)]
+        finally:
+            await pool.close()
+            await db.close()
+
+    assert asyncio.run(scenario()) == [1]
 
 
 @pytest.fixture

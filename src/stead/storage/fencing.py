@@ -22,11 +22,9 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from psycopg import AsyncCursor
 from psycopg.rows import DictRow
 
-# FOR SHARE conflicts with the row lock of any UPDATE of the run (the reaper's takeover, a
-# claim), so that update and a write holding this lock in the same transaction serialise.
-_HOLDS_ATTEMPT_SQL = (
-    "SELECT 1 FROM run WHERE run_id = %s AND attempt = %s AND status = 'running' FOR SHARE"
-)
+# Share-locks the run's row, or raises ATTEMPT_TAKEN_OVER (migration 0007).
+_HOLD_ATTEMPT_SQL = "SELECT stead_hold_attempt(%s::text, %s::integer)"
+ATTEMPT_TAKEN_OVER = "SL001"
 # The embedded runtime's run table, attached to the checkpoint connection under this name.
 _SQLITE_RUNS_SCHEMA = "runs"
 _SQLITE_HOLDS_ATTEMPT_SQL = (
@@ -64,7 +62,8 @@ def writing_as(run_id: str, attempt: int) -> Iterator[None]:
 
 class FencedPostgresSaver(AsyncPostgresSaver):
     """Every write of the saver goes through `_cursor(pipeline=True)`. Inside a run, that cursor
-    runs in a transaction that first share-locks the run's row if it still holds the attempt."""
+    runs in a transaction that first share-locks the run's row if it still holds the attempt;
+    otherwise the check fails the transaction, and the writes queued behind it with it."""
 
     @contextlib.asynccontextmanager
     async def _cursor(self, *, pipeline: bool = False) -> AsyncIterator[AsyncCursor[DictRow]]:
@@ -73,20 +72,25 @@ class FencedPostgresSaver(AsyncPostgresSaver):
             async with super()._cursor(pipeline=pipeline) as cur:
                 yield cur
             return
-        with _unreachable_is_unavailable():
+        with _unreachable_is_unavailable(), _taken_over_is_lease_lost(writer):
             async with super()._cursor(pipeline=pipeline) as cur:
                 if not pipeline:
                     yield cur
                     return
                 async with cur.connection.transaction():
-                    await _check_attempt(cur, writer)
+                    await cur.execute(_HOLD_ATTEMPT_SQL, (writer.run_id, writer.attempt))
                     yield cur
 
 
-async def _check_attempt(cur: AsyncCursor[DictRow], writer: RunAttempt) -> None:
-    await cur.execute(_HOLDS_ATTEMPT_SQL, (writer.run_id, writer.attempt))
-    if await cur.fetchone() is None:
-        raise _lease_lost(writer)
+@contextlib.contextmanager
+def _taken_over_is_lease_lost(writer: RunAttempt) -> Iterator[None]:
+    # In a pipeline the check's error surfaces at whichever later call reads its result.
+    try:
+        yield
+    except psycopg.Error as exc:
+        if exc.sqlstate != ATTEMPT_TAKEN_OVER:
+            raise
+        raise _lease_lost(writer) from exc
 
 
 @contextlib.contextmanager
