@@ -25,6 +25,7 @@ from stead.config import ConfigError, Settings, load_settings
 from stead.controlplane.commands import add_control_plane_commands
 from stead.doctor.commands import add_doctor_command
 from stead.graphs import GraphLoadError, load_graph_specs
+from stead.http_protocol import HttpProtocol
 from stead.licenses import LicenseError
 from stead.listener.commands import add_listener_command
 from stead.observability.logs import configure_logging
@@ -428,6 +429,7 @@ def _require_current_schema(settings: Settings) -> None:
 def _serve(app: Any, settings: Settings, sockets: list[socket.socket]) -> int:
     config = uvicorn.Config(
         app,
+        http=HttpProtocol,
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds),
