@@ -146,12 +146,12 @@ async def _insert_in_own_transaction(db: Database, record: dict[str, object]) ->
         return await tx.assistants.insert_unless_present(record)
 
 
-def test_a_run_created_while_the_threads_last_run_settles_keeps_the_thread_busy(
+def test_a_run_created_while_the_threads_last_run_ends_keeps_the_thread_busy(
     pg: Postgres,
 ) -> None:
-    """Creating a run holds its thread's row; the ending run's settling waits for it and must
-    then see the new run: the thread stays busy and workers are told a run waits (otherwise
-    the new run would sit until the queue's idle recheck)."""
+    """Creating a run holds its thread's row; ending the thread's running run waits for it and
+    must then see the new run: the thread stays busy and workers are told a run waits
+    (otherwise the new run would sit until the queue's idle recheck)."""
     url = _migrated(pg, "settled").replace("postgresql://", "postgresql+psycopg://")
     thread_id, ending_id = new_time_ordered_id(), new_time_ordered_id()
 
@@ -165,10 +165,10 @@ def test_a_run_created_while_the_threads_last_run_settles_keeps_the_thread_busy(
             async with db.transaction() as creating:
                 assert await creating.threads.get_for_update(thread_id) is not None
                 await creating.runs.insert(_run_record(new_time_ordered_id(), thread_id))
-                settling = asyncio.create_task(_settle_in_own_transaction(db, thread_id, ending_id))
+                ending = asyncio.create_task(_end_in_own_transaction(db, thread_id, ending_id))
                 await asyncio.sleep(0.5)
-                assert not settling.done()  # waiting for the creation's row lock
-            return await settling
+                assert not ending.done()  # waiting for the creation's row lock
+            return await ending
         finally:
             await db.close()
 
@@ -178,9 +178,11 @@ def test_a_run_created_while_the_threads_last_run_settles_keeps_the_thread_busy(
         assert status.fetchall() == [("busy",)]
 
 
-async def _settle_in_own_transaction(db: Database, thread_id: str, ended_run_id: str) -> bool:
+async def _end_in_own_transaction(db: Database, thread_id: str, run_id: str) -> bool:
+    """What the executor does when a run ends: record the attempt's end, settle the thread."""
     async with db.transaction() as tx:
-        return await settle_thread(tx, thread_id, ended_run_id, now_utc())
+        assert await tx.runs.finish_attempt(run_id, 1, "success", now_utc())
+        return await settle_thread(tx, thread_id, run_id, now_utc())
 
 
 def _assistant_record() -> dict[str, object]:

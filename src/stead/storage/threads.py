@@ -75,25 +75,17 @@ class ThreadRepository:
     ) -> bool:
         """Change a thread after one of its runs ended: its status stays `busy` while other
         runs are pending or running on it, else becomes `status_when_free`. One statement: the
-        check of the other runs is part of the update. Whether other runs were active."""
+        check of the other runs is part of the update. Whether other runs were active.
+
+        On PostgreSQL the caller holds the thread's row already (RunRepository locks it before
+        ending a run), so the check sees every run created before: creation holds that row."""
         others_active = sa.exists().where(
             run.c.thread_id == thread_id,
             run.c.status.in_(ACTIVE_STATUSES),
             run.c.run_id != ended_run_id,
         )
         status = sa.case((others_active, "busy"), else_=status_when_free)
-        if await self.update(thread_id, status=status, **fields) == "busy":
-            return True
-        if self._dialect.name != "postgresql":
-            return False
-        # The update's check saw the runs committed when it began; a run created while it
-        # waited for the thread's row (creation holds it) shows only in a read after it.
-        if not (await self._conn.execute(sa.select(others_active))).scalar_one():
-            return False
-        await self._conn.execute(
-            sa.update(thread).where(thread.c.thread_id == thread_id).values(status="busy")
-        )
-        return True
+        return await self.update(thread_id, status=status, **fields) == "busy"
 
     async def expired(self, now: datetime, limit: int) -> list[dict[str, Any]]:
         """Threads past their expiry with no pending or running run, longest expired first."""

@@ -57,6 +57,7 @@ class LeaseReaper:
         now = now_utc()
         failed: list[tuple[dict[str, Any], dict[str, str]]] = []
         released = 0
+        others_waiting = False
         async with self._db.transaction() as tx:
             for run in await tx.runs.expired_leases(now, _BATCH):
                 run_id, attempt = run["run_id"], run["attempt"]
@@ -70,7 +71,9 @@ class LeaseReaper:
                         "message": f"Run {run_id} exceeded max attempts ({attempt}): "
                         "its worker stopped before finishing it",
                     }
-                    await settle_thread(tx, run["thread_id"], run_id, now, failed=True, error=error)
+                    others_waiting |= await settle_thread(
+                        tx, run["thread_id"], run_id, now, failed=True, error=error
+                    )
                     failed.append((run, error))
         for run, error in failed:
             logger.warning("run %s failed after %d attempts", run["run_id"], run["attempt"])
@@ -78,6 +81,7 @@ class LeaseReaper:
         if released:
             METRICS.attempts.labels("retried").inc(released)
             logger.info("returned %d run(s) with expired leases to the queue", released)
+        if released or others_waiting:
             await self._broker.wake_workers()
 
     async def _end(self, run: dict[str, Any], error: StreamEvent) -> None:
