@@ -102,6 +102,9 @@ _NEXT_DUE = (
 )
 
 
+# Built once: the values come as parameters, so SQLAlchemy reuses the statement's cache key.
+_INSERT = sa.insert(run)
+
 _QUEUE_FIGURES = (
     sa.select(run.c.status, sa.func.count(), sa.func.min(run.c.created_at))
     .where(run.c.status.in_(ACTIVE_STATUSES))
@@ -127,7 +130,7 @@ class RunRepository:
         )
 
     async def insert(self, record: dict[str, Any]) -> None:
-        await self._conn.execute(sa.insert(run).values(**record))
+        await self._conn.execute(_INSERT, record)
 
     async def get(self, run_id: str, thread_id: str | None = None) -> dict[str, Any] | None:
         query = sa.select(run).where(run.c.run_id == run_id, *self._visible)

@@ -15,6 +15,9 @@ from stead.storage.dialects import Dialect
 from stead.storage.runs import ACTIVE_STATUSES
 from stead.storage.schema import run, thread
 
+# Built once: the values come as parameters, so SQLAlchemy reuses the statement's cache key.
+_INSERT = sa.insert(thread)
+
 
 class ThreadRepository:
     def __init__(
@@ -45,7 +48,7 @@ class ThreadRepository:
         return await fetch_one(self._conn, query)
 
     async def insert(self, record: dict[str, Any]) -> None:
-        await self._conn.execute(sa.insert(thread).values(**record))
+        await self._conn.execute(_INSERT, record)
 
     async def update(self, thread_id: str, **fields: Any) -> str | None:
         """Change a thread; its status afterwards, or None when no visible thread has this id.
