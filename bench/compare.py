@@ -111,12 +111,12 @@ def start(name: str, source: Path | None) -> Iterator[Server]:
             yield Server(server.url, [server.process.pid])
         else:
             env = {
-                "DATABASE_URI": stack.enter_context(migrated_postgres(CONFIG)),
+                "DATABASE_URI": stack.enter_context(migrated_postgres(CONFIG, source=source)),
                 "REDIS_URI": stack.enter_context(redis_server()).url,
             }
             api_env = {**env, "N_JOBS_PER_WORKER": "0"}
             api = stack.enter_context(stead_server(CONFIG, env=api_env, source=source))
-            worker = stack.enter_context(stead_worker(CONFIG, env=env))
+            worker = stack.enter_context(stead_worker(CONFIG, env=env, source=source))
             yield Server(api.url, [api.process.pid, pid_listening(_port(worker))])
 
 

@@ -48,6 +48,11 @@ def loads(data: bytes | str) -> Any:
     return orjson.loads(data)
 
 
+def encoded(data: bytes) -> Any:
+    """JSON already encoded, which `dumps` puts in its output as it is."""
+    return orjson.Fragment(data)
+
+
 def to_jsonable(obj: Any) -> Any:
     """Plain dicts, lists and scalars only: what the database and HTTP layers store."""
     return orjson.loads(dumps(obj))

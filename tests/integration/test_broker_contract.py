@@ -103,6 +103,21 @@ async def test_every_subscriber_gets_every_event_in_order(brokers: tuple[Broker,
             assert all(e.id is None for e in received)  # not resumable: no ids
 
 
+async def test_a_subscriber_to_a_new_run_gets_every_event_from_its_first(
+    brokers: tuple[Broker, Broker],
+) -> None:
+    """`new_run`: no look-up of where the run's events end, since it has none yet."""
+    publisher, listener = brokers
+    run_id = new_id()
+    sent = [event("values", n) for n in range(5)]
+    async with listener.subscribe(run_id, new_run=True) as subscription:
+        for item in sent:
+            await publisher.publish(run_id, item)
+        await publisher.publish(run_id, END)
+        assert plain(await until_end(subscription)) == plain(sent)
+        assert not subscription.replaying
+
+
 async def test_a_live_subscriber_gets_nothing_from_before_unless_kept(broker: Broker) -> None:
     run_id = new_id()
     await broker.publish(run_id, event("values", "before"))

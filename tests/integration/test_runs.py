@@ -334,6 +334,8 @@ async def test_dynamic_interrupt_then_resume(client: LangGraphClient) -> None:
     interrupts = body["__interrupt__"]
     assert len(interrupts) == 1
     assert interrupts[0]["value"] == {"question": "approve?"}
+    # Every interrupt field, as the official server lists them.
+    assert interrupts[0]["response_schema"] is None
     interrupt_id = interrupts[0]["id"]
     assert isinstance(interrupt_id, str) and interrupt_id
 

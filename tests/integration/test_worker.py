@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -59,6 +60,35 @@ def test_worker_without_job_slots_is_a_one_line_error() -> None:
     assert result.returncode == 1
     assert result.stderr.strip().startswith("stead: error:")
     assert "N_JOBS_PER_WORKER" in result.stderr
+
+
+def test_a_cancel_flagged_before_the_worker_listened_stops_the_run_at_its_first_renewal(
+    tmp_path: Path,
+) -> None:
+    """A cancel whose signal came before the worker listened for it is on the run's row: the
+    attempt's first lease renewal, a second after the claim, reads it (not a third of the lease,
+    10 s, later)."""
+    data_dir = tmp_path / "data"
+    with stead_server(GRAPHS_CONFIG, data_dir) as server:
+        base = server.url
+        tid = httpx.post(f"{base}/threads", json={}).json()["thread_id"]
+        run = httpx.post(
+            f"{base}/threads/{tid}/runs", json={"assistant_id": "slow", "input": {"seconds": 30}}
+        ).json()
+        url = f"{base}/threads/{tid}/runs/{run['run_id']}"
+        deadline = time.monotonic() + 20
+        while httpx.get(url).json()["status"] != "running":
+            assert time.monotonic() < deadline, "the run never started"
+            time.sleep(0.02)
+        with sqlite3.connect(data_dir / "stead.sqlite") as conn:
+            conn.execute(
+                "UPDATE run SET cancel_action = 'interrupt' WHERE run_id = ?", (run["run_id"],)
+            )
+        flagged_at = time.monotonic()
+        while httpx.get(url).json()["status"] == "running":
+            assert time.monotonic() - flagged_at < 5, "the flag was not read at the first renewal"
+            time.sleep(0.05)
+        assert httpx.get(url).json()["status"] == "interrupted"
 
 
 def test_cancel_reaches_a_worker_through_the_database(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from tests.support.servers import REPO_ROOT
+from tests.support.servers import stead_env
 from tests.support.services import postgres_server, redis_server
 
 # `STEAD_TEST_DATABASE=postgres` runs the session server of the suite on PostgreSQL.
@@ -20,31 +20,32 @@ def session_uses_postgres() -> bool:
     return os.environ.get(TEST_DATABASE_VARIABLE, "sqlite") == "postgres"
 
 
-def stead_migrate(config: Path, database_uri: str) -> subprocess.CompletedProcess[str]:
-    """Run `stead migrate` to the end; the caller checks its exit status and output."""
+def stead_migrate(
+    config: Path, database_uri: str, source: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `stead migrate` (of the checkout whose `src` is `source`, default this one) to the
+    end; the caller checks its exit status and output."""
     return subprocess.run(
         [sys.executable, "-m", "stead", "migrate", "--config", str(config)],
-        env=migrate_env(database_uri),
+        env=migrate_env(database_uri, source),
         capture_output=True,
         text=True,
         timeout=120,
     )
 
 
-def migrate_env(database_uri: str) -> dict[str, str]:
-    env = {**os.environ, "DATABASE_URI": database_uri}
-    env["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [str(REPO_ROOT / "src"), env.get("PYTHONPATH")])
-    )
-    return env
+def migrate_env(database_uri: str, source: Path | None = None) -> dict[str, str]:
+    return stead_env({"DATABASE_URI": database_uri}, source)
 
 
 @contextmanager
-def migrated_postgres(config: Path, max_connections: int = 100) -> Iterator[str]:
+def migrated_postgres(
+    config: Path, max_connections: int = 100, source: Path | None = None
+) -> Iterator[str]:
     """A fresh PostgreSQL with Stead's schema applied; yields its URI."""
     with postgres_server(max_connections=max_connections) as pg:
         uri = pg.url()
-        result = stead_migrate(config, uri)
+        result = stead_migrate(config, uri, source)
         if result.returncode != 0:
             raise RuntimeError(f"stead migrate failed: {result.stderr[-2000:]}")
         yield uri

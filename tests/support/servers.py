@@ -207,7 +207,7 @@ def stead_server(
         with log_path.open("wb") as log:
             process = subprocess.Popen(
                 cmd,
-                env=_stead_env(env, source),
+                env=stead_env(env, source),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -221,7 +221,7 @@ def stead_server(
             server.terminate(timeout=15.0)
 
 
-def _stead_env(extra: Mapping[str, str] | None, source: Path | None = None) -> dict[str, str]:
+def stead_env(extra: Mapping[str, str] | None, source: Path | None = None) -> dict[str, str]:
     """The caller's environment plus ``extra``, with ``source`` (default ``<repo>/src``) first on
     ``PYTHONPATH``."""
     env = {**os.environ, **(extra or {})}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import subprocess
 import sys
@@ -15,23 +14,26 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.servers import HOST, REPO_ROOT, free_port
+from tests.support.servers import HOST, free_port, stead_env
 
 
 @contextmanager
 def stead_worker(
-    config: Path, data_dir: Path | None = None, env: Mapping[str, str] | None = None
+    config: Path,
+    data_dir: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    source: Path | None = None,
 ) -> Iterator[str]:
-    """Run `python -m stead worker`; yield its probe URL; stop it with SIGTERM afterwards."""
+    """Run `python -m stead worker` (from the `src` folder `source`, default this checkout's);
+    yield its probe URL; stop it with SIGTERM afterwards."""
     port = free_port()
     command = [sys.executable, "-m", "stead", "worker", "--config", str(config)]
     command += ["--host", HOST, "--port", str(port)]
     if data_dir is not None:
         command += ["--data-dir", str(data_dir)]
-    paths = [str(REPO_ROOT / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]
     process = subprocess.Popen(
         command,
-        env={**os.environ, **(env or {}), "PYTHONPATH": os.pathsep.join(paths)},
+        env=stead_env(env, source),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -74,12 +76,11 @@ def stead_worker_process(
     port = free_port()
     command = [sys.executable, "-m", "stead", "worker", "--config", str(config)]
     command += ["--host", HOST, "--port", str(port)]
-    paths = [str(REPO_ROOT / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]
     with contextlib.ExitStack() as log_stack:
         log = log_stack.enter_context(log_path.open("ab")) if log_path else subprocess.DEVNULL
         process = subprocess.Popen(
             command,
-            env={**os.environ, **(env or {}), "PYTHONPATH": os.pathsep.join(paths)},
+            env=stead_env(env),
             stdout=log,
             stderr=subprocess.STDOUT if log_path else subprocess.DEVNULL,
             start_new_session=True,

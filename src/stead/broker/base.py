@@ -234,12 +234,13 @@ class Broker(ABC):
 
     @abstractmethod
     def subscribe(
-        self, run_id: str, *, after: str | None = None
+        self, run_id: str, *, after: str | None = None, new_run: bool = False
     ) -> contextlib.AbstractAsyncContextManager[Subscription]:
         """Listen to a run's events. Subscribe before the run can start, or events are missed.
 
         With `after` (an event id or FROM_START), the kept events after it come first, then the
         live ones, with no gap and no duplicate; `replaying` tells whether anything was kept.
+        `new_run`: the run is not created yet, so it has no events to look up.
         """
 
     @abstractmethod

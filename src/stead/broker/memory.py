@@ -126,7 +126,7 @@ class InProcessBroker(Broker):
 
     @contextlib.asynccontextmanager
     async def subscribe(
-        self, run_id: str, *, after: str | None = None
+        self, run_id: str, *, after: str | None = None, new_run: bool = False
     ) -> AsyncIterator[Subscription]:
         # No await between reading the buffer and registering: nothing can slip in between.
         subscription = Subscription(self._run_replay(run_id, after))

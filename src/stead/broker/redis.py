@@ -293,11 +293,11 @@ class RedisBroker(Broker):
 
     @contextlib.asynccontextmanager
     async def subscribe(
-        self, run_id: str, *, after: str | None = None
+        self, run_id: str, *, after: str | None = None, new_run: bool = False
     ) -> AsyncIterator[Subscription]:
         key = self._keys.run(run_id)
         try:
-            last_id, resumable = await self._stream_state(key)
+            last_id, resumable = (FROM_START, False) if new_run else await self._stream_state(key)
         except RedisError:
             logger.warning("cannot subscribe to run %s: Redis is unavailable", run_id)
             async with _lost_subscription() as subscription:

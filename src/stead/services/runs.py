@@ -303,7 +303,7 @@ class RunService:
 
     async def result(self, run: dict[str, Any], subscription: Subscription) -> dict[str, Any]:
         """The body of /wait and /join: the run's final values, its interrupt or its error."""
-        last_values: Any = None
+        last_values: bytes | None = None
         error: Any = None
         # `run` was read after subscribing: if it was not finished then, its end event will come.
         if run["status"] not in TERMINAL_STATUSES:
@@ -313,13 +313,13 @@ class RunService:
                     run = await self.find(run["run_id"]) or run
                     last_values = error = None
                 elif event.event == "values":
-                    last_values = serde.loads(event.data)
+                    last_values = event.data
                 elif event.event == "error":
                     error = serde.loads(event.data)
         if error is not None:
             return {"__error__": error}
         if last_values is not None:
-            return _with_response_schemas(last_values)
+            return _values_body(last_values)
         thread = await self._thread(run["thread_id"])
         if run["status"] in ("error", "timeout") and thread.get("error"):
             return {"__error__": thread["error"]}
@@ -362,6 +362,14 @@ class RunService:
     async def _thread(self, thread_id: str) -> dict[str, Any]:
         async with self._db.transaction() as tx:
             return await tx.threads.get(thread_id) or {}
+
+
+def _values_body(data: bytes) -> Any:
+    """The run's last values, encoded as they came (no decoding and encoding a large state
+    again), unless interrupts are there to complete."""
+    if b'"__interrupt__"' not in data:
+        return serde.encoded(data)
+    return _with_response_schemas(serde.loads(data))
 
 
 def _with_response_schemas(values: Any) -> Any:
@@ -489,7 +497,7 @@ class RunStreams:
     ) -> AsyncIterator[tuple[dict[str, Any], Subscription]]:
         """Subscribe before the run exists, so that not one of its events is missed."""
         run_id = new_time_ordered_id()
-        async with self._broker.subscribe(run_id) as subscription:
+        async with self._broker.subscribe(run_id, new_run=True) as subscription:
             run = await self._runs.create(
                 thread_id, request, run_id=run_id, request_id=request_id, access=access
             )

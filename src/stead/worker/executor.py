@@ -49,6 +49,9 @@ LEASE_LOST = "lease_lost"
 CHECKPOINTS_UNAVAILABLE = "checkpoints_unavailable"
 # How often such a run tries to go back to the queue while the database is still away.
 _REQUEUE_RETRY_SECONDS = 1.0
+# When an attempt first renews its lease (and reads its cancel flag), unless a third of the lease
+# is sooner.
+FIRST_RENEWAL_SECONDS = 1.0
 
 
 @dataclass
@@ -140,22 +143,25 @@ class RunExecutor:
 
     async def _watch(self, run: dict[str, Any], cancel: CancelSignal) -> Outcome:
         """Renew the run's lease until the run must stop early: cancelled (by a broker signal
-        or the flag on its row, read at every renewal), timed out, or taken over."""
+        or the flag on its row, read at every renewal), timed out, or taken over. The claim has
+        just set the lease, so the first renewal waits FIRST_RENEWAL_SECONDS (most runs end
+        sooner); it also reads a cancel requested before this worker listened for signals."""
         deadline = time.monotonic() + self._timeout_seconds
+        quiet_for = min(FIRST_RENEWAL_SECONDS, self._heartbeat_seconds)
         while True:
-            # Shielded: this task is cancelled when the run ends, and a database transaction cut
-            # in the middle would leave the SQLite connection holding its write lock.
-            held, action = await asyncio.shield(self._renew_lease(run))
-            if not held:
-                return Outcome(LEASE_LOST)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return Outcome("timeout", _timed_out(self._timeout_seconds))
+            action = None
+            with contextlib.suppress(TimeoutError):
+                action = await asyncio.wait_for(cancel.wait(), min(quiet_for, remaining))
+            quiet_for = self._heartbeat_seconds
             if action is None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return Outcome("timeout", _timed_out(self._timeout_seconds))
-                with contextlib.suppress(TimeoutError):
-                    action = await asyncio.wait_for(
-                        cancel.wait(), min(self._heartbeat_seconds, remaining)
-                    )
+                # Shielded: this task is cancelled when the run ends, and a database transaction
+                # cut in the middle would leave the SQLite connection holding its write lock.
+                held, action = await asyncio.shield(self._renew_lease(run))
+                if not held:
+                    return Outcome(LEASE_LOST)
             if action is not None:
                 return Outcome("interrupted", _user_interrupt(), cancel_action=action)
 
