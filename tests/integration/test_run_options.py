@@ -61,6 +61,20 @@ async def test_after_seconds_delays_the_start(client: LangGraphClient) -> None:
     assert time.monotonic() - started >= 2
 
 
+async def test_a_delayed_run_starts_when_due_while_other_runs_are_claimed(
+    client: LangGraphClient,
+) -> None:
+    """The claim that takes the other run also says when the delayed one falls due: the queue
+    wakes for it then, not at its idle recheck seconds later."""
+    delayed_thread = (await client.threads.create())["thread_id"]
+    other_thread = (await client.threads.create())["thread_id"]
+    started = time.monotonic()
+    delayed = await client.runs.create(delayed_thread, "echo", input={"text": "d"}, after_seconds=1)
+    assert await client.runs.wait(other_thread, "echo", input={"text": "now"}) == {"text": "now"}
+    assert await client.runs.join(delayed_thread, delayed["run_id"]) == {"text": "d"}
+    assert 1 <= time.monotonic() - started < 3.5
+
+
 async def test_durability_reaches_the_graph(client: LangGraphClient) -> None:
     """`exit` saves only the final checkpoint; `sync` saves one per step."""
     counts = {}

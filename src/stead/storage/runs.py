@@ -22,6 +22,8 @@ ACTIVE_STATUSES = ("pending", "running")
 _NOW = sa.bindparam("queue_now", type_=run.c.created_at.type)
 _LEASE_UNTIL = sa.bindparam("queue_lease_until", type_=run.c.lease_expires_at.type)
 _LIMIT = sa.bindparam("queue_limit", type_=sa.Integer())
+# The column of the claim's result that holds `_NEXT_DUE`.
+_NEXT_DUE_AT = "queue_next_due_at"
 
 
 @functools.cache
@@ -60,7 +62,7 @@ def _claim_statement(dialect: Dialect) -> sa.Update:
             lease_expires_at=_LEASE_UNTIL,
             updated_at=_NOW,
         )
-        .returning(*run.c)
+        .returning(*run.c, _NEXT_DUE.scalar_subquery().label(_NEXT_DUE_AT))
     )
 
 
@@ -94,10 +96,13 @@ def _attempt(run_id: str, attempt: int, **params: Any) -> dict[str, Any]:
     return {"queue_run_id": run_id, "queue_attempt": attempt, **params}
 
 
+# When the earliest delayed pending run falls due. Aliased: inside the claim's RETURNING it must
+# not correlate with the claimed row.
+_UPCOMING = sa.alias(run, "upcoming")
 _NEXT_DUE = (
-    sa.select(run.c.created_at)
-    .where(run.c.status == "pending", run.c.created_at > _NOW)
-    .order_by(run.c.created_at)
+    sa.select(_UPCOMING.c.created_at)
+    .where(_UPCOMING.c.status == "pending", _UPCOMING.c.created_at > _NOW)
+    .order_by(_UPCOMING.c.created_at)
     .limit(1)
 )
 
@@ -208,10 +213,19 @@ class RunRepository:
         result = await self._conn.execute(_QUEUE_FIGURES)
         return {status: (count, oldest) for status, count, oldest in result.all()}
 
-    async def claim_due(self, now: datetime, lease: timedelta, limit: int) -> list[dict[str, Any]]:
-        """Mark up to `limit` due pending runs as running (see `_claim_statement`), return them."""
+    async def claim_due(
+        self, now: datetime, lease: timedelta, limit: int
+    ) -> tuple[list[dict[str, Any]], datetime | None]:
+        """Mark up to `limit` due pending runs as running (see `_claim_statement`); return them
+        and when the earliest delayed pending run becomes due (read in the same statement)."""
         params = {"queue_now": now, "queue_lease_until": now + lease, "queue_limit": limit}
-        return await fetch_all(self._conn, _claim_statement(self._dialect), params)
+        claimed = await fetch_all(self._conn, _claim_statement(self._dialect), params)
+        if not claimed:
+            return [], await self.next_due_at(now)
+        next_due = claimed[0][_NEXT_DUE_AT]
+        for found in claimed:
+            del found[_NEXT_DUE_AT]
+        return claimed, next_due
 
     async def next_due_at(self, now: datetime) -> datetime | None:
         """When the earliest delayed pending run becomes due."""

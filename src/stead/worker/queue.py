@@ -79,12 +79,10 @@ class RunQueue:
                 await self._broker.wait_for_work(_idle_timeout(next_due))
 
     async def _claim(self, limit: int) -> tuple[list[dict[str, Any]], datetime | None]:
-        """The claimed runs and, when fewer than `limit`, when the next delayed run falls due."""
+        """The claimed runs and when the next delayed run falls due."""
         try:
             async with self._db.transaction() as tx:
-                now = now_utc()
-                runs = await tx.runs.claim_due(now, self._lease, limit)
-                return runs, None if len(runs) == limit else await tx.runs.next_due_at(now)
+                return await tx.runs.claim_due(now_utc(), self._lease, limit)
         except Exception:
             # Includes the unique-index race on one-running-run-per-thread: try again shortly.
             logger.exception("claiming a run failed")
