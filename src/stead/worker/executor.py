@@ -138,7 +138,7 @@ class RunExecutor:
             values = outcome.snapshot.values if outcome.snapshot is not None else None
             self._webhooks.send(run, status=outcome.status, values=values, error=outcome.error)
         if run["kwargs"].get("temporary"):
-            await self._delete_temporary_thread(run["thread_id"])
+            await self._checkpointer.adelete_thread(run["thread_id"])
         return others_waiting
 
     async def _watch(self, run: dict[str, Any], cancel: CancelSignal) -> Outcome:
@@ -263,6 +263,10 @@ class RunExecutor:
                 # Another worker took the run over (this attempt's lease expired): it decides.
                 logger.warning("run %s attempt %d was taken over; outcome dropped", run_id, attempt)
                 return True
+            if run["kwargs"].get("temporary"):
+                # A stateless run's thread goes with it (its checkpoints after the END).
+                await tx.threads.delete(thread_id)
+                return False
             return await settle_thread(
                 tx,
                 thread_id,
@@ -287,11 +291,6 @@ class RunExecutor:
             logger.exception("could not read the state of thread %s", run["thread_id"])
             return None
         return snapshot if snapshot.config is not None and snapshot.created_at else None
-
-    async def _delete_temporary_thread(self, thread_id: str) -> None:
-        async with self._db.transaction() as tx:
-            await tx.threads.delete(thread_id)
-        await self._checkpointer.adelete_thread(thread_id)
 
     async def _requeue_when_reachable(self, run: dict[str, Any]) -> None:
         """Hand the run back as soon as the database answers, rather than after its lease."""
