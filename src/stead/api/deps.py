@@ -15,7 +15,9 @@ from stead.ids import is_uuid
 from stead.runtime import Runtime
 
 
-def _runtime(request: Request) -> Runtime:
+# Dependencies are coroutines: FastAPI runs a plain function in its thread pool, a thread hop
+# per request for a lookup of microseconds.
+async def _runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -23,7 +25,7 @@ def _runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(_runtime)]
 
 
-def _authorizer(request: Request) -> Authorizer:
+async def _authorizer(request: Request) -> Authorizer:
     runtime: Runtime = request.app.state.runtime
     return Authorizer(runtime.auth.custom, request.scope.get(USER_SCOPE_KEY))
 
