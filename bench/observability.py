@@ -28,11 +28,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from bench.compare import stateful_wait_p50  # noqa: E402
 from bench.throughput import measure  # noqa: E402
 from tests.support.servers import HOST, stead_server  # noqa: E402
 
@@ -82,19 +81,6 @@ def default_baseline() -> str:
     return f"{added[-1]}^"
 
 
-async def sequential_p50_ms(base: str, requests: int) -> float:
-    async with httpx.AsyncClient(base_url=base, timeout=60) as http:
-        thread_id = (await http.post("/threads", json={})).json()["thread_id"]
-        body = {"assistant_id": "echo", "input": {"text": "hi"}}
-        latencies = []
-        for _ in range(requests):
-            started = time.perf_counter()
-            response = await http.post(f"/threads/{thread_id}/runs/wait", json=body)
-            latencies.append(time.perf_counter() - started)
-            assert response.status_code == 200, response.text
-        return 1000 * statistics.median(latencies)
-
-
 def update_cost_us(repeats: int = 100_000) -> float:
     """Microseconds of the metric updates one `runs/wait` makes in this process: its request,
     its claim, its attempt and its end."""
@@ -135,7 +121,7 @@ def main() -> int:
             print(f"# round {index + 1}", file=sys.stderr, flush=True)
             # A new order each round: whichever goes first after a busy spell is favoured.
             for name, url in random.sample(list(servers.items()), len(servers)):
-                figures[name]["p50"].append(asyncio.run(sequential_p50_ms(url, args.requests)))
+                figures[name]["p50"].append(asyncio.run(stateful_wait_p50(url, args.requests)))
                 result = asyncio.run(measure(url, 16, args.seconds))
                 figures[name]["rps"].append(result["runs_per_second"])
     cost = update_cost_us()
