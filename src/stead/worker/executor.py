@@ -206,7 +206,9 @@ class RunExecutor:
                     else:
                         async for name, payload in _graph_events(graph, kwargs, _run_config(run)):
                             await events.put(_event(name, payload))
-                    snapshot = await graph.aget_state(thread_config(run["thread_id"]))
+                    snapshot = None
+                    if _reads_final_state(run):
+                        snapshot = await graph.aget_state(thread_config(run["thread_id"]))
         except GraphInterrupt:
             return Outcome("success")
         except LeaseLost:
@@ -310,6 +312,13 @@ class RunExecutor:
         logger.info("run %s returned to the queue", run["run_id"])
         # Another worker takes it now rather than at its next idle recheck.
         await self._broker.wake_workers()
+
+
+def _reads_final_state(run: dict[str, Any]) -> bool:
+    """Whether anything reads the thread's state once the run ended: the thread's row (unless it
+    is a stateless run's, deleted with it), a webhook, the thread protocol's outcome."""
+    kwargs = run["kwargs"]
+    return not kwargs.get("temporary") or bool(kwargs.get("webhook")) or is_protocol_run(run)
 
 
 def _graph_id(kwargs: dict[str, Any]) -> str:
