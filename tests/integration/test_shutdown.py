@@ -24,6 +24,7 @@ from tests.conftest import GRAPHS_CONFIG
 from tests.support.postgres import migrated_postgres, session_runtime_env
 from tests.support.protocol import EVERY_CHANNEL, socket
 from tests.support.proxy import FailoverProxy
+from tests.support.runs import running_slow_run
 from tests.support.servers import StartedServer, free_port, stead_server
 from tests.support.services import redis_server
 from tests.support.sse import SseEvent, parse_events
@@ -286,16 +287,7 @@ async def _stream_and_join(
 def test_a_second_signal_exits_at_once(tmp_path: Path, stop_signal: signal.Signals) -> None:
     env = {"BG_JOB_SHUTDOWN_GRACE_PERIOD_SECS": "60"}
     with stead_server(GRAPHS_CONFIG, tmp_path / "data", env) as server:
-        thread_id = httpx.post(f"{server.url}/threads", json={}).json()["thread_id"]
-        run = httpx.post(
-            f"{server.url}/threads/{thread_id}/runs",
-            json={"assistant_id": "slow", "input": {"seconds": 120}},
-        ).json()
-        run_url = f"{server.url}/threads/{thread_id}/runs/{run['run_id']}"
-        deadline = time.monotonic() + 20
-        while httpx.get(run_url).json()["status"] != "running":
-            assert time.monotonic() < deadline, "the run never started"
-            time.sleep(0.05)
+        running_slow_run(server.url, seconds=120)
         server.process.send_signal(stop_signal)
         # The graceful shutdown now waits for the run, for up to a minute.
         server.log_containing("waiting up to 60s for 1 run(s)")

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import GRAPHS_CONFIG
+from tests.support.runs import running_slow_run
 from tests.support.servers import free_port, stead_server
 from tests.support.worker import stead_worker
 
@@ -70,7 +71,7 @@ def test_a_cancel_flagged_before_the_worker_listened_stops_the_run_at_its_first_
     10 s, later)."""
     data_dir = tmp_path / "data"
     with stead_server(GRAPHS_CONFIG, data_dir) as server:
-        _, run_id, url = _running_slow_run(server.url)
+        _, run_id, url = running_slow_run(server.url)
         with sqlite3.connect(data_dir / "stead.sqlite") as conn:
             conn.execute("UPDATE run SET cancel_action = 'interrupt' WHERE run_id = ?", (run_id,))
         flagged_at = time.monotonic()
@@ -89,7 +90,7 @@ def test_cancel_reaches_a_worker_through_the_database(tmp_path: Path) -> None:
         stead_worker(GRAPHS_CONFIG, data_dir, env={"BG_JOB_LEASE_SECS": "1.5"}),
     ):
         base = api.url
-        tid, _, url = _running_slow_run(base)
+        tid, _, url = running_slow_run(base)
         deadline = time.monotonic() + 20
         assert httpx.post(f"{url}/cancel").status_code == 202
         while httpx.get(url).json()["status"] == "running":
@@ -97,18 +98,3 @@ def test_cancel_reaches_a_worker_through_the_database(tmp_path: Path) -> None:
             time.sleep(0.05)
         assert httpx.get(url).json()["status"] == "interrupted"
         assert httpx.get(f"{base}/threads/{tid}").json()["status"] != "busy"
-
-
-def _running_slow_run(base: str) -> tuple[str, str, str]:
-    """A 30 s `slow` run on a new thread, once a worker runs it: its thread, id and URL."""
-    thread_id = httpx.post(f"{base}/threads", json={}).json()["thread_id"]
-    run = httpx.post(
-        f"{base}/threads/{thread_id}/runs",
-        json={"assistant_id": "slow", "input": {"seconds": 30}},
-    ).json()
-    url = f"{base}/threads/{thread_id}/runs/{run['run_id']}"
-    deadline = time.monotonic() + 20
-    while httpx.get(url).json()["status"] != "running":
-        assert time.monotonic() < deadline, "no worker ever ran the run"
-        time.sleep(0.02)
-    return thread_id, run["run_id"], url
