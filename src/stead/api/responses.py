@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import Response
 from fastapi.responses import StreamingResponse
-from starlette.types import Send
+from starlette.types import Receive, Scope, Send
 
 from stead import serde
 from stead.broker import StreamEvent
@@ -138,6 +138,20 @@ class _KeepAliveJSONResponse(StreamingResponse):
     (most runs): one socket write for the body, where chunks take two. Ends without its last
     chunk when its body raises CutShort."""
 
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Starlette's race of the body against the client leaving, in plain asyncio rather than
+        # an anyio task group: the same outcome at a fraction of the cost per request.
+        sending = asyncio.ensure_future(self.stream_response(send))
+        leaving = asyncio.ensure_future(_until_disconnect(receive))
+        try:
+            await asyncio.wait({sending, leaving}, return_when=FIRST_COMPLETED)
+        finally:
+            for task in (sending, leaving):
+                task.cancel()
+            await asyncio.wait({sending, leaving})
+        if not sending.cancelled() and (error := sending.exception()) is not None:
+            raise error
+
     async def stream_response(self, send: Send) -> None:
         chunks = aiter(self.body_iterator)
         try:
@@ -160,6 +174,11 @@ class _KeepAliveJSONResponse(StreamingResponse):
 
     async def _start(self, send: Send, headers: list[tuple[bytes, bytes]]) -> None:
         await send({"type": "http.response.start", "status": self.status_code, "headers": headers})
+
+
+async def _until_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 _closing: set[asyncio.Future[None]] = set()
