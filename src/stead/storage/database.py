@@ -136,7 +136,11 @@ def create_engine(url: str) -> tuple[AsyncEngine, int]:
 
 
 def _engine_options(url: str) -> dict[str, Any]:
-    options: dict[str, Any] = {"json_serializer": lambda obj: serde.dumps(obj).decode()}
+    options: dict[str, Any] = {
+        "json_serializer": lambda obj: serde.dumps(obj).decode(),
+        # orjson, as they were written: several times faster than the standard library's.
+        "json_deserializer": serde.loads,
+    }
     if url.startswith("sqlite"):
         # One connection serialises writers in-process instead of failing with "database is locked".
         options.update(pool_size=1, max_overflow=0, pool_timeout=60, pool_reset_on_return=None)
