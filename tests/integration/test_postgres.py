@@ -104,23 +104,13 @@ def test_replicas_starting_together_on_a_fresh_database_all_serve(
 def test_a_system_assistant_created_meanwhile_by_another_replica_is_kept(pg: Postgres) -> None:
     """The second of two replicas creating the same assistant waits for the first to commit,
     then finds it there: no unique violation that would stop its start-up."""
-    url = _migrated(pg, "crowd").replace("postgresql://", "postgresql+psycopg://")
-    now = now_utc()
-    record = {
-        "assistant_id": "5e2c1f3a-0000-4000-8000-000000000001",
-        "graph_id": "echo",
-        "config": {},
-        "context": {},
-        "metadata": {"created_by": "system"},
-        "name": "first",
-        "description": None,
-        "version": 1,
-        "created_at": now,
-        "updated_at": now,
-    }
+    uri = _migrated(pg, "crowd")
+    record = _assistant_record(
+        "5e2c1f3a-0000-4000-8000-000000000001", name="first", metadata={"created_by": "system"}
+    )
 
     async def race() -> list[bool]:
-        db = Database(url)
+        db = _stead_database(uri)
         try:
             async with db.transaction() as first:
                 assert await first.assistants.insert_unless_present(record)
@@ -152,11 +142,11 @@ def test_a_run_created_while_the_threads_last_run_ends_keeps_the_thread_busy(
     """Creating a run holds its thread's row; ending the thread's running run waits for it and
     must then see the new run: the thread stays busy and workers are told a run waits
     (otherwise the new run would sit until the queue's idle recheck)."""
-    url = _migrated(pg, "settled").replace("postgresql://", "postgresql+psycopg://")
+    uri = _migrated(pg, "settled")
     thread_id, ending_id = new_time_ordered_id(), new_time_ordered_id()
 
     async def race() -> bool:
-        db = Database(url)
+        db = _stead_database(uri)
         try:
             async with db.transaction() as tx:
                 await tx.assistants.insert(_assistant_record())
@@ -185,10 +175,18 @@ async def _end_in_own_transaction(db: Database, thread_id: str, run_id: str) -> 
         return await settle_thread(tx, thread_id, run_id, now_utc())
 
 
-def _assistant_record() -> dict[str, object]:
+def _stead_database(uri: str) -> Database:
+    """Stead's tables on the PostgreSQL at `uri`, through SQLAlchemy's psycopg driver."""
+    return Database("postgresql+psycopg://" + uri.split("://", 1)[1])
+
+
+_ASSISTANT_ID = "5e2c1f3a-0000-4000-8000-000000000002"
+
+
+def _assistant_record(assistant_id: str = _ASSISTANT_ID, **fields: object) -> dict[str, object]:
     now = now_utc()
     return {
-        "assistant_id": "5e2c1f3a-0000-4000-8000-000000000002",
+        "assistant_id": assistant_id,
         "graph_id": "echo",
         "config": {},
         "context": {},
@@ -198,6 +196,7 @@ def _assistant_record() -> dict[str, object]:
         "version": 1,
         "created_at": now,
         "updated_at": now,
+        **fields,
     }
 
 
@@ -206,7 +205,7 @@ def _run_record(run_id: str, thread_id: str, status: str = "pending") -> dict[st
     return {
         "run_id": run_id,
         "thread_id": thread_id,
-        "assistant_id": "5e2c1f3a-0000-4000-8000-000000000002",
+        "assistant_id": _ASSISTANT_ID,
         "status": status,
         "metadata": {},
         "kwargs": {},
@@ -231,7 +230,7 @@ def test_a_checkpoint_write_of_an_attempt_that_was_taken_over_is_refused(pg: Pos
             await saver.aput(config, checkpoint, {"step": step}, {"text": 1})
 
     async def scenario() -> list[Any]:
-        db = Database(url.replace("postgresql://", "postgresql+psycopg://"))
+        db = _stead_database(url)
         pool = await open_savers_pool(url)
         try:
             async with db.transaction() as tx:
@@ -262,7 +261,7 @@ def test_a_stead_connection_cut_while_idle_is_replaced_and_a_busy_one_fails_once
     """Pooled connections are checked only after sitting idle (a check is a round trip)."""
 
     async def scenario() -> None:
-        db = Database(pg.url("idle").replace("postgresql://", "postgresql+psycopg://"))
+        db = _stead_database(pg.url("idle"))
         try:
             await db.ping()
             _cut_connections(pg, "idle")
