@@ -252,7 +252,7 @@ class RunExecutor:
             # Its values and interrupts are those of the last run, which the row still holds.
             await delete_run_checkpoints(self._checkpointer, thread_id, run_id)
             outcome.error = None
-        elif outcome.snapshot is None and outcome.status != "success":
+        elif outcome.snapshot is None and outcome.status != "success" and _reads_final_state(run):
             outcome.snapshot = await self._latest_snapshot(run)
         now = now_utc()
         attempt = run["attempt"]
