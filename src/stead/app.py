@@ -40,8 +40,8 @@ from stead.observability.tracing import FASTAPI_TELEMETRY
 from stead.runtime import Runtime
 from stead.services.control_plane_report import reporter_for
 from stead.storage.database import (
-    DATABASE_ERRORS,
     DATABASE_UNAVAILABLE_DETAIL,
+    database_errors,
     is_database_unavailable,
 )
 
@@ -85,7 +85,7 @@ def create_app(settings: Settings, specs: dict[str, GraphSpec]) -> Starlette:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    for error in DATABASE_ERRORS:
+    for error in database_errors():
         app.add_exception_handler(error, _database_unavailable)
     app.add_middleware(UnknownFieldsWarningMiddleware)
     if runtime.auth.enabled:

@@ -7,9 +7,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-import jwt
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
+
+# PyJWT (and the cryptography it loads, 9 MiB resident) is imported by the functions that read
+# or sign a key: every server imports this module for its errors, few ever handle a key.
 
 SCOPES = ("data-plane",)
 _ISSUER = "stead-control-plane"
@@ -54,11 +61,15 @@ def issue_license(
     }
     if expires_at is not None:
         claims["exp"] = int(expires_at.timestamp())
+    import jwt
+
     return jwt.encode(claims, key, algorithm="EdDSA")
 
 
 def verify_license(token: str, public_key: Ed25519PublicKey, scope: str | None = None) -> License:
     """The key's claims, or InvalidLicense / LicenseExpired saying why (never quoting the key)."""
+    import jwt
+
     try:
         claims = jwt.decode(
             token.strip(),
@@ -97,6 +108,8 @@ def refusal(detail: str) -> LicenseError:
 def require_well_formed(token: str) -> None:
     """Refuse at once what cannot be a key at all; its signature is checked where the public
     key is (the control plane)."""
+    import jwt
+
     try:
         header = jwt.get_unverified_header(token.strip())
     except jwt.DecodeError:
@@ -107,5 +120,7 @@ def require_well_formed(token: str) -> None:
 
 def _expired_at(token: str) -> str:
     """When an expired key expired (its signature was valid, the library checks it first)."""
+    import jwt
+
     claims = jwt.decode(token.strip(), options={"verify_signature": False})
     return f"it expired at {datetime.fromtimestamp(claims['exp'], UTC):%Y-%m-%dT%H:%M:%SZ}"

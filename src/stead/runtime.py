@@ -9,7 +9,6 @@ from datetime import timedelta
 from stead.auth.api_keys import ApiKeys
 from stead.auth.options import AuthOptions
 from stead.broker import Broker, InProcessBroker
-from stead.broker.redis import RedisBroker
 from stead.config import Settings
 from stead.graphs import GraphRegistry, GraphSpec
 from stead.http_options import HeaderFilter, mount_prefix
@@ -49,11 +48,13 @@ class Runtime:
         self.webhook_config = WebhookConfig.from_settings(settings)
         self.configurable_headers = HeaderFilter.from_settings(settings)
         self.auth = AuthOptions.from_settings(settings)
+        # Made here, not on start: its driver is then loaded when the app registers the
+        # driver's errors (stead.storage.database.database_errors).
+        self.db = Database(settings.database_url)
 
     async def start(self) -> None:
         settings = self.settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        self.db = Database(settings.database_url)
         self._exit.push_async_callback(self.db.close)
         await prepare_schema(settings, self.db)
         self.api_keys = ApiKeys(self.db)
@@ -151,6 +152,9 @@ def open_broker(settings: Settings) -> Broker:
         return InProcessBroker(
             settings.resumable_stream_ttl_seconds, settings.thread_stream_events_kept
         )
+    # Imported only when chosen: the embedded default does without redis (7 MiB).
+    from stead.broker.redis import RedisBroker
+
     return RedisBroker(
         settings.redis_uri,
         key_prefix=settings.redis_key_prefix,

@@ -32,7 +32,7 @@ from minio import Minio
 from stead.backup.archive import file_entry, write_archive
 from stead.backup.manifest import Manifest
 from stead.storage import database as storage_database
-from stead.storage.database import known_revisions
+from stead.storage.revisions import known_revisions
 from tests.conftest import GRAPHS_CONFIG
 from tests.support.postgres import stead_migrate
 from tests.support.servers import free_port, stead_server

@@ -21,9 +21,9 @@ from stead.services.assistants import now_utc
 from stead.services.thread_status import settle_thread
 from stead.services.threads import new_thread_record
 from stead.storage import idle_checks
-from stead.storage.backends import open_savers_pool
-from stead.storage.database import DATABASE_ERRORS, Database
-from stead.storage.fencing import FencedPostgresSaver, LeaseLost, writing_as
+from stead.storage.database import Database, database_errors
+from stead.storage.fencing import LeaseLost, writing_as
+from stead.storage.postgres_savers import FencedPostgresSaver, open_savers_pool
 from tests.conftest import GRAPHS_CONFIG
 from tests.support.postgres import migrate_env, stead_migrate
 from tests.support.servers import HOST, REPO_ROOT, free_port, stead_server
@@ -268,7 +268,7 @@ def test_a_stead_connection_cut_while_idle_is_replaced_and_a_busy_one_fails_once
             await asyncio.sleep(quick_idle_check * 2)
             await db.ping()  # checked, found dead, replaced
             _cut_connections(pg, "idle")
-            with pytest.raises(DATABASE_ERRORS):
+            with pytest.raises(database_errors()):
                 await db.ping()  # returned moments ago: used unchecked
             await db.ping()
         finally:

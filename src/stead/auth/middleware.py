@@ -14,8 +14,8 @@ from stead.auth.options import AuthOptions
 from stead.auth.user import AuthUser
 from stead.errors import ApiError, AuthError
 from stead.storage.database import (
-    DATABASE_ERRORS,
     DATABASE_UNAVAILABLE_DETAIL,
+    database_errors,
     is_database_unavailable,
 )
 
@@ -41,7 +41,7 @@ class AuthenticationMiddleware:
             refuse = _refuse_socket if scope["type"] == "websocket" else _refuse
             await refuse(exc, scope, receive, send)
             return
-        except DATABASE_ERRORS as exc:
+        except database_errors() as exc:
             # The app's error handlers sit inside this middleware; answer as they would.
             if not is_database_unavailable(exc):
                 raise

@@ -15,7 +15,8 @@ from stead.backup.manifest import BackupError, Manifest
 from stead.backup.moving import move_into_postgres
 from stead.config import Settings
 from stead.storage.backends import migrate
-from stead.storage.database import Database, known_revisions
+from stead.storage.database import Database
+from stead.storage.revisions import known_revisions
 
 Say = Callable[[str], None]
 _REQUEUE_BATCH = 500

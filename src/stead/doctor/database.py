@@ -10,8 +10,9 @@ import psycopg
 
 from stead.config import Settings
 from stead.doctor.findings import Finding, failed, ok, warning
-from stead.storage.backends import SAVERS_POOL_SIZE
-from stead.storage.database import Database, known_revisions
+from stead.storage.database import Database
+from stead.storage.postgres_savers import SAVERS_POOL_SIZE
+from stead.storage.revisions import known_revisions
 
 _SKEW_WARNING_SECONDS = 1.0
 _SKEW_FAILURE_SECONDS = 10.0

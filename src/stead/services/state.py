@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 from collections.abc import Iterator
 from typing import Any, cast
 
-import psycopg
-import sqlalchemy as sa
 from langchain_core.runnables import RunnableConfig
 from langgraph.errors import InvalidUpdateError
 from langgraph.types import StateSnapshot
 
 from stead import serde
 from stead.errors import ApiError, BadRequest, Unprocessable
-
-# Failures of the storage under the checkpointer, not of the graph: they stay server errors.
-_STORAGE_ERRORS = (sqlite3.Error, psycopg.Error, sa.exc.SQLAlchemyError)
+from stead.storage.database import driver_errors
 
 EMPTY_STATE: dict[str, Any] = {
     "values": {},
@@ -40,7 +35,9 @@ def graph_rejections() -> Iterator[None]:
     an update naming no node of the graph is 400."""
     try:
         yield
-    except (ApiError, *_STORAGE_ERRORS):
+    except ApiError:
+        raise
+    except driver_errors():  # the storage's failures stay server errors
         raise
     except InvalidUpdateError as exc:
         raise BadRequest(str(exc)) from exc

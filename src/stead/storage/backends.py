@@ -1,48 +1,31 @@
 """Where checkpoints and the long-term store live: SQLite files in the data folder, or PostgreSQL.
 
 Stead's own tables go through `Database` on either backend; checkpoints and the store use
-LangGraph's own savers, which bring their own migrations (`setup()`).
+LangGraph's own savers, which bring their own migrations (`setup()`). PostgreSQL's pieces are in
+stead.storage.postgres_savers, imported only when chosen.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import TYPE_CHECKING
 
 import aiosqlite
-import psycopg
-import sqlalchemy as sa
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.store.base import TTLConfig
-from langgraph.store.postgres.aio import AsyncPostgresStore
 from langgraph.store.sqlite.aio import AsyncSqliteStore
-from psycopg import AsyncConnection
-from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool
 
 from stead.config import ConfigError, Settings
 from stead.storage import sqlite_inline
-from stead.storage.database import CONNECT_TIMEOUT_SECONDS, Database
-from stead.storage.fencing import FencedPostgresSaver, FencedSqliteSaver
-from stead.storage.idle_checks import IdleConnectionCheck
+from stead.storage.database import Database, database_errors, is_database_unavailable
+from stead.storage.fencing import FencedSqliteSaver
 
-# The PostgreSQL advisory lock held while migrating (any constant: "stead" in ASCII).
-_MIGRATION_LOCK_KEY = 0x7374656164
-_MIGRATION_LOCK_POLL_SECONDS = 0.2
-# What LangGraph's PostgreSQL savers require of their connections.
-_PSYCOPG_OPTIONS: dict[str, Any] = {
-    "autocommit": True,
-    "prepare_threshold": 0,
-    "row_factory": dict_row,
-}
-SAVERS_POOL_SIZE = 10
-_SAVERS_POOL_TIMEOUT_SECONDS = 10.0
+if TYPE_CHECKING:
+    from langgraph.store.postgres.aio import AsyncPostgresStore
 
-# Both stores sweep expired items on demand, which `BaseStore` does not promise.
-Store = AsyncSqliteStore | AsyncPostgresStore
+    # Both stores sweep expired items on demand, which `BaseStore` does not promise.
+    Store = AsyncSqliteStore | AsyncPostgresStore
 
 
 async def prepare_schema(settings: Settings, db: Database) -> None:
@@ -61,9 +44,9 @@ async def open_savers(
     """The checkpointer (fenced by the attempts in Stead's run table) and the store, closed by
     `exit_stack`. On SQLite, Stead's tables must exist first (they are migrated before)."""
     if settings.postgres_uri is not None:
-        pool = await open_savers_pool(settings.postgres_uri)
-        exit_stack.push_async_callback(pool.close)
-        return FencedPostgresSaver(pool), AsyncPostgresStore(pool, ttl=store_ttl)
+        from stead.storage import postgres_savers
+
+        return await postgres_savers.open_savers(settings.postgres_uri, exit_stack, store_ttl)
     checkpointer = FencedSqliteSaver(await _sqlite(exit_stack, settings.checkpoints_path))
     await checkpointer.attach_runs(settings.database_path)
     await checkpointer.setup()
@@ -82,18 +65,16 @@ async def migrate(settings: Settings) -> None:
 
 
 async def _migrate(settings: Settings) -> None:
-    if settings.postgres_uri is None:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        async with _database(settings) as db, contextlib.AsyncExitStack() as exit_stack:
-            await db.migrate()
-            await open_savers(settings, exit_stack, None)
-        return
-    async with await AsyncConnection.connect(settings.postgres_uri, **_PSYCOPG_OPTIONS) as conn:
-        await _wait_for_migration_lock(conn)
+    if settings.postgres_uri is not None:
+        from stead.storage import postgres_savers
+
         async with _database(settings) as db:
-            await db.migrate()
-        await AsyncPostgresSaver(conn).setup()
-        await AsyncPostgresStore(conn).setup()
+            await postgres_savers.migrate(settings.postgres_uri, db)
+        return
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    async with _database(settings) as db, contextlib.AsyncExitStack() as exit_stack:
+        await db.migrate()
+        await open_savers(settings, exit_stack, None)
 
 
 @contextlib.asynccontextmanager
@@ -103,23 +84,6 @@ async def _database(settings: Settings) -> AsyncIterator[Database]:
         yield db
     finally:
         await db.close()
-
-
-async def _wait_for_migration_lock(conn: AsyncConnection[Any]) -> None:
-    """Replicas starting together: the first migrates, the others wait, then find nothing to do.
-
-    The lock is held by the session until `conn` closes. Waiters poll rather than block in
-    `pg_advisory_lock`: a blocked waiter is an open transaction, which the savers'
-    `CREATE INDEX CONCURRENTLY` would wait for, a deadlock.
-    """
-    while True:
-        cursor = await conn.execute(
-            "SELECT pg_try_advisory_lock(%s) AS taken", (_MIGRATION_LOCK_KEY,)
-        )
-        row = await cursor.fetchone()
-        if row is not None and row["taken"]:
-            return
-        await asyncio.sleep(_MIGRATION_LOCK_POLL_SECONDS)
 
 
 async def check_schema(settings: Settings) -> None:
@@ -136,7 +100,9 @@ async def check_schema(settings: Settings) -> None:
 def _unreachable_database_is_config_error() -> Iterator[None]:
     try:
         yield
-    except (sa.exc.OperationalError, psycopg.OperationalError) as exc:
+    except database_errors() as exc:
+        if not is_database_unavailable(exc):
+            raise
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         raise ConfigError(f"cannot reach the database: {reason}") from None
 
@@ -146,39 +112,9 @@ async def schema_is_current(settings: Settings, db: Database) -> bool:
         return False
     if settings.postgres_uri is None:
         return True
-    async with await AsyncConnection.connect(settings.postgres_uri, **_PSYCOPG_OPTIONS) as conn:
-        return await _at_version(
-            conn, "checkpoint_migrations", len(AsyncPostgresSaver.MIGRATIONS)
-        ) and await _at_version(conn, "store_migrations", len(AsyncPostgresStore.MIGRATIONS))
+    from stead.storage import postgres_savers
 
-
-async def _at_version(conn: AsyncConnection[Any], table: str, migrations: int) -> bool:
-    exists = await (await conn.execute("SELECT to_regclass(%s) AS name", (table,))).fetchone()
-    if exists is None or exists["name"] is None:
-        return False
-    row = await (await conn.execute(f"SELECT max(v) AS v FROM {table}")).fetchone()
-    return row is not None and row["v"] is not None and row["v"] >= migrations - 1
-
-
-async def open_savers_pool(uri: str) -> AsyncConnectionPool[Any]:
-    # Checked on checkout after sitting idle, as the engine's: a restarted PostgreSQL leaves dead
-    # connections.
-    idle_check = IdleConnectionCheck()
-    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-        uri,
-        min_size=1,
-        max_size=SAVERS_POOL_SIZE,
-        # Long enough for a run's checkpoint writes to ride out a database restart; a run that
-        # waits longer goes back to the queue and continues from its last checkpoint.
-        timeout=_SAVERS_POOL_TIMEOUT_SECONDS,
-        kwargs={**_PSYCOPG_OPTIONS, "connect_timeout": CONNECT_TIMEOUT_SECONDS},
-        configure=idle_check.mark_returned,
-        reset=idle_check.mark_returned,
-        check=idle_check.check,
-        open=False,
-    )
-    await pool.open(wait=True)
-    return pool
+    return await postgres_savers.savers_are_current(settings.postgres_uri)
 
 
 async def _sqlite(

@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import sqlite3
+import sys
 from collections.abc import AsyncIterator
 from functools import partial
-from pathlib import Path
 from typing import Any
 
-import psycopg
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from psycopg_pool import PoolTimeout
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -31,16 +26,35 @@ from stead.storage.runs import RunRepository
 from stead.storage.schema import assistant, cron, run, thread
 from stead.storage.threads import ThreadRepository
 
-_MIGRATIONS = Path(__file__).parent / "migrations"
+# The newest schema revision (stead.storage.revisions lists them all). A database already there
+# is not handed to Alembic, so that a server starting on it never loads Alembic (9 MiB).
+SCHEMA_HEAD = "0007"
+_VERSION_TABLE = "alembic_version"
 
-# What the drivers raise while the database is down, restarting or out of connections; of
-# DBAPIError, only connection failures count (see is_database_unavailable).
-DATABASE_ERRORS: tuple[type[Exception], ...] = (
-    sa.exc.DBAPIError,
-    sa.exc.TimeoutError,
-    psycopg.OperationalError,
-    PoolTimeout,
-)
+_SQLALCHEMY_UNAVAILABLE: tuple[type[Exception], ...] = (sa.exc.DBAPIError, sa.exc.TimeoutError)
+
+
+def database_errors() -> tuple[type[Exception], ...]:
+    """What the drivers raise while the database is down, restarting or out of connections; of
+    DBAPIError, only connection failures count (see is_database_unavailable).
+
+    psycopg's own (LangGraph's PostgreSQL savers use it directly; its pool's timeout is one of
+    them) count once psycopg is loaded: an error of a driver never imported cannot be raised,
+    and the embedded default never imports it (9 MiB).
+    """
+    psycopg = sys.modules.get("psycopg")
+    if psycopg is None:
+        return _SQLALCHEMY_UNAVAILABLE
+    return (*_SQLALCHEMY_UNAVAILABLE, psycopg.OperationalError)
+
+
+def driver_errors() -> tuple[type[Exception], ...]:
+    """Every error of the database drivers in use: a failure of the storage, not of a graph."""
+    psycopg = sys.modules.get("psycopg")
+    errors = (sqlite3.Error, sa.exc.SQLAlchemyError)
+    return errors if psycopg is None else (*errors, psycopg.Error)
+
+
 DATABASE_UNAVAILABLE_DETAIL = "Database unavailable; retry shortly"
 
 
@@ -48,7 +62,7 @@ def is_database_unavailable(exc: BaseException) -> bool:
     """Whether `exc` means the database could not be reached, so a retry may succeed."""
     if isinstance(exc, sa.exc.DBAPIError):
         return exc.connection_invalidated or isinstance(exc, sa.exc.OperationalError)
-    return isinstance(exc, DATABASE_ERRORS)
+    return isinstance(exc, database_errors())
 
 
 # How long opening a PostgreSQL connection may take before the database counts as unreachable.
@@ -79,20 +93,20 @@ class Database:
             yield Transaction(conn, self.dialect, access)
 
     async def migrate(self) -> None:
+        if await self.is_current():
+            return
+        from stead.storage.revisions import upgrade_to_head
+
         async with self.engine.begin() as conn:
-            await conn.run_sync(_upgrade_to_head)
+            await conn.run_sync(upgrade_to_head)
 
     async def is_current(self) -> bool:
-        async with self.engine.connect() as conn:
-            return bool(await conn.run_sync(_at_head))
+        return await self.schema_revision() == SCHEMA_HEAD
 
     async def schema_revision(self) -> str | None:
         """The Alembic revision Stead's tables are at; None before the first migration."""
         async with self.engine.connect() as conn:
-            heads = await conn.run_sync(
-                lambda sync: MigrationContext.configure(sync).get_current_heads()
-            )
-        return heads[0] if heads else None
+            return await conn.run_sync(_schema_revision)
 
     async def holds_data(self) -> bool:
         """Whether anything a user made is stored: threads, runs, crons, or assistants other
@@ -165,25 +179,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _alembic_config(conn: Connection) -> AlembicConfig:
-    config = AlembicConfig()
-    config.set_main_option("script_location", str(_MIGRATIONS))
-    config.attributes["connection"] = conn
-    return config
-
-
-def known_revisions() -> list[str]:
-    """Every schema revision this Stead knows, oldest first."""
-    config = AlembicConfig()
-    config.set_main_option("script_location", str(_MIGRATIONS))
-    revisions = ScriptDirectory.from_config(config).walk_revisions()
-    return [script.revision for script in reversed(list(revisions))]
-
-
-def _upgrade_to_head(conn: Connection) -> None:
-    command.upgrade(_alembic_config(conn), "head")
-
-
-def _at_head(conn: Connection) -> bool:
-    heads = set(ScriptDirectory.from_config(_alembic_config(conn)).get_heads())
-    return set(MigrationContext.configure(conn).get_current_heads()) == heads
+def _schema_revision(conn: Connection) -> str | None:
+    if not sa.inspect(conn).has_table(_VERSION_TABLE):
+        return None
+    return conn.execute(sa.text(f"SELECT version_num FROM {_VERSION_TABLE}")).scalar()

@@ -2,29 +2,24 @@
 
 A worker whose lease was taken over notices it at its next renewal; until then LangGraph could
 still write checkpoints for it. The executor names the attempt it runs (`writing_as`); the
-savers below refuse a write once the run's row no longer holds that attempt as `running`.
+savers refuse a write once the run's row no longer holds that attempt as `running`.
+This module holds what both backends share, and the SQLite saver; PostgreSQL's is in
+stead.storage.postgres_savers.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata
-from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-from psycopg import AsyncCursor
-from psycopg.rows import DictRow
 
-# Share-locks the run's row, or raises ATTEMPT_TAKEN_OVER (migration 0007).
-_HOLD_ATTEMPT_SQL = "SELECT stead_hold_attempt(%s::text, %s::integer)"
-ATTEMPT_TAKEN_OVER = "SL001"
 # The embedded runtime's run table, attached to the checkpoint connection under this name.
 _SQLITE_RUNS_SCHEMA = "runs"
 _SQLITE_HOLDS_ATTEMPT_SQL = (
@@ -60,46 +55,9 @@ def writing_as(run_id: str, attempt: int) -> Iterator[None]:
         _writer.reset(token)
 
 
-class FencedPostgresSaver(AsyncPostgresSaver):
-    """Every write of the saver goes through `_cursor(pipeline=True)`. Inside a run, that cursor
-    runs in a transaction that first share-locks the run's row if it still holds the attempt;
-    otherwise the check fails the transaction, and the writes queued behind it with it."""
-
-    @contextlib.asynccontextmanager
-    async def _cursor(self, *, pipeline: bool = False) -> AsyncIterator[AsyncCursor[DictRow]]:
-        writer = _writer.get()
-        if writer is None:
-            async with super()._cursor(pipeline=pipeline) as cur:
-                yield cur
-            return
-        with _unreachable_is_unavailable(), _taken_over_is_lease_lost(writer):
-            async with super()._cursor(pipeline=pipeline) as cur:
-                if not pipeline:
-                    yield cur
-                    return
-                async with cur.connection.transaction():
-                    await cur.execute(_HOLD_ATTEMPT_SQL, (writer.run_id, writer.attempt))
-                    yield cur
-
-
-@contextlib.contextmanager
-def _taken_over_is_lease_lost(writer: RunAttempt) -> Iterator[None]:
-    # In a pipeline the check's error surfaces at whichever later call reads its result.
-    try:
-        yield
-    except psycopg.Error as exc:
-        if exc.sqlstate != ATTEMPT_TAKEN_OVER:
-            raise
-        raise _lease_lost(writer) from exc
-
-
-@contextlib.contextmanager
-def _unreachable_is_unavailable() -> Iterator[None]:
-    # Only the run's own checkpoint traffic: an OperationalError from a node stays the node's.
-    try:
-        yield
-    except psycopg.OperationalError as exc:  # PoolTimeout included
-        raise CheckpointsUnavailable(str(exc)) from exc
+def current_writer() -> RunAttempt | None:
+    """The attempt whose checkpoints are being written, if inside `writing_as`."""
+    return _writer.get()
 
 
 class FencedSqliteSaver(AsyncSqliteSaver):
@@ -136,15 +94,15 @@ class FencedSqliteSaver(AsyncSqliteSaver):
         await super().aput_writes(config, writes, task_id, task_path)
 
     async def _check_attempt(self) -> None:
-        writer = _writer.get()
+        writer = current_writer()
         if writer is None:
             return
         rows = await self.conn.execute_fetchall(
             _SQLITE_HOLDS_ATTEMPT_SQL, (writer.run_id, writer.attempt)
         )
         if not list(rows):
-            raise _lease_lost(writer)
+            raise lease_lost(writer)
 
 
-def _lease_lost(writer: RunAttempt) -> LeaseLost:
+def lease_lost(writer: RunAttempt) -> LeaseLost:
     return LeaseLost(f"run {writer.run_id} attempt {writer.attempt} was taken over")

@@ -4,18 +4,16 @@ Checking on every checkout costs a round trip each time, a dozen per run. A conn
 moments ago was alive then; one that sat idle may have been cut by a database restart or a
 proxy's idle timeout, so that one is checked (and replaced when dead). A restart within the
 last moments is met by the first statement failing instead: a request answers 503 and a run's
-checkpoint write sends the run back to the queue, as during any outage.
+checkpoint write sends the run back to the queue, as during any outage. The savers' pool
+applies the same rule (stead.storage.postgres_savers.IdleConnectionCheck).
 """
 
 from __future__ import annotations
 
 import time
-import weakref
 from typing import Any
 
 import sqlalchemy as sa
-from psycopg import AsyncConnection
-from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -32,7 +30,7 @@ def check_engine_connections_after_idle(engine: AsyncEngine) -> None:
         record.info[_RETURNED_AT] = time.monotonic()
 
     def ping_if_idle(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
-        if not _idle_too_long(record.info.get(_RETURNED_AT)):
+        if not idle_too_long(record.info.get(_RETURNED_AT)):
             return
         try:
             dialect.do_ping(dbapi_conn)
@@ -47,22 +45,5 @@ def check_engine_connections_after_idle(engine: AsyncEngine) -> None:
     event.listen(pool, "checkout", ping_if_idle)
 
 
-class IdleConnectionCheck:
-    """psycopg_pool's `check` and `reset` callbacks: its connection check, done only for a
-    connection idle for CHECK_AFTER_IDLE_SECONDS."""
-
-    def __init__(self) -> None:
-        self._returned_at: weakref.WeakKeyDictionary[AsyncConnection[Any], float] = (
-            weakref.WeakKeyDictionary()
-        )
-
-    async def mark_returned(self, conn: AsyncConnection[Any]) -> None:
-        self._returned_at[conn] = time.monotonic()
-
-    async def check(self, conn: AsyncConnection[Any]) -> None:
-        if _idle_too_long(self._returned_at.get(conn)):
-            await AsyncConnectionPool.check_connection(conn)
-
-
-def _idle_too_long(returned_at: float | None) -> bool:
+def idle_too_long(returned_at: float | None) -> bool:
     return returned_at is None or time.monotonic() - returned_at >= CHECK_AFTER_IDLE_SECONDS

@@ -30,7 +30,7 @@ from stead.services.state import thread_config, thread_fields_from_snapshot
 from stead.services.thread_status import settle_thread
 from stead.services.webhooks import WebhookSender
 from stead.storage import Database
-from stead.storage.database import DATABASE_ERRORS, is_database_unavailable
+from stead.storage.database import database_errors, is_database_unavailable
 from stead.storage.fencing import CheckpointsUnavailable, LeaseLost, writing_as
 from stead.worker.batching import BatchWriter
 from stead.worker.messages import LegacyMessages
@@ -300,7 +300,7 @@ class RunExecutor:
             try:
                 await self._return_to_queue(run)
                 return
-            except DATABASE_ERRORS as exc:
+            except database_errors() as exc:
                 if not is_database_unavailable(exc):
                     raise
                 logger.warning("run %s waits for the database to requeue it", run["run_id"])

@@ -15,8 +15,8 @@ from stead.controlplane.api.deps import API_HOST_PREFIX
 from stead.controlplane.services.container import ControlPlaneServices
 from stead.errors import ApiError
 from stead.storage.database import (
-    DATABASE_ERRORS,
     DATABASE_UNAVAILABLE_DETAIL,
+    database_errors,
     is_database_unavailable,
 )
 
@@ -48,7 +48,7 @@ def create_control_plane_app(services: ControlPlaneServices) -> FastAPI:
     app.include_router(console.router)
     app.mount("/console", console.console_files(), name="console")
     app.add_exception_handler(ApiError, _api_error)
-    for error in DATABASE_ERRORS:
+    for error in database_errors():
         app.add_exception_handler(error, _database_error)
     return app
 

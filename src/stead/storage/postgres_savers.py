@@ -1,0 +1,168 @@
+"""LangGraph's checkpointer and store on PostgreSQL: the fenced saver, the pool they share, and
+their migrations. Imported only when DATABASE_URI names PostgreSQL: the embedded default does
+without psycopg (9 MiB resident)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import weakref
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import psycopg
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+from langgraph.store.base import TTLConfig
+from langgraph.store.postgres.aio import AsyncPostgresStore
+from psycopg import AsyncConnection, AsyncCursor
+from psycopg.rows import DictRow, dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from stead.storage.database import CONNECT_TIMEOUT_SECONDS, Database
+from stead.storage.fencing import CheckpointsUnavailable, RunAttempt, current_writer, lease_lost
+from stead.storage.idle_checks import idle_too_long
+
+# Share-locks the run's row, or raises ATTEMPT_TAKEN_OVER (migration 0007).
+_HOLD_ATTEMPT_SQL = "SELECT stead_hold_attempt(%s::text, %s::integer)"
+ATTEMPT_TAKEN_OVER = "SL001"
+# The PostgreSQL advisory lock held while migrating (any constant: "stead" in ASCII).
+_MIGRATION_LOCK_KEY = 0x7374656164
+_MIGRATION_LOCK_POLL_SECONDS = 0.2
+# What LangGraph's PostgreSQL savers require of their connections.
+_PSYCOPG_OPTIONS: dict[str, Any] = {
+    "autocommit": True,
+    "prepare_threshold": 0,
+    "row_factory": dict_row,
+}
+SAVERS_POOL_SIZE = 10
+_SAVERS_POOL_TIMEOUT_SECONDS = 10.0
+
+
+class FencedPostgresSaver(AsyncPostgresSaver):
+    """Every write of the saver goes through `_cursor(pipeline=True)`. Inside a run, that cursor
+    runs in a transaction that first share-locks the run's row if it still holds the attempt;
+    otherwise the check fails the transaction, and the writes queued behind it with it."""
+
+    @contextlib.asynccontextmanager
+    async def _cursor(self, *, pipeline: bool = False) -> AsyncIterator[AsyncCursor[DictRow]]:
+        writer = current_writer()
+        if writer is None:
+            async with super()._cursor(pipeline=pipeline) as cur:
+                yield cur
+            return
+        with _unreachable_is_unavailable(), _taken_over_is_lease_lost(writer):
+            async with super()._cursor(pipeline=pipeline) as cur:
+                if not pipeline:
+                    yield cur
+                    return
+                async with cur.connection.transaction():
+                    await cur.execute(_HOLD_ATTEMPT_SQL, (writer.run_id, writer.attempt))
+                    yield cur
+
+
+@contextlib.contextmanager
+def _taken_over_is_lease_lost(writer: RunAttempt) -> Iterator[None]:
+    # In a pipeline the check's error surfaces at whichever later call reads its result.
+    try:
+        yield
+    except psycopg.Error as exc:
+        if exc.sqlstate != ATTEMPT_TAKEN_OVER:
+            raise
+        raise lease_lost(writer) from exc
+
+
+@contextlib.contextmanager
+def _unreachable_is_unavailable() -> Iterator[None]:
+    # Only the run's own checkpoint traffic: an OperationalError from a node stays the node's.
+    try:
+        yield
+    except psycopg.OperationalError as exc:  # PoolTimeout included
+        raise CheckpointsUnavailable(str(exc)) from exc
+
+
+async def open_savers(
+    uri: str, exit_stack: contextlib.AsyncExitStack, store_ttl: TTLConfig | None
+) -> tuple[FencedPostgresSaver, AsyncPostgresStore]:
+    pool = await open_savers_pool(uri)
+    exit_stack.push_async_callback(pool.close)
+    return FencedPostgresSaver(pool), AsyncPostgresStore(pool, ttl=store_ttl)
+
+
+async def open_savers_pool(uri: str) -> AsyncConnectionPool[Any]:
+    # Checked on checkout after sitting idle, as the engine's: a restarted PostgreSQL leaves dead
+    # connections.
+    idle_check = IdleConnectionCheck()
+    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        uri,
+        min_size=1,
+        max_size=SAVERS_POOL_SIZE,
+        # Long enough for a run's checkpoint writes to ride out a database restart; a run that
+        # waits longer goes back to the queue and continues from its last checkpoint.
+        timeout=_SAVERS_POOL_TIMEOUT_SECONDS,
+        kwargs={**_PSYCOPG_OPTIONS, "connect_timeout": CONNECT_TIMEOUT_SECONDS},
+        configure=idle_check.mark_returned,
+        reset=idle_check.mark_returned,
+        check=idle_check.check,
+        open=False,
+    )
+    await pool.open(wait=True)
+    return pool
+
+
+class IdleConnectionCheck:
+    """psycopg_pool's `check` and `reset` callbacks: its connection check, done only for a
+    connection idle for stead.storage.idle_checks.CHECK_AFTER_IDLE_SECONDS."""
+
+    def __init__(self) -> None:
+        self._returned_at: weakref.WeakKeyDictionary[AsyncConnection[Any], float] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    async def mark_returned(self, conn: AsyncConnection[Any]) -> None:
+        self._returned_at[conn] = time.monotonic()
+
+    async def check(self, conn: AsyncConnection[Any]) -> None:
+        if idle_too_long(self._returned_at.get(conn)):
+            await AsyncConnectionPool.check_connection(conn)
+
+
+async def migrate(uri: str, db: Database) -> None:
+    """Stead's tables, then the checkpointer's and the store's, under the migration lock."""
+    async with await AsyncConnection.connect(uri, **_PSYCOPG_OPTIONS) as conn:
+        await _wait_for_migration_lock(conn)
+        await db.migrate()
+        await AsyncPostgresSaver(conn).setup()
+        await AsyncPostgresStore(conn).setup()
+
+
+async def _wait_for_migration_lock(conn: AsyncConnection[Any]) -> None:
+    """Replicas starting together: the first migrates, the others wait, then find nothing to do.
+
+    The lock is held by the session until `conn` closes. Waiters poll rather than block in
+    `pg_advisory_lock`: a blocked waiter is an open transaction, which the savers'
+    `CREATE INDEX CONCURRENTLY` would wait for, a deadlock.
+    """
+    while True:
+        cursor = await conn.execute(
+            "SELECT pg_try_advisory_lock(%s) AS taken", (_MIGRATION_LOCK_KEY,)
+        )
+        row = await cursor.fetchone()
+        if row is not None and row["taken"]:
+            return
+        await asyncio.sleep(_MIGRATION_LOCK_POLL_SECONDS)
+
+
+async def savers_are_current(uri: str) -> bool:
+    async with await AsyncConnection.connect(uri, **_PSYCOPG_OPTIONS) as conn:
+        return await _at_version(
+            conn, "checkpoint_migrations", len(AsyncPostgresSaver.MIGRATIONS)
+        ) and await _at_version(conn, "store_migrations", len(AsyncPostgresStore.MIGRATIONS))
+
+
+async def _at_version(conn: AsyncConnection[Any], table: str, migrations: int) -> bool:
+    exists = await (await conn.execute("SELECT to_regclass(%s) AS name", (table,))).fetchone()
+    if exists is None or exists["name"] is None:
+        return False
+    row = await (await conn.execute(f"SELECT max(v) AS v FROM {table}")).fetchone()
+    return row is not None and row["v"] is not None and row["v"] >= migrations - 1
