@@ -110,6 +110,7 @@ class Runtime:
             )
             self.queue = RunQueue(self.db, self.broker, executor, settings.n_jobs_per_worker, lease)
             await self.queue.start()
+            self.runs.start_runs_on(self.queue)
             reaper = LeaseReaper(
                 self.db,
                 self.broker,

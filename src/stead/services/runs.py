@@ -7,7 +7,7 @@ import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from langgraph.version import __version__ as langgraph_version
 
@@ -46,6 +46,23 @@ _SERVER_CONFIGURABLE = (
     "langgraph_auth_user_id",
     "langgraph_auth_permissions",
 )
+
+
+class LocalWorker(Protocol):
+    """The worker of this process, which can take a run the moment it is created: the run is
+    stored already claimed (running, attempt 1, under its lease), which spares the claim's
+    transaction and the queue's wake-up."""
+
+    lease: timedelta
+
+    async def reserve_slot(self) -> bool:
+        """Hold a free slot for a run about to be created; False when none is free."""
+
+    def release_slot(self) -> None:
+        """Give back a slot reserved for a run that was not created."""
+
+    def start_claimed(self, run: dict[str, Any]) -> None:
+        """Execute a run created claimed, in its reserved slot."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +113,11 @@ class RunService:
         self._assistants = assistants
         self._webhook_policy = webhook_policy or WebhookPolicy()
         self._default_thread_ttl = default_thread_ttl
+        self._local_worker: LocalWorker | None = None
+
+    def start_runs_on(self, worker: LocalWorker) -> None:
+        """Runs whose caller waits on this process start on `worker` when it has a free slot."""
+        self._local_worker = worker
 
     async def create(
         self,
@@ -105,11 +127,14 @@ class RunService:
         run_id: str | None = None,
         request_id: str | None = None,
         access: Access = UNRESTRICTED,
+        start_here: bool = False,
     ) -> dict[str, Any]:
         """Queue a run. Stream and wait callers subscribe to `run_id` first, then call this.
 
         `access` keeps it to a thread and an assistant the caller may see (else 404); a thread
-        the run creates gets the run's metadata, so that its creator's filters find it."""
+        the run creates gets the run's metadata, so that its creator's filters find it.
+        `start_here`: a run due now on a free thread goes straight to this process's worker
+        when it has a free slot (the run returned then reads running)."""
         stateless = thread_id is None
         if stateless and request.command and request.command.get("resume") is not None:
             raise BadRequest("You must provide a thread_id when resuming.")
@@ -125,65 +150,91 @@ class RunService:
         run_id = run_id or new_time_ordered_id()
         thread_id = thread_id or new_time_ordered_id()
         now = now_utc()
-        async with self._db.transaction(access) as tx:
-            assistant = await tx.assistants.get(assistant_id)
-            if assistant is None:
-                raise NotFound("Thread or assistant not found.")
-            thread = await tx.threads.get_for_update(thread_id)
-            if thread is None:
-                if stateless or request.if_not_exists == "create":
-                    thread = await self._new_thread(tx, thread_id, request, stateless)
-                else:
+        local = self._local_worker if start_here and not request.after_seconds else None
+        worker: LocalWorker | None = None  # holds a slot for this run once reserved
+        try:
+            async with self._db.transaction(access) as tx:
+                assistant = await tx.assistants.get(assistant_id)
+                if assistant is None:
                     raise NotFound("Thread or assistant not found.")
-            pending, running = await self._make_room(tx, thread_id, request.multitask_strategy)
-            thread_metadata = {
-                **thread["metadata"],
-                "graph_id": thread["metadata"].get("graph_id", assistant["graph_id"]),
-                "assistant_id": thread["metadata"].get("assistant_id", assistant["assistant_id"]),
-            }
-            # The run inherits the thread's metadata as the run leaves it (graph_id included
-            # from the first run on), as on the official server.
-            metadata = {
-                **assistant["metadata"],
-                **thread_metadata,
-                **(request.metadata or {}),
-                "assistant_id": assistant["assistant_id"],
-            }
-            run = {
-                "run_id": run_id,
-                "thread_id": thread_id,
-                "assistant_id": assistant["assistant_id"],
-                "status": "pending",
-                "metadata": metadata,
-                "kwargs": _run_kwargs(
+                if stateless:
+                    # Its id is new: nothing to read, no other run to make room for; the
+                    # temporary thread is stored below, busy from the start.
+                    thread = new_thread_record(thread_id, dict(request.metadata or {}))
+                    pending: list[dict[str, Any]] = []
+                    running: list[str] = []
+                else:
+                    thread = await self._thread_for_run(tx, thread_id, request)
+                    pending, running = await self._make_room(
+                        tx, thread_id, request.multitask_strategy
+                    )
+                # A thread is known free when nothing had to make room: with `enqueue` the
+                # thread's runs are not read, so its run waits for the queue.
+                free = stateless or (
+                    request.multitask_strategy != "enqueue" and not pending and not running
+                )
+                if free and local is not None and await local.reserve_slot():
+                    worker = local
+                thread_metadata = {
+                    **thread["metadata"],
+                    "graph_id": thread["metadata"].get("graph_id", assistant["graph_id"]),
+                    "assistant_id": thread["metadata"].get(
+                        "assistant_id", assistant["assistant_id"]
+                    ),
+                }
+                kwargs = _run_kwargs(
                     request, assistant, thread, run_id, config, context, stateless, request_id
-                ),
-                "multitask_strategy": request.multitask_strategy,
-                "attempt": 0,
-                "cancel_action": None,
-                "created_at": _due(now, request.after_seconds),
-                "updated_at": now,
-            }
-            await tx.runs.insert(run)
-            await tx.threads.update(
-                thread_id,
-                status="busy",
-                updated_at=now,
-                metadata=thread_metadata,
-            )
+                )
+                run = _run_record(
+                    request, assistant, thread_metadata, run_id, thread_id, kwargs, now
+                )
+                if worker is not None:
+                    run.update(status="running", attempt=1, lease_expires_at=now + worker.lease)
+                await self._store(tx, run, thread, thread_metadata, stateless)
+        except BaseException:
+            if worker is not None:
+                worker.release_slot()
+            raise
         await self._notify_cancelled(pending, running, request.multitask_strategy)
-        await self._broker.wake_workers()
+        if worker is not None:
+            worker.start_claimed(run)
+        else:
+            await self._broker.wake_workers()
         return run
 
-    async def _new_thread(
-        self, tx: Transaction, thread_id: str, request: RunRequest, stateless: bool
+    @staticmethod
+    async def _store(
+        tx: Transaction,
+        run: dict[str, Any],
+        thread: dict[str, Any],
+        thread_metadata: dict[str, Any],
+        stateless: bool,
+    ) -> None:
+        """The run, and its thread busy: a stateless run's new thread is stored so, first."""
+        now = run["updated_at"]
+        if stateless:
+            busy = {**thread, "status": "busy", "metadata": thread_metadata, "updated_at": now}
+            await tx.threads.insert(busy)
+            await tx.runs.insert(run)
+            return
+        await tx.runs.insert(run)
+        await tx.threads.update(
+            run["thread_id"], status="busy", updated_at=now, metadata=thread_metadata
+        )
+
+    async def _thread_for_run(
+        self, tx: Transaction, thread_id: str, request: RunRequest
     ) -> dict[str, Any]:
-        # A client's id may be taken by a thread outside what the caller may see; a stateless
-        # run's id is new.
-        if not stateless and await tx.threads.exists(thread_id):
+        """The run's thread, locked; created first with `if_not_exists: create`."""
+        thread = await tx.threads.get_for_update(thread_id)
+        if thread is not None:
+            return thread
+        # A client's id may be taken by a thread outside what the caller may see.
+        if request.if_not_exists != "create" or await tx.threads.exists(thread_id):
             raise NotFound("Thread or assistant not found.")
-        ttl = None if stateless else self._default_thread_ttl
-        thread = new_thread_record(thread_id, dict(request.metadata or {}), ttl=ttl)
+        thread = new_thread_record(
+            thread_id, dict(request.metadata or {}), ttl=self._default_thread_ttl
+        )
         await tx.threads.insert(thread)
         return thread
 
@@ -384,6 +435,39 @@ def _with_response_schemas(values: Any) -> Any:
     return values
 
 
+def _run_record(
+    request: RunRequest,
+    assistant: dict[str, Any],
+    thread_metadata: dict[str, Any],
+    run_id: str,
+    thread_id: str,
+    kwargs: dict[str, Any],
+    now: datetime,
+) -> dict[str, Any]:
+    """A new run's row, pending. It inherits the thread's metadata as the run leaves it
+    (graph_id included from the first run on), as on the official server."""
+    metadata = {
+        **assistant["metadata"],
+        **thread_metadata,
+        **(request.metadata or {}),
+        "assistant_id": assistant["assistant_id"],
+    }
+    return {
+        "run_id": run_id,
+        "thread_id": thread_id,
+        "assistant_id": assistant["assistant_id"],
+        "status": "pending",
+        "metadata": metadata,
+        "kwargs": kwargs,
+        "multitask_strategy": request.multitask_strategy,
+        "attempt": 0,
+        "cancel_action": None,
+        "created_at": _due(now, request.after_seconds),
+        "updated_at": now,
+        "lease_expires_at": None,
+    }
+
+
 def _due(now: datetime, after_seconds: float | None) -> datetime:
     try:
         return now + timedelta(seconds=after_seconds or 0)
@@ -499,7 +583,12 @@ class RunStreams:
         run_id = new_time_ordered_id()
         async with self._broker.subscribe(run_id, new_run=True) as subscription:
             run = await self._runs.create(
-                thread_id, request, run_id=run_id, request_id=request_id, access=access
+                thread_id,
+                request,
+                run_id=run_id,
+                request_id=request_id,
+                access=access,
+                start_here=True,
             )
             yield run, subscription
 

@@ -22,6 +22,9 @@ _IDLE_RECHECK_SECONDS = 5.0
 
 
 class RunQueue:
+    """Claims due runs into its slots; also takes runs created in this process as they are
+    created (stead.services.runs.LocalWorker)."""
+
     def __init__(
         self,
         db: Database,
@@ -33,7 +36,7 @@ class RunQueue:
         self._db = db
         self._broker = broker
         self._executor = executor
-        self._lease = lease
+        self.lease = lease
         self._slots = asyncio.Semaphore(slots)
         self._running: dict[str, asyncio.Task[None]] = {}
         self._loop_task: asyncio.Task[None] | None = None
@@ -69,20 +72,35 @@ class RunQueue:
             for _ in range(wanted - len(runs)):
                 self._slots.release()
             for run in runs:
-                task = asyncio.create_task(self._execute(run), name=f"run-{run['run_id']}")
-                self._running[run["run_id"]] = task
-                _observe_claim(run)
-            METRICS.set_slots_in_use(len(self._running))
+                self.start_claimed(run)
             if len(runs) < wanted:
                 # Nothing else was due: a claim now would find nothing until the next wake-up
                 # (a new run, or a run ending and freeing its thread) or the next delayed run.
                 await self._broker.wait_for_work(_idle_timeout(next_due))
 
+    async def reserve_slot(self) -> bool:
+        # Only a slot nobody waits for: while the claim loop holds or awaits the free ones,
+        # runs already queued come first.
+        if self._stopping or self._slots.locked():
+            return False
+        await self._slots.acquire()  # free: returns at once, without yielding
+        return True
+
+    def release_slot(self) -> None:
+        self._slots.release()
+
+    def start_claimed(self, run: dict[str, Any]) -> None:
+        """Execute a claimed run in a slot already held for it."""
+        task = asyncio.create_task(self._execute(run), name=f"run-{run['run_id']}")
+        self._running[run["run_id"]] = task
+        _observe_claim(run)
+        METRICS.set_slots_in_use(len(self._running))
+
     async def _claim(self, limit: int) -> tuple[list[dict[str, Any]], datetime | None]:
         """The claimed runs and when the next delayed run falls due."""
         try:
             async with self._db.transaction() as tx:
-                return await tx.runs.claim_due(now_utc(), self._lease, limit)
+                return await tx.runs.claim_due(now_utc(), self.lease, limit)
         except Exception:
             # Includes the unique-index race on one-running-run-per-thread: try again shortly.
             logger.exception("claiming a run failed")
