@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 
 import uvicorn
 
+from stead.allocator import return_large_blocks_to_the_system
 from stead.backup.commands import add_backup_commands
 from stead.backup.manifest import BackupError
 from stead.config import ConfigError, Settings, load_settings
@@ -427,6 +428,7 @@ def _require_current_schema(settings: Settings) -> None:
 
 
 def _serve(app: Any, settings: Settings, sockets: list[socket.socket]) -> int:
+    return_large_blocks_to_the_system()
     config = uvicorn.Config(
         app,
         http=HttpProtocol,

@@ -14,7 +14,19 @@ from pydantic import BaseModel
 _OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
+class Encoded:
+    """JSON already encoded: `dumps` puts it in its output as it is, and returns it uncopied
+    when it is the whole (the last values of a large state are sent without a copy)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
 def _default(obj: Any) -> Any:
+    if isinstance(obj, Encoded):
+        return orjson.Fragment(obj.data)
     if isinstance(obj, BaseModel):
         return obj.model_dump()
     if isinstance(obj, Interrupt):
@@ -41,16 +53,13 @@ def _default(obj: Any) -> Any:
 
 
 def dumps(obj: Any) -> bytes:
+    if isinstance(obj, Encoded):
+        return obj.data
     return orjson.dumps(obj, default=_default, option=_OPTIONS)
 
 
 def loads(data: bytes | str) -> Any:
     return orjson.loads(data)
-
-
-def encoded(data: bytes) -> Any:
-    """JSON already encoded, which `dumps` puts in its output as it is."""
-    return orjson.Fragment(data)
 
 
 def to_jsonable(obj: Any) -> Any:

@@ -1,6 +1,8 @@
-"""What the embedded default keeps out of its memory: the PostgreSQL, Redis and key-signing
-libraries (psycopg, redis with hiredis, PyJWT with cryptography: 25 MiB resident together),
-and Alembic once the schema is current (9 MiB). They are loaded only where they are used."""
+"""What a server keeps out of its memory. The embedded default does without the PostgreSQL,
+Redis and key-signing libraries (psycopg, redis with hiredis, PyJWT with cryptography: 25 MiB
+resident together), and without Alembic once the schema is current (9 MiB): they are loaded
+only where they are used. Large blocks go back to the system once freed, and a run's last
+values go out as they were encoded, without a copy."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from pathlib import Path
 
 import httpx
 
+from stead import serde
 from stead.storage.database import SCHEMA_HEAD
 from stead.storage.revisions import known_revisions
 from tests.conftest import GRAPHS_CONFIG
@@ -79,3 +82,43 @@ def test_a_current_schema_is_not_handed_to_alembic(tmp_path: Path) -> None:
 
 def test_the_schema_head_is_the_newest_migration() -> None:
     assert known_revisions()[-1] == SCHEMA_HEAD
+
+
+# Frees a 24 MiB block, then fills and frees a 16 MiB one; prints how much of the latter stayed.
+_FREED_BLOCK_PROBE = """
+import resource, sys
+from stead.allocator import return_large_blocks_to_the_system
+def resident():
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * resource.getpagesize()
+if sys.argv[1] == "fixed":
+    assert return_large_blocks_to_the_system()
+first = b"x" * (24 * 2**20)
+del first
+before = resident()
+second = b"x" * (16 * 2**20)
+del second
+print((resident() - before) // 2**20)
+"""
+
+
+def _mib_kept_after_free(setting: str) -> int:
+    env = stead_env(None)
+    env.pop("MALLOC_MMAP_THRESHOLD_", None)  # glibc's own setting would decide instead
+    done = subprocess.run(
+        [sys.executable, "-c", _FREED_BLOCK_PROBE, setting], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    return int(done.stdout)
+
+
+def test_large_blocks_go_back_to_the_system_once_freed() -> None:
+    # glibc's default: the freed 24 MiB block raises the threshold, the 16 MiB one stays.
+    assert _mib_kept_after_free("default") >= 15
+    assert _mib_kept_after_free("fixed") == 0
+
+
+def test_encoded_json_is_sent_as_it_is() -> None:
+    values = b'{"text":"' + b"x" * 2**20 + b'"}'
+    assert serde.dumps(serde.Encoded(values)) is values
+    assert serde.dumps({"values": serde.Encoded(b"[1,2]")}) == b'{"values":[1,2]}'

@@ -419,7 +419,7 @@ def _values_body(data: bytes) -> Any:
     """The run's last values, encoded as they came (no decoding and encoding a large state
     again), unless interrupts are there to complete."""
     if b'"__interrupt__"' not in data:
-        return serde.encoded(data)
+        return serde.Encoded(data)
     return _with_response_schemas(serde.loads(data))
 
 
