@@ -25,8 +25,10 @@ def order_by(
     return [column.asc() if sort_order == "asc" else column.desc() for column in columns]
 
 
-async def fetch_one(conn: AsyncConnection, query: sa.Executable) -> dict[str, Any] | None:
-    row = (await conn.execute(query)).mappings().first()
+async def fetch_one(
+    conn: AsyncConnection, query: sa.Executable, params: Mapping[str, Any] | None = None
+) -> dict[str, Any] | None:
+    row = (await conn.execute(query, params)).mappings().first()
     return dict(row) if row is not None else None
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 
@@ -83,6 +83,15 @@ def filter_clause(
         else:
             clauses.append(dialect.json_contains(column, {key: value}))
     return sa.and_(sa.true(), *clauses)
+
+
+Statement = TypeVar("Statement", bound=sa.Select[Any] | sa.Delete)
+
+
+def restricted(statement: Statement, clauses: list[sa.ColumnElement[bool]]) -> Statement:
+    """`statement` kept to what `visible` allows; unchanged when nothing is filtered, so that
+    a statement built once keeps its cached form."""
+    return cast(Statement, statement.where(*clauses)) if clauses else statement
 
 
 def visible(

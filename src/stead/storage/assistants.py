@@ -9,10 +9,12 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from stead.storage._query import Page, count, fetch_all, fetch_one, fetch_page, order_by
-from stead.storage.access import visible
+from stead.storage.access import restricted, visible
 from stead.storage.dialects import Dialect
 from stead.storage.schema import assistant, assistant_version
 
+# Built once: the values come as parameters, so SQLAlchemy reuses the statement's cache key.
+_BY_ID = sa.select(assistant).where(assistant.c.assistant_id == sa.bindparam("by_assistant_id"))
 _VERSIONED = ("graph_id", "config", "context", "metadata", "name", "description")
 
 
@@ -28,10 +30,8 @@ class AssistantRepository:
         self._visible = visible(dialect, assistant.c.metadata, access_filter)
 
     async def get(self, assistant_id: str) -> dict[str, Any] | None:
-        return await fetch_one(
-            self._conn,
-            sa.select(assistant).where(assistant.c.assistant_id == assistant_id, *self._visible),
-        )
+        query = restricted(_BY_ID, self._visible)
+        return await fetch_one(self._conn, query, {"by_assistant_id": assistant_id})
 
     async def exists(self, assistant_id: str) -> bool:
         """Whether any assistant has this id, visible to the request or not (an id conflict)."""

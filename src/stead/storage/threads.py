@@ -10,13 +10,14 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from stead.storage._query import Page, count, fetch_all, fetch_one, fetch_page, order_by
-from stead.storage.access import visible
+from stead.storage.access import restricted, visible
 from stead.storage.dialects import Dialect
 from stead.storage.runs import ACTIVE_STATUSES
 from stead.storage.schema import run, thread
 
 # Built once: the values come as parameters, so SQLAlchemy reuses the statement's cache key.
 _INSERT = sa.insert(thread)
+_DELETE = sa.delete(thread).where(thread.c.thread_id == sa.bindparam("by_thread_id"))
 
 
 class ThreadRepository:
@@ -112,9 +113,8 @@ class ThreadRepository:
         )
 
     async def delete(self, thread_id: str) -> bool:
-        result = await self._conn.execute(
-            sa.delete(thread).where(thread.c.thread_id == thread_id, *self._visible)
-        )
+        query = restricted(_DELETE, self._visible)
+        result = await self._conn.execute(query, {"by_thread_id": thread_id})
         return bool(result.rowcount)
 
     async def search(
