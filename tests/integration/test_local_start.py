@@ -126,3 +126,29 @@ async def test_a_background_run_goes_through_the_queue(runtime: Runtime) -> None
             if await tx.runs.get(run["run_id"]) is None:  # ended: its thread deleted with it
                 return
     pytest.fail("the queue did not run the background run")
+
+
+async def _new_thread(runtime: Runtime) -> str:
+    thread = await runtime.threads.create(
+        thread_id=None, metadata=None, if_exists="raise", supersteps=None
+    )
+    return str(thread["thread_id"])
+
+
+async def test_a_run_on_an_idle_thread_starts_at_once_and_one_behind_it_queues(
+    runtime: Runtime,
+) -> None:
+    thread_id = await _new_thread(runtime)
+    async with contextlib.AsyncExitStack() as stack:
+        first, first_events = await stack.enter_async_context(
+            runtime.run_streams.create_and_subscribe(thread_id, _slow(0.4), None)
+        )
+        assert first["status"] == "running"  # `enqueue`, the default, on a thread with no run
+        # A slot is free, but the thread is busy: the second run waits for the first.
+        second, second_events = await stack.enter_async_context(
+            runtime.run_streams.create_and_subscribe(thread_id, _slow(0.05), None)
+        )
+        assert (second["status"], second["attempt"]) == ("pending", 0)
+        assert await _result(runtime, second, second_events) == {"seconds": 0.05, "done": True}
+        assert await _stored_status(runtime, first["run_id"]) == ("success", 1)
+        assert await _result(runtime, first, first_events) == {"seconds": 0.4, "done": True}

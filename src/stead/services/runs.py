@@ -168,13 +168,14 @@ class RunService:
                     pending, running = await self._make_room(
                         tx, thread_id, request.multitask_strategy
                     )
-                # A thread is known free when nothing had to make room: with `enqueue` the
-                # thread's runs are not read, so its run waits for the queue.
-                free = stateless or (
-                    request.multitask_strategy != "enqueue" and not pending and not running
-                )
-                if free and local is not None and await local.reserve_slot():
+                if local is not None and await local.reserve_slot():
                     worker = local
+                    free = stateless or await self._thread_is_free(
+                        tx, thread_id, request, pending, running
+                    )
+                    if not free:
+                        worker = None
+                        local.release_slot()
                 thread_metadata = {
                     **thread["metadata"],
                     "graph_id": thread["metadata"].get("graph_id", assistant["graph_id"]),
@@ -201,6 +202,20 @@ class RunService:
         else:
             await self._broker.wake_workers()
         return run
+
+    @staticmethod
+    async def _thread_is_free(
+        tx: Transaction,
+        thread_id: str,
+        request: RunRequest,
+        pending: list[dict[str, Any]],
+        running: list[str],
+    ) -> bool:
+        """Whether the thread has no other active run, so a new one may start at once (making
+        room read the thread's runs, unless the strategy is `enqueue`)."""
+        if request.multitask_strategy == "enqueue":
+            return not await tx.runs.active_for_thread(thread_id)
+        return not pending and not running
 
     @staticmethod
     async def _store(
