@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -146,6 +147,10 @@ def official_server(graphs_dir: Path, timeout: float = 60.0) -> Iterator[str]:
         str(port),
         "--no-access-log",
     ]
+    # The in-memory server saves its threads and runs there when it stops and loads them when
+    # it starts, despite LANGGRAPH_DISABLE_FILE_PERSISTENCE: each start must begin empty, or
+    # every run of a benchmark measures it holding the data of all the runs before.
+    shutil.rmtree(graphs_dir / ".langgraph_api", ignore_errors=True)
     with tempfile.TemporaryDirectory(prefix="stead-official-") as tmp:
         log_path = Path(tmp) / "server.log"
         with log_path.open("wb") as log:
