@@ -2,11 +2,15 @@
 (no aiosqlite worker thread), for Stead's tables, the checkpoints and the store, and keep
 aiosqlite's behaviour: transactions, closing, errors.
 
+Stead's tables go through InlineEngine: one connection, taken in turns without blocking the
+event loop.
+
 Reference: src/stead/storage/sqlite_inline.py; issue 16.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
 import threading
@@ -18,7 +22,7 @@ import sqlalchemy as sa
 from stead.config import load_settings
 from stead.storage import Database
 from stead.storage.backends import open_savers
-from stead.storage.sqlite_inline import InlineConnection, connect
+from stead.storage.sqlite_inline import InlineConnection, InlineEngine, connect
 from tests.conftest import GRAPHS_CONFIG
 
 
@@ -60,14 +64,23 @@ async def test_stead_tables_checkpoints_and_store_all_use_it(tmp_path: Path) -> 
     settings = load_settings(GRAPHS_CONFIG, data_dir=tmp_path)
     db = Database(settings.database_url)
     await db.migrate()
+    threads_before = threading.active_count()
     async with db.engine.connect() as conn:
-        raw = await conn.get_raw_connection()
-        assert isinstance(raw.driver_connection, InlineConnection)
+        await conn.run_sync(_add_runner_function)
+        runner = (await conn.execute(sa.text("SELECT runner()"))).scalar()
+    assert runner == threading.get_ident()
+    assert threading.active_count() == threads_before
     async with contextlib.AsyncExitStack() as stack:
         checkpointer, store = await open_savers(settings, stack, None)
         assert isinstance(checkpointer.conn, InlineConnection)
         assert isinstance(store.conn, InlineConnection)
     await db.close()
+
+
+def _add_runner_function(conn: sa.Connection) -> None:
+    sqlite_connection = conn.connection.driver_connection
+    assert isinstance(sqlite_connection, sqlite3.Connection)
+    sqlite_connection.create_function("runner", 0, threading.get_ident)
 
 
 async def test_a_rolled_back_transaction_leaves_nothing(tmp_path: Path) -> None:
@@ -83,3 +96,71 @@ async def test_a_rolled_back_transaction_leaves_nothing(tmp_path: Path) -> None:
     async with db.engine.connect() as conn:
         assert (await conn.execute(sa.text("SELECT x FROM t"))).scalars().all() == [2]
     await db.close()
+
+
+def _inline_engine(path: Path, timeout: float) -> InlineEngine:
+    return InlineEngine(sa.create_engine(f"sqlite:///{path}", pool_size=1, max_overflow=0), timeout)
+
+
+async def test_transactions_take_the_one_connection_in_turns(tmp_path: Path) -> None:
+    engine = _inline_engine(tmp_path / "e.sqlite", timeout=5)
+    async with engine.begin() as conn:
+        await conn.execute(sa.text("CREATE TABLE t (x INTEGER)"))
+    first_holds = asyncio.Event()
+    release_first = asyncio.Event()
+
+    async def first() -> None:
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("INSERT INTO t VALUES (1)"))
+            first_holds.set()
+            await release_first.wait()
+
+    async def second() -> list[int]:
+        await first_holds.wait()
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("INSERT INTO t VALUES (2)"))
+            return list((await conn.execute(sa.text("SELECT x FROM t"))).scalars())
+
+    holder = asyncio.create_task(first())
+    waiter = asyncio.create_task(second())
+    await first_holds.wait()
+    await asyncio.sleep(0.05)
+    # The event loop is not blocked while the second waits its turn, and it has not run yet.
+    assert not waiter.done()
+    release_first.set()
+    await holder
+    assert await waiter == [1, 2]
+    await engine.dispose()
+
+
+async def test_a_transaction_that_waits_too_long_fails_as_an_exhausted_pool(tmp_path: Path) -> None:
+    engine = _inline_engine(tmp_path / "f.sqlite", timeout=0.1)
+    async with engine.begin():
+        with pytest.raises(sa.exc.TimeoutError, match="busy for 0.1 s"):
+            async with engine.begin():
+                pass
+    async with engine.begin() as conn:
+        assert (await conn.execute(sa.text("SELECT 1"))).scalar() == 1
+    await engine.dispose()
+
+
+async def test_a_cancelled_transaction_rolls_back_and_frees_the_connection(tmp_path: Path) -> None:
+    engine = _inline_engine(tmp_path / "g.sqlite", timeout=1)
+    async with engine.begin() as conn:
+        await conn.execute(sa.text("CREATE TABLE t (x INTEGER)"))
+    inserted = asyncio.Event()
+
+    async def abandoned() -> None:
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("INSERT INTO t VALUES (1)"))
+            inserted.set()
+            await asyncio.Event().wait()
+
+    task = asyncio.create_task(abandoned())
+    await inserted.wait()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    async with engine.connect() as conn:
+        assert list((await conn.execute(sa.text("SELECT x FROM t"))).scalars()) == []
+    await engine.dispose()

@@ -81,8 +81,9 @@ async def _copy_tables(stead_sqlite: Path, conn: AsyncConnection[Any], say: Say)
 
 async def _rows(db: Database, table: sa.Table) -> AsyncIterator[list[dict[str, Any]]]:
     async with db.engine.connect() as source:
-        result = await source.stream(sa.select(table))
-        async for partition in result.mappings().partitions(_BATCH):
+        # SQLite's cursor reads the rows as each partition is taken, not all at once.
+        result = await source.execute(sa.select(table))
+        for partition in result.mappings().partitions(_BATCH):
             yield [dict(row) for row in partition]
 
 

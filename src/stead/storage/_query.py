@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+
+from stead.storage.connections import Connection
 
 
 @dataclass(frozen=True)
@@ -26,20 +27,20 @@ def order_by(
 
 
 async def fetch_one(
-    conn: AsyncConnection, query: sa.Executable, params: Mapping[str, Any] | None = None
+    conn: Connection, query: sa.Executable, params: Mapping[str, Any] | None = None
 ) -> dict[str, Any] | None:
     row = (await conn.execute(query, params)).mappings().first()
     return dict(row) if row is not None else None
 
 
 async def fetch_all(
-    conn: AsyncConnection, query: sa.Executable, params: Mapping[str, Any] | None = None
+    conn: Connection, query: sa.Executable, params: Mapping[str, Any] | None = None
 ) -> list[dict[str, Any]]:
     return [dict(row) for row in (await conn.execute(query, params)).mappings()]
 
 
 async def fetch_page(
-    conn: AsyncConnection,
+    conn: Connection,
     table: sa.Table,
     where: list[sa.ColumnElement[bool]],
     *,
@@ -54,6 +55,6 @@ async def fetch_page(
     return Page(rows, total)
 
 
-async def count(conn: AsyncConnection, table: sa.Table, where: list[sa.ColumnElement[bool]]) -> int:
+async def count(conn: Connection, table: sa.Table, where: list[sa.ColumnElement[bool]]) -> int:
     result = await conn.execute(sa.select(sa.func.count()).select_from(table).where(*where))
     return int(result.scalar_one())

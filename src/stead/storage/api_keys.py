@@ -6,14 +6,14 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from stead.storage._query import fetch_all, fetch_one
+from stead.storage.connections import Connection
 from stead.storage.schema import api_key
 
 
 class ApiKeyRepository:
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
     async def insert(self, record: dict[str, Any]) -> None:

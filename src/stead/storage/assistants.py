@@ -6,10 +6,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from stead.storage._query import Page, count, fetch_all, fetch_one, fetch_page, order_by
 from stead.storage.access import restricted, visible
+from stead.storage.connections import Connection
 from stead.storage.dialects import Dialect
 from stead.storage.schema import assistant, assistant_version
 
@@ -21,7 +21,7 @@ _VERSIONED = ("graph_id", "config", "context", "metadata", "name", "description"
 class AssistantRepository:
     def __init__(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         dialect: Dialect,
         access_filter: Mapping[str, Any] | None = None,
     ) -> None:

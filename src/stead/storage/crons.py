@@ -7,10 +7,10 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from stead.storage._query import Page, count, fetch_all, fetch_one, fetch_page, order_by
 from stead.storage.access import visible
+from stead.storage.connections import Connection
 from stead.storage.dialects import Dialect
 from stead.storage.schema import cron
 
@@ -18,7 +18,7 @@ from stead.storage.schema import cron
 class CronRepository:
     def __init__(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         dialect: Dialect,
         access_filter: Mapping[str, Any] | None = None,
     ) -> None:

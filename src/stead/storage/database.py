@@ -11,14 +11,15 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from stead import serde
 from stead.storage import sqlite_inline
 from stead.storage.access import UNRESTRICTED, Access
 from stead.storage.api_keys import ApiKeyRepository
 from stead.storage.assistants import AssistantRepository
+from stead.storage.connections import Connection, Engine
 from stead.storage.crons import CronRepository
 from stead.storage.dialects import Dialect, dialect_for
 from stead.storage.idle_checks import check_engine_connections_after_idle
@@ -73,7 +74,7 @@ class Transaction:
     """One database transaction, with a repository per resource bound to it; their reads and
     writes keep to what `access` lets the request see."""
 
-    def __init__(self, conn: AsyncConnection, dialect: Dialect, access: Access) -> None:
+    def __init__(self, conn: Connection, dialect: Dialect, access: Access) -> None:
         self.connection = conn
         self.assistants = AssistantRepository(conn, dialect, access.assistants)
         self.threads = ThreadRepository(conn, dialect, access.threads)
@@ -135,18 +136,25 @@ class Database:
         await self.engine.dispose()
 
 
-def create_engine(url: str) -> tuple[AsyncEngine, int]:
+def create_engine(url: str) -> tuple[Engine, int]:
     """An engine tuned for its backend, and how many connections its pool may hold."""
     options = _engine_options(url)
+    capacity = int(options["pool_size"] + options["max_overflow"])
     if url.startswith("sqlite"):
-        database = make_url(url).database or ":memory:"
-        options["async_creator"] = partial(sqlite_inline.connect, database, check_same_thread=False)
+        return _inline_sqlite_engine(url, options), capacity
     engine = create_async_engine(url, **options)
-    if engine.dialect.name == "sqlite":
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-    else:
-        check_engine_connections_after_idle(engine)
-    return engine, int(options["pool_size"] + options["max_overflow"])
+    check_engine_connections_after_idle(engine)
+    return engine, capacity
+
+
+def _inline_sqlite_engine(url: str, options: dict[str, Any]) -> sqlite_inline.InlineEngine:
+    """The file's one connection, its statements run on the event loop's thread (see
+    stead.storage.sqlite_inline); the URL only names the file."""
+    database = make_url(url).database or ":memory:"
+    options["creator"] = partial(sqlite3.connect, database, check_same_thread=False)
+    engine = sa.create_engine("sqlite://", poolclass=sa.pool.QueuePool, **options)
+    event.listen(engine, "connect", _sqlite_pragmas)
+    return sqlite_inline.InlineEngine(engine, timeout=options["pool_timeout"])
 
 
 def _engine_options(url: str) -> dict[str, Any]:
@@ -179,7 +187,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _schema_revision(conn: Connection) -> str | None:
+def _schema_revision(conn: sa.Connection) -> str | None:
     if not sa.inspect(conn).has_table(_VERSION_TABLE):
         return None
     return conn.execute(sa.text(f"SELECT version_num FROM {_VERSION_TABLE}")).scalar()

@@ -8,10 +8,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from stead.storage._query import fetch_all, fetch_one
 from stead.storage.access import visible
+from stead.storage.connections import Connection
 from stead.storage.dialects import Dialect
 from stead.storage.schema import run, thread
 
@@ -120,7 +120,7 @@ _QUEUE_FIGURES = (
 class RunRepository:
     def __init__(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         dialect: Dialect,
         thread_filter: Mapping[str, Any] | None = None,
     ) -> None:

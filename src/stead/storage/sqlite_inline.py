@@ -7,20 +7,29 @@ process holds each file, in WAL mode, so no statement waits for a lock, and runn
 costs nothing but its own time. The price: a long statement (a sweep deleting many rows) holds
 the event loop for as long as it runs.
 
-The connection keeps aiosqlite's interface, which SQLAlchemy's aiosqlite dialect and LangGraph's
-SQLite savers use; only where a call runs changes. That means overriding aiosqlite's private
-`_execute`, `_connect`, `stop` and `close` (aiosqlite is pinned; tests/integration/
-test_sqlite_inline.py fails if a release changes what they mean).
+Two ways in, one per user:
+- `connect` keeps aiosqlite's interface, which LangGraph's SQLite savers use; only where a call
+  runs changes. That means overriding aiosqlite's private `_execute`, `_connect`, `stop` and
+  `close` (aiosqlite is pinned; tests/integration/test_sqlite_inline.py fails if a release
+  changes what they mean).
+- `InlineEngine` serves Stead's own tables through SQLAlchemy's synchronous engine. SQLAlchemy's
+  asyncio layer runs each statement in a new greenlet and switches to it and back: on a
+  transaction of two statements that was 290 µs against 120 µs without it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sqlite3
-from collections.abc import Callable, Generator
+from collections.abc import AsyncIterator, Callable, Generator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, Unpack
 
 import aiosqlite
+import sqlalchemy as sa
+
+T = TypeVar("T")
 
 _ITER_CHUNK_SIZE = 64  # aiosqlite's default: rows fetched per step of `async for`
 
@@ -58,3 +67,70 @@ def connect(path: str | Path, **options: Any) -> InlineConnection:
         return sqlite3.connect(str(path), **options)
 
     return InlineConnection(connector, _ITER_CHUNK_SIZE)
+
+
+class InlineEngine:
+    """A synchronous SQLAlchemy engine of one SQLite connection, behind the asynchronous
+    interface of stead.storage.connections.Engine.
+
+    Its one connection is taken in turns: a transaction that awaits something else keeps it,
+    and others wait for it without blocking the event loop, up to `timeout` seconds, then fail
+    as a pool that ran out of connections fails (sqlalchemy.exc.TimeoutError).
+    """
+
+    def __init__(self, engine: sa.Engine, timeout: float) -> None:
+        self._engine = engine
+        self._timeout = timeout
+        self._turn = asyncio.Lock()
+
+    @property
+    def dialect(self) -> sa.Dialect:
+        return self._engine.dialect
+
+    @property
+    def pool(self) -> sa.Pool:
+        return self._engine.pool
+
+    @contextlib.asynccontextmanager
+    async def begin(self) -> AsyncIterator[InlineSqlConnection]:
+        async with self._connection_turn():
+            with self._engine.begin() as conn:
+                yield InlineSqlConnection(conn)
+
+    @contextlib.asynccontextmanager
+    async def connect(self) -> AsyncIterator[InlineSqlConnection]:
+        async with self._connection_turn():
+            with self._engine.connect() as conn:
+                yield InlineSqlConnection(conn)
+
+    async def dispose(self) -> None:
+        self._engine.dispose()
+
+    @contextlib.asynccontextmanager
+    async def _connection_turn(self) -> AsyncIterator[None]:
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._turn.acquire()
+        except TimeoutError:
+            raise sa.exc.TimeoutError(
+                f"the database connection stayed busy for {self._timeout:g} s"
+            ) from None
+        try:
+            yield
+        finally:
+            self._turn.release()
+
+
+class InlineSqlConnection:
+    """A connection of an InlineEngine: each statement runs in place."""
+
+    def __init__(self, conn: sa.Connection) -> None:
+        self._conn = conn
+
+    async def execute(
+        self, statement: sa.Executable, parameters: Any = None
+    ) -> sa.CursorResult[Unpack[tuple[Any, ...]]]:
+        return self._conn.execute(statement, parameters)
+
+    async def run_sync(self, fn: Callable[[sa.Connection], T]) -> T:
+        return fn(self._conn)

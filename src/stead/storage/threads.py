@@ -7,10 +7,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from stead.storage._query import Page, count, fetch_all, fetch_one, fetch_page, order_by
 from stead.storage.access import restricted, visible
+from stead.storage.connections import Connection
 from stead.storage.dialects import Dialect
 from stead.storage.runs import ACTIVE_STATUSES
 from stead.storage.schema import run, thread
@@ -23,7 +23,7 @@ _DELETE = sa.delete(thread).where(thread.c.thread_id == sa.bindparam("by_thread_
 class ThreadRepository:
     def __init__(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         dialect: Dialect,
         access_filter: Mapping[str, Any] | None = None,
     ) -> None:

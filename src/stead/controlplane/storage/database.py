@@ -11,14 +11,13 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from stead.controlplane.storage.deployments import DeploymentRepository
 from stead.controlplane.storage.listeners import ListenerRepository
 from stead.controlplane.storage.revisions import RevisionLogRepository, RevisionRepository
 from stead.controlplane.storage.tenants import TenantRepository
 from stead.controlplane.storage.uploads import UploadRepository
+from stead.storage.connections import Connection
 from stead.storage.database import create_engine
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
@@ -27,7 +26,7 @@ _LOCK = 0x73746561646370
 
 
 class ControlPlaneTransaction:
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self.tenants = TenantRepository(conn)
         self.listeners = ListenerRepository(conn)
         self.deployments = DeploymentRepository(conn)
@@ -64,18 +63,18 @@ class ControlPlaneDatabase:
         await self.engine.dispose()
 
 
-def _alembic_config(conn: Connection) -> AlembicConfig:
+def _alembic_config(conn: sa.Connection) -> AlembicConfig:
     config = AlembicConfig()
     config.set_main_option("script_location", str(_MIGRATIONS))
     config.attributes["connection"] = conn
     return config
 
 
-def _upgrade_to_head(conn: Connection) -> None:
+def _upgrade_to_head(conn: sa.Connection) -> None:
     command.upgrade(_alembic_config(conn), "head")
 
 
-def _at_head(conn: Connection) -> bool:
+def _at_head(conn: sa.Connection) -> bool:
     heads = set(ScriptDirectory.from_config(_alembic_config(conn)).get_heads())
     context = MigrationContext.configure(
         conn, opts={"version_table": "control_plane_alembic_version"}

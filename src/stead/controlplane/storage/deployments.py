@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from stead.controlplane.storage.schema import deployment
 from stead.storage._query import fetch_all, fetch_one
+from stead.storage.connections import Connection
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class DeploymentFilter:
 
 
 class DeploymentRepository:
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
     async def insert(self, record: dict[str, Any]) -> None:

@@ -6,14 +6,14 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from stead.controlplane.storage.schema import revision, revision_log
 from stead.storage._query import fetch_all, fetch_one
+from stead.storage.connections import Connection
 
 
 class RevisionRepository:
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
     async def insert(self, record: dict[str, Any]) -> None:
@@ -75,7 +75,7 @@ class RevisionRepository:
 
 
 class RevisionLogRepository:
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
     async def append(self, records: list[dict[str, Any]]) -> None:

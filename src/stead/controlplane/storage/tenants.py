@@ -6,14 +6,14 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from stead.controlplane.storage.schema import tenant, tenant_api_key
 from stead.storage._query import fetch_all, fetch_one
+from stead.storage.connections import Connection
 
 
 class TenantRepository:
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
     async def insert(self, record: dict[str, Any]) -> None:

@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from stead.controlplane.storage.schema import upload
 from stead.storage._query import fetch_one
+from stead.storage.connections import Connection
 
 
 class UploadRepository:
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
     async def insert(self, record: dict[str, Any]) -> None:
