@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 
 import uuid_utils
@@ -21,6 +22,8 @@ def new_random_id() -> str:
     return str(uuid.uuid4())
 
 
+# Asked for on every run that names its graph; only the deployment's graph ids reach it.
+@functools.lru_cache(maxsize=256)
 def system_assistant_id(graph_id: str) -> str:
     return str(uuid.uuid5(_SYSTEM_ASSISTANT_NAMESPACE, graph_id))
 

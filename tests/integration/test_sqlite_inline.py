@@ -136,7 +136,7 @@ async def test_transactions_take_the_one_connection_in_turns(tmp_path: Path) -> 
 async def test_a_transaction_that_waits_too_long_fails_as_an_exhausted_pool(tmp_path: Path) -> None:
     engine = _inline_engine(tmp_path / "f.sqlite", timeout=0.1)
     async with engine.begin():
-        with pytest.raises(sa.exc.TimeoutError, match="busy for 0.1 s"):
+        with pytest.raises(sa.exc.TimeoutError, match=r"busy for 0\.1 s"):
             async with engine.begin():
                 pass
     async with engine.begin() as conn:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Protocol, TypeVar, Unpack
+from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 
@@ -16,7 +16,7 @@ T = TypeVar("T")
 class Connection(Protocol):
     async def execute(
         self, statement: sa.Executable, parameters: Any = None
-    ) -> sa.CursorResult[Unpack[tuple[Any, ...]]]: ...
+    ) -> sa.CursorResult[*tuple[Any, ...]]: ...
 
     async def run_sync(self, fn: Callable[[sa.Connection], T]) -> T: ...
 

@@ -10,11 +10,12 @@ stead.storage.postgres_savers.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+import inspect
+from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata
@@ -60,6 +61,16 @@ def current_writer() -> RunAttempt | None:
     return _writer.get()
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def signature_kept(method: F) -> F:
+    """LangGraph reads the signature of a saver's `aput_writes` at the start of every run
+    (whether it takes `task_path`); kept on the function, `inspect` need not rebuild it."""
+    method.__signature__ = inspect.signature(method)  # type: ignore[attr-defined]
+    return method
+
+
 class FencedSqliteSaver(AsyncSqliteSaver):
     """Checkpoints are in their own file, so no transaction can span the check and the write:
     the check runs just before each write. A takeover between the two lets one write through,
@@ -83,6 +94,7 @@ class FencedSqliteSaver(AsyncSqliteSaver):
         await self._check_attempt()
         return await super().aput(config, checkpoint, metadata, new_versions)
 
+    @signature_kept
     async def aput_writes(
         self,
         config: RunnableConfig,

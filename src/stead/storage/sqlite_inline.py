@@ -24,7 +24,7 @@ import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Generator
 from pathlib import Path
-from typing import Any, TypeVar, Unpack
+from typing import Any, TypeVar
 
 import aiosqlite
 import sqlalchemy as sa
@@ -108,6 +108,18 @@ class InlineEngine:
 
     @contextlib.asynccontextmanager
     async def _connection_turn(self) -> AsyncIterator[None]:
+        if self._turn.locked():
+            await self._wait_for_turn()
+        else:
+            # Free now: no timer to arm (most transactions). Were others just woken for it,
+            # this waits behind them, each of whom holds it for one transaction.
+            await self._turn.acquire()
+        try:
+            yield
+        finally:
+            self._turn.release()
+
+    async def _wait_for_turn(self) -> None:
         try:
             async with asyncio.timeout(self._timeout):
                 await self._turn.acquire()
@@ -115,10 +127,6 @@ class InlineEngine:
             raise sa.exc.TimeoutError(
                 f"the database connection stayed busy for {self._timeout:g} s"
             ) from None
-        try:
-            yield
-        finally:
-            self._turn.release()
 
 
 class InlineSqlConnection:
@@ -129,7 +137,7 @@ class InlineSqlConnection:
 
     async def execute(
         self, statement: sa.Executable, parameters: Any = None
-    ) -> sa.CursorResult[Unpack[tuple[Any, ...]]]:
+    ) -> sa.CursorResult[*tuple[Any, ...]]:
         return self._conn.execute(statement, parameters)
 
     async def run_sync(self, fn: Callable[[sa.Connection], T]) -> T:
