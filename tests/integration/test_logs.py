@@ -12,7 +12,9 @@ from typing import Any
 
 import httpx
 import pytest
+import structlog
 
+from stead.observability.logs import PlainLines
 from tests.support.servers import ServerStartError, StartedServer, stead_server
 
 # A graph whose node logs through the standard library, as users' graphs do.
@@ -151,3 +153,50 @@ def test_an_unknown_log_level_stops_the_server_with_one_line(project: Path) -> N
 def _subset(line: dict[str, Any]) -> dict[str, Any]:
     keys = ("level", "logger", "run_id", "thread_id", "assistant_id", "graph_id", "request_id")
     return {key: line.get(key) for key in keys}
+
+
+# Fields as the server's processors leave them, and the odd ones ConsoleRenderer must quote or
+# pad: strings with spaces, quotes or "=", non-strings, a long message, missing columns.
+_LINES: list[dict[str, Any]] = [
+    {
+        "timestamp": "2026-12-04T12:00:00.000001Z",
+        "level": "info",
+        "event": "POST /runs/wait 200 4ms",
+        "logger": "stead.access",
+        "latency_ms": 4,
+        "request_id": "0b7c-1",
+    },
+    {
+        "timestamp": "2026-12-04T12:00:00Z",
+        "level": "warning",
+        "event": "run 1ef attempt 2 lost its lease, which is a rather long message",
+        "logger": "stead.worker.executor",
+        "run_id": "1ef",
+        "note": "has spaces",
+        "quoted": 'say "hi"',
+        "pair": "a=b",
+        "empty": "",
+        "nothing": None,
+        "values": {"text": "hi"},
+    },
+    {"event": "no timestamp, level or logger"},
+    {"level": "debug", "event": 42, "logger_name": "x", "logger": "y", "z": 1.5},
+    {"timestamp": "", "level": "critical", "event": None},
+]
+
+
+@pytest.mark.parametrize("fields", _LINES)
+def test_plain_lines_read_as_structlogs_console_renderer_writes_them(
+    fields: dict[str, Any],
+) -> None:
+    console = structlog.dev.ConsoleRenderer(colors=False)
+    assert PlainLines()(None, "info", dict(fields)) == console(None, "info", dict(fields))
+
+
+def test_a_plain_line_with_a_traceback_keeps_it() -> None:
+    try:
+        raise ValueError("boom")
+    except ValueError as exc:
+        line = PlainLines()(None, "error", {"event": "failed", "level": "error", "exc_info": exc})
+    assert line.startswith("[error    ] failed")
+    assert "Traceback (most recent call last)" in line and "ValueError: boom" in line
