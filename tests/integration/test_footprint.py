@@ -1,19 +1,27 @@
 """What a server keeps out of its memory. The embedded default does without the PostgreSQL,
 Redis and key-signing libraries (psycopg, redis with hiredis, PyJWT with cryptography: 25 MiB
-resident together), and without Alembic once the schema is current (9 MiB): they are loaded
-only where they are used. Large blocks go back to the system once freed, and a run's last
+resident together), and without Alembic (9 MiB) unless it upgrades an older schema: a new
+SQLite database is made from the tables' metadata, as the migrations would make it. They are
+loaded only where they are used. Large blocks go back to the system once freed, and a run's last
 values go out as they were encoded, without a copy."""
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config as AlembicConfig
 
 from stead import serde
+from stead.storage import database as storage_database
 from stead.storage.database import SCHEMA_HEAD
 from stead.storage.revisions import known_revisions
 from tests.conftest import GRAPHS_CONFIG
@@ -74,10 +82,59 @@ def _migrate_and_report_alembic(database: Path) -> str:
     return done.stdout.strip()
 
 
+def test_a_new_database_is_made_without_alembic_as_the_migrations_make_it(
+    tmp_path: Path,
+) -> None:
+    new = tmp_path / "new.db"
+    assert _migrate_and_report_alembic(new) == f"{SCHEMA_HEAD} False"
+    older = tmp_path / "older.db"
+    _upgrade_with_alembic(older, known_revisions()[-2])
+    assert _migrate_and_report_alembic(older) == f"{SCHEMA_HEAD} True"
+    assert _sqlite_schema(new) == _sqlite_schema(older)
+
+
 def test_a_current_schema_is_not_handed_to_alembic(tmp_path: Path) -> None:
     database = tmp_path / "stead.db"
-    assert _migrate_and_report_alembic(database) == f"{SCHEMA_HEAD} True"
+    _upgrade_with_alembic(database, SCHEMA_HEAD)
     assert _migrate_and_report_alembic(database) == f"{SCHEMA_HEAD} False"
+
+
+def _upgrade_with_alembic(database: Path, revision: str) -> None:
+    config = AlembicConfig()
+    config.set_main_option(
+        "script_location", str(Path(storage_database.__file__).parent / "migrations")
+    )
+    engine = sa.create_engine(f"sqlite:///{database}")
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, revision)
+    engine.dispose()
+
+
+def _sqlite_schema(database: Path) -> dict[str, Any]:
+    """Each table's columns, foreign keys and indexes (with their SQL), as SQLite reports them."""
+    conn = sqlite3.connect(database)
+    tables = [name for (name,) in conn.execute(_TABLES)]
+    schema = {
+        table: {
+            "columns": conn.execute(f"PRAGMA table_info('{table}')").fetchall(),
+            "foreign keys": sorted(conn.execute(f"PRAGMA foreign_key_list('{table}')")),
+            "indexes": sorted(_indexes(conn, table)),
+        }
+        for table in tables
+    }
+    conn.close()
+    return schema
+
+
+_TABLES = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+
+
+def _indexes(conn: sqlite3.Connection, table: str) -> Iterator[tuple[Any, ...]]:
+    for _, name, unique, origin, partial in conn.execute(f"PRAGMA index_list('{table}')"):
+        columns = tuple(row[2] for row in conn.execute(f"PRAGMA index_info('{name}')"))
+        sql = conn.execute("SELECT sql FROM sqlite_master WHERE name = ?", (name,)).fetchone()
+        yield name, unique, origin, partial, columns, sql[0]
 
 
 def test_the_schema_head_is_the_newest_migration() -> None:

@@ -24,7 +24,7 @@ from stead.storage.crons import CronRepository
 from stead.storage.dialects import Dialect, dialect_for
 from stead.storage.idle_checks import check_engine_connections_after_idle
 from stead.storage.runs import RunRepository
-from stead.storage.schema import assistant, cron, run, thread
+from stead.storage.schema import assistant, cron, metadata, run, thread
 from stead.storage.threads import ThreadRepository
 
 # The newest schema revision (stead.storage.revisions lists them all). A database already there
@@ -94,7 +94,13 @@ class Database:
             yield Transaction(conn, self.dialect, access)
 
     async def migrate(self) -> None:
-        if await self.is_current():
+        revision = await self.schema_revision()
+        if revision == SCHEMA_HEAD:
+            return
+        if revision is None and self.engine.dialect.name == "sqlite":
+            # As the migrations would make it, without loading Alembic for good (9 MiB).
+            async with self.engine.begin() as conn:
+                await conn.run_sync(_create_at_head)
             return
         from stead.storage.revisions import upgrade_to_head
 
@@ -185,6 +191,18 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
+
+
+# Alembic's own table, as it makes it, for a database made without it.
+_schema_version = sa.Table(
+    _VERSION_TABLE, sa.MetaData(), sa.Column("version_num", sa.String(32), primary_key=True)
+)
+
+
+def _create_at_head(conn: sa.Connection) -> None:
+    metadata.create_all(conn)
+    _schema_version.create(conn)
+    conn.execute(_schema_version.insert().values(version_num=SCHEMA_HEAD))
 
 
 def _schema_revision(conn: sa.Connection) -> str | None:

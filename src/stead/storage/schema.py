@@ -1,4 +1,6 @@
-"""The tables: one schema for SQLite and PostgreSQL. Migrations create them; this names them."""
+"""The tables: one schema for SQLite and PostgreSQL. Migrations create them; this names them, with
+the indexes the migrations made, so that a new SQLite database can be made from it at once
+(Database.migrate). tests/integration/test_footprint.py holds the two equal."""
 
 from __future__ import annotations
 
@@ -46,6 +48,8 @@ assistant = sa.Table(
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Index("assistant_graph_id", "graph_id"),
+    sa.Index("assistant_created_at", "created_at"),
 )
 
 assistant_version = sa.Table(
@@ -83,6 +87,10 @@ thread = sa.Table(
     sa.Column("ttl_minutes", sa.Float),
     sa.Column("ttl_strategy", sa.String(16)),
     sa.Column("expires_at", UTCDateTime),
+    sa.Index("thread_status_id", "status", "thread_id"),
+    sa.Index("thread_created_at_id", "created_at", "thread_id"),
+    sa.Index("thread_updated_at_id", "updated_at", "thread_id"),
+    sa.Index("thread_expires_at", "expires_at"),
 )
 
 # The run table is the queue: a worker claims the oldest due pending run whose thread is free.
@@ -107,6 +115,17 @@ run = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
     # Until then the run belongs to the worker that claimed it (attempt = its fencing token).
     sa.Column("lease_expires_at", UTCDateTime),
+    sa.Index("run_pending_by_age", "status", "created_at"),
+    sa.Index("run_thread_by_age", "thread_id", "created_at"),
+    sa.Index("run_lease_by_status", "status", "lease_expires_at"),
+    # At most one run per thread executes at a time, enforced by the database itself.
+    sa.Index(
+        "run_one_running_per_thread",
+        "thread_id",
+        unique=True,
+        sqlite_where=sa.text("status = 'running'"),
+        postgresql_where=sa.text("status = 'running'"),
+    ),
 )
 
 cron = sa.Table(
@@ -128,6 +147,7 @@ cron = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
     # The authenticated user who created the cron: its runs execute as them.
     sa.Column("auth_user", Json),
+    sa.Index("cron_due", "enabled", "next_run_date"),
 )
 
 # Built-in API keys; only a SHA-256 of each key is kept.
