@@ -85,7 +85,7 @@ def filter_clause(
     return sa.and_(sa.true(), *clauses)
 
 
-Statement = TypeVar("Statement", bound=sa.Select[Any] | sa.Delete)
+Statement = TypeVar("Statement", bound=sa.Select[Any] | sa.Delete | sa.Update)
 
 
 def restricted(statement: Statement, clauses: list[sa.ColumnElement[bool]]) -> Statement:

@@ -109,6 +109,11 @@ _NEXT_DUE = (
 
 # Built once: the values come as parameters, so SQLAlchemy reuses the statement's cache key.
 _INSERT = sa.insert(run)
+_ACTIVE_FOR_THREAD = (
+    sa.select(run)
+    .where(run.c.thread_id == sa.bindparam("of_thread_id"), run.c.status.in_(ACTIVE_STATUSES))
+    .order_by(run.c.created_at)
+)
 
 _QUEUE_FIGURES = (
     sa.select(run.c.status, sa.func.count(), sa.func.min(run.c.created_at))
@@ -173,12 +178,7 @@ class RunRepository:
         return await fetch_all(self._conn, query.limit(limit).offset(offset))
 
     async def active_for_thread(self, thread_id: str) -> list[dict[str, Any]]:
-        return await fetch_all(
-            self._conn,
-            sa.select(run)
-            .where(run.c.thread_id == thread_id, run.c.status.in_(ACTIVE_STATUSES))
-            .order_by(run.c.created_at),
-        )
+        return await fetch_all(self._conn, _ACTIVE_FOR_THREAD, {"of_thread_id": thread_id})
 
     async def has_active(self, thread_id: str) -> bool:
         query = sa.select(run.c.run_id).where(

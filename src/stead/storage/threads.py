@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,7 +18,36 @@ from stead.storage.schema import run, thread
 
 # Built once: the values come as parameters, so SQLAlchemy reuses the statement's cache key.
 _INSERT = sa.insert(thread)
-_DELETE = sa.delete(thread).where(thread.c.thread_id == sa.bindparam("by_thread_id"))
+_BY_ID = thread.c.thread_id == sa.bindparam("by_thread_id")
+_DELETE = sa.delete(thread).where(_BY_ID)
+_GET = sa.select(thread).where(_BY_ID)
+_GET_FOR_UPDATE = {"postgresql": _GET.with_for_update(), "sqlite": _GET}
+_OTHERS_ACTIVE = sa.exists().where(
+    run.c.thread_id == sa.bindparam("by_thread_id"),
+    run.c.status.in_(ACTIVE_STATUSES),
+    run.c.run_id != sa.bindparam("ended_run_id"),
+)
+_SETTLED_STATUS = sa.case(
+    (_OTHERS_ACTIVE, "busy"), else_=sa.bindparam("status_when_free", type_=thread.c.status.type)
+)
+
+
+@functools.lru_cache(maxsize=64)
+def _update_statement(columns: tuple[str, ...], settling: bool) -> sa.Update:
+    """An update of `columns` (parameters `set_<column>`) of the thread `by_thread_id`;
+    `settling` sets its status by its other runs (see `settle`). One per set of columns that
+    the callers change, built once."""
+    values: dict[str, Any] = {
+        name: sa.bindparam(f"set_{name}", type_=thread.c[name].type) for name in columns
+    }
+    if settling:
+        values["status"] = _SETTLED_STATUS
+    return (
+        sa.update(thread)
+        .where(_BY_ID)
+        .values(values)
+        .returning(thread.c.ttl_minutes, thread.c.status)
+    )
 
 
 class ThreadRepository:
@@ -32,9 +62,8 @@ class ThreadRepository:
         self._visible = visible(dialect, thread.c.metadata, access_filter)
 
     async def get(self, thread_id: str) -> dict[str, Any] | None:
-        return await fetch_one(
-            self._conn, sa.select(thread).where(thread.c.thread_id == thread_id, *self._visible)
-        )
+        query = restricted(_GET, self._visible)
+        return await fetch_one(self._conn, query, {"by_thread_id": thread_id})
 
     async def exists(self, thread_id: str) -> bool:
         """Whether any thread has this id, visible to the request or not (an id conflict)."""
@@ -43,10 +72,8 @@ class ThreadRepository:
 
     async def get_for_update(self, thread_id: str) -> dict[str, Any] | None:
         """Read a thread and hold its row until the transaction ends (serialises run creation)."""
-        query = sa.select(thread).where(thread.c.thread_id == thread_id, *self._visible)
-        if self._dialect.name == "postgresql":
-            query = query.with_for_update()
-        return await fetch_one(self._conn, query)
+        query = restricted(_GET_FOR_UPDATE[self._dialect.name], self._visible)
+        return await fetch_one(self._conn, query, {"by_thread_id": thread_id})
 
     async def insert(self, record: dict[str, Any]) -> None:
         await self._conn.execute(_INSERT, record)
@@ -55,13 +82,15 @@ class ThreadRepository:
         """Change a thread; its status afterwards, or None when no visible thread has this id.
         Setting `updated_at` is activity: a thread with a TTL then expires `ttl_minutes` after
         it, unless the same change sets `expires_at` itself."""
-        query = (
-            sa.update(thread)
-            .where(thread.c.thread_id == thread_id, *self._visible)
-            .values(**fields)
-            .returning(thread.c.ttl_minutes, thread.c.status)
-        )
-        changed = (await self._conn.execute(query)).first()
+        return await self._update(thread_id, fields, {})
+
+    async def _update(
+        self, thread_id: str, fields: dict[str, Any], settling: dict[str, Any]
+    ) -> str | None:
+        query = restricted(_update_statement(tuple(sorted(fields)), bool(settling)), self._visible)
+        params = {f"set_{name}": value for name, value in fields.items()}
+        params.update(settling, by_thread_id=thread_id)
+        changed = (await self._conn.execute(query, params)).first()
         if changed is None:
             return None
         ttl_minutes = changed.ttl_minutes
@@ -83,13 +112,8 @@ class ThreadRepository:
 
         On PostgreSQL the caller holds the thread's row already (RunRepository locks it before
         ending a run), so the check sees every run created before: creation holds that row."""
-        others_active = sa.exists().where(
-            run.c.thread_id == thread_id,
-            run.c.status.in_(ACTIVE_STATUSES),
-            run.c.run_id != ended_run_id,
-        )
-        status = sa.case((others_active, "busy"), else_=status_when_free)
-        return await self.update(thread_id, status=status, **fields) == "busy"
+        settling = {"ended_run_id": ended_run_id, "status_when_free": status_when_free}
+        return await self._update(thread_id, fields, settling) == "busy"
 
     async def expired(self, now: datetime, limit: int) -> list[dict[str, Any]]:
         """Threads past their expiry with no pending or running run, longest expired first."""
