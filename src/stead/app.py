@@ -48,6 +48,14 @@ from stead.storage.database import (
 logger = logging.getLogger("stead.api")
 
 
+# Busiest first: FastAPI tries each route in turn, some 10 µs apiece, and a run's requests came
+# after fifty others. No two routes of different modules match the same request, so the order
+# decides nothing else; crons comes before runs, whose `/threads/{id}/runs/{run_id}` would
+# otherwise be the route a PUT on `/threads/{id}/runs/crons` is refused by (405 and its Allow).
+# tests/integration/test_route_order.py checks both.
+ROUTERS = (crons, runs, threads, thread_streams, assistants, store, thread_protocol, meta)
+
+
 def create_app(settings: Settings, specs: dict[str, GraphSpec]) -> Starlette:
     options = HttpOptions.from_settings(settings)
     runtime = Runtime(settings, specs)
@@ -77,8 +85,7 @@ def create_app(settings: Settings, specs: dict[str, GraphSpec]) -> Starlette:
         openapi_url="/openapi.json",
         telemetry=FASTAPI_TELEMETRY,
     )
-    routers = (meta, assistants, threads, thread_streams, thread_protocol, crons, runs, store)
-    for module in routers:
+    for module in ROUTERS:
         # The routes themselves, not the router: FastAPI matches an included router's routes
         # through a layer of its own per request, a fifth of a search's CPU.
         app.router.routes.extend(options.served(module.router).routes)
