@@ -61,16 +61,19 @@ class ThreadService:
         access: Access = UNRESTRICTED,
         user: AuthUser | None = None,
     ) -> dict[str, Any]:
-        thread_id = thread_id or new_time_ordered_id()
         metadata = metadata or {}
         if supersteps and metadata.get("graph_id") not in self._graphs.graph_ids:
             raise BadRequest("Supersteps require metadata.graph_id naming a graph of this server")
         async with self._db.transaction(access) as tx:
-            existing = await tx.threads.get(thread_id)
-            if existing is not None and if_exists == "do_nothing":
-                return existing
-            if existing is not None or await tx.threads.exists(thread_id):
-                raise Conflict(f"Thread with ID {thread_id} already exists")
+            if thread_id is None:
+                # A new time-ordered id is nobody's yet: nothing to look up.
+                thread_id = new_time_ordered_id()
+            else:
+                existing = await tx.threads.get(thread_id)
+                if existing is not None and if_exists == "do_nothing":
+                    return existing
+                if existing is not None or await tx.threads.exists(thread_id):
+                    raise Conflict(f"Thread with ID {thread_id} already exists")
             record = new_thread_record(thread_id, metadata, ttl or self._default_ttl)
             await tx.threads.insert(record)
         if supersteps:
