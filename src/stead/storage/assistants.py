@@ -7,7 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from stead.storage._query import Page, count, fetch_all, fetch_one, fetch_page, order_by
+from stead.storage._query import Page, Sort, count, fetch_all, fetch_one, fetch_page
 from stead.storage.access import restricted, visible
 from stead.storage.connections import Connection
 from stead.storage.dialects import Dialect
@@ -117,7 +117,7 @@ class AssistantRepository:
             self._conn,
             assistant,
             self._filters(graph_id, name, metadata),
-            order=order_by(assistant, sort_by, sort_order, assistant.c.assistant_id),
+            sort=Sort(sort_by, sort_order, "assistant_id"),
             limit=limit,
             offset=offset,
         )

@@ -8,7 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from stead.storage._query import Page, count, fetch_all, fetch_one, fetch_page, order_by
+from stead.storage._query import Page, Sort, count, fetch_all, fetch_one, fetch_page
 from stead.storage.access import visible
 from stead.storage.connections import Connection
 from stead.storage.dialects import Dialect
@@ -61,7 +61,7 @@ class CronRepository:
             self._conn,
             cron,
             self._filters(assistant_id, thread_id, enabled, metadata),
-            order=order_by(cron, sort_by, sort_order, cron.c.cron_id),
+            sort=Sort(sort_by, sort_order, "cron_id"),
             limit=limit,
             offset=offset,
         )

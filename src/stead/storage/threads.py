@@ -9,7 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from stead.storage._query import Page, count, fetch_all, fetch_one, fetch_page, order_by
+from stead.storage._query import Page, Sort, count, fetch_all, fetch_one, fetch_page
 from stead.storage.access import restricted, visible
 from stead.storage.connections import Connection
 from stead.storage.dialects import Dialect
@@ -157,7 +157,7 @@ class ThreadRepository:
             self._conn,
             thread,
             self._filters(ids, metadata, values, status),
-            order=order_by(thread, sort_by, sort_order, thread.c.thread_id),
+            sort=Sort(sort_by, sort_order, "thread_id"),
             limit=limit,
             offset=offset,
         )
