@@ -164,3 +164,43 @@ async def test_a_cancelled_transaction_rolls_back_and_frees_the_connection(tmp_p
     async with engine.connect() as conn:
         assert list((await conn.execute(sa.text("SELECT x FROM t"))).scalars()) == []
     await engine.dispose()
+
+
+async def test_the_connection_is_kept_between_turns_and_counted_in_use_during_one(
+    tmp_path: Path,
+) -> None:
+    engine = _inline_engine(tmp_path / "h.sqlite", timeout=1)
+    seen = []
+    for _ in range(2):
+        assert engine.connections_in_use() == 0
+        async with engine.begin() as conn:
+            assert engine.connections_in_use() == 1
+            seen.append(await conn.run_sync(lambda c: c.connection.driver_connection))
+    assert seen[0] is seen[1]
+    await engine.dispose()
+
+
+async def test_a_read_outside_a_transaction_ends_with_its_turn(tmp_path: Path) -> None:
+    engine = _inline_engine(tmp_path / "i.sqlite", timeout=1)
+    async with engine.begin() as conn:
+        await conn.execute(sa.text("CREATE TABLE t (x INTEGER)"))
+    async with engine.connect() as conn:
+        await conn.execute(sa.text("SELECT x FROM t"))
+        assert await conn.run_sync(lambda c: c.in_transaction())
+    async with engine.begin() as conn:
+        assert await conn.run_sync(lambda c: c.in_transaction())
+        await conn.execute(sa.text("INSERT INTO t VALUES (1)"))
+    async with engine.connect() as conn:
+        assert list((await conn.execute(sa.text("SELECT x FROM t"))).scalars()) == [1]
+    await engine.dispose()
+
+
+async def test_an_invalidated_connection_is_replaced(tmp_path: Path) -> None:
+    engine = _inline_engine(tmp_path / "j.sqlite", timeout=1)
+    async with engine.connect() as conn:
+        first = await conn.run_sync(lambda c: c.connection.driver_connection)
+        await conn.run_sync(lambda c: c.invalidate())
+    async with engine.begin() as conn:
+        assert (await conn.execute(sa.text("SELECT 1"))).scalar() == 1
+        assert await conn.run_sync(lambda c: c.connection.driver_connection) is not first
+    await engine.dispose()

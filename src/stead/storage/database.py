@@ -134,6 +134,8 @@ class Database:
 
     def pool_usage(self) -> tuple[int, int]:
         """Connections checked out, and how many the pool may hold."""
+        if isinstance(self.engine, sqlite_inline.InlineEngine):
+            return self.engine.connections_in_use(), self._pool_capacity
         pool = self.engine.pool
         in_use = pool.checkedout() if isinstance(pool, sa.pool.QueuePool) else 0
         return int(in_use), self._pool_capacity
