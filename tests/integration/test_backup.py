@@ -24,17 +24,14 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config as AlembicConfig
 from minio import Minio
 
 from stead.backup.archive import file_entry, write_archive
 from stead.backup.manifest import Manifest
-from stead.storage import database as storage_database
 from stead.storage.revisions import known_revisions
 from tests.conftest import GRAPHS_CONFIG
 from tests.support.postgres import stead_migrate
+from tests.support.schema import migrate_sqlite_to
 from tests.support.servers import free_port, stead_server
 from tests.support.services import S3, postgres_server, redis_server, s3_server
 
@@ -330,7 +327,7 @@ def test_a_backup_from_an_older_schema_is_migrated_forward(
         name: tmp_path / "files" / name
         for name in ("stead.sqlite", "checkpoints.sqlite", "store.sqlite")
     }
-    downgrade(files["stead.sqlite"], "0004")
+    migrate_sqlite_to(files["stead.sqlite"], "0004", "downgrade")
     manifest = json.loads((tmp_path / "files" / "manifest.json").read_text())
     write_archive(
         older,
@@ -350,19 +347,6 @@ def test_a_backup_from_an_older_schema_is_migrated_forward(
     with stead_server(GRAPHS_CONFIG, target.data_dir) as server:
         dump = api_dump(server.url, backed_up["finished"])
     assert dump["threads"] == backed_up["before"]["threads"]
-
-
-def downgrade(database: Path, revision: str) -> None:
-    """Take a copy of Stead's tables back to an older schema revision, as an older Stead left it."""
-    config = AlembicConfig()
-    config.set_main_option(
-        "script_location", str(Path(storage_database.__file__).parent / "migrations")
-    )
-    engine = sa.create_engine(f"sqlite:///{database}")
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.downgrade(config, revision)
-    engine.dispose()
 
 
 def test_scheduled_backups_keep_the_newest(

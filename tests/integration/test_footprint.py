@@ -19,15 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config as AlembicConfig
 
 from stead import serde
-from stead.storage import database as storage_database
 from stead.storage.database import SCHEMA_HEAD
 from stead.storage.revisions import known_revisions
 from tests.conftest import GRAPHS_CONFIG
+from tests.support.schema import migrate_sqlite_to
 from tests.support.servers import stead_env, stead_server
 
 # Their compiled parts, as the process maps them (site-packages/<name>/...so).
@@ -74,11 +71,7 @@ def test_freezing_collects_the_garbage_of_starting_first() -> None:
         "freeze_startup_objects()\n"
         "print(gone() is None, gc.get_freeze_count() > 0)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], env=stead_env(None), capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["True", "True"]
+    assert _python(code) == "True True"
 
 
 def test_the_probe_sees_a_library_that_is_loaded() -> None:
@@ -109,6 +102,11 @@ def _migrate_and_report_alembic(database: Path) -> str:
         "    await db.close()\n"
         "asyncio.run(main())\n"
     )
+    return _python(code)
+
+
+def _python(code: str) -> str:
+    """What `code` prints, run by a Python of its own with Stead importable."""
     done = subprocess.run(
         [sys.executable, "-c", code], env=stead_env(None), capture_output=True, text=True
     )
@@ -122,27 +120,15 @@ def test_a_new_database_is_made_without_alembic_as_the_migrations_make_it(
     new = tmp_path / "new.db"
     assert _migrate_and_report_alembic(new) == f"{SCHEMA_HEAD} False"
     older = tmp_path / "older.db"
-    _upgrade_with_alembic(older, known_revisions()[-2])
+    migrate_sqlite_to(older, known_revisions()[-2])
     assert _migrate_and_report_alembic(older) == f"{SCHEMA_HEAD} True"
     assert _sqlite_schema(new) == _sqlite_schema(older)
 
 
 def test_a_current_schema_is_not_handed_to_alembic(tmp_path: Path) -> None:
     database = tmp_path / "stead.db"
-    _upgrade_with_alembic(database, SCHEMA_HEAD)
+    migrate_sqlite_to(database, SCHEMA_HEAD)
     assert _migrate_and_report_alembic(database) == f"{SCHEMA_HEAD} False"
-
-
-def _upgrade_with_alembic(database: Path, revision: str) -> None:
-    config = AlembicConfig()
-    config.set_main_option(
-        "script_location", str(Path(storage_database.__file__).parent / "migrations")
-    )
-    engine = sa.create_engine(f"sqlite:///{database}")
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, revision)
-    engine.dispose()
 
 
 def _sqlite_schema(database: Path) -> dict[str, Any]:

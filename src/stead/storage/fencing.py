@@ -64,7 +64,7 @@ def current_writer() -> RunAttempt | None:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def signature_kept(method: F) -> F:
+def _signature_kept(method: F) -> F:
     """LangGraph reads the signature of a saver's `aput_writes` at the start of every run
     (whether it takes `task_path`); kept on the function, `inspect` need not rebuild it."""
     method.__signature__ = inspect.signature(method)  # type: ignore[attr-defined]
@@ -94,7 +94,7 @@ class FencedSqliteSaver(AsyncSqliteSaver):
         await self._check_attempt()
         return await super().aput(config, checkpoint, metadata, new_versions)
 
-    @signature_kept
+    @_signature_kept
     async def aput_writes(
         self,
         config: RunnableConfig,

@@ -8,11 +8,10 @@ import asyncio
 import contextlib
 import time
 import weakref
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import psycopg
-from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.store.base import TTLConfig
 from langgraph.store.postgres.aio import AsyncPostgresStore
@@ -21,13 +20,7 @@ from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from stead.storage.database import CONNECT_TIMEOUT_SECONDS, Database
-from stead.storage.fencing import (
-    CheckpointsUnavailable,
-    RunAttempt,
-    current_writer,
-    lease_lost,
-    signature_kept,
-)
+from stead.storage.fencing import CheckpointsUnavailable, RunAttempt, current_writer, lease_lost
 from stead.storage.idle_checks import idle_too_long
 
 # Share-locks the run's row, or raises ATTEMPT_TAKEN_OVER (migration 0007).
@@ -66,16 +59,6 @@ class FencedPostgresSaver(AsyncPostgresSaver):
                 async with cur.connection.transaction():
                     await cur.execute(_HOLD_ATTEMPT_SQL, (writer.run_id, writer.attempt))
                     yield cur
-
-    @signature_kept
-    async def aput_writes(
-        self,
-        config: RunnableConfig,
-        writes: Sequence[tuple[str, Any]],
-        task_id: str,
-        task_path: str = "",
-    ) -> None:
-        await super().aput_writes(config, writes, task_id, task_path)
 
 
 @contextlib.contextmanager
