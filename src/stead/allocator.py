@@ -1,9 +1,7 @@
 """How a serving process holds its memory: the C allocator gives large blocks back to the system
 when freed, and Python's cyclic collector leaves alone what the process made to start.
 
-The C allocator:
-
-glibc serves a block over its mmap threshold (128 KiB) with a mapping of its own, unmapped when
+The C allocator: glibc serves a block over its mmap threshold (128 KiB) with a mapping of its own, unmapped when
 freed. But once such a block is freed it raises the threshold to that block's size (up to
 32 MiB), so the blocks of the next large request come from the heap, where freed memory stays
 resident. Measured on the 20 MiB request of bench/compare.py: without a fixed threshold the

@@ -50,8 +50,8 @@ def _add_message(
 class PlainLines:
     """structlog's ConsoleRenderer without colours, its usual line built directly.
 
-    The renderer assembles each field through its column formatters: on a server that writes
-    three lines a run (the request, the run's start and end) that was 5% of the CPU per run.
+    The renderer assembles each field through its column formatters: about half of what a
+    line cost, on a server that writes three a run (the request, the run's start and end).
     A line with a traceback or a stack goes to the renderer itself; tests/integration/
     test_logs.py checks that both give the same text.
     """
