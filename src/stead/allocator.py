@@ -1,12 +1,12 @@
 """How a serving process holds its memory: the C allocator gives large blocks back to the system
 when freed, and Python's cyclic collector leaves alone what the process made to start.
 
-The C allocator: glibc serves a block over its mmap threshold (128 KiB) with a mapping of its own, unmapped when
-freed. But once such a block is freed it raises the threshold to that block's size (up to
-32 MiB), so the blocks of the next large request come from the heap, where freed memory stays
-resident. Measured on the 20 MiB request of bench/compare.py: without a fixed threshold the
-server kept 120-220 MiB more after each of three such runs; with it, none after the first.
-`MALLOC_MMAP_THRESHOLD_` in the environment, glibc's own setting, is left to rule.
+The C allocator: glibc serves a block over its mmap threshold (128 KiB) with a mapping of its
+own, unmapped when freed. But once such a block is freed it raises the threshold to that block's
+size (up to 32 MiB), so the blocks of the next large request come from the heap, where freed
+memory stays resident. Measured on the 20 MiB request of bench/compare.py: without a fixed
+threshold the server kept 120-220 MiB more after each of three such runs; with it, none after
+the first. `MALLOC_MMAP_THRESHOLD_` in the environment, glibc's own setting, is left to rule.
 
 The collector: a started server holds some 200,000 objects (modules, classes, compiled graphs,
 the app) for as long as it lives, and each full collection went through all of them again:
