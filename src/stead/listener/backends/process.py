@@ -11,11 +11,9 @@ from state.json."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tarfile
@@ -35,14 +33,12 @@ from stead.listener.backends.common import (
     stable_port,
     wait_for_ok,
 )
+from stead.listener.backends.processes import all_running, first_exited, start_missing, stop
 from stead.listener.client import ControlPlaneClient
 from stead.tarballs import extract_all
 
 BUILD_FAILED = "BUILD_FAILED"
 DEPLOY_FAILED = "DEPLOY_FAILED"
-_STOP_GRACE_SECONDS = 30.0
-# How the listener's own child processes ended, by pid, once reaped (for the deploy logs).
-_EXIT_STATUSES: dict[int, int] = {}
 # Variables passed through from the listener's own environment; the rest comes from the revision.
 _INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL")
 
@@ -81,7 +77,7 @@ class ProcessBackend:
 
     def deploy(self, deployment: dict[str, Any], revision: dict[str, Any], log: LogLine) -> str:
         state = self._state(deployment["id"])
-        if state and state["revision_id"] == revision["id"] and _all_running(state):
+        if state and state["revision_id"] == revision["id"] and all_running(state):
             return str(state["url"])
         python = self._revision_dir(deployment["id"], revision["id"]) / "venv" / "bin" / "python"
         config = self._config_path(deployment, revision)
@@ -95,23 +91,23 @@ class ProcessBackend:
         beside = state is not None and scale.shared and _shares_port(state)
         if state and not beside:
             log(f"stopping revision {state['revision_id']}", "INFO")
-            _stop(state)
+            stop(state)
         port = stable_port(self._root / deployment["id"])
         new = self._start(deployment, revision, (python, config), env, port, scale)
         failure = self._wait_ready(new)
         if failure is None:
             if state and beside:
                 log(f"stopping revision {state['revision_id']}", "INFO")
-                _stop(state)
+                stop(state)
             self._write_state(deployment["id"], new)
             log(f"revision {revision['id']} serves on {new['url']}", "INFO")
             return str(new["url"])
-        _stop(new)
+        stop(new)
         for line in self._log_tail(deployment["id"]):
             log(line, "ERROR")
         if state and not beside:
             log(f"restarting revision {state['revision_id']}", "WARNING")
-            self._write_state(deployment["id"], _restarted(state))
+            self._write_state(deployment["id"], start_missing(state))
         raise RolloutFailed(DEPLOY_FAILED, failure)
 
     def current_revision(self, deployment_id: str) -> str | None:
@@ -121,13 +117,13 @@ class ProcessBackend:
     def supervise(self) -> None:
         for state_file in self._root.glob("*/state.json"):
             state = json.loads(state_file.read_text())
-            if not _all_running(state):
-                self._write_state(state["deployment_id"], _restarted(state))
+            if not all_running(state):
+                self._write_state(state["deployment_id"], start_missing(state))
 
     def remove(self, deployment_id: str) -> None:
         state = self._state(deployment_id)
         if state:
-            _stop(state)
+            stop(state)
         shutil.rmtree(self._root / deployment_id, ignore_errors=True)
 
     def running(self) -> list[Running]:
@@ -136,7 +132,7 @@ class ProcessBackend:
             state = json.loads(state_file.read_text())
             found.append(
                 Running(
-                    state["deployment_id"], state["revision_id"], state["url"], _all_running(state)
+                    state["deployment_id"], state["revision_id"], state["url"], all_running(state)
                 )
             )
         return found
@@ -180,16 +176,16 @@ class ProcessBackend:
             "env": env,
             "processes": processes,
         }
-        return _restarted(state)
+        return start_missing(state)
 
     def _wait_ready(self, state: dict[str, Any]) -> str | None:
         """None once every process answers its probe; else why not."""
         deadline = time.monotonic() + self._deploy_timeout
         for process in state["processes"]:
             remaining = max(0.0, deadline - time.monotonic())
-            failure = wait_for_ok(process["probe"], lambda: _all_running(state), remaining)
+            failure = wait_for_ok(process["probe"], lambda: all_running(state), remaining)
             if failure is not None:
-                which = _exited(state)
+                which = first_exited(state)
                 return f"{failure}: {which}" if which else failure
         return None
 
@@ -279,83 +275,6 @@ def _shares_port(state: dict[str, Any]) -> bool:
 def _environment(deployment: dict[str, Any], revision: dict[str, Any]) -> dict[str, str]:
     inherited = {name: os.environ[name] for name in _INHERITED if name in os.environ}
     return {**inherited, **deployment_environment(deployment, revision)}
-
-
-def _restarted(state: dict[str, Any]) -> dict[str, Any]:
-    """`state` with every process that is not running started again."""
-    processes = []
-    for process in state["processes"]:
-        if process["pid"] is None or not _is_running(process):
-            with open(state["log"], "ab") as log:
-                child = subprocess.Popen(
-                    process["args"],
-                    env={**state["env"], **process.get("env", {})},
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    start_new_session=True,
-                )
-            process = {**process, "pid": child.pid}
-        processes.append(process)
-    return {**state, "processes": processes}
-
-
-def _exited(state: dict[str, Any]) -> str | None:
-    """Which of the state's processes is not running, and how it ended when known."""
-    for process in state["processes"]:
-        if not _is_running(process):
-            status = _EXIT_STATUSES.get(process["pid"])
-            ended = "" if status is None else f" ({_how_it_ended(status)})"
-            return f"`stead {process['args'][3]}` (pid {process['pid']}) exited{ended}"
-    return None
-
-
-def _how_it_ended(status: int) -> str:
-    if os.WIFSIGNALED(status):
-        return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
-    return f"exit status {os.waitstatus_to_exitcode(status)}"
-
-
-def _all_running(state: dict[str, Any]) -> bool:
-    return all(_is_running(process) for process in state["processes"])
-
-
-def _is_running(process: dict[str, Any]) -> bool:
-    """Whether the pid is alive and still this process (pids are reused)."""
-    pid = process["pid"]
-    if pid is None:
-        return False
-    # Reaps it when it is a child of this listener that exited, keeping how it ended.
-    with contextlib.suppress(ChildProcessError):
-        reaped, status = os.waitpid(pid, os.WNOHANG)
-        if reaped:
-            _EXIT_STATUSES[pid] = status
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    if stat.rsplit(")", 1)[-1].split()[0] == "Z":
-        return False
-    return [part.decode(errors="replace") for part in cmdline if part] == process["args"]
-
-
-def _stop(state: dict[str, Any]) -> None:
-    """SIGTERM (runs in progress go back to the queue), then SIGKILL after the grace period."""
-    alive = [p for p in state["processes"] if _is_running(p)]
-    for process in alive:
-        _signal(process["pid"], signal.SIGTERM)
-    deadline = time.monotonic() + _STOP_GRACE_SECONDS
-    while alive and time.monotonic() < deadline:
-        time.sleep(0.1)
-        alive = [p for p in alive if _is_running(p)]
-    for process in alive:
-        _signal(process["pid"], signal.SIGKILL)
-
-
-def _signal(pid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, sig)
 
 
 def _extract(tarball: Path, target: Path, log: LogLine) -> None:
