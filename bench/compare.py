@@ -7,7 +7,7 @@
 - `POST /threads/search` (limit 10) at 5,000 threads: p50 latency;
 - resident memory after all that (every server process summed);
 - one stateless run whose input is a 20 MiB string: the server's peak extra memory, as a multiple
-  of the body.
+  of the body; then ten such runs at once, as a multiple of the ten bodies.
 
 Servers, one after the other: Stead on its embedded default, Stead on PostgreSQL 15 + Redis 7 (one
 API process with `N_JOBS_PER_WORKER=0` and one `stead worker`, both counted), and the official
@@ -52,6 +52,7 @@ SERVERS = ("embedded", "pg-redis", "official")
 ECHO = {"assistant_id": "echo", "input": {"text": "hi"}}
 SEARCH_THREADS = 5_000
 LARGE_BODY_MIB = 20
+LARGE_AT_ONCE = 10
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -182,8 +183,9 @@ async def search_p50(url: str, samples: int) -> float:
     return 1000 * statistics.median(timings)
 
 
-def large_request_peak(server: Server) -> float:
-    """Peak extra resident memory while one run with a 20 MiB input goes through, in bodies."""
+def large_request_peak(server: Server, requests: int = 1) -> float:
+    """Peak extra resident memory while `requests` stateless runs, each with a 20 MiB input, go
+    through at once, in bodies (`requests` x 20 MiB)."""
     text = "x" * (LARGE_BODY_MIB * 1024 * 1024)
     before = server.rss_bytes()
     peak = before
@@ -198,13 +200,21 @@ def large_request_peak(server: Server) -> float:
     sampler = threading.Thread(target=sample)
     sampler.start()
     try:
-        body = {"assistant_id": "echo", "input": {"text": text}}
-        answer = httpx.post(f"{server.url}/runs/wait", json=body, timeout=300)
-        assert answer.status_code == 200 and answer.json()["text"] == text
+        asyncio.run(_large_runs(server.url, text, requests))
     finally:
         done.set()
         sampler.join()
-    return (peak - before) / len(text)
+    return (peak - before) / (requests * len(text))
+
+
+async def _large_runs(url: str, text: str, requests: int) -> None:
+    body = {"assistant_id": "echo", "input": {"text": text}}
+    async with httpx.AsyncClient(timeout=600) as client:
+        answers = await asyncio.gather(
+            *(client.post(f"{url}/runs/wait", json=body) for _ in range(requests))
+        )
+    for answer in answers:
+        assert answer.status_code == 200 and answer.json()["text"] == text, answer.status_code
 
 
 def measure(server: Server, seconds: float, official: bool) -> dict[str, float]:
@@ -226,6 +236,7 @@ def measure(server: Server, seconds: float, official: bool) -> dict[str, float]:
     row["search_p50_ms_5000"] = asyncio.run(search_p50(server.url, 50))
     row["rss_mib"] = server.rss_bytes() / 2**20
     row["large_request_peak_bodies"] = large_request_peak(server)
+    row["large_requests_10_peak_bodies"] = large_request_peak(server, LARGE_AT_ONCE)
     return row
 
 
@@ -239,6 +250,12 @@ ROWS = [
     ("`threads/search` p50 at 5,000 threads", "search_p50_ms_5000", "{:.1f} ms", False),
     ("RSS after warm-up", "rss_mib", "{:.0f} MiB", False),
     ("peak extra memory, 20 MiB request", "large_request_peak_bodies", "{:.1f}x body", False),
+    (
+        "peak extra memory, ten 20 MiB requests at once",
+        "large_requests_10_peak_bodies",
+        "{:.1f}x bodies",
+        False,
+    ),
 ]
 
 

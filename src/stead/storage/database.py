@@ -166,24 +166,29 @@ def _inline_sqlite_engine(url: str, options: dict[str, Any]) -> sqlite_inline.In
 
 
 def _engine_options(url: str) -> dict[str, Any]:
-    options: dict[str, Any] = {
-        "json_serializer": lambda obj: serde.dumps(obj).decode(),
-        # orjson, as they were written: several times faster than the standard library's.
-        "json_deserializer": serde.loads,
-    }
+    # orjson, as they were written: several times faster than the standard library's. psycopg
+    # takes the encoded bytes as they are; SQLite needs text (its JSON functions read a BLOB as
+    # binary JSONB), so there alone they are decoded, a copy of every value.
+    options: dict[str, Any] = {"json_deserializer": serde.loads}
     if url.startswith("sqlite"):
+        options["json_serializer"] = _json_text
         # One connection serialises writers in-process instead of failing with "database is locked".
         options.update(pool_size=1, max_overflow=0, pool_timeout=60, pool_reset_on_return=None)
     else:
         # A real pool, its idle connections checked (stead.storage.idle_checks). Short timeouts
         # make requests fail fast (503) while the database is unreachable instead of hanging.
         options.update(
+            json_serializer=serde.dumps,
             pool_size=10,
             max_overflow=20,
             pool_timeout=10,
             connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
         )
     return options
+
+
+def _json_text(value: Any) -> str:
+    return serde.dumps(value).decode()
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
