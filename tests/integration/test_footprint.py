@@ -1,6 +1,7 @@
 """What a server keeps out of its memory. The embedded default does without the PostgreSQL,
 Redis and key-signing libraries (psycopg, redis with hiredis, PyJWT with cryptography: 25 MiB
-resident together), and without Alembic (9 MiB) unless it upgrades an older schema: a new
+resident together), without croniter until a cron schedule is read, and without Alembic (9 MiB)
+unless it upgrades an older schema: a new
 SQLite database is made from the tables' metadata, as the migrations would make it. They are
 loaded only where they are used. Large blocks go back to the system once freed, what the server
 made to start is kept out of the collector's passes, and a run's last values go out as they were
@@ -45,6 +46,19 @@ def test_an_embedded_server_maps_no_postgres_redis_or_signing_library() -> None:
         )
         assert answer.status_code == 200 and answer.json() == {"text": "hi"}
         assert _mapped_packages(server.process.pid) == set()
+
+
+def test_croniter_is_imported_only_to_read_a_schedule() -> None:
+    code = (
+        "import sys\n"
+        "from datetime import UTC, datetime\n"
+        "import stead.app, stead.runtime, stead.worker.scheduler\n"
+        "from stead.services.crons import next_run_after\n"
+        "before = 'croniter' in sys.modules\n"
+        "half_past = datetime(2026, 1, 1, 0, 30, tzinfo=UTC)\n"
+        "print(before, next_run_after('0 * * * *', None, half_past))\n"
+    )
+    assert _python(code) == "False 2026-01-01 01:00:00+00:00"
 
 
 def test_a_started_server_keeps_its_startup_objects_out_of_collections(tmp_path: Path) -> None:
