@@ -11,11 +11,13 @@ applies the same rule (stead.storage.postgres_savers.IdleConnectionCheck).
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 CHECK_AFTER_IDLE_SECONDS = 2.0
 _RETURNED_AT = "stead_returned_at"

@@ -1,14 +1,18 @@
 """Loaded by a server started with this folder on PYTHONPATH (tests/integration/test_footprint.py):
-on SIGUSR1 it writes how many objects its collector keeps frozen to $STEAD_GC_PROBE_OUT."""
+on SIGUSR1 it writes to $STEAD_GC_PROBE_OUT how many objects its collector keeps frozen, on the
+first line, then the names of the modules it has imported, one a line."""
 
 import gc
 import os
 import signal
+import sys
 
 
 def _report(_signum: int, _frame: object) -> None:
-    with open(os.environ["STEAD_GC_PROBE_OUT"], "w") as out:
-        out.write(str(gc.get_freeze_count()))
+    partial = os.environ["STEAD_GC_PROBE_OUT"] + ".partial"
+    with open(partial, "w") as out:
+        out.write("\n".join([str(gc.get_freeze_count()), *sorted(sys.modules)]))
+    os.replace(partial, os.environ["STEAD_GC_PROBE_OUT"])
 
 
 if os.environ.get("STEAD_GC_PROBE_OUT"):
