@@ -24,6 +24,7 @@ from tests.support.controlplane import (
     running_listener,
     start_listener,
     stop_deployments,
+    wait_deployed,
     wait_for,
 )
 from tests.support.servers import ensure_official_venv
@@ -128,15 +129,7 @@ def test_a_second_deploy_rolls_out_on_the_same_url_keeping_data_and_redeploy_rol
         rolled = client.post(path)
         assert rolled.status_code == 200, rolled.text
         rollback_id = rolled.json()["latest_revision_id"]
-        wait_for(
-            lambda: (
-                client.get(f"/v2/deployments/{first['id']}/revisions/{rollback_id}").json()[
-                    "status"
-                ]
-                == "DEPLOYED"
-            ),
-            what="the rollback revision to be deployed",
-        )
+        wait_deployed(client, first["id"], rollback_id)
     assert greet(url) == "bonjour, ada (v1)"
 
 
@@ -216,7 +209,7 @@ def test_sigkill_of_the_listener_leaves_deployments_serving_and_a_new_listener_a
     try:
         with plane.client("adopters") as client:
             created = _create_and_upload(client, "greeter-adopted", registered["id"], tmp_path)
-            wait_for(lambda: _active(client, created["id"]), what="the first rollout")
+            wait_deployed(client, created["id"], created["latest_revision_id"])
         deployment = deployment_named(plane, "greeter-adopted", "adopters")
         url = deployment["source_config"]["custom_url"]
         pids = [p["pid"] for p in state_of_dir(data_dir, created["id"])["processes"]]
@@ -268,7 +261,7 @@ def test_with_two_listeners_each_deployment_runs_on_the_one_it_names(
             for name, listener in (("on-east", east), ("on-west", west))
         }
         for created in placed.values():
-            wait_for(lambda created=created: _active(client, created["id"]), what="rollouts")
+            wait_deployed(client, created["id"], created["latest_revision_id"])
         for name, folder in (("on-east", "east"), ("on-west", "west")):
             here = tmp_path / folder / "deployments" / placed[name]["id"]
             other = "west" if folder == "east" else "east"
@@ -312,10 +305,6 @@ def _answers(url: str) -> bool:
         return False
 
 
-def _active(client: httpx.Client, deployment_id: str) -> bool:
-    return bool(client.get(f"/v2/deployments/{deployment_id}").json()["active_revision_id"])
-
-
 def _create_and_upload(
     client: httpx.Client, name: str, listener_id: str, tmp_path: Path
 ) -> dict[str, Any]:
@@ -329,12 +318,12 @@ def _create_and_upload(
         },
     )
     assert created.status_code == 201, created.text
-    _upload_revision(client, created.json()["id"], project(tmp_path))
-    return dict(created.json())
+    return _upload_revision(client, created.json()["id"], project(tmp_path))
 
 
-def _upload_revision(client: httpx.Client, deployment_id: str, folder: Path) -> None:
-    """What `langgraph deploy --remote` does after creating the deployment."""
+def _upload_revision(client: httpx.Client, deployment_id: str, folder: Path) -> dict[str, Any]:
+    """What `langgraph deploy --remote` does after creating the deployment; the deployment with
+    its new revision."""
     archive = shutil.make_archive(str(folder.parent / "source"), "gztar", folder)
     target = client.post(f"/v2/deployments/{deployment_id}/upload-url", json={}).json()
     put = httpx.put(target["upload_url"], content=Path(archive).read_bytes())
@@ -350,3 +339,4 @@ def _upload_revision(client: httpx.Client, deployment_id: str, folder: Path) -> 
         },
     )
     assert patched.status_code == 200, patched.text
+    return dict(patched.json())

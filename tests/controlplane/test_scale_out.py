@@ -24,6 +24,7 @@ from tests.support.controlplane import (
     Listener,
     control_plane,
     running_listener,
+    wait_deployed,
     wait_for,
 )
 from tests.support.services import postgres_server, redis_server
@@ -85,17 +86,6 @@ def roll_out(client: httpx.Client, deployment_id: str, version: str) -> str:
     )
     assert revised.status_code == 200, revised.text
     return str(revised.json()["latest_revision_id"])
-
-
-def wait_deployed(client: httpx.Client, deployment_id: str, revision_id: str) -> dict[str, Any]:
-    def deployed() -> dict[str, Any] | None:
-        path = f"/v2/deployments/{deployment_id}/revisions/{revision_id}"
-        revision = client.get(path).json()
-        assert revision["status"] not in ("BUILD_FAILED", "DEPLOY_FAILED"), revision
-        found = client.get(f"/v2/deployments/{deployment_id}").json()
-        return found if found["active_revision_id"] == revision_id else None
-
-    return dict(wait_for(deployed, timeout=240, what=f"revision {revision_id} DEPLOYED"))
 
 
 def processes(listener: Listener, deployment_id: str) -> list[dict[str, Any]]:

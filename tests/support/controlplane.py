@@ -242,6 +242,22 @@ def wait_for(predicate: Any, timeout: float = 60.0, what: str = "condition") -> 
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
+def wait_deployed(
+    client: httpx.Client, deployment_id: str, revision_id: str, timeout: float = 240
+) -> dict[str, Any]:
+    """The deployment once `revision_id` is its active revision; fails at once, with the
+    revision and its status message, when the rollout fails instead."""
+
+    def deployed() -> dict[str, Any] | None:
+        path = f"/v2/deployments/{deployment_id}/revisions/{revision_id}"
+        revision = client.get(path).json()
+        assert revision["status"] not in ("BUILD_FAILED", "DEPLOY_FAILED"), revision
+        found = client.get(f"/v2/deployments/{deployment_id}").json()
+        return found if found["active_revision_id"] == revision_id else None
+
+    return dict(wait_for(deployed, timeout=timeout, what=f"revision {revision_id} DEPLOYED"))
+
+
 def _wait_for_ok(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
