@@ -490,7 +490,12 @@ async def _join(http: httpx.AsyncClient, base: str, result: RunResult) -> None:
         result.failure = f"join: HTTP {joined.status_code}"
         return
     # The body starts with keep-alive newlines when the run took longer than a heartbeat.
-    result.output = json.loads(joined.content)
+    output = json.loads(joined.content)
+    if not isinstance(output, dict):
+        # Values are an object: anything else is a failure, recorded with what came.
+        result.failure = f"join {result.run_id}: body {joined.content[:200]!r}"
+        return
+    result.output = output
 
 
 async def start_background_runs(
