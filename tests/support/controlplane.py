@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 from cryptography.fernet import Fernet
 
+from stead.controlplane.services import statuses
 from tests.support.servers import HOST, REPO_ROOT, ServerStartError, free_port
 
 OFFICIAL_CLI = REPO_ROOT / ".venvs" / "official" / "bin" / "langgraph"
@@ -251,7 +252,7 @@ def wait_deployed(
     def deployed() -> dict[str, Any] | None:
         path = f"/v2/deployments/{deployment_id}/revisions/{revision_id}"
         revision = client.get(path).json()
-        assert revision["status"] not in ("BUILD_FAILED", "DEPLOY_FAILED"), revision
+        assert revision["status"] not in statuses.FAILED, revision
         found = client.get(f"/v2/deployments/{deployment_id}").json()
         return found if found["active_revision_id"] == revision_id else None
 
