@@ -4,6 +4,7 @@ survive a restart, and the queue-depth query autoscalers use. Starts its own Pos
 from __future__ import annotations
 
 import asyncio
+import logging
 import subprocess
 import sys
 import time
@@ -29,7 +30,17 @@ from tests.support.postgres import migrate_env, stead_migrate
 from tests.support.servers import HOST, REPO_ROOT, free_port, stead_server
 from tests.support.services import Postgres, postgres_server
 
-_DATABASES = ("served", "raced", "unmigrated", "queued", "crowd", "settled", "idle", "fenced")
+_DATABASES = (
+    "served",
+    "raced",
+    "unmigrated",
+    "queued",
+    "crowd",
+    "settled",
+    "idle",
+    "fenced",
+    "parallel",
+)
 
 
 @pytest.fixture(scope="module")
@@ -217,36 +228,88 @@ def _run_record(run_id: str, thread_id: str, status: str = "pending") -> dict[st
     }
 
 
-def test_a_checkpoint_write_of_an_attempt_that_was_taken_over_is_refused(pg: Postgres) -> None:
-    """The fence rides in the write's pipeline: the write of a stale attempt fails as a whole."""
+async def _write_checkpoint(
+    saver: FencedPostgresSaver, thread_id: str, run_id: str, attempt: int, step: int
+) -> None:
+    checkpoint = empty_checkpoint()
+    checkpoint["channel_values"] = {"text": f"step {step}"}
+    config = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
+    with writing_as(run_id, attempt):
+        await saver.aput(config, checkpoint, {"step": step}, {"text": 1})
+
+
+async def _insert_running_run(db: Database, thread_id: str, run_id: str, attempt: int) -> None:
+    async with db.transaction() as tx:
+        if await tx.assistants.get(_ASSISTANT_ID) is None:
+            await tx.assistants.insert(_assistant_record())
+        await tx.threads.insert(new_thread_record(thread_id, {}))
+        await tx.runs.insert({**_run_record(run_id, thread_id, "running"), "attempt": attempt})
+
+
+def test_a_checkpoint_write_of_an_attempt_that_was_taken_over_is_refused(
+    pg: Postgres, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The fence rides in the write's pipeline: the write of a stale attempt fails as a whole,
+    and its connection goes back to the pool rolled back, ready for the next write."""
     url = _migrated(pg, "fenced")
     thread_id, run_id = new_time_ordered_id(), new_time_ordered_id()
     config = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
 
-    async def write(saver: FencedPostgresSaver, attempt: int, step: int) -> None:
-        checkpoint = empty_checkpoint()
-        checkpoint["channel_values"] = {"text": f"step {step}"}
-        with writing_as(run_id, attempt):
-            await saver.aput(config, checkpoint, {"step": step}, {"text": 1})
-
-    async def scenario() -> list[Any]:
+    async def scenario() -> tuple[list[Any], int]:
         db = _stead_database(url)
         pool = await open_savers_pool(url)
         try:
-            async with db.transaction() as tx:
-                await tx.assistants.insert(_assistant_record())
-                await tx.threads.insert(new_thread_record(thread_id, {}))
-                await tx.runs.insert({**_run_record(run_id, thread_id, "running"), "attempt": 2})
+            await _insert_running_run(db, thread_id, run_id, attempt=2)
             saver = FencedPostgresSaver(pool)
-            await write(saver, attempt=2, step=1)
+            await _write_checkpoint(saver, thread_id, run_id, attempt=2, step=1)
             with pytest.raises(LeaseLost):
-                await write(saver, attempt=1, step=2)
-            return [found.metadata["step"] async for found in saver.alist(config)]
+                await _write_checkpoint(saver, thread_id, run_id, attempt=1, step=2)
+            await _write_checkpoint(saver, thread_id, run_id, attempt=2, step=3)
+            steps = [found.metadata["step"] async for found in saver.alist(config)]
+            return steps, pool.get_stats().get("connections_lost", 0)
         finally:
             await pool.close()
             await db.close()
 
-    assert asyncio.run(scenario()) == [1]
+    with caplog.at_level(logging.WARNING, logger="psycopg.pool"):
+        steps, lost = asyncio.run(scenario())
+    assert steps == [3, 1]
+    assert lost == 0
+    assert not [r for r in caplog.records if r.name.startswith("psycopg")], caplog.text
+
+
+def test_checkpoint_writes_of_different_runs_do_not_wait_for_each_other(pg: Postgres) -> None:
+    """One run's write held up (here by a lock on its row) must not hold up another run's: each
+    write takes its own pooled connection."""
+    url = _migrated(pg, "parallel")
+    runs = [(new_time_ordered_id(), new_time_ordered_id()) for _ in range(2)]
+
+    async def scenario() -> bool:
+        db = _stead_database(url)
+        pool = await open_savers_pool(url)
+        try:
+            for thread_id, run_id in runs:
+                await _insert_running_run(db, thread_id, run_id, attempt=1)
+            saver = FencedPostgresSaver(pool)
+            (held_thread, held_run), (free_thread, free_run) = runs
+            async with await psycopg.AsyncConnection.connect(url) as locker:
+                await locker.execute("SELECT 1 FROM run WHERE run_id = %s FOR UPDATE", (held_run,))
+                held = asyncio.create_task(
+                    _write_checkpoint(saver, held_thread, held_run, attempt=1, step=1)
+                )
+                await asyncio.sleep(0.3)
+                await asyncio.wait_for(
+                    _write_checkpoint(saver, free_thread, free_run, attempt=1, step=1), 5
+                )
+                held_waited = not held.done()
+                await locker.rollback()
+            await asyncio.wait_for(held, 5)
+            return held_waited
+        finally:
+            await pool.close()
+            await db.close()
+
+    assert asyncio.run(scenario()) is True
 
 
 @pytest.fixture

@@ -41,24 +41,54 @@ _SAVERS_POOL_TIMEOUT_SECONDS = 10.0
 
 class FencedPostgresSaver(AsyncPostgresSaver):
     """Every write of the saver goes through `_cursor(pipeline=True)`. Inside a run, that cursor
-    runs in a transaction that first share-locks the run's row if it still holds the attempt;
-    otherwise the check fails the transaction, and the writes queued behind it with it."""
+    sends BEGIN, a check that share-locks the run's row if it still holds the attempt, the
+    writes and COMMIT as one pipeline; a failed check fails the writes queued behind it.
+
+    Each caller takes a connection of its own from the pool: the base class's lock, there for a
+    single shared connection, would make all of a worker's runs write one at a time."""
+
+    def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
+        super().__init__(pool)
+        self._pool = pool
 
     @contextlib.asynccontextmanager
     async def _cursor(self, *, pipeline: bool = False) -> AsyncIterator[AsyncCursor[DictRow]]:
         writer = current_writer()
         if writer is None:
-            async with super()._cursor(pipeline=pipeline) as cur:
+            async with self._plain_cursor(pipeline=pipeline) as cur:
                 yield cur
             return
         with _unreachable_is_unavailable(), _taken_over_is_lease_lost(writer):
-            async with super()._cursor(pipeline=pipeline) as cur:
-                if not pipeline:
+            if not pipeline:
+                async with self._plain_cursor(pipeline=False) as cur:
                     yield cur
-                    return
-                async with cur.connection.transaction():
-                    await cur.execute(_HOLD_ATTEMPT_SQL, (writer.run_id, writer.attempt))
+                return
+            async with self._pool.connection() as conn, _fenced_writes(conn, writer) as cur:
+                yield cur
+
+    @contextlib.asynccontextmanager
+    async def _plain_cursor(self, *, pipeline: bool) -> AsyncIterator[AsyncCursor[DictRow]]:
+        async with self._pool.connection() as conn:
+            if not pipeline:
+                async with conn.cursor(binary=True, row_factory=dict_row) as cur:
                     yield cur
+                return
+            async with conn.pipeline(), conn.cursor(binary=True, row_factory=dict_row) as cur:
+                yield cur
+
+
+@contextlib.asynccontextmanager
+async def _fenced_writes(
+    conn: AsyncConnection[Any], writer: RunAttempt
+) -> AsyncIterator[AsyncCursor[DictRow]]:
+    """BEGIN and COMMIT are sent as statements of the pipeline: psycopg's `transaction()` syncs
+    the pipeline as it opens and again as it commits, which doubled each checkpoint write's round
+    trips and CPU (bench/README.md). If the block fails, the pool's `connection()` rolls back."""
+    async with conn.pipeline(), conn.cursor(binary=True, row_factory=dict_row) as cur:
+        await cur.execute("BEGIN")
+        await cur.execute(_HOLD_ATTEMPT_SQL, (writer.run_id, writer.attempt))
+        yield cur
+        await cur.execute("COMMIT")
 
 
 @contextlib.contextmanager
