@@ -40,6 +40,7 @@ _DATABASES = (
     "idle",
     "fenced",
     "parallel",
+    "reads",
 )
 
 
@@ -310,6 +311,47 @@ def test_checkpoint_writes_of_different_runs_do_not_wait_for_each_other(pg: Post
             await db.close()
 
     assert asyncio.run(scenario()) is True
+
+
+def test_reads_open_no_transaction_and_leave_the_connection_transactional(pg: Postgres) -> None:
+    """`Database.reading` saves BEGIN and COMMIT; the connection it used must still make the
+    next `transaction` atomic."""
+    url = _migrated(pg, "reads")
+    thread_id = new_time_ordered_id()
+
+    def status(conn: Any) -> psycopg.pq.TransactionStatus:
+        return conn.connection.dbapi_connection.info.transaction_status
+
+    async def scenario() -> tuple[Any, Any, int, Any]:
+        db = _stead_database(url)
+        try:
+            async with db.reading() as tx:
+                page = await tx.threads.search(
+                    ids=None,
+                    metadata=None,
+                    values=None,
+                    status=None,
+                    limit=10,
+                    offset=0,
+                    sort_by="created_at",
+                    sort_order="desc",
+                )
+                while_reading = await tx.connection.run_sync(status)
+            with pytest.raises(RuntimeError):
+                async with db.transaction() as tx:
+                    await tx.threads.insert(new_thread_record(thread_id, {}))
+                    in_transaction = await tx.connection.run_sync(status)
+                    raise RuntimeError("the request failed half-way")
+            async with db.reading() as tx:
+                left = await tx.threads.get(thread_id)
+            return while_reading, in_transaction, len(page.rows), left
+        finally:
+            await db.close()
+
+    while_reading, in_transaction, rows, left = asyncio.run(scenario())
+    assert while_reading == psycopg.pq.TransactionStatus.IDLE
+    assert in_transaction == psycopg.pq.TransactionStatus.INTRANS
+    assert rows == 0 and left is None
 
 
 @pytest.fixture

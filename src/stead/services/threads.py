@@ -86,7 +86,7 @@ class ThreadService:
         return record
 
     async def get(self, thread_id: str, access: Access = UNRESTRICTED) -> dict[str, Any]:
-        async with self._db.transaction(access) as tx:
+        async with self._db.reading(access) as tx:
             found = await tx.threads.get(thread_id)
         if found is None:
             raise NotFound(f"Thread with ID {thread_id} not found")
@@ -182,11 +182,11 @@ class ThreadService:
         return await thread_storage(self._checkpointer, thread_id)
 
     async def search(self, access: Access = UNRESTRICTED, **filters: Any) -> Page:
-        async with self._db.transaction(access) as tx:
+        async with self._db.reading(access) as tx:
             return await tx.threads.search(**filters)
 
     async def count(self, access: Access = UNRESTRICTED, **filters: Any) -> int:
-        async with self._db.transaction(access) as tx:
+        async with self._db.reading(access) as tx:
             return await tx.threads.count(**filters)
 
     async def copy(self, thread_id: str, access: Access = UNRESTRICTED) -> dict[str, Any]:

@@ -85,11 +85,20 @@ class Transaction:
 class Database:
     def __init__(self, url: str) -> None:
         self.engine, self._pool_capacity = create_engine(url)
+        self._reading_engine = _reading_engine(self.engine)
         self.dialect = dialect_for(self.engine.dialect.name)
 
     @contextlib.asynccontextmanager
     async def transaction(self, access: Access = UNRESTRICTED) -> AsyncIterator[Transaction]:
         async with self.engine.begin() as conn:
+            yield Transaction(conn, self.dialect, access)
+
+    @contextlib.asynccontextmanager
+    async def reading(self, access: Access = UNRESTRICTED) -> AsyncIterator[Transaction]:
+        """For reads that lock nothing: each statement sees what was committed before it began,
+        as it would in a transaction at PostgreSQL's READ COMMITTED, without the round trips
+        of BEGIN and COMMIT. Writes go through `transaction`."""
+        async with self._reading_engine.connect() as conn:
             yield Transaction(conn, self.dialect, access)
 
     async def migrate(self) -> None:
@@ -160,6 +169,16 @@ def _async_engine(url: str, options: dict[str, Any]) -> Engine:
     engine = create_async_engine(url, **options)
     check_engine_connections_after_idle(engine)
     return engine
+
+
+def _reading_engine(engine: Engine) -> Engine:
+    if isinstance(engine, sqlite_inline.InlineEngine):
+        # Its reads outside `begin` take no BEGIN already (sqlite3 begins before writes alone).
+        return engine
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    assert isinstance(engine, AsyncEngine)
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
 def _inline_sqlite_engine(url: str, options: dict[str, Any]) -> sqlite_inline.InlineEngine:
