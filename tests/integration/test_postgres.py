@@ -313,8 +313,8 @@ def test_checkpoint_writes_of_different_runs_do_not_wait_for_each_other(pg: Post
     assert asyncio.run(scenario()) is True
 
 
-def test_reads_open_no_transaction_and_leave_the_connection_transactional(pg: Postgres) -> None:
-    """`Database.reading` saves BEGIN and COMMIT; the connection it used must still make the
+def test_autocommit_opens_no_transaction_and_leaves_the_connection_atomic(pg: Postgres) -> None:
+    """`Database.autocommit` saves BEGIN and COMMIT; the connection it used must still make the
     next `transaction` atomic."""
     url = _migrated(pg, "reads")
     thread_id = new_time_ordered_id()
@@ -325,7 +325,7 @@ def test_reads_open_no_transaction_and_leave_the_connection_transactional(pg: Po
     async def scenario() -> tuple[Any, Any, int, Any]:
         db = _stead_database(url)
         try:
-            async with db.reading() as tx:
+            async with db.autocommit() as tx:
                 page = await tx.threads.search(
                     ids=None,
                     metadata=None,
@@ -336,20 +336,20 @@ def test_reads_open_no_transaction_and_leave_the_connection_transactional(pg: Po
                     sort_by="created_at",
                     sort_order="desc",
                 )
-                while_reading = await tx.connection.run_sync(status)
+                in_autocommit = await tx.connection.run_sync(status)
             with pytest.raises(RuntimeError):
                 async with db.transaction() as tx:
                     await tx.threads.insert(new_thread_record(thread_id, {}))
                     in_transaction = await tx.connection.run_sync(status)
                     raise RuntimeError("the request failed half-way")
-            async with db.reading() as tx:
+            async with db.autocommit() as tx:
                 left = await tx.threads.get(thread_id)
-            return while_reading, in_transaction, len(page.rows), left
+            return in_autocommit, in_transaction, len(page.rows), left
         finally:
             await db.close()
 
-    while_reading, in_transaction, rows, left = asyncio.run(scenario())
-    assert while_reading == psycopg.pq.TransactionStatus.IDLE
+    in_autocommit, in_transaction, rows, left = asyncio.run(scenario())
+    assert in_autocommit == psycopg.pq.TransactionStatus.IDLE
     assert in_transaction == psycopg.pq.TransactionStatus.INTRANS
     assert rows == 0 and left is None
 

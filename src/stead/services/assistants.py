@@ -108,7 +108,7 @@ class AssistantService:
         return record
 
     async def get(self, assistant_id: str, access: Access = UNRESTRICTED) -> dict[str, Any]:
-        async with self._db.reading(access) as tx:
+        async with self._db.autocommit(access) as tx:
             found = await tx.assistants.get(assistant_id)
         if found is None:
             raise NotFound(f"Assistant with ID {assistant_id} not found")
@@ -167,11 +167,11 @@ class AssistantService:
                 raise NotFound(f"Assistant with ID {assistant_id} not found")
 
     async def search(self, access: Access = UNRESTRICTED, **filters: Any) -> Page:
-        async with self._db.reading(access) as tx:
+        async with self._db.autocommit(access) as tx:
             return await tx.assistants.search(**filters)
 
     async def count(self, access: Access = UNRESTRICTED, **filters: Any) -> int:
-        async with self._db.reading(access) as tx:
+        async with self._db.autocommit(access) as tx:
             return await tx.assistants.count(**filters)
 
     async def versions(
@@ -183,7 +183,7 @@ class AssistantService:
         offset: int,
         access: Access = UNRESTRICTED,
     ) -> list[dict[str, Any]]:
-        async with self._db.reading(access) as tx:
+        async with self._db.autocommit(access) as tx:
             if await tx.assistants.get(assistant_id) is None:
                 raise NotFound(f"Assistant with ID {assistant_id} not found")
             return await tx.assistants.versions(
@@ -193,7 +193,7 @@ class AssistantService:
     async def set_latest(
         self, assistant_id: str, version: int, access: Access = UNRESTRICTED
     ) -> dict[str, Any]:
-        async with self._db.reading(access) as tx:
+        async with self._db.autocommit(access) as tx:
             if await tx.assistants.get(assistant_id) is None:
                 raise NotFound(f"Assistant with ID {assistant_id} not found")
             chosen = await tx.assistants.get_version(assistant_id, version)

@@ -73,7 +73,7 @@ class CronService:
         return record
 
     async def get(self, cron_id: str, access: Access = UNRESTRICTED) -> dict[str, Any]:
-        async with self._db.reading(access) as tx:
+        async with self._db.autocommit(access) as tx:
             found = await tx.crons.get(cron_id)
         if found is None:
             raise NotFound(f"Cron with ID {cron_id} not found")
@@ -101,7 +101,7 @@ class CronService:
     async def search(
         self, *, assistant_id: str | None, access: Access = UNRESTRICTED, **filters: Any
     ) -> Page:
-        async with self._db.reading(access) as tx:
+        async with self._db.autocommit(access) as tx:
             return await tx.crons.search(
                 assistant_id=self._assistant_filter(assistant_id), **filters
             )
@@ -109,7 +109,7 @@ class CronService:
     async def count(
         self, *, assistant_id: str | None, access: Access = UNRESTRICTED, **filters: Any
     ) -> int:
-        async with self._db.reading(access) as tx:
+        async with self._db.autocommit(access) as tx:
             return await tx.crons.count(
                 assistant_id=self._assistant_filter(assistant_id), **filters
             )

@@ -61,7 +61,7 @@ class Health:
 
     async def _queue_figures(self) -> QueueFigures | None:
         async def read() -> dict[str, tuple[int, datetime | None]]:
-            async with self._db.reading() as tx:
+            async with self._db.autocommit() as tx:
                 return await tx.runs.queue_figures()
 
         try:

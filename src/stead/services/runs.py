@@ -278,14 +278,14 @@ class RunService:
     async def get(
         self, thread_id: str, run_id: str, access: Access = UNRESTRICTED
     ) -> dict[str, Any]:
-        async with self._db.reading(access) as tx:
+        async with self._db.autocommit(access) as tx:
             run = await tx.runs.get(run_id, thread_id)
         if run is None:
             raise NotFound("Run not found")
         return run
 
     async def find(self, run_id: str) -> dict[str, Any] | None:
-        async with self._db.reading() as tx:
+        async with self._db.autocommit() as tx:
             return await tx.runs.get(run_id)
 
     async def list_for_thread(
@@ -297,7 +297,7 @@ class RunService:
         offset: int,
         access: Access = UNRESTRICTED,
     ) -> list[dict[str, Any]]:
-        async with self._db.reading(access) as tx:
+        async with self._db.autocommit(access) as tx:
             if await tx.threads.get(thread_id) is None:
                 raise NotFound(f"Thread with ID {thread_id} not found")
             return await tx.runs.list_for_thread(
@@ -361,7 +361,7 @@ class RunService:
         status: str | None,
         access: Access = UNRESTRICTED,
     ) -> list[dict[str, Any]]:
-        async with self._db.reading(access) as tx:
+        async with self._db.autocommit(access) as tx:
             if run_ids is not None:
                 found = [await tx.runs.get(run_id, thread_id) for run_id in run_ids]
                 return [r for r in found if r is not None and r["status"] in ACTIVE_STATUSES]
@@ -426,7 +426,7 @@ class RunService:
         return found is None or found["status"] in TERMINAL_STATUSES
 
     async def _thread(self, thread_id: str) -> dict[str, Any]:
-        async with self._db.reading() as tx:
+        async with self._db.autocommit() as tx:
             return await tx.threads.get(thread_id) or {}
 
 

@@ -64,29 +64,31 @@ class ThreadService:
         metadata = metadata or {}
         if supersteps and metadata.get("graph_id") not in self._graphs.graph_ids:
             raise BadRequest("Supersteps require metadata.graph_id naming a graph of this server")
-        async with self._db.transaction(access) as tx:
-            if thread_id is None:
-                # A new time-ordered id is nobody's yet: nothing to look up.
-                thread_id = new_time_ordered_id()
-            else:
+        if thread_id is None:
+            # A new time-ordered id is nobody's yet: nothing to look up, one statement to run.
+            record = new_thread_record(new_time_ordered_id(), metadata, ttl or self._default_ttl)
+            async with self._db.autocommit(access) as tx:
+                await tx.threads.insert(record)
+        else:
+            async with self._db.transaction(access) as tx:
                 existing = await tx.threads.get(thread_id)
                 if existing is not None and if_exists == "do_nothing":
                     return existing
                 if existing is not None or await tx.threads.exists(thread_id):
                     raise Conflict(f"Thread with ID {thread_id} already exists")
-            record = new_thread_record(thread_id, metadata, ttl or self._default_ttl)
-            await tx.threads.insert(record)
+                record = new_thread_record(thread_id, metadata, ttl or self._default_ttl)
+                await tx.threads.insert(record)
         if supersteps:
             try:
                 return await self._apply_supersteps(record, supersteps, user)
             except ApiError:
                 # The graph refused the supersteps: no thread is left half-built.
-                await self._delete(thread_id, UNRESTRICTED)
+                await self._delete(record["thread_id"], UNRESTRICTED)
                 raise
         return record
 
     async def get(self, thread_id: str, access: Access = UNRESTRICTED) -> dict[str, Any]:
-        async with self._db.reading(access) as tx:
+        async with self._db.autocommit(access) as tx:
             found = await tx.threads.get(thread_id)
         if found is None:
             raise NotFound(f"Thread with ID {thread_id} not found")
@@ -182,11 +184,11 @@ class ThreadService:
         return await thread_storage(self._checkpointer, thread_id)
 
     async def search(self, access: Access = UNRESTRICTED, **filters: Any) -> Page:
-        async with self._db.reading(access) as tx:
+        async with self._db.autocommit(access) as tx:
             return await tx.threads.search(**filters)
 
     async def count(self, access: Access = UNRESTRICTED, **filters: Any) -> int:
-        async with self._db.reading(access) as tx:
+        async with self._db.autocommit(access) as tx:
             return await tx.threads.count(**filters)
 
     async def copy(self, thread_id: str, access: Access = UNRESTRICTED) -> dict[str, Any]:

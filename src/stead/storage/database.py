@@ -85,7 +85,7 @@ class Transaction:
 class Database:
     def __init__(self, url: str) -> None:
         self.engine, self._pool_capacity = create_engine(url)
-        self._reading_engine = _reading_engine(self.engine)
+        self._autocommit_engine = _autocommit_engine(self.engine)
         self.dialect = dialect_for(self.engine.dialect.name)
 
     @contextlib.asynccontextmanager
@@ -94,11 +94,12 @@ class Database:
             yield Transaction(conn, self.dialect, access)
 
     @contextlib.asynccontextmanager
-    async def reading(self, access: Access = UNRESTRICTED) -> AsyncIterator[Transaction]:
-        """For reads that lock nothing: each statement sees what was committed before it began,
-        as it would in a transaction at PostgreSQL's READ COMMITTED, without the round trips
-        of BEGIN and COMMIT. Writes go through `transaction`."""
-        async with self._reading_engine.connect() as conn:
+    async def autocommit(self, access: Access = UNRESTRICTED) -> AsyncIterator[Transaction]:
+        """For statements that stand alone: reads that lock nothing, or a single write. Each
+        commits as it ends, as in a transaction at PostgreSQL's READ COMMITTED, without the round
+        trips of BEGIN and COMMIT. On SQLite, where those cost no round trip, the block is one
+        transaction."""
+        async with self._autocommit_engine.begin() as conn:
             yield Transaction(conn, self.dialect, access)
 
     async def migrate(self) -> None:
@@ -171,9 +172,8 @@ def _async_engine(url: str, options: dict[str, Any]) -> Engine:
     return engine
 
 
-def _reading_engine(engine: Engine) -> Engine:
+def _autocommit_engine(engine: Engine) -> Engine:
     if isinstance(engine, sqlite_inline.InlineEngine):
-        # Its reads outside `begin` take no BEGIN already (sqlite3 begins before writes alone).
         return engine
     from sqlalchemy.ext.asyncio import AsyncEngine
 
