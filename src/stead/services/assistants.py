@@ -193,7 +193,7 @@ class AssistantService:
     async def set_latest(
         self, assistant_id: str, version: int, access: Access = UNRESTRICTED
     ) -> dict[str, Any]:
-        async with self._db.autocommit(access) as tx:
+        async with self._db.transaction(access) as tx:
             if await tx.assistants.get(assistant_id) is None:
                 raise NotFound(f"Assistant with ID {assistant_id} not found")
             chosen = await tx.assistants.get_version(assistant_id, version)
