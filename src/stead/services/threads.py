@@ -64,9 +64,11 @@ class ThreadService:
         metadata = metadata or {}
         if supersteps and metadata.get("graph_id") not in self._graphs.graph_ids:
             raise BadRequest("Supersteps require metadata.graph_id naming a graph of this server")
+        record = new_thread_record(
+            thread_id or new_time_ordered_id(), metadata, ttl or self._default_ttl
+        )
         if thread_id is None:
             # A new time-ordered id is nobody's yet: nothing to look up, one statement to run.
-            record = new_thread_record(new_time_ordered_id(), metadata, ttl or self._default_ttl)
             async with self._db.autocommit(access) as tx:
                 await tx.threads.insert(record)
         else:
@@ -76,7 +78,6 @@ class ThreadService:
                     return existing
                 if existing is not None or await tx.threads.exists(thread_id):
                     raise Conflict(f"Thread with ID {thread_id} already exists")
-                record = new_thread_record(thread_id, metadata, ttl or self._default_ttl)
                 await tx.threads.insert(record)
         if supersteps:
             try:

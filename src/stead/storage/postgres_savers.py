@@ -59,12 +59,25 @@ class FencedPostgresSaver(AsyncPostgresSaver):
                 yield cur
             return
         with _unreachable_is_unavailable(), _taken_over_is_lease_lost(writer):
-            if not pipeline:
-                async with self._plain_cursor(pipeline=False) as cur:
-                    yield cur
-                return
-            async with self._pool.connection() as conn, _fenced_writes(conn, writer) as cur:
+            opened = self._fenced_cursor(writer) if pipeline else self._plain_cursor(pipeline=False)
+            async with opened as cur:
                 yield cur
+
+    @contextlib.asynccontextmanager
+    async def _fenced_cursor(self, writer: RunAttempt) -> AsyncIterator[AsyncCursor[DictRow]]:
+        """BEGIN and COMMIT are sent as statements of the pipeline: psycopg's `transaction()`
+        syncs the pipeline as it opens and again as it commits, which doubled each checkpoint
+        write's round trips and CPU (bench/README.md). If the block fails, the pool's
+        `connection()` rolls back."""
+        async with (
+            self._pool.connection() as conn,
+            conn.pipeline(),
+            conn.cursor(binary=True, row_factory=dict_row) as cur,
+        ):
+            await cur.execute("BEGIN")
+            await cur.execute(_HOLD_ATTEMPT_SQL, (writer.run_id, writer.attempt))
+            yield cur
+            await cur.execute("COMMIT")
 
     @contextlib.asynccontextmanager
     async def _plain_cursor(self, *, pipeline: bool) -> AsyncIterator[AsyncCursor[DictRow]]:
@@ -75,20 +88,6 @@ class FencedPostgresSaver(AsyncPostgresSaver):
                 return
             async with conn.pipeline(), conn.cursor(binary=True, row_factory=dict_row) as cur:
                 yield cur
-
-
-@contextlib.asynccontextmanager
-async def _fenced_writes(
-    conn: AsyncConnection[Any], writer: RunAttempt
-) -> AsyncIterator[AsyncCursor[DictRow]]:
-    """BEGIN and COMMIT are sent as statements of the pipeline: psycopg's `transaction()` syncs
-    the pipeline as it opens and again as it commits, which doubled each checkpoint write's round
-    trips and CPU (bench/README.md). If the block fails, the pool's `connection()` rolls back."""
-    async with conn.pipeline(), conn.cursor(binary=True, row_factory=dict_row) as cur:
-        await cur.execute("BEGIN")
-        await cur.execute(_HOLD_ATTEMPT_SQL, (writer.run_id, writer.attempt))
-        yield cur
-        await cur.execute("COMMIT")
 
 
 @contextlib.contextmanager
