@@ -40,6 +40,7 @@ _DATABASES = (
     "idle",
     "fenced",
     "parallel",
+    "atomic",
     "reads",
 )
 
@@ -277,6 +278,41 @@ def test_a_checkpoint_write_of_an_attempt_that_was_taken_over_is_refused(
     assert steps == [3, 1]
     assert lost == 0
     assert not [r for r in caplog.records if r.name.startswith("psycopg")], caplog.text
+
+
+def test_a_fenced_checkpoint_write_is_all_or_nothing(pg: Postgres) -> None:
+    """The check and the writes of one pipeline are one transaction: a statement failing after
+    a write has gone out takes that write back with it."""
+    url = _migrated(pg, "atomic")
+    thread_id, run_id = new_time_ordered_id(), new_time_ordered_id()
+
+    async def scenario() -> tuple[Any, list[Any]]:
+        db = _stead_database(url)
+        pool = await open_savers_pool(url)
+        try:
+            await _insert_running_run(db, thread_id, run_id, attempt=1)
+            saver = FencedPostgresSaver(pool)
+            with writing_as(run_id, 1), pytest.raises(psycopg.Error) as failed:
+                async with saver._cursor(pipeline=True) as cur:
+                    await cur.execute(
+                        "INSERT INTO checkpoint_writes (thread_id, checkpoint_ns, checkpoint_id,"
+                        " task_id, idx, channel, type, blob) VALUES (%s, '', 'c', 't', 0,"
+                        " 'text', 'json', '\\x00')",
+                        (thread_id,),
+                    )
+                    await cur.execute("SELECT 1 / 0")
+            async with pool.connection() as conn:
+                found = await conn.execute(
+                    "SELECT * FROM checkpoint_writes WHERE thread_id = %s", (thread_id,)
+                )
+                return failed.value, await found.fetchall()
+        finally:
+            await pool.close()
+            await db.close()
+
+    error, rows = asyncio.run(scenario())
+    assert isinstance(error, psycopg.errors.DivisionByZero)
+    assert rows == []
 
 
 def test_checkpoint_writes_of_different_runs_do_not_wait_for_each_other(pg: Postgres) -> None:

@@ -41,8 +41,8 @@ _SAVERS_POOL_TIMEOUT_SECONDS = 10.0
 
 class FencedPostgresSaver(AsyncPostgresSaver):
     """Every write of the saver goes through `_cursor(pipeline=True)`. Inside a run, that cursor
-    sends BEGIN, a check that share-locks the run's row if it still holds the attempt, the
-    writes and COMMIT as one pipeline; a failed check fails the writes queued behind it.
+    sends a check that share-locks the run's row if it still holds the attempt, then the
+    writes, as one pipeline; a failed check fails the writes queued behind it.
 
     Each caller takes a connection of its own from the pool: the base class's lock, there for a
     single shared connection, would make all of a worker's runs write one at a time."""
@@ -65,19 +65,17 @@ class FencedPostgresSaver(AsyncPostgresSaver):
 
     @contextlib.asynccontextmanager
     async def _fenced_cursor(self, writer: RunAttempt) -> AsyncIterator[AsyncCursor[DictRow]]:
-        """BEGIN and COMMIT are sent as statements of the pipeline: psycopg's `transaction()`
-        syncs the pipeline as it opens and again as it commits, which doubled each checkpoint
-        write's round trips and CPU (bench/README.md). If the block fails, the pool's
-        `connection()` rolls back."""
+        """No BEGIN and COMMIT: PostgreSQL runs the statements between two syncs of a pipeline
+        as one implicit transaction, committed at the sync if none failed. So the row's share
+        lock lasts until the writes commit, and a failed check rolls back all of them
+        (bench/README.md: each statement of a pipeline costs a wait on the event loop)."""
         async with (
             self._pool.connection() as conn,
             conn.pipeline(),
             conn.cursor(binary=True, row_factory=dict_row) as cur,
         ):
-            await cur.execute("BEGIN")
             await cur.execute(_HOLD_ATTEMPT_SQL, (writer.run_id, writer.attempt))
             yield cur
-            await cur.execute("COMMIT")
 
     @contextlib.asynccontextmanager
     async def _plain_cursor(self, *, pipeline: bool) -> AsyncIterator[AsyncCursor[DictRow]]:
