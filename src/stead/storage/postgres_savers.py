@@ -68,7 +68,9 @@ class FencedPostgresSaver(AsyncPostgresSaver):
         """No BEGIN and COMMIT: PostgreSQL runs the statements between two syncs of a pipeline
         as one implicit transaction, committed at the sync if none failed. So the row's share
         lock lasts until the writes commit, and a failed check rolls back all of them
-        (bench/README.md: each statement of a pipeline costs a wait on the event loop)."""
+        (bench/README.md: each statement of a pipeline costs a wait on the event loop). A block
+        that raises after a write went out still commits it at the sync, as LangGraph's own
+        saver does: it is this attempt's write, and the check let it through."""
         async with (
             self._pool.connection() as conn,
             conn.pipeline(),
