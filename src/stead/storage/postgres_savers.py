@@ -69,8 +69,8 @@ class FencedPostgresSaver(AsyncPostgresSaver):
         as one implicit transaction, committed at the sync if none failed. So the row's share
         lock lasts until the writes commit, and a failed check rolls back all of them
         (bench/README.md: each statement of a pipeline costs a wait on the event loop). A block
-        that raises after a write went out still commits it at the sync, as LangGraph's own
-        saver does: it is this attempt's write, and the check let it through."""
+        cut short by something other than a failed statement (a cancellation) still commits what
+        it sent, as LangGraph's own saver does: writes of this attempt, let through by the check."""
         async with (
             self._pool.connection() as conn,
             conn.pipeline(),
