@@ -11,10 +11,13 @@ from stead.storage._query import Page, Sort, count, fetch_all, fetch_one, fetch_
 from stead.storage.access import restricted, visible
 from stead.storage.connections import Connection
 from stead.storage.dialects import Dialect
+from stead.storage.prepared import prepared
 from stead.storage.schema import assistant, assistant_version
 
-# Built once: the values come as parameters, so SQLAlchemy reuses the statement's cache key.
-_BY_ID = sa.select(assistant).where(assistant.c.assistant_id == sa.bindparam("by_assistant_id"))
+# Built once, the value as a parameter, and prepared: every run reads its assistant.
+_BY_ID = prepared(
+    sa.select(assistant).where(assistant.c.assistant_id == sa.bindparam("by_assistant_id"))
+)
 _VERSIONED = ("graph_id", "config", "context", "metadata", "name", "description")
 
 

@@ -1,5 +1,7 @@
 """What the repositories need of a database connection and an engine, whichever backend serves
-them: SQLAlchemy's AsyncEngine on PostgreSQL, stead.storage.sqlite_inline.InlineEngine on SQLite.
+them: stead.storage.postgres_engine.PostgresEngine on PostgreSQL,
+stead.storage.sqlite_inline.InlineEngine on SQLite. Statements marked prepared
+(stead.storage.prepared) return a PreparedResult, the others SQLAlchemy's CursorResult.
 """
 
 from __future__ import annotations
@@ -10,13 +12,15 @@ from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 
+from stead.storage.prepared import PreparedResult
+
 T = TypeVar("T")
 
 
 class Connection(Protocol):
     async def execute(
         self, statement: sa.Executable, parameters: Any = None
-    ) -> sa.CursorResult[*tuple[Any, ...]]: ...
+    ) -> sa.CursorResult[*tuple[Any, ...]] | PreparedResult: ...
 
     async def run_sync(self, fn: Callable[[sa.Connection], T]) -> T: ...
 

@@ -167,17 +167,19 @@ def _async_engine(url: str, options: dict[str, Any]) -> Engine:
     the embedded default does without."""
     from sqlalchemy.ext.asyncio import create_async_engine
 
+    from stead.storage.postgres_engine import PostgresEngine
+
     engine = create_async_engine(url, **options)
     check_engine_connections_after_idle(engine)
-    return engine
+    return PostgresEngine(engine)
 
 
 def _autocommit_engine(engine: Engine) -> Engine:
     if isinstance(engine, sqlite_inline.InlineEngine):
         return engine
-    from sqlalchemy.ext.asyncio import AsyncEngine
+    from stead.storage.postgres_engine import PostgresEngine
 
-    assert isinstance(engine, AsyncEngine)
+    assert isinstance(engine, PostgresEngine)
     return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 

@@ -13,9 +13,17 @@ from stead.storage._query import fetch_all, fetch_one
 from stead.storage.access import visible
 from stead.storage.connections import Connection
 from stead.storage.dialects import Dialect
+from stead.storage.prepared import prepared
 from stead.storage.schema import run, thread
 
 ACTIVE_STATUSES = ("pending", "running")
+
+
+def is_active(status: sa.ColumnElement[str]) -> sa.ColumnElement[bool]:
+    """`status` is one of ACTIVE_STATUSES. Written out, not as IN: an IN list is expanded as
+    the statement runs, which a prepared statement (stead.storage.prepared) cannot be."""
+    return sa.or_(*(status == value for value in ACTIVE_STATUSES))
+
 
 # The queue's statements run for every run, so they are built once with bound parameters:
 # SQLAlchemy then reuses their cache key instead of rebuilding and hashing the tree each time.
@@ -52,7 +60,7 @@ def _claim_statement(dialect: Dialect) -> sa.Update:
         .order_by(run.c.created_at)
         .limit(_LIMIT)
     )
-    return (
+    return prepared(
         sa.update(run)
         .where(run.c.run_id.in_(dialect.lock_for_claim(candidates)))
         .where(run.c.status == "pending")
@@ -72,14 +80,14 @@ _THIS_ATTEMPT = (
     run.c.attempt == sa.bindparam("queue_attempt"),
     run.c.status == "running",
 )
-_RENEW_LEASE = (
+_RENEW_LEASE = prepared(
     sa.update(run)
     .where(*_THIS_ATTEMPT)
     .values(lease_expires_at=_LEASE_UNTIL)
     .returning(run.c.cancel_action)
 )
 # An attempt ends: finished with its outcome, or back to `pending` for a new attempt.
-_END_ATTEMPT = (
+_END_ATTEMPT = prepared(
     sa.update(run)
     .where(*_THIS_ATTEMPT)
     .values(
@@ -88,7 +96,7 @@ _END_ATTEMPT = (
         updated_at=_NOW,
     )
 )
-_DELETE_ATTEMPT = sa.delete(run).where(*_THIS_ATTEMPT)
+_DELETE_ATTEMPT = prepared(sa.delete(run).where(*_THIS_ATTEMPT))
 
 
 def _attempt(run_id: str, attempt: int, **params: Any) -> dict[str, Any]:
@@ -99,7 +107,7 @@ def _attempt(run_id: str, attempt: int, **params: Any) -> dict[str, Any]:
 # When the earliest delayed pending run falls due. Aliased: inside the claim's RETURNING it must
 # not correlate with the claimed row.
 _UPCOMING = sa.alias(run, "upcoming")
-_NEXT_DUE = (
+_NEXT_DUE = prepared(
     sa.select(_UPCOMING.c.created_at)
     .where(_UPCOMING.c.status == "pending", _UPCOMING.c.created_at > _NOW)
     .order_by(_UPCOMING.c.created_at)
@@ -107,12 +115,23 @@ _NEXT_DUE = (
 )
 
 
-# Built once: the values come as parameters, so SQLAlchemy reuses the statement's cache key.
-_INSERT = sa.insert(run)
-_ACTIVE_FOR_THREAD = (
+# Built once, the values as parameters: the ones a run sends are prepared (stead.storage.prepared).
+_INSERT = prepared(sa.insert(run))
+_ACTIVE_FOR_THREAD = prepared(
     sa.select(run)
-    .where(run.c.thread_id == sa.bindparam("of_thread_id"), run.c.status.in_(ACTIVE_STATUSES))
+    .where(run.c.thread_id == sa.bindparam("of_thread_id"), is_active(run.c.status))
     .order_by(run.c.created_at)
+)
+
+_LOCK_THREAD_OF_RUN = prepared(
+    sa.select(thread.c.thread_id)
+    .where(
+        thread.c.thread_id
+        == sa.select(run.c.thread_id)
+        .where(run.c.run_id == sa.bindparam("of_run_id"))
+        .scalar_subquery()
+    )
+    .with_for_update()
 )
 
 _QUEUE_FIGURES = (
@@ -161,12 +180,7 @@ class RunRepository:
         ending one touches the run, then settles the thread: one order avoids deadlocks."""
         if self._dialect.name != "postgresql":
             return
-        thread_of_run = sa.select(run.c.thread_id).where(run.c.run_id == run_id)
-        await self._conn.execute(
-            sa.select(thread.c.thread_id)
-            .where(thread.c.thread_id == thread_of_run.scalar_subquery())
-            .with_for_update()
-        )
+        await self._conn.execute(_LOCK_THREAD_OF_RUN, {"of_run_id": run_id})
 
     async def list_for_thread(
         self, thread_id: str, *, status: str | None, limit: int, offset: int

@@ -29,6 +29,8 @@ from typing import Any, TypeVar
 import aiosqlite
 import sqlalchemy as sa
 
+from stead.storage.prepared import CompiledStatement, PreparedResult, compiled_for
+
 T = TypeVar("T")
 
 _ITER_CHUNK_SIZE = 64  # aiosqlite's default: rows fetched per step of `async for`
@@ -162,8 +164,27 @@ class InlineSqlConnection:
 
     async def execute(
         self, statement: sa.Executable, parameters: Any = None
-    ) -> sa.CursorResult[*tuple[Any, ...]]:
-        return self._conn.execute(statement, parameters)
+    ) -> sa.CursorResult[*tuple[Any, ...]] | PreparedResult:
+        compiled = compiled_for(statement, self._conn.dialect, parameters)
+        if compiled is None:
+            return self._conn.execute(statement, parameters)
+        return self._execute_prepared(compiled, parameters)
+
+    def _execute_prepared(self, compiled: CompiledStatement, given: Any) -> PreparedResult:
+        if not self._conn.in_transaction():
+            # As SQLAlchemy begins one on a first statement: the turn's end then rolls it back.
+            self._conn.begin()
+        parameters = compiled.parameters(given)
+        cursor = self._conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(compiled.sql, parameters)
+            rows = cursor.fetchall()
+            # SQLite has no column types to report: its processors need none.
+            return compiled.result(rows, cursor.rowcount, (None,) * len(compiled.result_types))
+        except sqlite3.Error as exc:
+            raise compiled.driver_error(exc, parameters) from exc
+        finally:
+            cursor.close()
 
     async def run_sync(self, fn: Callable[[sa.Connection], T]) -> T:
         return fn(self._conn)

@@ -13,18 +13,19 @@ from stead.storage._query import Page, Sort, count, fetch_all, fetch_one, fetch_
 from stead.storage.access import restricted, visible
 from stead.storage.connections import Connection
 from stead.storage.dialects import Dialect
-from stead.storage.runs import ACTIVE_STATUSES
+from stead.storage.prepared import prepared
+from stead.storage.runs import ACTIVE_STATUSES, is_active
 from stead.storage.schema import run, thread
 
-# Built once: the values come as parameters, so SQLAlchemy reuses the statement's cache key.
-_INSERT = sa.insert(thread)
+# Built once, the values as parameters: the ones a run sends are prepared (stead.storage.prepared).
+_INSERT = prepared(sa.insert(thread))
 _BY_ID = thread.c.thread_id == sa.bindparam("by_thread_id")
-_DELETE = sa.delete(thread).where(_BY_ID)
+_DELETE = prepared(sa.delete(thread).where(_BY_ID))
 _GET = sa.select(thread).where(_BY_ID)
-_GET_FOR_UPDATE = {"postgresql": _GET.with_for_update(), "sqlite": _GET}
+_GET_FOR_UPDATE = {"postgresql": prepared(_GET.with_for_update()), "sqlite": prepared(_GET)}
 _OTHERS_ACTIVE = sa.exists().where(
     run.c.thread_id == sa.bindparam("by_thread_id"),
-    run.c.status.in_(ACTIVE_STATUSES),
+    is_active(run.c.status),
     run.c.run_id != sa.bindparam("ended_run_id"),
 )
 _SETTLED_STATUS = sa.case(
@@ -42,7 +43,7 @@ def _update_statement(columns: tuple[str, ...], settling: bool) -> sa.Update:
     }
     if settling:
         values["status"] = _SETTLED_STATUS
-    return (
+    return prepared(
         sa.update(thread)
         .where(_BY_ID)
         .values(values)
