@@ -1,13 +1,13 @@
 """The statements every run sends, compiled once and run on the driver's own connection.
 
-SQLAlchemy builds and compiles Stead's statements, and runs most of them. Running one costs its
-execution layer about 45 µs on SQLite (an ExecutionContext, a CursorResult, their events) and
-about 220 µs on PostgreSQL, where SQLAlchemy's asyncio layer also switches greenlets, against
-10 µs and 80 µs for the driver alone (bench/README.md, "Prepared statements"). A run sends five
-to seven such statements. Those the repositories mark with `prepared` skip that layer: compiled
-here once per dialect and set of parameter names, with SQLAlchemy's own compiler and the types'
-own bind and result processors, then run on the connection's driver connection, inside the same
-transaction. Every other statement goes through SQLAlchemy as before.
+SQLAlchemy builds and compiles Stead's statements, and runs most of them. Its execution layer
+(an ExecutionContext, a CursorResult, their events) cost about 25 µs a statement on SQLite, and
+more on PostgreSQL, where its asyncio layer also switches greenlets: a run's seven statements cost
+the API and the worker 0.9 ms together (bench/README.md, "Prepared statements"). Statements the
+repositories mark with `prepared` skip that layer: compiled here once per dialect and set of
+parameter names, with SQLAlchemy's own compiler and the types' own bind and result processors,
+then run on the connection's driver connection, inside the transaction SQLAlchemy began. Every
+other statement goes through SQLAlchemy as before.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from sqlalchemy.sql.dml import UpdateBase
 Statement = TypeVar("Statement", bound=sa.Executable)
 Processor = Callable[[Any], Any]
 
-# Marked statements by identity: they are built once, at import or in a cached builder, and are
-# kept here for good, so an id is never reused by another statement.
+# Marked statements by identity: they are built once, at import or in a cached builder of a few
+# variants, and are kept here for good, so an id is never reused by another statement.
 _MARKED: dict[int, sa.Executable] = {}
 _COMPILED: dict[tuple[int, str, tuple[str, ...]], CompiledStatement] = {}
 
@@ -76,8 +76,7 @@ class CompiledStatement:
     ) -> CompiledStatement:
         # As SQLAlchemy compiles it: an INSERT without values takes its columns from the names.
         compiled = statement.compile(dialect=dialect, column_keys=list(names))  # type: ignore[attr-defined]
-        if any(bind.expanding for bind in compiled.binds.values()) or compiled.escaped_bind_names:
-            raise PreparationError(f"cannot be prepared (expanding or escaped binds): {compiled}")
+        _check_runs_as_compiled(compiled)
         bind_processors = tuple(
             (name, processor)
             for bind, name in compiled.bind_names.items()
@@ -142,6 +141,20 @@ class PreparedResult(IteratorResult[Any]):
     ) -> None:
         super().__init__(metadata, iter(rows))
         self.rowcount = rowcount
+
+
+def _check_runs_as_compiled(compiled: sa.Compiled) -> None:
+    """What SQLAlchemy would still do to a compiled statement as it runs it is not done here:
+    expand an IN list, escape a parameter's name, compute a Python-side default or value."""
+    assert isinstance(compiled, sa.sql.compiler.SQLCompiler)
+    binds = compiled.binds.values()
+    if (
+        any(bind.expanding or bind.callable is not None for bind in binds)
+        or compiled.escaped_bind_names
+        or compiled.insert_prefetch
+        or compiled.update_prefetch
+    ):
+        raise PreparationError(f"finished as it runs, so it cannot be prepared: {compiled}")
 
 
 def _result_columns(statement: sa.Executable) -> list[sa.ColumnElement[Any]]:
