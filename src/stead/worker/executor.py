@@ -167,7 +167,7 @@ class RunExecutor:
 
     async def _renew_lease(self, run: dict[str, Any]) -> tuple[bool, str | None]:
         try:
-            async with self._db.transaction() as tx:
+            async with self._db.autocommit() as tx:
                 return await tx.runs.renew_lease(
                     run["run_id"], run["attempt"], now_utc(), self._lease
                 )

@@ -99,7 +99,9 @@ class RunQueue:
     async def _claim(self, limit: int) -> tuple[list[dict[str, Any]], datetime | None]:
         """The claimed runs and when the next delayed run falls due."""
         try:
-            async with self._db.transaction() as tx:
+            # One statement claims (FOR UPDATE SKIP LOCKED holds its rows while it runs): no
+            # BEGIN and COMMIT around it on PostgreSQL.
+            async with self._db.autocommit() as tx:
                 return await tx.runs.claim_due(now_utc(), self.lease, limit)
         except Exception:
             # Includes the unique-index race on one-running-run-per-thread: try again shortly.
