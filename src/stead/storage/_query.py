@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from stead.storage.connections import Connection
+from stead.storage.prepared import prepared
 
 
 @dataclass(frozen=True)
@@ -72,12 +73,13 @@ async def count(conn: Connection, table: sa.Table, where: list[sa.ColumnElement[
     return int(result.scalar_one())
 
 
-# Unfiltered pages and counts are built once per table and order: building and hashing them
-# was a tenth of a search's CPU. Filtered ones differ by their filters, and are built each time.
+# Unfiltered pages and counts are built once per table and order, and prepared: building and
+# hashing them was a tenth of a search's CPU. Filtered ones differ by their filters, and are built
+# each time.
 @functools.lru_cache(maxsize=128)
 def _unfiltered_page(table: sa.Table, sort: Sort) -> sa.Select[Any]:
     """A page of all rows, from `page_offset`, at most `page_limit`."""
-    return (
+    return prepared(
         sa.select(table)
         .order_by(*sort.clauses(table))
         .limit(sa.bindparam("page_limit", type_=sa.Integer()))
@@ -87,4 +89,4 @@ def _unfiltered_page(table: sa.Table, sort: Sort) -> sa.Select[Any]:
 
 @functools.lru_cache(maxsize=32)
 def _count_all(table: sa.Table) -> sa.Select[Any]:
-    return sa.select(sa.func.count()).select_from(table)
+    return prepared(sa.select(sa.func.count()).select_from(table))
