@@ -25,8 +25,8 @@ def is_active(status: sa.ColumnElement[str]) -> sa.ColumnElement[bool]:
     return sa.or_(*(status == value for value in ACTIVE_STATUSES))
 
 
-# The queue's statements run for every run, so they are built once with bound parameters:
-# SQLAlchemy then reuses their cache key instead of rebuilding and hashing the tree each time.
+# The queue's statements run for every run, so they are built once with bound parameters and
+# prepared (stead.storage.prepared): compiled once, not rebuilt and hashed each time.
 _NOW = sa.bindparam("queue_now", type_=run.c.created_at.type)
 _LEASE_UNTIL = sa.bindparam("queue_lease_until", type_=run.c.lease_expires_at.type)
 _LIMIT = sa.bindparam("queue_limit", type_=sa.Integer())

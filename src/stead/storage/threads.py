@@ -21,8 +21,8 @@ from stead.storage.schema import run, thread
 _INSERT = prepared(sa.insert(thread))
 _BY_ID = thread.c.thread_id == sa.bindparam("by_thread_id")
 _DELETE = prepared(sa.delete(thread).where(_BY_ID))
-_GET = sa.select(thread).where(_BY_ID)
-_GET_FOR_UPDATE = {"postgresql": prepared(_GET.with_for_update()), "sqlite": prepared(_GET)}
+_GET = prepared(sa.select(thread).where(_BY_ID))
+_GET_FOR_UPDATE = {"postgresql": prepared(_GET.with_for_update()), "sqlite": _GET}
 _OTHERS_ACTIVE = sa.exists().where(
     run.c.thread_id == sa.bindparam("by_thread_id"),
     is_active(run.c.status),
