@@ -71,13 +71,23 @@ class FencedPostgresSaver(AsyncPostgresSaver):
         (bench/README.md: each statement of a pipeline costs a wait on the event loop). A block
         cut short by something other than a failed statement (a cancellation) still commits what
         it sent, as LangGraph's own saver does: writes of this attempt, let through by the check."""
-        async with (
-            self._pool.connection() as conn,
-            conn.pipeline(),
-            conn.cursor(binary=True, row_factory=dict_row) as cur,
-        ):
-            await cur.execute(_HOLD_ATTEMPT_SQL, (writer.run_id, writer.attempt))
-            yield cur
+        async with self._pool.connection() as conn:
+            failed: psycopg.Error | None = None
+            try:
+                async with conn.pipeline(), conn.cursor(binary=True, row_factory=dict_row) as cur:
+                    await cur.execute(_HOLD_ATTEMPT_SQL, (writer.run_id, writer.attempt))
+                    try:
+                        yield cur
+                    except psycopg.Error as exc:
+                        # Raised once the pipeline is closed: closing it fails too after a
+                        # failed statement, which psycopg logs as a warning while an error is
+                        # under way (a refused stale write read its refusal inside the block).
+                        failed = exc
+            except psycopg.Error:
+                if failed is None:
+                    raise
+            if failed is not None:
+                raise failed
 
     @contextlib.asynccontextmanager
     async def _plain_cursor(self, *, pipeline: bool) -> AsyncIterator[AsyncCursor[DictRow]]:
