@@ -95,7 +95,7 @@ class CompiledStatement:
 
     def parameters(self, given: Mapping[str, Any] | None) -> Sequence[Any] | Mapping[str, Any]:
         """The driver's parameters: `given` with the statement's own bound values, processed."""
-        values = self.compiled.construct_params(dict(given) if given else None)
+        values = self.compiled.construct_params(given or None)
         assert values is not None
         for name, processor in self.bind_processors:
             values[name] = processor(values[name])
