@@ -8,7 +8,6 @@ import re
 import time
 import uuid
 
-import structlog
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -17,7 +16,7 @@ from stead.observability.logs import log_context
 from stead.observability.metrics import METRICS
 
 logger = logging.getLogger("stead.api")
-access_log = structlog.get_logger("stead.access")
+access_log = logging.getLogger("stead.access")
 
 REQUEST_ID_SCOPE_KEY = "stead.request_id"
 # A client's own id is kept when it is short and plain, so it cannot forge log lines.
@@ -78,16 +77,15 @@ def _log_request(scope: Scope, status: int, seconds: float) -> None:
     latency_ms = round(seconds * 1000)
     route = scope.get("route")
     params = scope.get("path_params") or {}
-    access_log.log(
-        level,
-        f"{method} {path} {status} {latency_ms}ms",
-        method=method,
-        path=path,
-        route=getattr(route, "path", None),
-        status=status,
-        latency_ms=latency_ms,
+    fields = {
+        "method": method,
+        "path": path,
+        "route": getattr(route, "path", None),
+        "status": status,
+        "latency_ms": latency_ms,
         **{key: params[key] for key in _LOGGED_PATH_IDS if key in params},
-    )
+    }
+    access_log.log(level, "%s %s %d %dms", method, path, status, latency_ms, extra=fields)
 
 
 class UnhandledErrorMiddleware:

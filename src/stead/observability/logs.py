@@ -109,6 +109,8 @@ def configure_logging(level: str = "INFO", json_lines: bool = False) -> None:
     )
     # No line shows them: skip collecting them for every record (the logging HOWTO's advice).
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    # Nor the caller's file and line: finding them walks the stack for every record.
+    logging._srcfile = None  # type: ignore[attr-defined]
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)
     logging.basicConfig(level=level, handlers=[handler], force=True)
