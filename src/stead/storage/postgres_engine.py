@@ -62,23 +62,25 @@ class PostgresConnection:
         return await self._conn.run_sync(fn)
 
     async def _execute_prepared(self, compiled: CompiledStatement, given: Any) -> PreparedResult:
-        driver = await self._driver_connection()
+        driver = self._driver_connection()
         parameters = compiled.parameters(given)
         try:
             async with driver.cursor() as cursor:
                 await cursor.execute(compiled.sql, parameters)
-                if cursor.description is None:
+                # psycopg builds the description anew at each read.
+                description = cursor.description
+                if description is None:
                     return compiled.result([], cursor.rowcount, ())
-                type_codes = tuple(column.type_code for column in cursor.description)
+                type_codes = tuple(column.type_code for column in description)
                 return compiled.result(await cursor.fetchall(), cursor.rowcount, type_codes)
         except psycopg.Error as exc:
             # A lost connection is dropped from the pool when the block's rollback fails on it,
             # as after a statement of SQLAlchemy's own.
             raise compiled.driver_error(exc, parameters) from exc
 
-    async def _driver_connection(self) -> psycopg.AsyncConnection[Any]:
+    def _driver_connection(self) -> psycopg.AsyncConnection[Any]:
         if self._driver is None:
-            raw = await self._conn.get_raw_connection()
-            self._driver = raw.driver_connection  # type: ignore[assignment]
+            # The block began the connection, so reading it needs no await (and no greenlet).
+            self._driver = self._conn.sync_connection.connection.driver_connection  # type: ignore[union-attr]
         assert self._driver is not None
         return self._driver
