@@ -23,7 +23,7 @@ from tests.conftest import GRAPHS_CONFIG
 from tests.support.postgres import stead_migrate
 from tests.support.services import Postgres, postgres_server
 
-_DATABASES = ("types", "errors", "rollback", "severed")
+_DATABASES = ("types", "errors", "rollback", "severed", "autocommit", "pools")
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +46,7 @@ _DATABASE_OF_TEST = {
     "test_prepared_statements_read_what_sqlalchemy_wrote_and_the_reverse": "types",
     "test_a_failing_prepared_statement_raises_as_sqlalchemy_does": "errors",
     "test_prepared_writes_belong_to_the_transaction_around_them": "rollback",
+    "test_an_autocommit_block_reads_what_a_transaction_wrote": "autocommit",
 }
 
 
@@ -155,6 +156,77 @@ def test_prepared_writes_belong_to_the_transaction_around_them(database_url: str
             return [f"{found.thread_id} {found.status}" for found in rows]
 
     assert _with_database(database_url, scenario) == [f"{kept['thread_id']} busy"]
+
+
+def test_an_autocommit_block_reads_what_a_transaction_wrote(database_url: str) -> None:
+    """On PostgreSQL an autocommit block's prepared statements run on psycopg's own pool: its
+    connections must decode JSON, timestamps and numbers as SQLAlchemy's do."""
+    written = _thread(
+        values={"text": "héllo", "n": 3, "nested": [1, {"x": None}], "big": 2**53 + 1},
+        ttl_minutes=1.5,
+        expires_at=datetime(2030, 1, 2, 3, 4, 5, 678000, tzinfo=UTC),
+    )
+
+    async def scenario(db: Database) -> list[Any]:
+        async with db.transaction() as tx:
+            await tx.threads.insert(written)
+        async with db.autocommit() as tx:
+            first = await tx.threads.get(written["thread_id"])  # prepared
+            page = await tx.threads.search(  # prepared: no filter
+                ids=None,
+                metadata=None,
+                values=None,
+                status=None,
+                limit=10,
+                offset=0,
+                sort_by="created_at",
+                sort_order="desc",
+            )
+        return [first, *page.rows]
+
+    assert _with_database(database_url, scenario) == [written, written]
+
+
+def test_autocommit_blocks_beyond_psycopgs_pool_go_through_sqlalchemys(pg: Postgres) -> None:
+    """More autocommit blocks at once than psycopg's pool has connections ready: the others run
+    their statements through SQLAlchemy's pool at once, every block reads the row, each
+    connection is counted in use while held and returned at the block's end, also after the
+    engine was disposed."""
+    url = _migrated_postgres(pg, "pools")
+    blocks = 15
+
+    async def read_while_held(db: Database, thread_id: str, release: asyncio.Event) -> Any:
+        async with db.autocommit() as tx:
+            found = await tx.threads.get(thread_id)
+            await release.wait()
+            return found
+
+    async def scenario(db: Database) -> tuple[list[Any], int, int, Any]:
+        record = _thread()
+        async with db.transaction() as tx:
+            await tx.threads.insert(record)
+        release = asyncio.Event()
+        held = [
+            asyncio.create_task(read_while_held(db, record["thread_id"], release))
+            for _ in range(blocks)
+        ]
+        # None waits for psycopg's pool to free a connection (it would for its timeout, 30 s).
+        deadline = asyncio.get_running_loop().time() + 5
+        while db.pool_usage()[0] < blocks and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+        in_use_while_held = db.pool_usage()[0]
+        release.set()
+        found = await asyncio.gather(*held)
+        in_use_after = db.pool_usage()[0]
+        await db.close()
+        async with db.autocommit() as tx:
+            after_dispose = await tx.threads.get(record["thread_id"])
+        return [*found, after_dispose], in_use_while_held, in_use_after, record
+
+    found, in_use_while_held, in_use_after, record = _with_database(url, scenario)
+    assert found == [record] * (blocks + 1)
+    assert in_use_while_held == blocks
+    assert in_use_after == 0
 
 
 def test_a_prepared_statement_on_a_severed_connection_invalidates_it(pg: Postgres) -> None:

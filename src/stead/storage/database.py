@@ -31,6 +31,9 @@ from stead.storage.threads import ThreadRepository
 SCHEMA_HEAD = "0007"
 _VERSION_TABLE = "alembic_version"
 
+# PostgreSQL's autocommit blocks run their prepared statements on a pool of psycopg's own.
+_STATEMENT_POOL_SIZE = 10
+
 _SQLALCHEMY_UNAVAILABLE: tuple[type[Exception], ...] = (sa.exc.DBAPIError, sa.exc.TimeoutError)
 
 
@@ -85,7 +88,6 @@ class Transaction:
 class Database:
     def __init__(self, url: str) -> None:
         self.engine, self._pool_capacity = create_engine(url)
-        self._autocommit_engine = _autocommit_engine(self.engine)
         self.dialect = dialect_for(self.engine.dialect.name)
 
     @contextlib.asynccontextmanager
@@ -99,7 +101,7 @@ class Database:
         commits as it ends, as in a transaction at PostgreSQL's READ COMMITTED, without the round
         trips of BEGIN and COMMIT. On SQLite, where those cost no round trip, the block is one
         transaction."""
-        async with self._autocommit_engine.begin() as conn:
+        async with self.engine.autocommit() as conn:
             yield Transaction(conn, self.dialect, access)
 
     async def migrate(self) -> None:
@@ -142,12 +144,8 @@ class Database:
             await conn.execute(sa.text("SELECT 1"))
 
     def pool_usage(self) -> tuple[int, int]:
-        """Connections checked out, and how many the pool may hold."""
-        if isinstance(self.engine, sqlite_inline.InlineEngine):
-            return self.engine.connections_in_use(), self._pool_capacity
-        pool = self.engine.pool
-        in_use = pool.checkedout() if isinstance(pool, sa.pool.QueuePool) else 0
-        return int(in_use), self._pool_capacity
+        """Connections checked out, and how many the pools may hold."""
+        return self.engine.connections_in_use(), self._pool_capacity
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -159,7 +157,7 @@ def create_engine(url: str) -> tuple[Engine, int]:
     capacity = int(options["pool_size"] + options["max_overflow"])
     if url.startswith("sqlite"):
         return _inline_sqlite_engine(url, options), capacity
-    return _async_engine(url, options), capacity
+    return _async_engine(url, options), capacity + _STATEMENT_POOL_SIZE
 
 
 def _async_engine(url: str, options: dict[str, Any]) -> Engine:
@@ -167,20 +165,12 @@ def _async_engine(url: str, options: dict[str, Any]) -> Engine:
     the embedded default does without."""
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    from stead.storage.postgres_engine import PostgresEngine
+    from stead.storage.postgres_engine import PostgresEngine, statement_pool
 
     engine = create_async_engine(url, **options)
     check_engine_connections_after_idle(engine)
-    return PostgresEngine(engine)
-
-
-def _autocommit_engine(engine: Engine) -> Engine:
-    if isinstance(engine, sqlite_inline.InlineEngine):
-        return engine
-    from stead.storage.postgres_engine import PostgresEngine
-
-    assert isinstance(engine, PostgresEngine)
-    return engine.execution_options(isolation_level="AUTOCOMMIT")
+    statements = partial(statement_pool, engine, _STATEMENT_POOL_SIZE, options["connect_args"])
+    return PostgresEngine(engine, statements)
 
 
 def _inline_sqlite_engine(url: str, options: dict[str, Any]) -> sqlite_inline.InlineEngine:
@@ -205,10 +195,11 @@ def _engine_options(url: str) -> dict[str, Any]:
     else:
         # A real pool, its idle connections checked (stead.storage.idle_checks). Short timeouts
         # make requests fail fast (503) while the database is unreachable instead of hanging.
+        # With the autocommit statements' pool, a process holds up to 30 connections.
         options.update(
             json_serializer=serde.dumps,
             pool_size=10,
-            max_overflow=20,
+            max_overflow=10,
             pool_timeout=10,
             connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
         )

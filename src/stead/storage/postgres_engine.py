@@ -1,35 +1,48 @@
 """PostgreSQL through SQLAlchemy's asyncio engine, the prepared statements (stead.storage.prepared)
-run on each connection's psycopg connection, in the transaction SQLAlchemy began."""
+run on psycopg's own connections: inside a transaction on the connection SQLAlchemy began; in an
+autocommit block on a connection of psycopg's pool."""
 
 from __future__ import annotations
 
 import contextlib
+import time
+import weakref
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
 import psycopg
 import sqlalchemy as sa
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from stead.storage.idle_checks import idle_too_long
 from stead.storage.prepared import CompiledStatement, PreparedResult, compiled_for
 
 T = TypeVar("T")
 
 
 class PostgresEngine:
-    def __init__(self, engine: AsyncEngine) -> None:
+    """SQLAlchemy's engine for transactions and for statements it runs itself, and a pool of
+    psycopg's for the prepared statements of autocommit blocks: a block there costs about a
+    third of SQLAlchemy's checkout, BEGIN, COMMIT and return (bench/README.md)."""
+
+    def __init__(
+        self, engine: AsyncEngine, statement_pool: Callable[[], AsyncConnectionPool[Any]]
+    ) -> None:
         self._engine = engine
+        self._autocommit_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._new_statement_pool = statement_pool
+        self._statement_pool = statement_pool()
 
     @property
     def dialect(self) -> sa.Dialect:
         return self._engine.dialect
 
-    @property
-    def pool(self) -> sa.Pool:
-        return self._engine.pool
-
-    def execution_options(self, **options: Any) -> PostgresEngine:
-        return PostgresEngine(self._engine.execution_options(**options))
+    def connections_in_use(self) -> int:
+        pool = self._engine.pool
+        in_use = pool.checkedout() if isinstance(pool, sa.pool.QueuePool) else 0
+        stats = self._statement_pool.get_stats()
+        return int(in_use) + stats["pool_size"] - stats["pool_available"]
 
     @contextlib.asynccontextmanager
     async def begin(self) -> AsyncIterator[PostgresConnection]:
@@ -41,11 +54,42 @@ class PostgresEngine:
         async with self._engine.connect() as conn:
             yield PostgresConnection(conn)
 
+    @contextlib.asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[AutocommitConnection]:
+        conn = AutocommitConnection(self._autocommit_engine, self._statement_pool)
+        try:
+            yield conn
+        finally:
+            await conn.close()
+
     async def dispose(self) -> None:
+        """Close every pooled connection; the engine stays usable, with new pools."""
+        pool, self._statement_pool = self._statement_pool, self._new_statement_pool()
+        await pool.close()
         await self._engine.dispose()
 
 
+def statement_pool(
+    engine: AsyncEngine, size: int, connect_args: dict[str, Any]
+) -> AsyncConnectionPool[Any]:
+    """psycopg connections as SQLAlchemy's dialect makes them (its JSON loads and dumps), in
+    autocommit; opened at its first use, in the event loop that uses it."""
+    _, options = engine.dialect.create_connect_args(engine.url)
+    idle_check = IdleConnectionCheck()
+    return AsyncConnectionPool(
+        kwargs={**options, **connect_args, "autocommit": True},
+        min_size=1,
+        max_size=size,
+        configure=idle_check.mark_returned,
+        reset=idle_check.mark_returned,
+        check=idle_check.check,
+        open=False,
+    )
+
+
 class PostgresConnection:
+    """A connection SQLAlchemy began a transaction on."""
+
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
         self._driver: psycopg.AsyncConnection[Any] | None = None
@@ -56,27 +100,10 @@ class PostgresConnection:
         compiled = compiled_for(statement, self._conn.dialect, parameters)
         if compiled is None:
             return await self._conn.execute(statement, parameters)
-        return await self._execute_prepared(compiled, parameters)
+        return await run_prepared(self._driver_connection(), compiled, parameters)
 
     async def run_sync(self, fn: Callable[[sa.Connection], T]) -> T:
         return await self._conn.run_sync(fn)
-
-    async def _execute_prepared(self, compiled: CompiledStatement, given: Any) -> PreparedResult:
-        driver = self._driver_connection()
-        parameters = compiled.parameters(given)
-        try:
-            async with driver.cursor() as cursor:
-                await cursor.execute(compiled.sql, parameters)
-                # psycopg builds the description anew at each read.
-                description = cursor.description
-                if description is None:
-                    return compiled.result([], cursor.rowcount, ())
-                type_codes = tuple(column.type_code for column in description)
-                return compiled.result(await cursor.fetchall(), cursor.rowcount, type_codes)
-        except psycopg.Error as exc:
-            # A lost connection is dropped from the pool when the block's rollback fails on it,
-            # as after a statement of SQLAlchemy's own.
-            raise compiled.driver_error(exc, parameters) from exc
 
     def _driver_connection(self) -> psycopg.AsyncConnection[Any]:
         if self._driver is None:
@@ -84,3 +111,92 @@ class PostgresConnection:
             self._driver = self._conn.sync_connection.connection.driver_connection  # type: ignore[union-attr]
         assert self._driver is not None
         return self._driver
+
+
+class AutocommitConnection:
+    """Statements that stand alone, each committed as it ends. The prepared ones run on a
+    connection of psycopg's pool when one is ready; the others, and all of them when none is,
+    through SQLAlchemy's pool, which fails at once while the database is unreachable (psycopg's
+    would wait for its timeout) and makes a caller wait its turn under load. Each kind of
+    connection is taken at the block's first statement that needs it and kept to its end."""
+
+    def __init__(self, engine: AsyncEngine, pool: AsyncConnectionPool[Any]) -> None:
+        self._engine = engine
+        self._pool = pool
+        self._asked_pool = False
+        self._driver: psycopg.AsyncConnection[Any] | None = None
+        self._sqlalchemy: AsyncConnection | None = None
+
+    async def execute(
+        self, statement: sa.Executable, parameters: Any = None
+    ) -> sa.CursorResult[*tuple[Any, ...]] | PreparedResult:
+        compiled = compiled_for(statement, self._engine.dialect, parameters)
+        if compiled is not None and (driver := await self._pooled_driver()) is not None:
+            return await run_prepared(driver, compiled, parameters)
+        return await (await self._sqlalchemy_connection()).execute(statement, parameters)
+
+    async def run_sync(self, fn: Callable[[sa.Connection], T]) -> T:
+        return await (await self._sqlalchemy_connection()).run_sync(fn)
+
+    async def close(self) -> None:
+        try:
+            if self._sqlalchemy is not None:
+                await self._sqlalchemy.close()
+        finally:
+            if self._driver is not None:
+                await self._pool.putconn(self._driver)
+
+    async def _sqlalchemy_connection(self) -> PostgresConnection:
+        if self._sqlalchemy is None:
+            self._sqlalchemy = await self._engine.connect()
+        return PostgresConnection(self._sqlalchemy)
+
+    async def _pooled_driver(self) -> psycopg.AsyncConnection[Any] | None:
+        if not self._asked_pool:
+            self._asked_pool = True
+            if self._pool.closed:
+                await self._pool.open()
+            with contextlib.suppress(PoolTimeout):
+                self._driver = await self._pool.getconn(_READY_WITHIN_SECONDS)
+        return self._driver
+
+
+# How long a block waits for a connection of psycopg's pool before it goes through SQLAlchemy's.
+# Not zero: psycopg's pool then refuses even a connection it has ready.
+_READY_WITHIN_SECONDS = 0.001
+
+
+async def run_prepared(
+    driver: psycopg.AsyncConnection[Any], compiled: CompiledStatement, given: Any
+) -> PreparedResult:
+    parameters = compiled.parameters(given)
+    try:
+        async with driver.cursor() as cursor:
+            await cursor.execute(compiled.sql, parameters)
+            # psycopg builds the description anew at each read.
+            description = cursor.description
+            if description is None:
+                return compiled.result([], cursor.rowcount, ())
+            type_codes = tuple(column.type_code for column in description)
+            return compiled.result(await cursor.fetchall(), cursor.rowcount, type_codes)
+    except psycopg.Error as exc:
+        # A lost connection is dropped from its pool when it is returned, as after a statement
+        # of SQLAlchemy's own.
+        raise compiled.driver_error(exc, parameters) from exc
+
+
+class IdleConnectionCheck:
+    """psycopg_pool's `check` and `reset` callbacks: its connection check, done only for a
+    connection idle for stead.storage.idle_checks.CHECK_AFTER_IDLE_SECONDS."""
+
+    def __init__(self) -> None:
+        self._returned_at: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], float] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    async def mark_returned(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        self._returned_at[conn] = time.monotonic()
+
+    async def check(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        if idle_too_long(self._returned_at.get(conn)):
+            await AsyncConnectionPool.check_connection(conn)

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-import weakref
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -21,7 +19,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from stead.storage.database import CONNECT_TIMEOUT_SECONDS, Database
 from stead.storage.fencing import CheckpointsUnavailable, RunAttempt, current_writer, lease_lost
-from stead.storage.idle_checks import idle_too_long
+from stead.storage.postgres_engine import IdleConnectionCheck
 
 # Share-locks the run's row, or raises ATTEMPT_TAKEN_OVER (migration 0007).
 _HOLD_ATTEMPT_SQL = "SELECT stead_hold_attempt(%s::text, %s::integer)"
@@ -147,23 +145,6 @@ async def open_savers_pool(uri: str) -> AsyncConnectionPool[Any]:
     )
     await pool.open(wait=True)
     return pool
-
-
-class IdleConnectionCheck:
-    """psycopg_pool's `check` and `reset` callbacks: its connection check, done only for a
-    connection idle for stead.storage.idle_checks.CHECK_AFTER_IDLE_SECONDS."""
-
-    def __init__(self) -> None:
-        self._returned_at: weakref.WeakKeyDictionary[AsyncConnection[Any], float] = (
-            weakref.WeakKeyDictionary()
-        )
-
-    async def mark_returned(self, conn: AsyncConnection[Any]) -> None:
-        self._returned_at[conn] = time.monotonic()
-
-    async def check(self, conn: AsyncConnection[Any]) -> None:
-        if idle_too_long(self._returned_at.get(conn)):
-            await AsyncConnectionPool.check_connection(conn)
 
 
 async def migrate(uri: str, db: Database) -> None:

@@ -90,10 +90,6 @@ class InlineEngine:
     def dialect(self) -> sa.Dialect:
         return self._engine.dialect
 
-    @property
-    def pool(self) -> sa.Pool:
-        return self._engine.pool
-
     def connections_in_use(self) -> int:
         """1 while a transaction holds the connection (the pool sees it checked out always)."""
         return 1 if self._turn.locked() else 0
@@ -103,6 +99,10 @@ class InlineEngine:
         async with self._connection_turn() as conn:
             with conn.begin():
                 yield InlineSqlConnection(conn)
+
+    def autocommit(self) -> contextlib.AbstractAsyncContextManager[InlineSqlConnection]:
+        # One transaction: on SQLite, BEGIN and COMMIT cost no round trip.
+        return self.begin()
 
     @contextlib.asynccontextmanager
     async def connect(self) -> AsyncIterator[InlineSqlConnection]:
