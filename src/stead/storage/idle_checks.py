@@ -5,7 +5,7 @@ moments ago was alive then; one that sat idle may have been cut by a database re
 proxy's idle timeout, so that one is checked (and replaced when dead). A restart within the
 last moments is met by the first statement failing instead: a request answers 503 and a run's
 checkpoint write sends the run back to the queue, as during any outage. The savers' pool
-applies the same rule (stead.storage.postgres_savers.IdleConnectionCheck).
+applies the same rule (stead.storage.postgres_engine.IdleConnectionCheck).
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ class PostgresEngine:
         self._engine = engine
         self._autocommit_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._new_statement_pool = statement_pool
-        self._statement_pool = statement_pool()
+        self._statement_pool = StatementPool(statement_pool())
 
     @property
     def dialect(self) -> sa.Dialect:
@@ -41,8 +41,7 @@ class PostgresEngine:
     def connections_in_use(self) -> int:
         pool = self._engine.pool
         in_use = pool.checkedout() if isinstance(pool, sa.pool.QueuePool) else 0
-        stats = self._statement_pool.get_stats()
-        return int(in_use) + stats["pool_size"] - stats["pool_available"]
+        return int(in_use) + self._statement_pool.in_use
 
     @contextlib.asynccontextmanager
     async def begin(self) -> AsyncIterator[PostgresConnection]:
@@ -64,7 +63,7 @@ class PostgresEngine:
 
     async def dispose(self) -> None:
         """Close every pooled connection; the engine stays usable, with new pools."""
-        pool, self._statement_pool = self._statement_pool, self._new_statement_pool()
+        pool, self._statement_pool = self._statement_pool, StatementPool(self._new_statement_pool())
         await pool.close()
         await self._engine.dispose()
 
@@ -87,6 +86,37 @@ def statement_pool(
     )
 
 
+class StatementPool:
+    """psycopg's pool, handing out only a connection it has ready, and counting those it lent
+    (its own figures count connections still being opened as lent)."""
+
+    def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
+        self._pool = pool
+        self.in_use = 0
+
+    async def take_ready(self) -> psycopg.AsyncConnection[Any] | None:
+        if self._pool.closed:
+            await self._pool.open()
+        try:
+            conn = await self._pool.getconn(_READY_WITHIN_SECONDS)
+        except PoolTimeout:
+            return None
+        self.in_use += 1
+        return conn
+
+    async def give_back(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        self.in_use -= 1
+        await self._pool.putconn(conn)
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+
+# How long a block waits for a connection of psycopg's pool before it goes through SQLAlchemy's.
+# Not zero: psycopg's pool then refuses even a connection it has ready.
+_READY_WITHIN_SECONDS = 0.001
+
+
 class PostgresConnection:
     """A connection SQLAlchemy began a transaction on."""
 
@@ -105,6 +135,9 @@ class PostgresConnection:
     async def run_sync(self, fn: Callable[[sa.Connection], T]) -> T:
         return await self._conn.run_sync(fn)
 
+    async def close(self) -> None:
+        await self._conn.close()
+
     def _driver_connection(self) -> psycopg.AsyncConnection[Any]:
         if self._driver is None:
             # The block began the connection, so reading it needs no await (and no greenlet).
@@ -120,12 +153,12 @@ class AutocommitConnection:
     would wait for its timeout) and makes a caller wait its turn under load. Each kind of
     connection is taken at the block's first statement that needs it and kept to its end."""
 
-    def __init__(self, engine: AsyncEngine, pool: AsyncConnectionPool[Any]) -> None:
+    def __init__(self, engine: AsyncEngine, pool: StatementPool) -> None:
         self._engine = engine
         self._pool = pool
         self._asked_pool = False
         self._driver: psycopg.AsyncConnection[Any] | None = None
-        self._sqlalchemy: AsyncConnection | None = None
+        self._sqlalchemy: PostgresConnection | None = None
 
     async def execute(
         self, statement: sa.Executable, parameters: Any = None
@@ -144,26 +177,18 @@ class AutocommitConnection:
                 await self._sqlalchemy.close()
         finally:
             if self._driver is not None:
-                await self._pool.putconn(self._driver)
+                await self._pool.give_back(self._driver)
 
     async def _sqlalchemy_connection(self) -> PostgresConnection:
         if self._sqlalchemy is None:
-            self._sqlalchemy = await self._engine.connect()
-        return PostgresConnection(self._sqlalchemy)
+            self._sqlalchemy = PostgresConnection(await self._engine.connect())
+        return self._sqlalchemy
 
     async def _pooled_driver(self) -> psycopg.AsyncConnection[Any] | None:
         if not self._asked_pool:
             self._asked_pool = True
-            if self._pool.closed:
-                await self._pool.open()
-            with contextlib.suppress(PoolTimeout):
-                self._driver = await self._pool.getconn(_READY_WITHIN_SECONDS)
+            self._driver = await self._pool.take_ready()
         return self._driver
-
-
-# How long a block waits for a connection of psycopg's pool before it goes through SQLAlchemy's.
-# Not zero: psycopg's pool then refuses even a connection it has ready.
-_READY_WITHIN_SECONDS = 0.001
 
 
 async def run_prepared(
