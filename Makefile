@@ -36,7 +36,7 @@ test-services:
 # The second pass runs the API suite and the LangGraph SDK's own integration suite again on the
 # production runtime: PostgreSQL + Redis. It skips the files that start their own PostgreSQL and
 # Redis whatever the session's runtime: their first pass covered them.
-OWN_RUNTIME := test_postgres test_backup test_doctor test_topology test_outages test_redis_broker_load \
+OWN_RUNTIME := test_postgres test_connection_buffers test_backup test_doctor test_topology test_outages test_redis_broker_load \
 	test_redis_eviction test_prepared_statements
 test: lint test-services
 	$(BIN)/python -m pytest

@@ -21,7 +21,7 @@ from stead.ids import new_time_ordered_id
 from stead.services.assistants import now_utc
 from stead.services.thread_status import settle_thread
 from stead.services.threads import new_thread_record
-from stead.storage import idle_checks
+from stead.storage import connection_checks
 from stead.storage.database import Database, database_errors
 from stead.storage.fencing import LeaseLost, writing_as
 from stead.storage.postgres_savers import FencedPostgresSaver, open_savers_pool
@@ -423,7 +423,7 @@ def test_autocommit_opens_no_transaction_and_leaves_the_connection_atomic(pg: Po
 
 @pytest.fixture
 def quick_idle_check(monkeypatch: pytest.MonkeyPatch) -> float:
-    monkeypatch.setattr(idle_checks, "CHECK_AFTER_IDLE_SECONDS", 0.3)
+    monkeypatch.setattr(connection_checks, "CHECK_AFTER_IDLE_SECONDS", 0.3)
     return 0.3
 
 

@@ -18,10 +18,10 @@ from stead.storage import sqlite_inline
 from stead.storage.access import UNRESTRICTED, Access
 from stead.storage.api_keys import ApiKeyRepository
 from stead.storage.assistants import AssistantRepository
+from stead.storage.connection_checks import check_engine_connections
 from stead.storage.connections import Connection, Engine
 from stead.storage.crons import CronRepository
 from stead.storage.dialects import Dialect, dialect_for
-from stead.storage.idle_checks import check_engine_connections_after_idle
 from stead.storage.runs import RunRepository
 from stead.storage.schema import assistant, cron, metadata, run, thread
 from stead.storage.threads import ThreadRepository
@@ -168,7 +168,7 @@ def _async_engine(url: str, options: dict[str, Any]) -> Engine:
     from stead.storage.postgres_engine import PostgresEngine, statement_pool
 
     engine = create_async_engine(url, **options)
-    check_engine_connections_after_idle(engine)
+    check_engine_connections(engine)
     statements = partial(statement_pool, engine, _STATEMENT_POOL_SIZE, options["connect_args"])
     return PostgresEngine(engine, statements)
 
@@ -193,7 +193,7 @@ def _engine_options(url: str) -> dict[str, Any]:
         # One connection serialises writers in-process instead of failing with "database is locked".
         options.update(pool_size=1, max_overflow=0, pool_timeout=60, pool_reset_on_return=None)
     else:
-        # A real pool, its idle connections checked (stead.storage.idle_checks). Short timeouts
+        # A real pool, its connections checked (stead.storage.connection_checks). Short timeouts
         # make requests fail fast (503) while the database is unreachable instead of hanging.
         # With the autocommit statements' pool, a process holds up to 30 connections.
         options.update(

@@ -5,8 +5,6 @@ autocommit block on a connection of psycopg's pool."""
 from __future__ import annotations
 
 import contextlib
-import time
-import weakref
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
@@ -15,7 +13,7 @@ import sqlalchemy as sa
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from stead.storage.idle_checks import idle_too_long
+from stead.storage.connection_checks import PooledConnectionCheck
 from stead.storage.prepared import CompiledStatement, PreparedResult, compiled_for
 
 T = TypeVar("T")
@@ -74,14 +72,14 @@ def statement_pool(
     """psycopg connections as SQLAlchemy's dialect makes them (its JSON loads and dumps), in
     autocommit; opened at its first use, in the event loop that uses it."""
     _, options = engine.dialect.create_connect_args(engine.url)
-    idle_check = IdleConnectionCheck()
+    checks = PooledConnectionCheck()
     return AsyncConnectionPool(
         kwargs={**options, **connect_args, "autocommit": True},
         min_size=1,
         max_size=size,
-        configure=idle_check.mark_returned,
-        reset=idle_check.mark_returned,
-        check=idle_check.check,
+        configure=checks.mark_returned,
+        reset=checks.replace_if_transferred_too_much,
+        check=checks.check,
         open=False,
     )
 
@@ -208,20 +206,3 @@ async def run_prepared(
         # A lost connection is dropped from its pool when it is returned, as after a statement
         # of SQLAlchemy's own.
         raise compiled.driver_error(exc, parameters) from exc
-
-
-class IdleConnectionCheck:
-    """psycopg_pool's `check` and `reset` callbacks: its connection check, done only for a
-    connection idle for stead.storage.idle_checks.CHECK_AFTER_IDLE_SECONDS."""
-
-    def __init__(self) -> None:
-        self._returned_at: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], float] = (
-            weakref.WeakKeyDictionary()
-        )
-
-    async def mark_returned(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        self._returned_at[conn] = time.monotonic()
-
-    async def check(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        if idle_too_long(self._returned_at.get(conn)):
-            await AsyncConnectionPool.check_connection(conn)

@@ -17,9 +17,9 @@ from psycopg import AsyncConnection, AsyncCursor
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from stead.storage.connection_checks import PooledConnectionCheck
 from stead.storage.database import CONNECT_TIMEOUT_SECONDS, Database
 from stead.storage.fencing import CheckpointsUnavailable, RunAttempt, current_writer, lease_lost
-from stead.storage.postgres_engine import IdleConnectionCheck
 
 # Share-locks the run's row, or raises ATTEMPT_TAKEN_OVER (migration 0007).
 _HOLD_ATTEMPT_SQL = "SELECT stead_hold_attempt(%s::text, %s::integer)"
@@ -127,9 +127,8 @@ async def open_savers(
 
 
 async def open_savers_pool(uri: str) -> AsyncConnectionPool[Any]:
-    # Checked on checkout after sitting idle, as the engine's: a restarted PostgreSQL leaves dead
-    # connections.
-    idle_check = IdleConnectionCheck()
+    # Checked on checkout as the engine's (stead.storage.connection_checks).
+    checks = PooledConnectionCheck()
     pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
         uri,
         min_size=1,
@@ -138,9 +137,9 @@ async def open_savers_pool(uri: str) -> AsyncConnectionPool[Any]:
         # waits longer goes back to the queue and continues from its last checkpoint.
         timeout=_SAVERS_POOL_TIMEOUT_SECONDS,
         kwargs={**_PSYCOPG_OPTIONS, "connect_timeout": CONNECT_TIMEOUT_SECONDS},
-        configure=idle_check.mark_returned,
-        reset=idle_check.mark_returned,
-        check=idle_check.check,
+        configure=checks.mark_returned,
+        reset=checks.replace_if_transferred_too_much,
+        check=checks.check,
         open=False,
     )
     await pool.open(wait=True)

@@ -1,0 +1,154 @@
+"""libpq keeps a connection's buffers at the size of the largest message it carried: a pooled
+connection that moved a large value is closed as it is returned, so that a process's memory goes
+back down after a large run (stead.storage.connection_checks). Each of Stead's PostgreSQL pools
+is checked: SQLAlchemy's (transactions), psycopg's for autocommit statements, and the savers'.
+Starts its own PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from stead.storage.database import Database
+from stead.storage.postgres_savers import open_savers_pool
+from stead.storage.prepared import PreparedResult, prepared
+from stead.storage.transferred_bytes import TRANSFERRED_BYTES_LIMIT, bytes_transferred
+from tests.support.services import Postgres, postgres_server
+
+LARGE = TRANSFERRED_BYTES_LIMIT + 2**20
+SMALL = 1000
+
+# A block reads the backend's pid and a value of the given size, the way Stead's statements run.
+Block = Callable[[int], Awaitable[int]]
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[Postgres]:
+    with postgres_server() as server:
+        yield server
+
+
+def _backend_pid_and(size: int) -> sa.Select[Any]:
+    return sa.select(
+        sa.func.pg_backend_pid().label("pid"), sa.func.repeat("x", size).label("value")
+    )
+
+
+def _sqlalchemy_url(pg: Postgres) -> str:
+    return "postgresql+psycopg://" + pg.url("postgres").split("://", 1)[1]
+
+
+@contextlib.asynccontextmanager
+async def _transaction_blocks(pg: Postgres) -> AsyncIterator[Block]:
+    db = Database(_sqlalchemy_url(pg))
+
+    async def block(size: int) -> int:
+        async with db.engine.begin() as conn:
+            row = (await conn.execute(_backend_pid_and(size))).mappings().one()
+        assert len(row["value"]) == size
+        return int(row["pid"])
+
+    try:
+        yield block
+    finally:
+        await db.close()
+
+
+@contextlib.asynccontextmanager
+async def _autocommit_blocks(pg: Postgres) -> AsyncIterator[Block]:
+    db = Database(_sqlalchemy_url(pg))
+    statements = {size: prepared(_backend_pid_and(size)) for size in (SMALL, LARGE)}
+
+    async def block(size: int) -> int:
+        async with db.engine.autocommit() as conn:
+            result = await conn.execute(statements[size])
+            row = result.mappings().one()
+        # A prepared statement's result, so the block ran on psycopg's pool.
+        assert isinstance(result, PreparedResult)
+        assert len(row["value"]) == size
+        return int(row["pid"])
+
+    try:
+        yield block
+    finally:
+        await db.close()
+
+
+@contextlib.asynccontextmanager
+async def _savers_blocks(pg: Postgres) -> AsyncIterator[Block]:
+    pool = await open_savers_pool(pg.url("postgres"))
+
+    async def block(size: int) -> int:
+        async with pool.connection() as conn:
+            cursor = await conn.execute(
+                "SELECT pg_backend_pid() AS pid, repeat('x', %s) AS value", (size,)
+            )
+            row = await cursor.fetchone()
+        assert row is not None and len(row["value"]) == size
+        return int(row["pid"])
+
+    try:
+        yield block
+    finally:
+        await pool.close()
+
+
+@pytest.mark.parametrize("pool", ["transactions", "autocommit", "savers"])
+def test_a_connection_that_carried_a_large_value_is_replaced(
+    pg: Postgres, pool: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocks: Callable[[Postgres], AbstractAsyncContextManager[Block]] = {
+        "transactions": _transaction_blocks,
+        "autocommit": _autocommit_blocks,
+        "savers": _savers_blocks,
+    }[pool]
+
+    async def scenario() -> list[int]:
+        pids = []
+        async with blocks(pg) as block:
+            # psycopg's pool opens at the first block, which SQLAlchemy's pool serves meanwhile.
+            for size in (SMALL, SMALL):
+                await block(size)
+                await asyncio.sleep(0.1)
+            for size in (*[SMALL] * 4, LARGE, *[SMALL] * 4):
+                pids.append(await block(size))
+                await asyncio.sleep(0.1)
+        return pids
+
+    with caplog.at_level(logging.INFO):
+        pids = asyncio.run(scenario())
+    before, large, after = pids[:4], pids[4], pids[5:]
+    assert large in before, "the large value was read on a connection the pool had lent before"
+    assert large not in after, "the connection that carried a large value was kept"
+    assert set(before) - {large} <= set(after), "a connection that carried small values was not"
+    # Replacing a connection on purpose is not a warning of psycopg's pool.
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+def test_a_connection_counts_what_it_sent_and_received(pg: Postgres) -> None:
+    """Both directions grow libpq's buffers: a large parameter as much as a large result."""
+
+    async def scenario() -> tuple[int, int, int]:
+        pool = await open_savers_pool(pg.url("postgres"))
+        try:
+            async with pool.connection() as conn:
+                before = bytes_transferred(conn.pgconn.socket)
+                await conn.execute("SELECT length(%s)", ("x" * SMALL * 1000,))
+                after_sending = bytes_transferred(conn.pgconn.socket)
+                await conn.execute("SELECT repeat('x', %s)", (SMALL * 1000,))
+                after_receiving = bytes_transferred(conn.pgconn.socket)
+        finally:
+            await pool.close()
+        assert None not in (before, after_sending, after_receiving)
+        return before or 0, after_sending or 0, after_receiving or 0
+
+    before, after_sending, after_receiving = asyncio.run(scenario())
+    assert after_sending - before >= SMALL * 1000
+    assert after_receiving - after_sending >= SMALL * 1000
