@@ -8,7 +8,8 @@
 - `POST /threads/search` (limit 10) at 5,000 threads: p50 latency;
 - resident memory after all that (every server process summed);
 - one stateless run whose input is a 20 MiB string: the server's peak extra memory, as a multiple
-  of the body; then ten such runs at once, as a multiple of the ten bodies.
+  of the body; then ten such runs at once, as a multiple of the ten bodies, and the memory still
+  held a second after them.
 
 Servers, one after the other: Stead on its embedded default, Stead on PostgreSQL 15 + Redis 7 (one
 API process with `N_JOBS_PER_WORKER=0` and one `stead worker`, both counted), and the official
@@ -260,6 +261,8 @@ def measure(server: Server, seconds: float, official: bool) -> dict[str, float]:
     row["rss_mib"] = server.rss_bytes() / 2**20
     row["large_request_peak_bodies"] = large_request_peak(server)
     row["large_requests_10_peak_bodies"] = large_request_peak(server, LARGE_AT_ONCE)
+    time.sleep(1)
+    row["rss_kept_after_large_mib"] = server.rss_bytes() / 2**20 - row["rss_mib"]
     return row
 
 
@@ -280,6 +283,7 @@ ROWS = [
         "{:.1f}x bodies",
         False,
     ),
+    ("RSS kept 1 s after those large requests", "rss_kept_after_large_mib", "{:.0f} MiB", False),
 ]
 
 
@@ -294,6 +298,10 @@ def table(results: dict[str, dict[str, float]]) -> str:
         cells = [shape.format(results[name][key]) for name in names]
         if "official" in results:
             for name in stead:
+                if results["official"][key] <= 0:
+                    # Memory the official server gave back entirely: no ratio to speak of.
+                    cells.append("n/a")
+                    continue
                 ratio = results[name][key] / results["official"][key]
                 better = ratio >= 1 if higher_is_better else ratio <= 1
                 cells.append(f"{ratio:.2f}x{'' if better else ' (worse)'}")
