@@ -11,6 +11,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
+from functools import partial
 from typing import Any
 
 import pytest
@@ -18,7 +19,7 @@ import sqlalchemy as sa
 
 from stead.storage.database import Database
 from stead.storage.postgres_savers import open_savers_pool
-from stead.storage.prepared import PreparedResult, prepared
+from stead.storage.prepared import prepared
 from stead.storage.transferred_bytes import TRANSFERRED_BYTES_LIMIT, bytes_transferred
 from tests.support.services import Postgres, postgres_server
 
@@ -46,32 +47,16 @@ def _sqlalchemy_url(pg: Postgres) -> str:
 
 
 @contextlib.asynccontextmanager
-async def _transaction_blocks(pg: Postgres) -> AsyncIterator[Block]:
-    db = Database(_sqlalchemy_url(pg))
-
-    async def block(size: int) -> int:
-        async with db.engine.begin() as conn:
-            row = (await conn.execute(_backend_pid_and(size))).mappings().one()
-        assert len(row["value"]) == size
-        return int(row["pid"])
-
-    try:
-        yield block
-    finally:
-        await db.close()
-
-
-@contextlib.asynccontextmanager
-async def _autocommit_blocks(pg: Postgres) -> AsyncIterator[Block]:
+async def _database_blocks(pg: Postgres, autocommit: bool) -> AsyncIterator[Block]:
+    """Blocks of Stead's engine: transactions (SQLAlchemy's pool), or autocommit blocks running a
+    prepared statement (psycopg's pool, once it has opened)."""
     db = Database(_sqlalchemy_url(pg))
     statements = {size: prepared(_backend_pid_and(size)) for size in (SMALL, LARGE)}
 
     async def block(size: int) -> int:
-        async with db.engine.autocommit() as conn:
-            result = await conn.execute(statements[size])
-            row = result.mappings().one()
-        # A prepared statement's result, so the block ran on psycopg's pool.
-        assert isinstance(result, PreparedResult)
+        begin = db.engine.autocommit if autocommit else db.engine.begin
+        async with begin() as conn:
+            row = (await conn.execute(statements[size])).mappings().one()
         assert len(row["value"]) == size
         return int(row["pid"])
 
@@ -104,11 +89,12 @@ async def _savers_blocks(pg: Postgres) -> AsyncIterator[Block]:
 def test_a_connection_that_carried_a_large_value_is_replaced(
     pg: Postgres, pool: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    blocks: Callable[[Postgres], AbstractAsyncContextManager[Block]] = {
-        "transactions": _transaction_blocks,
-        "autocommit": _autocommit_blocks,
+    pools: dict[str, Callable[[Postgres], AbstractAsyncContextManager[Block]]] = {
+        "transactions": partial(_database_blocks, autocommit=False),
+        "autocommit": partial(_database_blocks, autocommit=True),
         "savers": _savers_blocks,
-    }[pool]
+    }
+    blocks = pools[pool]
 
     async def scenario() -> list[int]:
         pids = []

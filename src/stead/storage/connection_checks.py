@@ -89,7 +89,7 @@ class PooledConnectionCheck:
 
 
 class TransferredTooMuch(Exception):
-    pass
+    """Raised by the `reset` callback: psycopg's pool then closes the connection."""
 
 
 _REPLACED: weakref.WeakSet[psycopg.AsyncConnection[Any]] = weakref.WeakSet()

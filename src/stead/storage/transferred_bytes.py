@@ -15,6 +15,8 @@ import socket
 import struct
 from typing import Any
 
+import psycopg
+
 TRANSFERRED_BYTES_LIMIT = 4 * 2**20
 
 # struct tcp_info (linux/tcp.h), since Linux 4.1: u64 tcpi_bytes_acked (what the peer
@@ -23,9 +25,14 @@ _TCP_INFO_BYTES_ACKED = 120
 _TCP_INFO_SIZE = 256
 
 
-def transferred_too_much(conn: Any) -> bool:
-    """Whether `conn` (a psycopg connection) has moved more than TRANSFERRED_BYTES_LIMIT."""
-    transferred = bytes_transferred(conn.pgconn.socket)
+def transferred_too_much(conn: psycopg.AsyncConnection[Any]) -> bool:
+    """Whether `conn` has moved more than TRANSFERRED_BYTES_LIMIT."""
+    try:
+        fd = conn.pgconn.socket
+    except psycopg.OperationalError:
+        # Closed or lost: its pool deals with it as with any dead connection.
+        return False
+    transferred = bytes_transferred(fd)
     return transferred is not None and transferred > TRANSFERRED_BYTES_LIMIT
 
 
