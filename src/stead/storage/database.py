@@ -18,7 +18,6 @@ from stead.storage import sqlite_inline
 from stead.storage.access import UNRESTRICTED, Access
 from stead.storage.api_keys import ApiKeyRepository
 from stead.storage.assistants import AssistantRepository
-from stead.storage.connection_checks import check_engine_connections
 from stead.storage.connections import Connection, Engine
 from stead.storage.crons import CronRepository
 from stead.storage.dialects import Dialect, dialect_for
@@ -161,10 +160,11 @@ def create_engine(url: str) -> tuple[Engine, int]:
 
 
 def _async_engine(url: str, options: dict[str, Any]) -> Engine:
-    """SQLAlchemy's asyncio engine, imported here: with the ORM it brings, 7 MiB resident that
-    the embedded default does without."""
+    """SQLAlchemy's asyncio engine and psycopg, imported here: with the ORM they bring, 7 MiB
+    resident that the embedded default does without."""
     from sqlalchemy.ext.asyncio import create_async_engine
 
+    from stead.storage.connection_checks import check_engine_connections
     from stead.storage.postgres_engine import PostgresEngine, statement_pool
 
     engine = create_async_engine(url, **options)
