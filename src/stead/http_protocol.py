@@ -1,8 +1,13 @@
-"""Uvicorn's HTTP protocol (httptools) with the writes of one event-loop turn sent together.
+"""Uvicorn's HTTP protocol (httptools) with the writes of one event-loop turn sent together, and
+a connection accepted just before shutdown answered rather than closed.
 
 Uvicorn writes a response's status line and headers, then its body, in separate socket writes:
 each a system call and, with TCP_NODELAY, a packet the client must read on its own. Held until
 the end of the loop turn, a small response goes out in one write.
+
+At shutdown, uvicorn closes every connection with no request in progress. One accepted moments
+before has its first request on the way: closed, its client sees the connection reset unanswered,
+though another replica sharing the port would have served it (a rollout).
 """
 
 from __future__ import annotations
@@ -12,12 +17,36 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+# How long a connection still waiting for its first request is kept open once shutdown begins.
+FIRST_REQUEST_GRACE_SECONDS = 1.0
+
 
 class HttpProtocol(HttpToolsProtocol):
     """Uvicorn's httptools protocol, writing through a CoalescingTransport."""
 
+    _shutting_down = False
+
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(CoalescingTransport(transport))
+
+    def shutdown(self) -> None:
+        """A connection that has not yet sent its first request may: that one is answered, then
+        closed (uvicorn closes it unanswered)."""
+        if self.cycle is not None:
+            super().shutdown()
+            return
+        self._shutting_down = True
+        self.loop.call_later(FIRST_REQUEST_GRACE_SECONDS, self._close_if_unasked)
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        if self._shutting_down and self.cycle is not None:
+            self.cycle.keep_alive = False
+
+    def _close_if_unasked(self) -> None:
+        # An upgraded connection (a WebSocket) belongs to another protocol now.
+        if self.cycle is None and self.transport.get_protocol() is self:
+            self.transport.close()
 
 
 # Larger writes are passed on one by one: joining them would copy a large body once more.

@@ -1,6 +1,7 @@
 """Stopping `stead run` with clients still connected: open streams, joins and waits end as soon
 as the server stops listening (not after the grace period), the runs in progress go back to the
-queue, an SDK client carries on with another replica, and a second signal exits at once."""
+queue, an SDK client carries on with another replica, a connection made just before the signal
+is still answered, and a second signal exits at once."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, ExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from socket import create_connection
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -281,6 +284,37 @@ async def _stream_and_join(
             await once_running()
     assert joined is not None
     return thread_id, parts, await asyncio.wait_for(joined, timeout=30)
+
+
+def test_a_connection_made_before_the_signal_has_its_request_answered_then_closed(
+    tmp_path: Path,
+) -> None:
+    """During a rollout, a replica being stopped has connections its clients opened a moment ago,
+    their requests still on the way; uvicorn alone closed them unanswered."""
+    with stead_server(GRAPHS_CONFIG, tmp_path / "data") as server:
+        parts = urlsplit(server.url)
+        with create_connection((parts.hostname, parts.port), timeout=10) as connection:
+            server.process.send_signal(signal.SIGTERM)
+            server.log_containing("stopping: open streams end now")
+            time.sleep(0.2)
+            connection.sendall(b"GET /ok HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            received = b""
+            while chunk := connection.recv(65536):
+                received += chunk
+        assert received.startswith(b"HTTP/1.1 200 OK\r\n"), received
+        assert b"\r\nconnection: close\r\n" in received.lower()
+        assert server.process.wait(timeout=PROMPT_SECS) == 0
+
+
+def test_a_connection_that_never_asks_does_not_hold_the_stop_up(tmp_path: Path) -> None:
+    with stead_server(GRAPHS_CONFIG, tmp_path / "data") as server:
+        parts = urlsplit(server.url)
+        with create_connection((parts.hostname, parts.port), timeout=10) as connection:
+            stopped_at = time.monotonic()
+            server.process.send_signal(signal.SIGTERM)
+            assert connection.recv(65536) == b""
+            assert server.process.wait(timeout=PROMPT_SECS) == 0
+        assert time.monotonic() - stopped_at < PROMPT_SECS
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["INT", "TERM"])
