@@ -2,18 +2,21 @@
 connection that moved a large value is closed as it is returned, so that a process's memory goes
 back down after a large run (stead.storage.connection_checks). Each of Stead's PostgreSQL pools
 is checked: SQLAlchemy's (transactions), psycopg's for autocommit statements, and the savers'.
-Starts its own PostgreSQL."""
+End to end, a worker is back to its size once large runs have ended. Starts its own PostgreSQL."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from functools import partial
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -21,7 +24,11 @@ from stead.storage.database import Database
 from stead.storage.postgres_savers import open_savers_pool
 from stead.storage.prepared import prepared
 from stead.storage.transferred_bytes import TRANSFERRED_BYTES_LIMIT, bytes_transferred
-from tests.support.services import Postgres, postgres_server
+from tests.conftest import GRAPHS_CONFIG
+from tests.support.postgres import stead_migrate
+from tests.support.servers import stead_server
+from tests.support.services import Postgres, postgres_server, redis_server
+from tests.support.worker import stead_worker_process
 
 LARGE = TRANSFERRED_BYTES_LIMIT + 2**20
 SMALL = 1000
@@ -138,3 +145,37 @@ def test_a_connection_counts_what_it_sent_and_received(pg: Postgres) -> None:
     before, after_sending, after_receiving = asyncio.run(scenario())
     assert after_sending - before >= SMALL * 1000
     assert after_receiving - after_sending >= SMALL * 1000
+
+
+def test_a_worker_is_back_to_its_size_once_large_runs_ended(pg: Postgres) -> None:
+    """Each run with a 20 MiB input grew the worker by 20 MiB: kept in its connections' buffers,
+    and, the last run's, by the loop that claimed it."""
+    migrated = stead_migrate(GRAPHS_CONFIG, pg.url("postgres"))
+    assert migrated.returncode == 0, migrated.stderr
+    with redis_server() as redis:
+        env = {"DATABASE_URI": pg.url("postgres"), "REDIS_URI": redis.url}
+        with (
+            stead_server(GRAPHS_CONFIG, env={**env, "N_JOBS_PER_WORKER": "0"}) as api,
+            stead_worker_process(GRAPHS_CONFIG, env) as worker,
+        ):
+            for _ in range(5):
+                _echo(api.url, "small")
+            before = _resident_mib(worker.process.pid)
+            for _ in range(3):
+                _echo(api.url, "x" * 20 * 2**20)
+            time.sleep(1)
+            grown = _resident_mib(worker.process.pid) - before
+    assert grown < 10, f"the worker kept {grown:.0f} MiB after three 20 MiB runs"
+
+
+def _echo(url: str, text: str) -> None:
+    answer = httpx.post(
+        f"{url}/runs/wait", json={"assistant_id": "echo", "input": {"text": text}}, timeout=60
+    )
+    assert answer.status_code == 200 and answer.json() == {"text": text}
+
+
+def _resident_mib(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    line = next(line for line in status.splitlines() if line.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024

@@ -68,15 +68,22 @@ class RunQueue:
             while not self._slots.locked():
                 await self._slots.acquire()
                 wanted += 1
-            runs, next_due = await self._claim(wanted)
-            for _ in range(wanted - len(runs)):
-                self._slots.release()
-            for run in runs:
-                self.start_claimed(run)
-            if len(runs) < wanted:
+            started, next_due = await self._start_due(wanted)
+            if started < wanted:
                 # Nothing else was due: a claim now would find nothing until the next wake-up
                 # (a new run, or a run ending and freeing its thread) or the next delayed run.
                 await self._broker.wait_for_work(_idle_timeout(next_due))
+
+    async def _start_due(self, wanted: int) -> tuple[int, datetime | None]:
+        """Claim up to `wanted` runs and start them: how many started, and when the next delayed
+        run falls due. The claimed rows stay in this frame only, not in the claim loop's while it
+        waits: a run's input (megabytes, at times) is freed with the run."""
+        runs, next_due = await self._claim(wanted)
+        for _ in range(wanted - len(runs)):
+            self._slots.release()
+        for run in runs:
+            self.start_claimed(run)
+        return len(runs), next_due
 
     async def reserve_slot(self) -> bool:
         # Only a slot nobody waits for: while the claim loop holds or awaits the free ones,
