@@ -43,6 +43,7 @@ import aiohttp
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from tests.support.load import cpu_seconds, resident_bytes  # noqa: E402
 from tests.support.postgres import migrated_postgres  # noqa: E402
 from tests.support.servers import official_server, stead_server  # noqa: E402
 from tests.support.services import redis_server  # noqa: E402
@@ -55,7 +56,6 @@ ECHO = {"assistant_id": "echo", "input": {"text": "hi"}}
 SEARCH_THREADS = 5_000
 LARGE_BODY_MIB = 20
 LARGE_AT_ONCE = 10
-_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -64,19 +64,10 @@ class Server:
     pids: list[int]
 
     def cpu_seconds(self) -> float:
-        total = 0
-        for pid in self.pids:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-        return total / _TICKS
+        return cpu_seconds(self.pids)
 
     def rss_bytes(self) -> int:
-        total = 0
-        for pid in self.pids:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
-        return total
+        return resident_bytes(self.pids)
 
 
 def pid_listening(port: int) -> int:

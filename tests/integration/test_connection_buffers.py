@@ -13,7 +13,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,6 +24,7 @@ from stead.storage.postgres_savers import open_savers_pool
 from stead.storage.prepared import prepared
 from stead.storage.transferred_bytes import TRANSFERRED_BYTES_LIMIT, bytes_transferred
 from tests.conftest import GRAPHS_CONFIG
+from tests.support.load import resident_bytes
 from tests.support.postgres import stead_migrate
 from tests.support.servers import stead_server
 from tests.support.services import Postgres, postgres_server, redis_server
@@ -160,11 +160,11 @@ def test_a_worker_is_back_to_its_size_once_large_runs_ended(pg: Postgres) -> Non
         ):
             for _ in range(5):
                 _echo(api.url, "small")
-            before = _resident_mib(worker.process.pid)
+            before = resident_bytes([worker.process.pid])
             for _ in range(3):
                 _echo(api.url, "x" * 20 * 2**20)
             time.sleep(1)
-            grown = _resident_mib(worker.process.pid) - before
+            grown = (resident_bytes([worker.process.pid]) - before) / 2**20
     assert grown < 10, f"the worker kept {grown:.0f} MiB after three 20 MiB runs"
 
 
@@ -173,9 +173,3 @@ def _echo(url: str, text: str) -> None:
         f"{url}/runs/wait", json={"assistant_id": "echo", "input": {"text": text}}, timeout=60
     )
     assert answer.status_code == 200 and answer.json() == {"text": text}
-
-
-def _resident_mib(pid: int) -> float:
-    status = Path(f"/proc/{pid}/status").read_text()
-    line = next(line for line in status.splitlines() if line.startswith("VmRSS:"))
-    return int(line.split()[1]) / 1024

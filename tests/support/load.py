@@ -696,6 +696,16 @@ def cpu_seconds(pids: Sequence[int]) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def resident_bytes(pids: Sequence[int]) -> int:
+    """The processes' resident memory now (VmRSS in /proc/<pid>/status)."""
+    total = 0
+    for pid in pids:
+        status = Path(f"/proc/{pid}/status").read_text()
+        line = next(line for line in status.splitlines() if line.startswith("VmRSS:"))
+        total += int(line.split()[1]) * 1024
+    return total
+
+
 class RedisClientsPoller:
     """Polls `INFO clients` in a thread and keeps the peak of `connected_clients`, not counting
     its own connection. Polls that time out (Redis stopped) are skipped."""
