@@ -1,4 +1,4 @@
-"""Stead's tables in an SQLite file taken to a given schema revision with Alembic, as a Stead of
+"""Stead's tables in a database taken to a given schema revision with Alembic, as a Stead of
 that revision left them."""
 
 from __future__ import annotations
@@ -16,11 +16,18 @@ from stead.storage import database as storage_database
 def migrate_sqlite_to(
     database: Path, revision: str, direction: Literal["upgrade", "downgrade"] = "upgrade"
 ) -> None:
+    migrate_to(f"sqlite:///{database}", revision, direction)
+
+
+def migrate_to(
+    url: str, revision: str, direction: Literal["upgrade", "downgrade"] = "upgrade"
+) -> None:
+    """Take the database at `url` (a synchronous SQLAlchemy URL) to `revision`."""
     config = AlembicConfig()
     config.set_main_option(
         "script_location", str(Path(storage_database.__file__).parent / "migrations")
     )
-    engine = sa.create_engine(f"sqlite:///{database}")
+    engine = sa.create_engine(url)
     with engine.begin() as conn:
         config.attributes["connection"] = conn
         getattr(command, direction)(config, revision)

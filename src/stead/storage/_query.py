@@ -54,6 +54,7 @@ async def fetch_page(
     sort: Sort,
     limit: int,
     offset: int,
+    count_all: sa.Select[Any] | None = None,
 ) -> Page:
     if where:
         query = sa.select(table).where(*where).order_by(*sort.clauses(table))
@@ -64,12 +65,22 @@ async def fetch_page(
     if len(rows) < limit and (rows or offset == 0):
         # A short page ends the results: its total needs no count.
         return Page(rows, offset + len(rows))
-    return Page(rows, await count(conn, table, where))
+    return Page(rows, await count(conn, table, where, count_all))
 
 
-async def count(conn: Connection, table: sa.Table, where: list[sa.ColumnElement[bool]]) -> int:
-    query = _count_all(table)
-    result = await conn.execute(query.where(*where) if where else query)
+async def count(
+    conn: Connection,
+    table: sa.Table,
+    where: list[sa.ColumnElement[bool]],
+    count_all: sa.Select[Any] | None = None,
+) -> int:
+    """The rows `where` holds; with no condition, `count_all` when given (a table whose size is
+    kept elsewhere), else a count of the table."""
+    if where:
+        query = _count_all(table).where(*where)
+    else:
+        query = count_all if count_all is not None else _count_all(table)
+    result = await conn.execute(query)
     return int(result.scalar_one())
 
 

@@ -28,6 +28,15 @@ _OTHERS_ACTIVE = sa.exists().where(
     is_active(run.c.status),
     run.c.run_id != sa.bindparam("ended_run_id"),
 )
+# On PostgreSQL the number of threads is kept in `thread_tally` as it changes (migration 0008):
+# an unfiltered total is a sum of a few rows, not a count of every thread.
+_TALLY = sa.table("thread_tally", sa.column("delta", sa.BigInteger()))
+_COUNT_ALL: dict[str, sa.Select[Any] | None] = {
+    "postgresql": prepared(
+        sa.select(sa.cast(sa.func.coalesce(sa.func.sum(_TALLY.c.delta), 0), sa.BigInteger()))
+    ),
+    "sqlite": None,
+}
 _SETTLED_STATUS = sa.case(
     (_OTHERS_ACTIVE, "busy"), else_=sa.bindparam("status_when_free", type_=thread.c.status.type)
 )
@@ -161,6 +170,7 @@ class ThreadRepository:
             sort=Sort(sort_by, sort_order, "thread_id"),
             limit=limit,
             offset=offset,
+            count_all=_COUNT_ALL[self._dialect.name],
         )
 
     async def count(
@@ -170,7 +180,8 @@ class ThreadRepository:
         values: dict[str, Any] | None,
         status: str | None,
     ) -> int:
-        return await count(self._conn, thread, self._filters(None, metadata, values, status))
+        where = self._filters(None, metadata, values, status)
+        return await count(self._conn, thread, where, _COUNT_ALL[self._dialect.name])
 
     def _filters(
         self,
