@@ -57,21 +57,28 @@ def _records(count: int) -> list[dict[str, Any]]:
     return [new_thread_record(new_time_ordered_id(), {}) for _ in range(count)]
 
 
-async def _totals(db: Database) -> tuple[int, int]:
-    """What a user is told: a full page's total, and threads/count's."""
+async def _page(db: Database, limit: int, offset: int) -> tuple[int, int]:
+    """An unfiltered search page: its rows and its total."""
     async with db.autocommit() as tx:
         page = await tx.threads.search(
             ids=None,
             metadata=None,
             values=None,
             status=None,
-            limit=1,
-            offset=0,
+            limit=limit,
+            offset=offset,
             sort_by="created_at",
             sort_order="desc",
         )
+    return len(page.rows), page.total
+
+
+async def _totals(db: Database) -> tuple[int, int]:
+    """What a user is told: a full page's total, and threads/count's."""
+    _, total = await _page(db, limit=1, offset=0)
+    async with db.autocommit() as tx:
         counted = await tx.threads.count(metadata=None, values=None, status=None)
-    return page.total, counted
+    return total, counted
 
 
 def test_the_migration_counts_the_threads_already_there(pg: Postgres) -> None:
@@ -123,6 +130,9 @@ async def test_the_total_follows_every_way_threads_come_and_go(pg: Postgres) -> 
             await tx.connection.execute(sa.delete(thread).where(thread.c.thread_id.in_(ids[1:3])))
         assert await _totals(db) == (4, 4)
         assert _thread_count(uri) == 4
+        # Pages that end the results, or start past it, tell the same total.
+        for limit, offset, rows in ((4, 0, 4), (3, 2, 2), (2, 4, 0), (2, 9, 0)):
+            assert await _page(db, limit, offset) == (rows, 4), (limit, offset)
 
         with psycopg.connect(uri, autocommit=True) as conn:
             conn.execute("TRUNCATE run, thread CASCADE")

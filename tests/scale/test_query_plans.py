@@ -65,6 +65,9 @@ def _hot_requests(url: str) -> None:
             assert client.post("/threads/search", json=body).status_code == 200, body
         assert client.post("/threads/count", json={"metadata": {"user": "u7"}}).status_code == 200
         assert client.post("/assistants/search", json={"limit": 10}).status_code == 200
+        # Told from thread_tally, not counted: one thread more than seeded.
+        total = client.post("/threads/search", json={"limit": 1}).headers["X-Pagination-Total"]
+        assert int(total) == THREADS + 1
 
 
 def test_no_hot_statement_scans_a_large_table(seeded: Postgres, tmp_path: Path) -> None:
