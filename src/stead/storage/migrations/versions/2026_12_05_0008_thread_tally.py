@@ -26,13 +26,17 @@ _UPGRADE = [
     # No thread is added or removed between the count and the triggers.
     "LOCK TABLE thread IN SHARE ROW EXCLUSIVE MODE",
     "INSERT INTO thread_tally (delta) SELECT count(*) FROM thread",
+    # Both triggers name their transition table `changed`: one function serves them.
     f"""
-    CREATE FUNCTION stead_tally_threads(change bigint) RETURNS void LANGUAGE plpgsql AS $$
+    CREATE FUNCTION stead_tally_threads() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+        change bigint := (SELECT count(*) FROM changed);
     BEGIN
         IF change = 0 THEN
-            RETURN;
+            RETURN NULL;
         END IF;
-        INSERT INTO thread_tally (delta) VALUES (change);
+        INSERT INTO thread_tally (delta)
+            VALUES (CASE TG_OP WHEN 'DELETE' THEN -change ELSE change END);
         IF nextval('thread_tally_changes') % 64 = 0
             AND current_setting('stead.thread_tally_folded', true) IS DISTINCT FROM 'yes'
             AND pg_try_advisory_xact_lock({_FOLD_LOCK})
@@ -42,21 +46,6 @@ _UPGRADE = [
                 SELECT sum(delta) FROM folded HAVING count(*) > 0;
             PERFORM set_config('stead.thread_tally_folded', 'yes', true);
         END IF;
-    END
-    $$
-    """,
-    """
-    CREATE FUNCTION stead_tally_added_threads() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN
-        PERFORM stead_tally_threads((SELECT count(*) FROM added));
-        RETURN NULL;
-    END
-    $$
-    """,
-    """
-    CREATE FUNCTION stead_tally_removed_threads() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN
-        PERFORM stead_tally_threads(-(SELECT count(*) FROM removed));
         RETURN NULL;
     END
     $$
@@ -72,13 +61,13 @@ _UPGRADE = [
     """,
     """
     CREATE TRIGGER thread_tally_added AFTER INSERT ON thread
-        REFERENCING NEW TABLE AS added
-        FOR EACH STATEMENT EXECUTE FUNCTION stead_tally_added_threads()
+        REFERENCING NEW TABLE AS changed
+        FOR EACH STATEMENT EXECUTE FUNCTION stead_tally_threads()
     """,
     """
     CREATE TRIGGER thread_tally_removed AFTER DELETE ON thread
-        REFERENCING OLD TABLE AS removed
-        FOR EACH STATEMENT EXECUTE FUNCTION stead_tally_removed_threads()
+        REFERENCING OLD TABLE AS changed
+        FOR EACH STATEMENT EXECUTE FUNCTION stead_tally_threads()
     """,
     """
     CREATE TRIGGER thread_tally_truncated AFTER TRUNCATE ON thread
@@ -91,9 +80,7 @@ _DOWNGRADE = [
     "DROP TRIGGER IF EXISTS thread_tally_removed ON thread",
     "DROP TRIGGER IF EXISTS thread_tally_added ON thread",
     "DROP FUNCTION IF EXISTS stead_tally_truncated_threads()",
-    "DROP FUNCTION IF EXISTS stead_tally_removed_threads()",
-    "DROP FUNCTION IF EXISTS stead_tally_added_threads()",
-    "DROP FUNCTION IF EXISTS stead_tally_threads(bigint)",
+    "DROP FUNCTION IF EXISTS stead_tally_threads()",
     "DROP SEQUENCE IF EXISTS thread_tally_changes",
     "DROP TABLE IF EXISTS thread_tally",
 ]
