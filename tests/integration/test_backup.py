@@ -36,6 +36,7 @@ from tests.support.servers import free_port, stead_server
 from tests.support.services import S3, postgres_server, redis_server, s3_server
 
 RUNNING_RUNS = 50
+FINISHED_THREADS = 5
 HEAD = known_revisions()[-1]
 
 
@@ -95,7 +96,7 @@ def stead(
 def populate(url: str) -> list[str]:
     """Threads with finished runs, an assistant, store items and a cron; the thread ids."""
     thread_ids = []
-    for n in range(5):
+    for n in range(FINISHED_THREADS):
         thread = httpx.post(f"{url}/threads", json={"metadata": {"batch": "finished"}}).json()
         answer = httpx.post(
             f"{url}/threads/{thread['thread_id']}/runs/wait",
@@ -194,7 +195,7 @@ def test_an_embedded_backup_moves_into_postgresql(
         moved = stead("restore", target, str(backed_up["archive"]))
         assert moved.returncode == 0, moved.stderr
         assert "moving the embedded data into PostgreSQL" in moved.stderr
-        assert f"copied {5 + RUNNING_RUNS} row(s) of thread" in moved.stderr
+        assert f"copied {FINISHED_THREADS + RUNNING_RUNS} row(s) of thread" in moved.stderr
         assert_restored(target, moved.stdout, backed_up)
         with psycopg.connect(pg.url("moved")) as conn:
             blobs = conn.execute("SELECT count(*) FROM checkpoint_blobs").fetchone()
@@ -216,6 +217,11 @@ def assert_serves_what_was_backed_up(url: str, backed_up: dict[str, Any]) -> Non
     """What had finished compares equal through the API, and every other run succeeds."""
     assert api_dump(url, backed_up["finished"]) == backed_up["before"]
     with httpx.Client(base_url=url, timeout=120) as client:
+        # The totals (on PostgreSQL told by thread_tally) count each thread once.
+        threads = FINISHED_THREADS + RUNNING_RUNS
+        assert client.post("/threads/count", json={}).json() == threads
+        found = client.post("/threads/search", json={"limit": 1})
+        assert found.headers["X-Pagination-Total"] == str(threads)
         for thread_id, run_id in backed_up["unfinished"]:
             client.get(f"/threads/{thread_id}/runs/{run_id}/join")
             run = client.get(f"/threads/{thread_id}/runs/{run_id}").json()
