@@ -26,6 +26,12 @@ from tests.support.services import Postgres, postgres_server
 _DATABASES = ("existing", "changes", "concurrent", "long")
 # Every 64th change folds the tally into one row.
 _FOLD_EVERY = 64
+# One statement per thread, as Stead's own inserts.
+_INSERT_THREAD = (
+    "INSERT INTO thread (thread_id, metadata, config, status, interrupts, "
+    "created_at, updated_at, state_updated_at) "
+    "VALUES (%s, '{}', '{}', 'idle', '{}', now(), now(), now())"
+)
 
 
 @pytest.fixture(scope="module")
@@ -158,12 +164,7 @@ async def test_concurrent_writers_keep_it_exact_and_short(pg: Postgres) -> None:
     async def write(records: list[dict[str, Any]]) -> None:
         async with await psycopg.AsyncConnection.connect(uri, autocommit=True) as conn:
             for n, record in enumerate(records):
-                await conn.execute(
-                    "INSERT INTO thread (thread_id, metadata, config, status, interrupts, "
-                    "created_at, updated_at, state_updated_at) "
-                    "VALUES (%s, '{}', '{}', 'idle', '{}', now(), now(), now())",
-                    [record["thread_id"]],
-                )
+                await conn.execute(_INSERT_THREAD, [record["thread_id"]])
                 if n % 3 == 0:
                     await conn.execute(
                         "DELETE FROM thread WHERE thread_id = %s", [record["thread_id"]]
@@ -186,12 +187,7 @@ def test_a_transaction_adding_thousands_of_threads_one_by_one(pg: Postgres) -> N
     migrate_to(_driver_url(pg, "long"), "head")
     with psycopg.connect(uri) as conn, conn.pipeline():
         for record in _records(5_000):
-            conn.execute(
-                "INSERT INTO thread (thread_id, metadata, config, status, interrupts, "
-                "created_at, updated_at, state_updated_at) "
-                "VALUES (%s, '{}', '{}', 'idle', '{}', now(), now(), now())",
-                [record["thread_id"]],
-            )
+            conn.execute(_INSERT_THREAD, [record["thread_id"]])
     assert _tally(uri)[0] == _thread_count(uri) == 5_000
     with psycopg.connect(uri, autocommit=True) as conn:
         for _ in range(_FOLD_EVERY):
