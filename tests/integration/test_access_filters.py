@@ -30,7 +30,7 @@ async def database(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Da
     async with contextlib.AsyncExitStack() as stack:
         if session_uses_postgres():
             pg = stack.enter_context(postgres_server())
-            url = "postgresql+psycopg://" + pg.url().split("://", 1)[1]
+            url = pg.sqlalchemy_url()
         else:
             path: Path = tmp_path_factory.mktemp("filters") / "stead.sqlite"
             url = f"sqlite+aiosqlite:///{path}"

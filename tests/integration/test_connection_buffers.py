@@ -49,15 +49,11 @@ def _backend_pid_and(size: int) -> sa.Select[Any]:
     )
 
 
-def _sqlalchemy_url(pg: Postgres) -> str:
-    return "postgresql+psycopg://" + pg.url("postgres").split("://", 1)[1]
-
-
 @contextlib.asynccontextmanager
 async def _database_blocks(pg: Postgres, autocommit: bool) -> AsyncIterator[Block]:
     """Blocks of Stead's engine: transactions (SQLAlchemy's pool), or autocommit blocks running a
     prepared statement (psycopg's pool, once it has opened)."""
-    db = Database(_sqlalchemy_url(pg))
+    db = Database(pg.sqlalchemy_url("postgres"))
     statements = {size: prepared(_backend_pid_and(size)) for size in (SMALL, LARGE)}
 
     async def block(size: int) -> int:

@@ -57,7 +57,7 @@ def _migrated_postgres(pg: Postgres, database: str) -> str:
     # Every test starts from empty tables; the database is shared by both runs of a test.
     with psycopg.connect(uri, autocommit=True) as conn:
         conn.execute("TRUNCATE run, thread CASCADE")
-    return "postgresql+psycopg://" + uri.split("://", 1)[1]
+    return pg.sqlalchemy_url(database)
 
 
 def _with_database(url: str, scenario: Callable[[Database], Awaitable[Any]]) -> Any:

@@ -40,10 +40,6 @@ def pg() -> Iterator[Postgres]:
         yield server
 
 
-def _driver_url(pg: Postgres, database: str) -> str:
-    return "postgresql+psycopg://" + pg.url(database).split("://", 1)[1]
-
-
 def _tally(uri: str) -> tuple[int, int]:
     """The tally's total and its number of rows."""
     with psycopg.connect(uri) as conn:
@@ -88,7 +84,7 @@ async def _totals(db: Database) -> tuple[int, int]:
 
 
 def test_the_migration_counts_the_threads_already_there(pg: Postgres) -> None:
-    url = _driver_url(pg, "existing")
+    url = pg.sqlalchemy_url("existing")
     migrate_to(url, "0007")
     engine = sa.create_engine(url)
     with engine.begin() as conn:
@@ -106,7 +102,7 @@ def test_the_migration_counts_the_threads_already_there(pg: Postgres) -> None:
 
 
 async def test_the_total_follows_every_way_threads_come_and_go(pg: Postgres) -> None:
-    url = _driver_url(pg, "changes")
+    url = pg.sqlalchemy_url("changes")
     migrate_to(url, "head")
     uri = pg.url("changes")
     db = Database(url)
@@ -157,7 +153,7 @@ async def _thread_ids(db: Database) -> list[str]:
 
 
 async def test_concurrent_writers_keep_it_exact_and_short(pg: Postgres) -> None:
-    url = _driver_url(pg, "concurrent")
+    url = pg.sqlalchemy_url("concurrent")
     migrate_to(url, "head")
     uri = pg.url("concurrent")
 
@@ -184,7 +180,7 @@ async def test_concurrent_writers_keep_it_exact_and_short(pg: Postgres) -> None:
 def test_a_transaction_adding_thousands_of_threads_one_by_one(pg: Postgres) -> None:
     """As the move into PostgreSQL does: one statement per thread, in one transaction."""
     uri = pg.url("long")
-    migrate_to(_driver_url(pg, "long"), "head")
+    migrate_to(pg.sqlalchemy_url("long"), "head")
     with psycopg.connect(uri) as conn, conn.pipeline():
         for record in _records(5_000):
             conn.execute(_INSERT_THREAD, [record["thread_id"]])

@@ -32,6 +32,10 @@ class Postgres:
     def url(self, database: str = "stead") -> str:
         return f"postgresql://postgres@{HOST}:{self.port}/{database}"
 
+    def sqlalchemy_url(self, database: str = "stead") -> str:
+        """The same database through SQLAlchemy's psycopg driver (Stead's `Database`, Alembic)."""
+        return f"postgresql+psycopg://postgres@{HOST}:{self.port}/{database}"
+
     def stop(self) -> None:
         _as_postgres(PG_BIN / "pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "stop")
 
