@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import time
+import tracemalloc
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -101,6 +103,19 @@ async def test_every_subscriber_gets_every_event_in_order(brokers: tuple[Broker,
             received = await until_end(subscription)
             assert plain(received) == plain(sent)
             assert all(e.id is None for e in received)  # not resumable: no ids
+
+
+async def test_a_published_event_is_not_kept_once_sent(broker: Broker) -> None:
+    """A large run's values went on being held by the sender after they were sent."""
+    tracemalloc.start()
+    try:
+        await broker.publish(new_id(), StreamEvent("values", b"x" * 8 * 2**20))
+        await asyncio.sleep(0)
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert held < 2**20, f"{held / 2**20:.0f} MiB still held after publishing"
 
 
 async def test_a_subscriber_to_a_new_run_gets_every_event_from_its_first(

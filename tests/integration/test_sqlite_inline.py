@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from stead.config import load_settings
 from stead.storage import Database
 from stead.storage.backends import open_savers
-from stead.storage.sqlite_inline import InlineConnection, InlineEngine, connect
+from stead.storage.sqlite_inline import InlineConnection, InlineEngine, LargeValues, connect
 from tests.conftest import GRAPHS_CONFIG
 
 
@@ -99,7 +99,8 @@ async def test_a_rolled_back_transaction_leaves_nothing(tmp_path: Path) -> None:
 
 
 def _inline_engine(path: Path, timeout: float) -> InlineEngine:
-    return InlineEngine(sa.create_engine(f"sqlite:///{path}", pool_size=1, max_overflow=0), timeout)
+    engine = sa.create_engine(f"sqlite:///{path}", pool_size=1, max_overflow=0)
+    return InlineEngine(engine, timeout, LargeValues())
 
 
 async def test_transactions_take_the_one_connection_in_turns(tmp_path: Path) -> None:

@@ -64,14 +64,19 @@ class ScriptOutbox:
         while True:
             await self._waiting.wait()
             self._waiting.clear()
-            while self._calls:
-                # Calls stay queued until answered, so that closing can answer them.
-                batch = self._calls[:_PIPELINE_CALLS]
-                outcomes = await self._send(batch)
-                del self._calls[: len(batch)]
-                for call, outcome in zip(batch, outcomes, strict=True):
-                    if not call.done.done():
-                        call.done.set_result(outcome)
+            # In a call of its own: no local keeps the last calls' arguments (a large run's
+            # events) while this waits for the next.
+            await self._send_queued()
+
+    async def _send_queued(self) -> None:
+        while self._calls:
+            # Calls stay queued until answered, so that closing can answer them.
+            batch = self._calls[:_PIPELINE_CALLS]
+            outcomes = await self._send(batch)
+            del self._calls[: len(batch)]
+            for call, outcome in zip(batch, outcomes, strict=True):
+                if not call.done.done():
+                    call.done.set_result(outcome)
 
     async def _send(self, batch: list[_Call]) -> list[RedisError | None]:
         try:

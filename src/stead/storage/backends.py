@@ -8,10 +8,11 @@ stead.storage.postgres_savers, imported only when chosen.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-import aiosqlite
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.store.base import TTLConfig
 from langgraph.store.sqlite.aio import AsyncSqliteStore
@@ -19,7 +20,7 @@ from langgraph.store.sqlite.aio import AsyncSqliteStore
 from stead.config import ConfigError, Settings
 from stead.storage import sqlite_inline
 from stead.storage.database import Database, database_errors, is_database_unavailable
-from stead.storage.fencing import FencedSqliteSaver
+from stead.storage.fencing import FencedSqliteSaver, attach_runs
 
 if TYPE_CHECKING:
     from langgraph.store.postgres.aio import AsyncPostgresStore
@@ -47,12 +48,12 @@ async def open_savers(
         from stead.storage import postgres_savers
 
         return await postgres_savers.open_savers(settings.postgres_uri, exit_stack, store_ttl)
-    checkpointer = FencedSqliteSaver(await _sqlite(exit_stack, settings.checkpoints_path))
-    await checkpointer.attach_runs(settings.database_path)
+    setup = _checkpoints_setup(settings.database_path)
+    checkpointer = FencedSqliteSaver(await _sqlite(exit_stack, settings.checkpoints_path, setup))
     await checkpointer.setup()
     # The store opens its own transactions, so its connection must be in autocommit mode.
     store = AsyncSqliteStore(
-        await _sqlite(exit_stack, settings.store_path, autocommit=True), ttl=store_ttl
+        await _sqlite(exit_stack, settings.store_path, _pragmas, autocommit=True), ttl=store_ttl
     )
     await store.setup()
     return checkpointer, store
@@ -118,13 +119,30 @@ async def schema_is_current(settings: Settings, db: Database) -> bool:
 
 
 async def _sqlite(
-    exit_stack: contextlib.AsyncExitStack, path: object, *, autocommit: bool = False
-) -> aiosqlite.Connection:
+    exit_stack: contextlib.AsyncExitStack,
+    path: object,
+    setup: Callable[[sqlite3.Connection], None],
+    *,
+    autocommit: bool = False,
+) -> sqlite_inline.InlineConnection:
     if autocommit:
-        conn = await sqlite_inline.connect(str(path), isolation_level=None)
+        conn = await sqlite_inline.connect(str(path), setup=setup, isolation_level=None)
     else:
-        conn = await sqlite_inline.connect(str(path))
-    await conn.execute("PRAGMA journal_mode=WAL")
-    await conn.execute("PRAGMA synchronous=NORMAL")
+        conn = await sqlite_inline.connect(str(path), setup=setup)
     exit_stack.push_async_callback(conn.close)
     return conn
+
+
+def _pragmas(conn: sqlite3.Connection) -> None:
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+
+
+def _checkpoints_setup(runs_database: Path) -> Callable[[sqlite3.Connection], None]:
+    attach = attach_runs(runs_database)
+
+    def setup(conn: sqlite3.Connection) -> None:
+        _pragmas(conn)
+        attach(conn)
+
+    return setup

@@ -178,18 +178,20 @@ def _inline_sqlite_engine(url: str, options: dict[str, Any]) -> sqlite_inline.In
     stead.storage.sqlite_inline); the URL only names the file."""
     database = make_url(url).database or ":memory:"
     options["creator"] = partial(sqlite3.connect, database, check_same_thread=False)
+    large_values = sqlite_inline.LargeValues()
+    options["json_serializer"] = partial(_json_text, large_values)
     engine = sa.create_engine("sqlite://", poolclass=sa.pool.QueuePool, **options)
     event.listen(engine, "connect", _sqlite_pragmas)
-    return sqlite_inline.InlineEngine(engine, timeout=options["pool_timeout"])
+    return sqlite_inline.InlineEngine(engine, options["pool_timeout"], large_values)
 
 
 def _engine_options(url: str) -> dict[str, Any]:
     # orjson, as they were written: several times faster than the standard library's. psycopg
     # takes the encoded bytes as they are; SQLite needs text (its JSON functions read a BLOB as
-    # binary JSONB), so there alone they are decoded, a copy of every value.
+    # binary JSONB), so there alone they are decoded, a copy of every value (`_json_text`, set
+    # with the inline engine).
     options: dict[str, Any] = {"json_deserializer": serde.loads}
     if url.startswith("sqlite"):
-        options["json_serializer"] = _json_text
         # One connection serialises writers in-process instead of failing with "database is locked".
         options.update(pool_size=1, max_overflow=0, pool_timeout=60, pool_reset_on_return=None)
     else:
@@ -208,8 +210,10 @@ def _engine_options(url: str) -> dict[str, Any]:
     return options
 
 
-def _json_text(value: Any) -> str:
-    return serde.dumps(value).decode()
+def _json_text(large_values: sqlite_inline.LargeValues, value: Any) -> str:
+    text = serde.dumps(value).decode()
+    large_values.note(text)
+    return text
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from typing import Any, TypeVar
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+from stead.storage.sqlite_inline import InlineConnection
 
 # The embedded runtime's run table, attached to the checkpoint connection under this name.
 _SQLITE_RUNS_SCHEMA = "runs"
@@ -76,13 +79,16 @@ class FencedSqliteSaver(AsyncSqliteSaver):
     the check runs just before each write. A takeover between the two lets one write through,
     which SQLite deployments (one machine, usually one process) accept.
 
-    The check reads Stead's database attached to the checkpoint connection: one call on the
-    saver's own connection, rather than a transaction queued behind every other statement on
-    the single connection of Stead's tables."""
+    The check reads Stead's database attached to the checkpoint connection (`attach_runs`):
+    one call on the saver's own connection, rather than a transaction queued behind every other
+    statement on the single connection of Stead's tables.
 
-    async def attach_runs(self, database: Path) -> None:
-        """Make Stead's database (its `run` table) readable on the checkpoint connection."""
-        await self.conn.execute(f"ATTACH DATABASE ? AS {_SQLITE_RUNS_SCHEMA}", (str(database),))
+    A write that bound a large value reopens the connection (see stead.storage.sqlite_inline).
+    """
+
+    def __init__(self, conn: InlineConnection) -> None:
+        super().__init__(conn)
+        self._inline = conn
 
     async def aput(
         self,
@@ -92,7 +98,9 @@ class FencedSqliteSaver(AsyncSqliteSaver):
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
         await self._check_attempt()
-        return await super().aput(config, checkpoint, metadata, new_versions)
+        saved = await super().aput(config, checkpoint, metadata, new_versions)
+        await self._reopen_after_large_values()
+        return saved
 
     @_signature_kept
     async def aput_writes(
@@ -104,6 +112,13 @@ class FencedSqliteSaver(AsyncSqliteSaver):
     ) -> None:
         await self._check_attempt()
         await super().aput_writes(config, writes, task_id, task_path)
+        await self._reopen_after_large_values()
+
+    async def _reopen_after_large_values(self) -> None:
+        if self._inline.large_values.bound:
+            # The saver's lock: no other call of the saver has a cursor open meanwhile.
+            async with self.lock:
+                self._inline.reopen()
 
     async def _check_attempt(self) -> None:
         writer = current_writer()
@@ -114,6 +129,15 @@ class FencedSqliteSaver(AsyncSqliteSaver):
         )
         if not list(rows):
             raise lease_lost(writer)
+
+
+def attach_runs(database: Path) -> Callable[[sqlite3.Connection], None]:
+    """Set-up of a checkpoint connection: Stead's database (its `run` table) readable on it."""
+
+    def attach(conn: sqlite3.Connection) -> None:
+        conn.execute(f"ATTACH DATABASE ? AS {_SQLITE_RUNS_SCHEMA}", (str(database),))
+
+    return attach
 
 
 def lease_lost(writer: RunAttempt) -> LeaseLost:

@@ -15,6 +15,11 @@ Two ways in, one per user:
 - `InlineEngine` serves Stead's own tables through SQLAlchemy's synchronous engine. SQLAlchemy's
   asyncio layer runs each statement in a new greenlet and switches to it and back: on a
   transaction of two statements that was 290 µs against 120 µs without it.
+
+Both reopen their connection once a transaction that bound a large value ended. Python's sqlite3
+keeps its statements cached and resets them, but never clears their bindings: each keeps its last
+values until it runs again, so one 20 MiB run left its input, checkpoint and writes in memory
+(60 MiB, bench/README.md). A new connection's cache starts empty.
 """
 
 from __future__ import annotations
@@ -35,14 +40,63 @@ T = TypeVar("T")
 
 _ITER_CHUNK_SIZE = 64  # aiosqlite's default: rows fetched per step of `async for`
 
+# A bound value this large makes its connection due to be reopened (see the module's docstring).
+LARGE_VALUE_BYTES = 4 * 1024 * 1024
+
+
+class LargeValues:
+    """Whether a connection bound a value of `LARGE_VALUE_BYTES` or more since it was opened."""
+
+    def __init__(self) -> None:
+        self.bound = False
+
+    def note(self, value: str | bytes) -> None:
+        if len(value) >= LARGE_VALUE_BYTES:
+            self.bound = True
+
+    def note_parameters(self, parameters: object) -> None:
+        """A statement's parameters: values, a mapping of them, or rows of them (executemany).
+        An iterator is not looked at: the statement reads it once."""
+        if isinstance(parameters, dict):
+            parameters = tuple(parameters.values())
+        # Tuples of types, and `type() is`: half the time of `isinstance` with unions.
+        if not isinstance(parameters, (tuple, list)):
+            return
+        for value in parameters:
+            kind = type(value)
+            if kind is str or kind is bytes:
+                if len(value) >= LARGE_VALUE_BYTES:
+                    self.bound = True
+            elif isinstance(value, (tuple, list, dict)):
+                self.note_parameters(value)
+
+    def take(self) -> bool:
+        """Whether one was bound; forgotten once asked (the connection is then reopened)."""
+        bound, self.bound = self.bound, False
+        return bound
+
 
 class InlineConnection(aiosqlite.Connection):
     """An aiosqlite connection whose worker thread is never started."""
 
+    def __init__(self, connector: Callable[[], sqlite3.Connection], iter_chunk_size: int) -> None:
+        super().__init__(connector, iter_chunk_size)
+        self.large_values = LargeValues()
+
     async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         if not self._running or self._connection is None:
             raise ValueError("Connection closed")
+        if len(args) > 1:
+            self.large_values.note_parameters(args[1])
         return fn(*args, **kwargs)
+
+    def reopen(self) -> None:
+        """Close the file and open it again, set up as at first. Only between transactions, with
+        no cursor left open: its owner serialises its users (LangGraph's savers, by their lock)."""
+        if self._connection is not None:
+            self._connection.close()
+        self._connection = self._connector()
+        self.large_values.take()
 
     async def _connect(self) -> InlineConnection:
         if self._connection is None:
@@ -62,11 +116,20 @@ class InlineConnection(aiosqlite.Connection):
         self.stop()
 
 
-def connect(path: str | Path, **options: Any) -> InlineConnection:
-    """Like `aiosqlite.connect`: `options` go to `sqlite3.connect`."""
+def connect(
+    path: str | Path,
+    *,
+    setup: Callable[[sqlite3.Connection], None] | None = None,
+    **options: Any,
+) -> InlineConnection:
+    """Like `aiosqlite.connect`: `options` go to `sqlite3.connect`. `setup` prepares each new
+    connection (pragmas, attached files), the first and any reopened."""
 
     def connector() -> sqlite3.Connection:
-        return sqlite3.connect(str(path), **options)
+        conn = sqlite3.connect(str(path), **options)
+        if setup is not None:
+            setup(conn)
+        return conn
 
     return InlineConnection(connector, _ITER_CHUNK_SIZE)
 
@@ -80,9 +143,12 @@ class InlineEngine:
     as a pool that ran out of connections fails (sqlalchemy.exc.TimeoutError).
     """
 
-    def __init__(self, engine: sa.Engine, timeout: float) -> None:
+    def __init__(self, engine: sa.Engine, timeout: float, large_values: LargeValues) -> None:
+        """`large_values` is told of the large values bound (by the engine's JSON serialiser,
+        which every large value of Stead's tables goes through)."""
         self._engine = engine
         self._timeout = timeout
+        self._large_values = large_values
         self._turn = asyncio.Lock()
         self._connection: sa.Connection | None = None
 
@@ -132,6 +198,8 @@ class InlineEngine:
                 # turn, as it would on the connection's return to a pool.
                 if conn.in_transaction():
                     conn.rollback()
+                if self._large_values.take():
+                    conn.invalidate()  # closed now, opened again by the next turn
         finally:
             self._turn.release()
 

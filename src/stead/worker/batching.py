@@ -63,5 +63,10 @@ class BatchWriter(Generic[Item]):
             await self._added.wait()
             self._added.clear()
             while self._pending:
-                batch, self._pending = self._pending, []
-                await self._send(batch)
+                # No local keeps a sent batch: its events (a large run's values) would stay
+                # in memory while this waits for the next.
+                await self._send(self._take_pending())
+
+    def _take_pending(self) -> list[Item]:
+        batch, self._pending = self._pending, []
+        return batch

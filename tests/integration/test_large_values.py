@@ -1,0 +1,166 @@
+"""A large value leaves no copy behind once written: SQLite connections that bound one are
+reopened (Python's sqlite3 never clears a cached statement's bindings, see
+stead.storage.sqlite_inline), and a run's sent event batches are not kept. End to end, the
+embedded server is back to its size once large runs have ended. PostgreSQL's buffers are
+test_connection_buffers.py's; the brokers' outbox is test_broker_contract.py's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import sqlite3
+import time
+import weakref
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from langgraph.checkpoint.base import empty_checkpoint
+
+from stead.config import load_settings
+from stead.storage import Database
+from stead.storage.backends import open_savers
+from stead.storage.fencing import FencedSqliteSaver, LeaseLost, writing_as
+from stead.storage.schema import thread
+from stead.storage.sqlite_inline import LARGE_VALUE_BYTES
+from stead.worker.batching import BatchWriter
+from tests.conftest import GRAPHS_CONFIG
+from tests.support.load import resident_bytes
+from tests.support.servers import stead_server
+
+LARGE = "x" * (LARGE_VALUE_BYTES + 1)
+SMALL = "x" * 1000
+
+
+async def _driver_connection(db: Database) -> sqlite3.Connection:
+    async with db.engine.connect() as conn:
+        found = await conn.run_sync(lambda c: c.connection.driver_connection)
+    assert isinstance(found, sqlite3.Connection)
+    return found
+
+
+async def test_a_transaction_that_bound_a_large_value_reopens_the_connection(
+    tmp_path: Path,
+) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'stead.sqlite'}")
+    await db.migrate()
+    first = await _driver_connection(db)
+    await _insert_thread(db, "small", SMALL)
+    assert await _driver_connection(db) is first
+    await _insert_thread(db, "large", LARGE)
+    reopened = await _driver_connection(db)
+    assert reopened is not first
+    # Set up as the first was, and the value is there.
+    assert reopened.execute("PRAGMA foreign_keys").fetchone() == (1,)
+    assert reopened.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    async with db.engine.connect() as conn:
+        query = sa.select(thread.c.metadata).where(thread.c.thread_id == "large")
+        assert (await conn.execute(query)).scalar_one() == {"text": LARGE}
+    await db.close()
+
+
+async def _insert_thread(db: Database, thread_id: str, text: str) -> None:
+    async with db.engine.begin() as conn:
+        now = datetime.now(UTC)
+        await conn.execute(
+            sa.insert(thread).values(
+                thread_id=thread_id,
+                metadata={"text": text},
+                config={},
+                status="idle",
+                interrupts={},
+                created_at=now,
+                updated_at=now,
+                state_updated_at=now,
+            )
+        )
+
+
+async def test_a_checkpoint_write_that_bound_a_large_value_reopens_the_connection(
+    tmp_path: Path,
+) -> None:
+    settings = load_settings(GRAPHS_CONFIG, data_dir=tmp_path)
+    db = Database(settings.database_url)
+    await db.migrate()
+    async with contextlib.AsyncExitStack() as stack:
+        saver, _store = await open_savers(settings, stack, None)
+        assert isinstance(saver, FencedSqliteSaver)
+        first = saver.conn._conn
+        await _put(saver, "small", SMALL)
+        assert saver.conn._conn is first
+        await _put(saver, "large", LARGE)
+        reopened = saver.conn._conn
+        assert reopened is not first
+        assert reopened.execute("PRAGMA synchronous").fetchone() == (1,)  # NORMAL
+        found = await saver.aget_tuple(_config("large"))
+        assert found is not None and found.checkpoint["channel_values"] == {"text": LARGE}
+        # Stead's run table is attached again: the fence still refuses an unknown attempt.
+        with pytest.raises(LeaseLost), writing_as("no-such-run", 1):
+            await _put(saver, "fenced", SMALL)
+        await _write(saver, "writes", LARGE)
+        assert saver.conn._conn is not reopened
+    await db.close()
+
+
+def _config(thread_id: str) -> Any:
+    return {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
+
+
+async def _put(saver: FencedSqliteSaver, thread_id: str, text: str) -> None:
+    checkpoint = empty_checkpoint()
+    checkpoint["channel_values"] = {"text": text}
+    await saver.aput(_config(thread_id), checkpoint, {}, {})
+
+
+async def _write(saver: FencedSqliteSaver, thread_id: str, text: str) -> None:
+    config = await saver.aput(_config(thread_id), empty_checkpoint(), {}, {})
+    await saver.aput_writes(config, [("text", text)], "task")
+
+
+class _Event:
+    """A stand-in for an event that a weak reference can follow."""
+
+
+async def test_a_sent_batch_is_not_kept() -> None:
+    sent: list[int] = []
+
+    async def send(batch: list[_Event]) -> None:
+        sent.append(len(batch))
+
+    writer: BatchWriter[_Event] = BatchWriter(send)
+    event = _Event()
+    followed = weakref.ref(event)
+    writer.add(event)
+    del event
+    await writer.drain()
+    await asyncio.sleep(0)
+    gc.collect()
+    assert sent == [1]
+    assert followed() is None, "the sender still holds the last batch it sent"
+    await writer.close()
+
+
+def test_the_embedded_server_is_back_to_its_size_once_large_runs_ended(tmp_path: Path) -> None:
+    """One 20 MiB run kept 60 MiB: its input bound to the run's insert, and the checkpoint and
+    writes bound to the saver's statements."""
+    with stead_server(GRAPHS_CONFIG, tmp_path / "data") as server:
+        for _ in range(5):
+            _echo(server.url, "small")
+        before = resident_bytes([server.process.pid])
+        for _ in range(3):
+            _echo(server.url, "x" * 20 * 2**20)
+        time.sleep(1)
+        grown = (resident_bytes([server.process.pid]) - before) / 2**20
+    assert grown < 10, f"the server kept {grown:.0f} MiB after three 20 MiB runs"
+
+
+def _echo(url: str, text: str) -> None:
+    answer = httpx.post(
+        f"{url}/runs/wait", json={"assistant_id": "echo", "input": {"text": text}}, timeout=60
+    )
+    assert answer.status_code == 200 and answer.json() == {"text": text}
