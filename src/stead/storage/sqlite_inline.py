@@ -10,8 +10,9 @@ the event loop for as long as it runs.
 Two ways in, one per user:
 - `connect` keeps aiosqlite's interface, which LangGraph's SQLite savers use; only where a call
   runs changes. That means overriding aiosqlite's private `_execute`, `_connect`, `stop` and
-  `close` (aiosqlite is pinned; tests/integration/test_sqlite_inline.py fails if a release
-  changes what they mean).
+  `close`, and calling its `_connector` again to reopen (aiosqlite is pinned;
+  tests/integration/test_sqlite_inline.py and test_large_values.py fail if a release changes
+  what they mean).
 - `InlineEngine` serves Stead's own tables through SQLAlchemy's synchronous engine. SQLAlchemy's
   asyncio layer runs each statement in a new greenlet and switches to it and back: on a
   transaction of two statements that was 290 µs against 120 µs without it.
