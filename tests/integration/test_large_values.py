@@ -122,6 +122,24 @@ async def _write(saver: FencedSqliteSaver, thread_id: str, text: str) -> None:
     await saver.aput_writes(config, [("text", text)], "task")
 
 
+async def test_a_store_batch_that_bound_a_large_value_reopens_the_connection(
+    tmp_path: Path,
+) -> None:
+    settings = load_settings(GRAPHS_CONFIG, data_dir=tmp_path)
+    db = Database(settings.database_url)
+    await db.migrate()
+    async with contextlib.AsyncExitStack() as stack:
+        _saver, store = await open_savers(settings, stack, None)
+        first = store.conn._conn
+        await store.aput(("docs",), "small", {"text": SMALL})
+        assert store.conn._conn is first
+        await store.aput(("docs",), "large", {"text": LARGE})
+        assert store.conn._conn is not first
+        found = await store.aget(("docs",), "large")
+        assert found is not None and found.value == {"text": LARGE}
+    await db.close()
+
+
 class _Event:
     """A stand-in for an event that a weak reference can follow."""
 

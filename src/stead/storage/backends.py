@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.store.base import TTLConfig
+from langgraph.store.base import Op, Result, TTLConfig
 from langgraph.store.sqlite.aio import AsyncSqliteStore
 
 from stead.config import ConfigError, Settings
@@ -52,7 +52,7 @@ async def open_savers(
     checkpointer = FencedSqliteSaver(await _sqlite(exit_stack, settings.checkpoints_path, setup))
     await checkpointer.setup()
     # The store opens its own transactions, so its connection must be in autocommit mode.
-    store = AsyncSqliteStore(
+    store = SqliteStore(
         await _sqlite(exit_stack, settings.store_path, _pragmas, autocommit=True), ttl=store_ttl
     )
     await store.setup()
@@ -116,6 +116,20 @@ async def schema_is_current(settings: Settings, db: Database) -> bool:
     from stead.storage import postgres_savers
 
     return await postgres_savers.savers_are_current(settings.postgres_uri)
+
+
+class SqliteStore(AsyncSqliteStore):
+    """LangGraph's SQLite store, its connection reopened after a batch that bound a large value
+    (see stead.storage.sqlite_inline)."""
+
+    def __init__(self, conn: sqlite_inline.InlineConnection, *, ttl: TTLConfig | None) -> None:
+        super().__init__(conn, ttl=ttl)
+        self._inline = conn
+
+    async def abatch(self, ops: Iterable[Op]) -> list[Result]:
+        results = await super().abatch(ops)
+        await self._inline.reopen_if_large_values_bound(self.lock)
+        return results
 
 
 async def _sqlite(

@@ -99,7 +99,7 @@ class FencedSqliteSaver(AsyncSqliteSaver):
     ) -> RunnableConfig:
         await self._check_attempt()
         saved = await super().aput(config, checkpoint, metadata, new_versions)
-        await self._reopen_after_large_values()
+        await self._inline.reopen_if_large_values_bound(self.lock)
         return saved
 
     @_signature_kept
@@ -112,13 +112,7 @@ class FencedSqliteSaver(AsyncSqliteSaver):
     ) -> None:
         await self._check_attempt()
         await super().aput_writes(config, writes, task_id, task_path)
-        await self._reopen_after_large_values()
-
-    async def _reopen_after_large_values(self) -> None:
-        if self._inline.large_values.bound:
-            # The saver's lock: no other call of the saver has a cursor open meanwhile.
-            async with self.lock:
-                self._inline.reopen()
+        await self._inline.reopen_if_large_values_bound(self.lock)
 
     async def _check_attempt(self) -> None:
         writer = current_writer()

@@ -91,13 +91,17 @@ class InlineConnection(aiosqlite.Connection):
             self.large_values.note_parameters(args[1])
         return fn(*args, **kwargs)
 
-    def reopen(self) -> None:
-        """Close the file and open it again, set up as at first. Only between transactions, with
-        no cursor left open: its owner serialises its users (LangGraph's savers, by their lock)."""
-        if self._connection is not None:
-            self._connection.close()
-        self._connection = self._connector()
-        self.large_values.take()
+    async def reopen_if_large_values_bound(self, users: asyncio.Lock) -> None:
+        """Close the file and open it again, set up as at first, if a large value was bound.
+        Only between transactions; `users` is the lock its users hold while they have a cursor
+        open (LangGraph's saver's and store's own)."""
+        if not self.large_values.bound:
+            return
+        async with users:
+            if self._connection is not None:
+                self._connection.close()
+            self._connection = self._connector()
+            self.large_values.take()
 
     async def _connect(self) -> InlineConnection:
         if self._connection is None:
