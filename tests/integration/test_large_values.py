@@ -27,7 +27,7 @@ from stead.storage import Database
 from stead.storage.backends import open_savers
 from stead.storage.fencing import FencedSqliteSaver, LeaseLost, writing_as
 from stead.storage.schema import thread
-from stead.storage.sqlite_inline import LARGE_VALUE_BYTES
+from stead.storage.sqlite_inline import LARGE_VALUE_BYTES, connect
 from stead.worker.batching import BatchWriter
 from tests.conftest import GRAPHS_CONFIG
 from tests.support.load import resident_bytes
@@ -138,6 +138,23 @@ async def test_a_store_batch_that_bound_a_large_value_reopens_the_connection(
         found = await store.aget(("docs",), "large")
         assert found is not None and found.value == {"text": LARGE}
     await db.close()
+
+
+async def test_a_connection_is_not_reopened_inside_a_transaction(tmp_path: Path) -> None:
+    """Closing it would roll back what the transaction wrote; it waits until that ended."""
+    conn = await connect(tmp_path / "t.sqlite")
+    lock = asyncio.Lock()
+    await conn.execute("CREATE TABLE t (v TEXT)")
+    await conn.commit()
+    await conn.execute("INSERT INTO t VALUES (?)", (LARGE,))
+    first = conn._conn
+    await conn.reopen_if_large_values_bound(lock)
+    assert conn._conn is first
+    await conn.commit()
+    await conn.reopen_if_large_values_bound(lock)
+    assert conn._conn is not first
+    assert await conn.execute_fetchall("SELECT length(v) FROM t") == [(len(LARGE),)]
+    await conn.close()
 
 
 class _Event:

@@ -93,13 +93,15 @@ class InlineConnection(aiosqlite.Connection):
 
     async def reopen_if_large_values_bound(self, users: asyncio.Lock) -> None:
         """Close the file and open it again, set up as at first, if a large value was bound.
-        Only between transactions; `users` is the lock its users hold while they have a cursor
-        open (LangGraph's saver's and store's own)."""
+        `users` is the lock its users hold while they have a cursor open (LangGraph's saver's
+        and store's own). Not inside a transaction (one left open by a failed write): closing
+        would roll it back, so that waits for the next time."""
         if not self.large_values.bound:
             return
         async with users:
-            if self._connection is not None:
-                self._connection.close()
+            if self._connection is None or self._connection.in_transaction:
+                return
+            self._connection.close()
             self._connection = self._connector()
             self.large_values.take()
 
