@@ -13,6 +13,7 @@ import gc
 import sqlite3
 import time
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -192,6 +193,23 @@ def test_the_embedded_server_is_back_to_its_size_once_large_runs_ended(tmp_path:
         time.sleep(1)
         grown = (resident_bytes([server.process.pid]) - before) / 2**20
     assert grown < 10, f"the server kept {grown:.0f} MiB after three 20 MiB runs"
+
+
+def test_a_waited_run_does_not_keep_its_request_body(tmp_path: Path) -> None:
+    """Starlette keeps the body it read on the request until the response ends: for `runs/wait`,
+    until the run ends. The run holds its input once; the body was a second copy."""
+    padding = "x" * 20 * 2**20
+    with stead_server(GRAPHS_CONFIG, tmp_path / "data") as server:
+        for _ in range(3):
+            _echo(server.url, "small")
+        before = resident_bytes([server.process.pid])
+        body = {"assistant_id": "slow", "input": {"seconds": 3, "padding": padding}}
+        with ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(httpx.post, f"{server.url}/runs/wait", json=body, timeout=60)
+            time.sleep(1.5)  # the run sleeps: its input is stored and held
+            grown = (resident_bytes([server.process.pid]) - before) / 2**20
+            assert waiting.result().json() == {"seconds": 3, "done": True}
+    assert grown < 30, f"{grown:.0f} MiB held while a run with a 20 MiB input sleeps"
 
 
 def _echo(url: str, text: str) -> None:

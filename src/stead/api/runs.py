@@ -237,6 +237,7 @@ async def _stream(
     run, subscription = await stack.enter_async_context(
         rt.run_streams.create_and_subscribe(thread_id, run_request, request_id(request), access)
     )
+    _drop_read_body(request)
     return sse_response(
         rt.runs.events(run, subscription),
         _locations(run, stateless=thread_id is None, join="stream"),
@@ -252,11 +253,20 @@ async def _wait(
     run, subscription = await stack.enter_async_context(
         rt.run_streams.create_and_subscribe(thread_id, run_request, request_id(request), access)
     )
+    _drop_read_body(request)
     return keepalive_json_response(
         rt.runs.result(run, subscription),
         _locations(run, stateless=False, join="join"),
         _on_close(rt, run, stack, cancel_run=body.on_disconnect == "cancel"),
     )
+
+
+def _drop_read_body(request: Request) -> None:
+    """Starlette keeps the body it read, and its parse, on the request until the response ends:
+    for a run the client waits on or streams, until the run ends. The run is stored and holds
+    its input by then, so a large input stayed in memory twice."""
+    for kept in ("_body", "_json"):
+        vars(request).pop(kept, None)
 
 
 def _on_close(
