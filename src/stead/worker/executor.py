@@ -256,8 +256,11 @@ class RunExecutor:
             outcome.snapshot = await self._latest_snapshot(run)
         now = now_utc()
         attempt = run["attempt"]
+        temporary = bool(run["kwargs"].get("temporary"))
         async with self._db.transaction() as tx:
-            if rollback:
+            if rollback or temporary:
+                # A stateless run's row goes with its thread: deleted, not first rewritten with
+                # its outcome (on SQLite a rewrite copies the whole row, a large input included).
                 recorded = await tx.runs.delete_attempt(run_id, attempt)
             else:
                 recorded = await tx.runs.finish_attempt(run_id, attempt, outcome.status, now)
@@ -265,7 +268,7 @@ class RunExecutor:
                 # Another worker took the run over (this attempt's lease expired): it decides.
                 logger.warning("run %s attempt %d was taken over; outcome dropped", run_id, attempt)
                 return True
-            if run["kwargs"].get("temporary"):
+            if temporary:
                 # A stateless run's thread goes with it (its checkpoints after the END).
                 await tx.threads.delete(thread_id)
                 return False
