@@ -9,13 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from functools import partial
 from typing import Any
 
-import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -24,8 +22,8 @@ from stead.storage.postgres_savers import open_savers_pool
 from stead.storage.prepared import prepared
 from stead.storage.transferred_bytes import TRANSFERRED_BYTES_LIMIT, bytes_transferred
 from tests.conftest import GRAPHS_CONFIG
-from tests.support.load import resident_bytes
 from tests.support.postgres import stead_migrate
+from tests.support.runs import mib_kept_after_large_runs
 from tests.support.servers import stead_server
 from tests.support.services import Postgres, postgres_server, redis_server
 from tests.support.worker import stead_worker_process
@@ -154,18 +152,5 @@ def test_a_worker_is_back_to_its_size_once_large_runs_ended(pg: Postgres) -> Non
             stead_server(GRAPHS_CONFIG, env={**env, "N_JOBS_PER_WORKER": "0"}) as api,
             stead_worker_process(GRAPHS_CONFIG, env) as worker,
         ):
-            for _ in range(5):
-                _echo(api.url, "small")
-            before = resident_bytes([worker.process.pid])
-            for _ in range(3):
-                _echo(api.url, "x" * 20 * 2**20)
-            time.sleep(1)
-            grown = (resident_bytes([worker.process.pid]) - before) / 2**20
+            grown = mib_kept_after_large_runs(api.url, worker.process.pid)
     assert grown < 10, f"the worker kept {grown:.0f} MiB after three 20 MiB runs"
-
-
-def _echo(url: str, text: str) -> None:
-    answer = httpx.post(
-        f"{url}/runs/wait", json={"assistant_id": "echo", "input": {"text": text}}, timeout=60
-    )
-    assert answer.status_code == 200 and answer.json() == {"text": text}

@@ -13,6 +13,7 @@ import gc
 import sqlite3
 import time
 import weakref
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +33,7 @@ from stead.storage.sqlite_inline import LARGE_VALUE_BYTES, connect
 from stead.worker.batching import BatchWriter
 from tests.conftest import GRAPHS_CONFIG
 from tests.support.load import resident_bytes
+from tests.support.runs import echo_run, mib_kept_after_large_runs
 from tests.support.servers import stead_server
 
 LARGE = "x" * (LARGE_VALUE_BYTES + 1)
@@ -82,14 +84,21 @@ async def _insert_thread(db: Database, thread_id: str, text: str) -> None:
         )
 
 
-async def test_a_checkpoint_write_that_bound_a_large_value_reopens_the_connection(
-    tmp_path: Path,
-) -> None:
-    settings = load_settings(GRAPHS_CONFIG, data_dir=tmp_path)
+@contextlib.asynccontextmanager
+async def _embedded_savers(data_dir: Path) -> AsyncIterator[tuple[Any, Any]]:
+    """The embedded default's checkpointer and store, on its migrated tables."""
+    settings = load_settings(GRAPHS_CONFIG, data_dir=data_dir)
     db = Database(settings.database_url)
     await db.migrate()
     async with contextlib.AsyncExitStack() as stack:
-        saver, _store = await open_savers(settings, stack, None)
+        yield await open_savers(settings, stack, None)
+    await db.close()
+
+
+async def test_a_checkpoint_write_that_bound_a_large_value_reopens_the_connection(
+    tmp_path: Path,
+) -> None:
+    async with _embedded_savers(tmp_path) as (saver, _store):
         assert isinstance(saver, FencedSqliteSaver)
         first = saver.conn._conn
         await _put(saver, "small", SMALL)
@@ -105,7 +114,6 @@ async def test_a_checkpoint_write_that_bound_a_large_value_reopens_the_connectio
             await _put(saver, "fenced", SMALL)
         await _write(saver, "writes", LARGE)
         assert saver.conn._conn is not reopened
-    await db.close()
 
 
 def _config(thread_id: str) -> Any:
@@ -126,11 +134,7 @@ async def _write(saver: FencedSqliteSaver, thread_id: str, text: str) -> None:
 async def test_a_store_batch_that_bound_a_large_value_reopens_the_connection(
     tmp_path: Path,
 ) -> None:
-    settings = load_settings(GRAPHS_CONFIG, data_dir=tmp_path)
-    db = Database(settings.database_url)
-    await db.migrate()
-    async with contextlib.AsyncExitStack() as stack:
-        _saver, store = await open_savers(settings, stack, None)
+    async with _embedded_savers(tmp_path) as (_saver, store):
         first = store.conn._conn
         await store.aput(("docs",), "small", {"text": SMALL})
         assert store.conn._conn is first
@@ -138,7 +142,6 @@ async def test_a_store_batch_that_bound_a_large_value_reopens_the_connection(
         assert store.conn._conn is not first
         found = await store.aget(("docs",), "large")
         assert found is not None and found.value == {"text": LARGE}
-    await db.close()
 
 
 async def test_a_connection_is_not_reopened_inside_a_transaction(tmp_path: Path) -> None:
@@ -185,13 +188,7 @@ def test_the_embedded_server_is_back_to_its_size_once_large_runs_ended(tmp_path:
     """One 20 MiB run kept 60 MiB: its input bound to the run's insert, and the checkpoint and
     writes bound to the saver's statements."""
     with stead_server(GRAPHS_CONFIG, tmp_path / "data") as server:
-        for _ in range(5):
-            _echo(server.url, "small")
-        before = resident_bytes([server.process.pid])
-        for _ in range(3):
-            _echo(server.url, "x" * 20 * 2**20)
-        time.sleep(1)
-        grown = (resident_bytes([server.process.pid]) - before) / 2**20
+        grown = mib_kept_after_large_runs(server.url, server.process.pid)
     assert grown < 10, f"the server kept {grown:.0f} MiB after three 20 MiB runs"
 
 
@@ -201,7 +198,7 @@ def test_a_waited_run_does_not_keep_its_request_body(tmp_path: Path) -> None:
     padding = "x" * 20 * 2**20
     with stead_server(GRAPHS_CONFIG, tmp_path / "data") as server:
         for _ in range(3):
-            _echo(server.url, "small")
+            echo_run(server.url, "small")
         before = resident_bytes([server.process.pid])
         body = {"assistant_id": "slow", "input": {"seconds": 3, "padding": padding}}
         with ThreadPoolExecutor(1) as pool:
@@ -210,10 +207,3 @@ def test_a_waited_run_does_not_keep_its_request_body(tmp_path: Path) -> None:
             grown = (resident_bytes([server.process.pid]) - before) / 2**20
             assert waiting.result().json() == {"seconds": 3, "done": True}
     assert grown < 30, f"{grown:.0f} MiB held while a run with a 20 MiB input sleeps"
-
-
-def _echo(url: str, text: str) -> None:
-    answer = httpx.post(
-        f"{url}/runs/wait", json={"assistant_id": "echo", "input": {"text": text}}, timeout=60
-    )
-    assert answer.status_code == 200 and answer.json() == {"text": text}

@@ -1,10 +1,15 @@
-"""Runs started over plain HTTP, for tests that then stop, signal or tamper with the server."""
+"""Runs started over plain HTTP, for tests that then stop, signal or tamper with the server, or
+measure it."""
 
 from __future__ import annotations
 
 import time
 
 import httpx
+
+from tests.support.load import resident_bytes
+
+LARGE_INPUT_MIB = 20
 
 
 def running_slow_run(base: str, seconds: float = 30) -> tuple[str, str, str]:
@@ -20,3 +25,23 @@ def running_slow_run(base: str, seconds: float = 30) -> tuple[str, str, str]:
         assert time.monotonic() < deadline, "no worker ever ran the run"
         time.sleep(0.02)
     return thread_id, run["run_id"], url
+
+
+def echo_run(url: str, text: str) -> None:
+    """A stateless `echo` run, waited on; it must answer its input."""
+    answer = httpx.post(
+        f"{url}/runs/wait", json={"assistant_id": "echo", "input": {"text": text}}, timeout=60
+    )
+    assert answer.status_code == 200 and answer.json() == {"text": text}
+
+
+def mib_kept_after_large_runs(url: str, pid: int, runs: int = 3) -> float:
+    """How much larger the process `pid` is a second after `runs` echo runs with a 20 MiB input
+    than after a few small ones."""
+    for _ in range(5):
+        echo_run(url, "small")
+    before = resident_bytes([pid])
+    for _ in range(runs):
+        echo_run(url, "x" * LARGE_INPUT_MIB * 2**20)
+    time.sleep(1)
+    return (resident_bytes([pid]) - before) / 2**20
