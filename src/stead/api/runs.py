@@ -264,7 +264,8 @@ async def _wait(
 def _drop_read_body(request: Request) -> None:
     """Starlette keeps the body it read, and its parse, on the request until the response ends:
     for a run the client waits on or streams, until the run ends. The run is stored and holds
-    its input by then, so a large input stayed in memory twice."""
+    its input by then, so a large input stayed in memory twice. The names are Starlette's own
+    (pinned); test_large_values.py fails if a release changes them."""
     for kept in ("_body", "_json"):
         vars(request).pop(kept, None)
 
