@@ -1,8 +1,9 @@
 """A large value leaves no copy behind once written: SQLite connections that bound one are
 reopened (Python's sqlite3 never clears a cached statement's bindings, see
-stead.storage.sqlite_inline), and a run's sent event batches are not kept. End to end, the
-embedded server is back to its size once large runs have ended. PostgreSQL's buffers are
-test_connection_buffers.py's; the brokers' outbox is test_broker_contract.py's.
+stead.storage.sqlite_inline), a run's sent event batches are not kept, and a waited run does not
+keep its request body. End to end, the embedded server is back to its size once large runs have
+ended. PostgreSQL's buffers are test_connection_buffers.py's; the brokers' outbox is
+test_broker_contract.py's.
 """
 
 from __future__ import annotations
