@@ -28,9 +28,10 @@ from langgraph.checkpoint.base import empty_checkpoint
 from stead.config import load_settings
 from stead.storage import Database
 from stead.storage.backends import open_savers
-from stead.storage.fencing import FencedSqliteSaver, LeaseLost, writing_as
+from stead.storage.fencing import LeaseLost, writing_as
 from stead.storage.schema import thread
 from stead.storage.sqlite_inline import LARGE_VALUE_BYTES, connect
+from stead.storage.sqlite_savers import FencedSqliteSaver
 from stead.worker.batching import BatchWriter
 from tests.conftest import GRAPHS_CONFIG
 from tests.support.load import resident_bytes

@@ -1,29 +1,27 @@
 """Where checkpoints and the long-term store live: SQLite files in the data folder, or PostgreSQL.
 
 Stead's own tables go through `Database` on either backend; checkpoints and the store use
-LangGraph's own savers, which bring their own migrations (`setup()`). PostgreSQL's pieces are in
-stead.storage.postgres_savers, imported only when chosen.
+LangGraph's own savers, which bring their own migrations (`setup()`): SQLite's are in
+stead.storage.sqlite_savers, PostgreSQL's in stead.storage.postgres_savers, imported only when
+chosen.
 """
 
 from __future__ import annotations
 
 import contextlib
-import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.store.base import Op, Result, TTLConfig
-from langgraph.store.sqlite.aio import AsyncSqliteStore
+from langgraph.store.base import TTLConfig
 
 from stead.config import ConfigError, Settings
-from stead.storage import sqlite_inline
+from stead.storage import sqlite_savers
 from stead.storage.database import Database, database_errors, is_database_unavailable
-from stead.storage.fencing import FencedSqliteSaver, attach_runs
 
 if TYPE_CHECKING:
     from langgraph.store.postgres.aio import AsyncPostgresStore
+    from langgraph.store.sqlite.aio import AsyncSqliteStore
 
     # Both stores sweep expired items on demand, which `BaseStore` does not promise.
     Store = AsyncSqliteStore | AsyncPostgresStore
@@ -48,15 +46,13 @@ async def open_savers(
         from stead.storage import postgres_savers
 
         return await postgres_savers.open_savers(settings.postgres_uri, exit_stack, store_ttl)
-    setup = _checkpoints_setup(settings.database_path)
-    checkpointer = FencedSqliteSaver(await _sqlite(exit_stack, settings.checkpoints_path, setup))
-    await checkpointer.setup()
-    # The store opens its own transactions, so its connection must be in autocommit mode.
-    store = SqliteStore(
-        await _sqlite(exit_stack, settings.store_path, _pragmas, autocommit=True), ttl=store_ttl
+    return await sqlite_savers.open_savers(
+        settings.checkpoints_path,
+        settings.store_path,
+        settings.database_path,
+        exit_stack,
+        store_ttl,
     )
-    await store.setup()
-    return checkpointer, store
 
 
 async def migrate(settings: Settings) -> None:
@@ -116,47 +112,3 @@ async def schema_is_current(settings: Settings, db: Database) -> bool:
     from stead.storage import postgres_savers
 
     return await postgres_savers.savers_are_current(settings.postgres_uri)
-
-
-class SqliteStore(AsyncSqliteStore):
-    """LangGraph's SQLite store, its connection reopened after a batch that bound a large value
-    (see stead.storage.sqlite_inline)."""
-
-    def __init__(self, conn: sqlite_inline.InlineConnection, *, ttl: TTLConfig | None) -> None:
-        super().__init__(conn, ttl=ttl)
-        self._inline = conn
-
-    async def abatch(self, ops: Iterable[Op]) -> list[Result]:
-        results = await super().abatch(ops)
-        await self._inline.reopen_if_large_values_bound(self.lock)
-        return results
-
-
-async def _sqlite(
-    exit_stack: contextlib.AsyncExitStack,
-    path: object,
-    setup: Callable[[sqlite3.Connection], None],
-    *,
-    autocommit: bool = False,
-) -> sqlite_inline.InlineConnection:
-    if autocommit:
-        conn = await sqlite_inline.connect(str(path), setup=setup, isolation_level=None)
-    else:
-        conn = await sqlite_inline.connect(str(path), setup=setup)
-    exit_stack.push_async_callback(conn.close)
-    return conn
-
-
-def _pragmas(conn: sqlite3.Connection) -> None:
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-
-
-def _checkpoints_setup(runs_database: Path) -> Callable[[sqlite3.Connection], None]:
-    attach = attach_runs(runs_database)
-
-    def setup(conn: sqlite3.Connection) -> None:
-        _pragmas(conn)
-        attach(conn)
-
-    return setup

@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Generator
+from collections.abc import AsyncIterator, Callable, Generator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -90,6 +90,18 @@ class InlineConnection(aiosqlite.Connection):
         if len(args) > 1:
             self.large_values.note_parameters(args[1])
         return fn(*args, **kwargs)
+
+    def sqlite_connection(self) -> sqlite3.Connection:
+        """The open sqlite3 connection, for statements run on it directly (`run`)."""
+        if not self._running or self._connection is None:
+            raise ValueError("Connection closed")
+        return self._connection
+
+    def run(self, sql: str, parameters: Sequence[Any] = ()) -> sqlite3.Cursor:
+        """One statement, now, past aiosqlite's cursor and result wrappers: for the writes every
+        run makes (stead.storage.sqlite_savers)."""
+        self.large_values.note_parameters(parameters)
+        return self.sqlite_connection().execute(sql, parameters)
 
     async def reopen_if_large_values_bound(self, users: asyncio.Lock) -> None:
         """Close the file and open it again, set up as at first, if a large value was bound.
