@@ -122,6 +122,8 @@ def official_env(graphs_dir: Path) -> dict[str, str]:
         LANGGRAPH_DISABLE_FILE_PERSISTENCE="true",
         LANGGRAPH_ALLOW_BLOCKING="true",
         LANGGRAPH_NO_VERSION_CHECK="true",
+        # Plain lines, as Stead writes them (its console renderer colours them by default).
+        LOG_COLOR="false",
         LANGSERVE_GRAPHS=json.dumps(config["graphs"]),
     )
     for key, var in _CONFIG_ENV_KEYS.items():
@@ -146,6 +148,10 @@ def official_server(graphs_dir: Path, timeout: float = 60.0) -> Iterator[str]:
         "--port",
         str(port),
         "--no-access-log",
+        # Its own logging set-up, as its image's entrypoint and `langgraph dev` apply it: without
+        # one, its INFO lines (requests, runs) go nowhere.
+        "--log-config",
+        str(next(venv.glob("lib/python*/site-packages/logging.json"))),
     ]
     # The in-memory server saves its threads and runs there when it stops and loads them when
     # it starts, despite LANGGRAPH_DISABLE_FILE_PERSISTENCE: each start must begin empty, or
