@@ -11,12 +11,15 @@
   of the body; then ten such runs at once, as a multiple of the ten bodies, and the memory still
   held a second after them.
 
-Servers, one after the other: Stead on its embedded default, Stead on PostgreSQL 15 + Redis 7 (one
+Servers, all started at once: Stead on its embedded default, Stead on PostgreSQL 15 + Redis 7 (one
 API process with `N_JOBS_PER_WORKER=0` and one `stead worker`, both counted), and the official
-in-memory server (`langgraph-api`, `N_JOBS_PER_WORKER=10`). The graph is the one-node `echo`.
+in-memory server (`langgraph-api`, `N_JOBS_PER_WORKER=10`, with its own logging set-up). The graph
+is the one-node `echo`. Each load level (runs at 1, 16 and 64 clients, thread creation) runs on one
+server at a time, in interleaved rounds: the table has the medians. The other rows are measured on
+one server at a time.
 
-    python bench/compare.py [--seconds 5] [--servers embedded,pg-redis,official] [--json out.json]
-                            [--source path/to/src]
+    python bench/compare.py [--seconds 5] [--rounds 3] [--servers embedded,pg-redis,official]
+                            [--json out.json] [--source path/to/src]
 
 `make bench` runs it. See bench/README.md.
 """
@@ -31,9 +34,10 @@ import statistics
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -231,30 +235,67 @@ async def _large_runs(url: str, text: str, requests: int) -> None:
         assert answer["text"] == text
 
 
-def measure(server: Server, seconds: float, official: bool) -> dict[str, float]:
-    # The official server's queue polls about once a second: fewer sequential samples.
-    row: dict[str, float] = {}
-    asyncio.run(stateless_runs(server.url, 4, 1.0))  # warm-up
-    row["stateful_wait_p50_ms"] = asyncio.run(
-        stateful_wait_p50(server.url, 10 if official else 100)
-    )
+def measure(servers: dict[str, Server], seconds: float, rounds: int) -> dict[str, dict[str, float]]:
+    """Every row of the table for each server. The load levels run on each server in turn, in
+    `rounds` interleaved rounds (the others idle meanwhile), so that a slow spell of the machine
+    falls on all of them; their figures are the medians."""
+    results: dict[str, dict[str, float]] = {name: {} for name in servers}
+    for name, server in servers.items():
+        asyncio.run(stateless_runs(server.url, 4, 1.0))  # warm-up
+        # The official server's queue polls about once a second: fewer sequential samples.
+        samples = 10 if name == "official" else 100
+        results[name]["stateful_wait_p50_ms"] = asyncio.run(stateful_wait_p50(server.url, samples))
     for clients in (1, 16, 64):
-        cpu_before = server.cpu_seconds()
-        runs = asyncio.run(stateless_runs(server.url, clients, seconds))
-        row[f"stateless_runs_per_s_{clients}"] = runs / seconds
-        if clients > 1:
-            cpu_ms = 1000 * (server.cpu_seconds() - cpu_before) / max(runs, 1)
-            row["cpu_ms_per_run" if clients == 16 else f"cpu_ms_per_run_{clients}"] = cpu_ms
-    row["threads_created_per_s_16"] = (
-        asyncio.run(created_threads(server.url, 16, seconds)) / seconds
-    )
-    row["search_p50_ms_5000"] = asyncio.run(search_p50(server.url, 50))
-    row["rss_mib"] = server.rss_bytes() / 2**20
-    row["large_request_peak_bodies"] = large_request_peak(server)
-    row["large_requests_10_peak_bodies"] = large_request_peak(server, LARGE_AT_ONCE)
-    time.sleep(1)
-    row["rss_kept_after_large_mib"] = server.rss_bytes() / 2**20 - row["rss_mib"]
-    return row
+        _merge(results, interleaved(servers, rounds, partial(_stateless_level, clients, seconds)))
+    for name, server in servers.items():
+        results[name]["search_p50_ms_5000"] = asyncio.run(search_p50(server.url, 50))
+    _merge(results, interleaved(servers, rounds, partial(_thread_creation_level, seconds)))
+    for name, server in servers.items():
+        row = results[name]
+        row["rss_mib"] = server.rss_bytes() / 2**20
+        row["large_request_peak_bodies"] = large_request_peak(server)
+        row["large_requests_10_peak_bodies"] = large_request_peak(server, LARGE_AT_ONCE)
+        time.sleep(1)
+        row["rss_kept_after_large_mib"] = server.rss_bytes() / 2**20 - row["rss_mib"]
+    return results
+
+
+def interleaved(
+    servers: dict[str, Server], rounds: int, level: Callable[[Server], dict[str, float]]
+) -> dict[str, dict[str, float]]:
+    """`level` on each server in turn, `rounds` times, starting one server later each round;
+    the median of each of its figures per server."""
+    names = list(servers)
+    samples: dict[str, list[dict[str, float]]] = {name: [] for name in names}
+    for round_ in range(rounds):
+        first = round_ % len(names)
+        for name in names[first:] + names[:first]:
+            samples[name].append(level(servers[name]))
+    return {
+        name: {key: statistics.median(sample[key] for sample in runs) for key in runs[0]}
+        for name, runs in samples.items()
+    }
+
+
+def _stateless_level(clients: int, seconds: float, server: Server) -> dict[str, float]:
+    cpu_before = server.cpu_seconds()
+    runs = asyncio.run(stateless_runs(server.url, clients, seconds))
+    figures = {f"stateless_runs_per_s_{clients}": runs / seconds}
+    if clients > 1:
+        cpu_ms = 1000 * (server.cpu_seconds() - cpu_before) / max(runs, 1)
+        figures["cpu_ms_per_run" if clients == 16 else f"cpu_ms_per_run_{clients}"] = cpu_ms
+    return figures
+
+
+def _thread_creation_level(seconds: float, server: Server) -> dict[str, float]:
+    return {
+        "threads_created_per_s_16": asyncio.run(created_threads(server.url, 16, seconds)) / seconds
+    }
+
+
+def _merge(results: dict[str, dict[str, float]], figures: dict[str, dict[str, float]]) -> None:
+    for name, row in figures.items():
+        results[name].update(row)
 
 
 ROWS = [
@@ -306,18 +347,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--servers", default=",".join(SERVERS))
     parser.add_argument("--source", type=Path, help="the src folder of the Stead to measure")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per load level")
     args = parser.parse_args(argv)
-    results: dict[str, dict[str, float]] = {}
     load_before = os.getloadavg()
-    for name in args.servers.split(","):
-        print(f"# {name}", file=sys.stderr, flush=True)
-        with start(name, args.source) as server:
-            results[name] = measure(server, args.seconds, name == "official")
+    with ExitStack() as stack:
+        servers: dict[str, Server] = {}
+        for name in args.servers.split(","):
+            print(f"# starting {name}", file=sys.stderr, flush=True)
+            servers[name] = stack.enter_context(start(name, args.source))
+        results = measure(servers, args.seconds, args.rounds)
     load_after = os.getloadavg()
     print(table(results))
     print(
         f"\n{os.cpu_count()} CPUs; load average {load_before[0]:.2f} before, "
-        f"{load_after[0]:.2f} after; {args.seconds:g} s per level"
+        f"{load_after[0]:.2f} after; load levels: medians of {args.rounds} interleaved rounds "
+        f"of {args.seconds:g} s"
     )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
