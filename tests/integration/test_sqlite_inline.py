@@ -205,3 +205,82 @@ async def test_an_invalidated_connection_is_replaced(tmp_path: Path) -> None:
         assert (await conn.execute(sa.text("SELECT 1"))).scalar() == 1
         assert await conn.run_sync(lambda c: c.connection.driver_connection) is not first
     await engine.dispose()
+
+
+async def _turn_writes(tmp_path: Path) -> tuple[InlineConnection, list[str]]:
+    """A connection with a table `item`, and the statements it runs from now on."""
+    conn = await connect(tmp_path / "turns.sqlite")
+    driver = conn.sqlite_connection()
+    driver.execute("CREATE TABLE item (name TEXT PRIMARY KEY)")
+    driver.commit()
+    statements: list[str] = []
+    driver.set_trace_callback(statements.append)
+    return conn, statements
+
+
+async def _write_item(conn: InlineConnection, name: str) -> None:
+    with conn.turn_write():
+        conn.run("INSERT INTO item VALUES (?)", (name,))
+    await conn.commit_turn()
+
+
+def _committed_items(path: Path) -> list[str]:
+    with contextlib.closing(sqlite3.connect(path)) as reader:
+        return [name for (name,) in reader.execute("SELECT name FROM item ORDER BY name")]
+
+
+async def test_writes_of_one_turn_share_a_commit_and_return_once_committed(tmp_path: Path) -> None:
+    conn, statements = await _turn_writes(tmp_path)
+    names = [f"run-{n}" for n in range(8)]
+    await asyncio.gather(*(_write_item(conn, name) for name in names))
+    assert statements.count("COMMIT") == 1
+    # Each returned after its row was committed: another connection reads them all.
+    assert _committed_items(tmp_path / "turns.sqlite") == names
+    await _write_item(conn, "later")
+    assert statements.count("COMMIT") == 2
+    assert "later" in _committed_items(tmp_path / "turns.sqlite")
+    await conn.close()
+
+
+async def test_a_failed_write_undoes_only_its_own_statements(tmp_path: Path) -> None:
+    conn, _ = await _turn_writes(tmp_path)
+
+    async def failing() -> None:
+        with conn.turn_write():
+            conn.run("INSERT INTO item VALUES ('half')")
+            conn.run("INSERT INTO item VALUES ('first')")  # already there: fails
+
+    results = await asyncio.gather(
+        _write_item(conn, "first"), failing(), _write_item(conn, "second"), return_exceptions=True
+    )
+    assert results[0] is None and results[2] is None
+    assert isinstance(results[1], sqlite3.IntegrityError)
+    assert _committed_items(tmp_path / "turns.sqlite") == ["first", "second"]
+    assert not conn.sqlite_connection().in_transaction
+    await conn.close()
+
+
+async def test_a_commit_that_fails_reaches_every_write_of_its_turn(tmp_path: Path) -> None:
+    conn, _ = await _turn_writes(tmp_path)
+    driver = conn.sqlite_connection()
+    # A foreign key checked at COMMIT: a row that breaks it makes the turn's commit fail.
+    driver.execute("PRAGMA foreign_keys=ON")
+    driver.execute(
+        "CREATE TABLE child (item TEXT REFERENCES item(name) DEFERRABLE INITIALLY DEFERRED)"
+    )
+    driver.commit()
+
+    async def orphan() -> None:
+        with conn.turn_write():
+            conn.run("INSERT INTO child VALUES ('missing')")
+        await conn.commit_turn()
+
+    results = await asyncio.gather(
+        _write_item(conn, "first"), orphan(), _write_item(conn, "second"), return_exceptions=True
+    )
+    assert all(isinstance(result, sqlite3.IntegrityError) for result in results), results
+    assert _committed_items(tmp_path / "turns.sqlite") == []
+    assert not driver.in_transaction
+    await _write_item(conn, "after")
+    assert _committed_items(tmp_path / "turns.sqlite") == ["after"]
+    await conn.close()

@@ -7,6 +7,7 @@ Reference: src/stead/storage/sqlite_savers.py; issue 16.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
 from collections.abc import AsyncIterator
@@ -109,7 +110,9 @@ async def test_a_write_that_fails_leaves_none_of_its_rows(tmp_path: Path) -> Non
         )
         with pytest.raises(sqlite3.IntegrityError, match="refused"):
             await saver.aput_writes(saved, [("text", "kept?"), ("boom", 1)], "task")
+        await asyncio.sleep(0)  # the turn's transaction ends with the turn
         assert not conn.in_transaction
+        assert _rows(tmp_path / "checkpoints.sqlite")["writes"] == []
         # A later write commits only its own rows.
         await saver.aput_writes(saved, [("text", "later")], "other-task")
         writes = _rows(tmp_path / "checkpoints.sqlite")["writes"]

@@ -24,6 +24,14 @@ class RunAttempt:
 _writer: ContextVar[RunAttempt | None] = ContextVar("stead_checkpoint_writer", default=None)
 
 
+class _Tally:
+    def __init__(self) -> None:
+        self.count = 0
+
+
+_attempts_writing = _Tally()
+
+
 class LeaseLost(Exception):
     """Another attempt took the run over: this one must stop and record nothing."""
 
@@ -36,15 +44,22 @@ class CheckpointsUnavailable(Exception):
 def writing_as(run_id: str, attempt: int) -> Iterator[None]:
     """Checkpoints written inside (by this task and the tasks it starts) are fenced."""
     token = _writer.set(RunAttempt(run_id, attempt))
+    _attempts_writing.count += 1
     try:
         yield
     finally:
+        _attempts_writing.count -= 1
         _writer.reset(token)
 
 
 def current_writer() -> RunAttempt | None:
     """The attempt whose checkpoints are being written, if inside `writing_as`."""
     return _writer.get()
+
+
+def attempts_writing() -> int:
+    """How many run attempts of this process are inside `writing_as` now."""
+    return _attempts_writing.count
 
 
 def lease_lost(writer: RunAttempt) -> LeaseLost:
