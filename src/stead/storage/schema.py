@@ -148,6 +148,9 @@ cron = sa.Table(
     # The authenticated user who created the cron: its runs execute as them.
     sa.Column("auth_user", Json),
     sa.Index("cron_due", "enabled", "next_run_date"),
+    # Deleting a thread deletes its crons (the foreign key's cascade): without this index each
+    # deletion, a stateless run's included, read the whole table.
+    sa.Index("cron_thread_id", "thread_id"),
 )
 
 # Built-in API keys; only a SHA-256 of each key is kept.
