@@ -148,8 +148,8 @@ def official_server(graphs_dir: Path, timeout: float = 60.0) -> Iterator[str]:
         "--port",
         str(port),
         "--no-access-log",
-        # Its own logging set-up, as its image's entrypoint and `langgraph dev` apply it: without
-        # one, its INFO lines (requests, runs) go nowhere.
+        # Its own logging set-up, as its queue entrypoint and `langgraph dev` apply it (the file
+        # ships in its wheel): without one, its INFO lines (requests, runs) go nowhere.
         "--log-config",
         str(next(venv.glob("lib/python*/site-packages/logging.json"))),
     ]
