@@ -21,6 +21,8 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from stead.config import load_settings
 from stead.storage import Database
 from stead.storage.backends import open_savers
+from stead.storage.fencing import attempts_writing, writing_as
+from stead.storage.sqlite_inline import LARGE_VALUE_BYTES
 from stead.storage.sqlite_savers import FencedSqliteSaver
 from tests.conftest import GRAPHS_CONFIG
 
@@ -117,3 +119,31 @@ async def test_a_write_that_fails_leaves_none_of_its_rows(tmp_path: Path) -> Non
         await saver.aput_writes(saved, [("text", "later")], "other-task")
         writes = _rows(tmp_path / "checkpoints.sqlite")["writes"]
         assert [(row[3], row[6]) for row in writes] == [("other-task", "text")]
+
+
+async def test_a_large_write_commits_at_once_while_other_runs_write(tmp_path: Path) -> None:
+    """Its transaction is not shared with the turn's other writes: it ends at once, and the
+    connection that bound the large value is replaced sooner (bench/README.md)."""
+    async with _stead_saver(tmp_path) as saver:
+        others_may_write = asyncio.Event()
+
+        async def another_run(number: int) -> None:
+            with writing_as(f"run-{number}", 1):
+                await others_may_write.wait()
+
+        others = [asyncio.create_task(another_run(number)) for number in range(2)]
+        await asyncio.sleep(0)
+        assert attempts_writing() == 2
+        statements: list[str] = []
+        saver.conn._conn.set_trace_callback(statements.append)
+        large = empty_checkpoint()
+        large["channel_values"] = {"text": "x" * (LARGE_VALUE_BYTES + 1)}
+        small = empty_checkpoint()
+        await asyncio.gather(
+            saver.aput(_config(), large, {}, {}), saver.aput(_config(), small, {}, {})
+        )
+        others_may_write.set()
+        await asyncio.gather(*others)
+        # The large checkpoint's INSERT is committed before the small one's is made.
+        kinds = [sql.split()[0] for sql in statements if sql.startswith(("INSERT", "COMMIT"))]
+        assert kinds[:2] == ["INSERT", "COMMIT"], statements

@@ -182,10 +182,12 @@ class FencedSqliteSaver(AsyncSqliteSaver):
             yield
 
     async def _committed(self) -> None:
-        if attempts_writing() > 1:
+        if attempts_writing() > 1 and not self._inline.large_values.bound:
             await self._inline.commit_turn()
         else:
-            # No other run can write in this turn: waiting for it would only add latency.
+            # Alone, no other run can write in this turn: waiting would only add latency. After a
+            # large value, the sooner the transaction ends, the sooner the connection is reopened
+            # and lets go of it (ten 20 MiB runs at once peaked at 3.5 bodies instead of 2.6).
             self._inline.commit_now()
         await self._inline.reopen_if_large_values_bound(self.lock)
 
