@@ -86,8 +86,7 @@ class InlineConnection(aiosqlite.Connection):
         self._turn_waiters: list[asyncio.Future[None]] | None = None
 
     async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        if not self._running or self._connection is None:
-            raise ValueError("Connection closed")
+        self.sqlite_connection()  # raises once closed
         if len(args) > 1:
             self.large_values.note_parameters(args[1])
         return fn(*args, **kwargs)
