@@ -97,6 +97,21 @@ _END_ATTEMPT = prepared(
     )
 )
 _DELETE_ATTEMPT = prepared(sa.delete(run).where(*_THIS_ATTEMPT))
+# A stateless run's attempt ends with its run and its thread: on PostgreSQL in one call of
+# `stead_end_temporary_attempt` (migration 0010), on SQLite in two statements.
+_END_TEMPORARY_ATTEMPT = prepared(
+    sa.select(
+        sa.func.stead_end_temporary_attempt(
+            sa.bindparam("queue_run_id", type_=sa.Text()),
+            sa.bindparam("queue_attempt", type_=sa.Integer()),
+            type_=sa.Boolean(),
+        )
+    )
+)
+_DELETE_ATTEMPT_OF_THREAD = prepared(
+    sa.delete(run).where(*_THIS_ATTEMPT).returning(run.c.thread_id)
+)
+_DELETE_THREAD = prepared(sa.delete(thread).where(thread.c.thread_id == sa.bindparam("ended")))
 
 
 def _attempt(run_id: str, attempt: int, **params: Any) -> dict[str, Any]:
@@ -265,6 +280,21 @@ class RunRepository:
         await self._lock_thread_of(run_id)
         result = await self._conn.execute(_DELETE_ATTEMPT, _attempt(run_id, attempt))
         return bool(result.rowcount)
+
+    async def end_temporary_attempt(self, run_id: str, attempt: int) -> bool:
+        """A stateless run's attempt ends: the run and its thread are deleted, if the attempt
+        still holds the run; whether it did. Its own transaction on PostgreSQL, so call it in
+        an autocommit block."""
+        if self._dialect.name == "postgresql":
+            ended = await self._conn.execute(_END_TEMPORARY_ATTEMPT, _attempt(run_id, attempt))
+            return bool(ended.scalar())
+        deleted = (
+            await self._conn.execute(_DELETE_ATTEMPT_OF_THREAD, _attempt(run_id, attempt))
+        ).first()
+        if deleted is None:
+            return False
+        await self._conn.execute(_DELETE_THREAD, {"ended": deleted.thread_id})
+        return True
 
     async def expired_leases(self, now: datetime, limit: int) -> list[dict[str, Any]]:
         """Running runs whose worker stopped renewing its lease (it died or lost the database).

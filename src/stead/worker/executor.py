@@ -254,24 +254,23 @@ class RunExecutor:
             outcome.error = None
         elif outcome.snapshot is None and outcome.status != "success" and _reads_final_state(run):
             outcome.snapshot = await self._latest_snapshot(run)
-        now = now_utc()
         attempt = run["attempt"]
-        temporary = bool(run["kwargs"].get("temporary"))
+        if run["kwargs"].get("temporary"):
+            # A stateless run's row goes with its thread (its checkpoints after the END):
+            # deleted, not first rewritten with its outcome (on SQLite a rewrite copies the
+            # whole row, a large input included).
+            async with self._db.autocommit() as conn:
+                if await conn.runs.end_temporary_attempt(run_id, attempt):
+                    return False
+            return _taken_over(run_id, attempt)
+        now = now_utc()
         async with self._db.transaction() as tx:
-            if rollback or temporary:
-                # A stateless run's row goes with its thread: deleted, not first rewritten with
-                # its outcome (on SQLite a rewrite copies the whole row, a large input included).
+            if rollback:
                 recorded = await tx.runs.delete_attempt(run_id, attempt)
             else:
                 recorded = await tx.runs.finish_attempt(run_id, attempt, outcome.status, now)
             if not recorded:
-                # Another worker took the run over (this attempt's lease expired): it decides.
-                logger.warning("run %s attempt %d was taken over; outcome dropped", run_id, attempt)
-                return True
-            if temporary:
-                # A stateless run's thread goes with it (its checkpoints after the END).
-                await tx.threads.delete(thread_id)
-                return False
+                return _taken_over(run_id, attempt)
             return await settle_thread(
                 tx,
                 thread_id,
@@ -315,6 +314,13 @@ class RunExecutor:
         logger.info("run %s returned to the queue", run["run_id"])
         # Another worker takes it now rather than at its next idle recheck.
         await self._broker.wake_workers()
+
+
+def _taken_over(run_id: str, attempt: int) -> bool:
+    """Another worker took the run over (this attempt's lease expired): it decides the outcome,
+    and runs may be waiting on the thread."""
+    logger.warning("run %s attempt %d was taken over; outcome dropped", run_id, attempt)
+    return True
 
 
 def _reads_final_state(run: dict[str, Any]) -> bool:

@@ -1,0 +1,143 @@
+"""How a stateless run's attempt ends in storage (RunRepository.end_temporary_attempt): its run
+and its thread are deleted if the attempt still holds the run, and nothing is deleted if another
+worker took the run over. On SQLite and on PostgreSQL, where it is one function call that locks
+the thread before the run, as every other end of a run does."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from stead.ids import new_time_ordered_id
+from stead.services.assistants import now_utc
+from stead.services.threads import new_thread_record
+from stead.storage.database import Database
+from tests.conftest import GRAPHS_CONFIG
+from tests.support.postgres import stead_migrate
+from tests.support.services import Postgres, postgres_server
+
+_ASSISTANT_ID = "5e2c1f3a-0000-4000-8000-000000000010"
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[Postgres]:
+    with postgres_server(databases=("ends", "locks")) as server:
+        yield server
+
+
+def _postgres_database(pg: Postgres, name: str) -> Database:
+    uri = pg.url(name)
+    result = stead_migrate(GRAPHS_CONFIG, uri)
+    assert result.returncode == 0, result.stderr
+    return Database("postgresql+psycopg://" + uri.split("://", 1)[1])
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    if request.param == "sqlite":
+        database = Database(f"sqlite:///{tmp_path / 'stead.sqlite'}")
+        await database.migrate()
+    else:
+        database = _postgres_database(request.getfixturevalue("pg"), "ends")
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+async def _running_run(db: Database, attempt: int) -> tuple[str, str]:
+    thread_id, run_id = new_time_ordered_id(), new_time_ordered_id()
+    now = now_utc()
+    async with db.transaction() as tx:
+        if await tx.assistants.get(_ASSISTANT_ID) is None:
+            await tx.assistants.insert(
+                {
+                    "assistant_id": _ASSISTANT_ID,
+                    "graph_id": "echo",
+                    "config": {},
+                    "context": {},
+                    "metadata": {},
+                    "name": "echo",
+                    "description": None,
+                    "version": 1,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+        await tx.threads.insert({**new_thread_record(thread_id, {}), "status": "busy"})
+        await tx.runs.insert(
+            {
+                "run_id": run_id,
+                "thread_id": thread_id,
+                "assistant_id": _ASSISTANT_ID,
+                "status": "running",
+                "metadata": {},
+                "kwargs": {"temporary": True},
+                "multitask_strategy": "reject",
+                "attempt": attempt,
+                "cancel_action": None,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+    return thread_id, run_id
+
+
+async def _stored(db: Database, thread_id: str, run_id: str) -> tuple[bool, bool]:
+    async with db.autocommit() as conn:
+        return (
+            await conn.threads.get(thread_id) is not None,
+            await conn.runs.get(run_id) is not None,
+        )
+
+
+async def test_the_attempt_holding_the_run_deletes_the_run_and_its_thread(db: Database) -> None:
+    thread_id, run_id = await _running_run(db, attempt=2)
+    other_thread_id, other_run_id = await _running_run(db, attempt=1)
+    async with db.autocommit() as conn:
+        assert await conn.runs.end_temporary_attempt(run_id, 2) is True
+    assert await _stored(db, thread_id, run_id) == (False, False)
+    assert await _stored(db, other_thread_id, other_run_id) == (True, True)
+    async with db.autocommit() as conn:
+        assert await conn.runs.end_temporary_attempt(run_id, 2) is False
+
+
+async def test_an_attempt_that_was_taken_over_deletes_nothing(db: Database) -> None:
+    thread_id, run_id = await _running_run(db, attempt=2)
+    async with db.autocommit() as conn:
+        assert await conn.runs.end_temporary_attempt(run_id, 1) is False
+    assert await _stored(db, thread_id, run_id) == (True, True)
+    async with db.transaction() as tx:
+        assert await tx.runs.finish_attempt(run_id, 2, "success", now_utc())
+    async with db.autocommit() as conn:
+        # Ended already: no longer running.
+        assert await conn.runs.end_temporary_attempt(run_id, 2) is False
+    assert await _stored(db, thread_id, run_id) == (True, True)
+
+
+async def test_the_end_locks_the_thread_before_the_run_on_postgresql(pg: Postgres) -> None:
+    """A transaction that holds the thread, then reads the run for update (as a cancellation
+    does), must not deadlock with the end: the end waits for the thread before it touches the
+    run. Locking the run first, PostgreSQL would abort one of the two after deadlock_timeout."""
+    db = _postgres_database(pg, "locks")
+    try:
+        thread_id, run_id = await _running_run(db, attempt=1)
+        async with db.transaction() as tx:
+            assert await tx.threads.get_for_update(thread_id) is not None
+            ending = asyncio.create_task(_end_in_own_block(db, run_id))
+            await asyncio.sleep(0.3)
+            assert not ending.done()
+            held = await asyncio.wait_for(tx.runs.get_for_update(run_id), 5)
+            assert held is not None and held["attempt"] == 1
+        assert await asyncio.wait_for(ending, 5) is True
+        assert await _stored(db, thread_id, run_id) == (False, False)
+    finally:
+        await db.close()
+
+
+async def _end_in_own_block(db: Database, run_id: str) -> bool:
+    async with db.autocommit() as conn:
+        return await conn.runs.end_temporary_attempt(run_id, 1)
