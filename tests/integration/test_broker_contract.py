@@ -29,6 +29,7 @@ from stead.broker import (
 )
 from stead.broker.base import END, FROM_START, event_position, run_done
 from stead.broker.redis import RedisBroker
+from stead.worker.queue import WakeUps
 from tests.support.servers import stead_server
 from tests.support.services import Redis, redis_server
 from tests.support.sse import assert_increasing_ids, read_stream
@@ -239,6 +240,36 @@ async def test_a_wake_up_reaches_a_waiting_worker(brokers: tuple[Broker, Broker]
 
 async def test_wait_for_work_returns_after_its_timeout(broker: Broker) -> None:
     await asyncio.wait_for(broker.wait_for_work(0.2), WAIT)
+
+
+async def test_a_wake_up_names_its_run_where_the_broker_carries_it(
+    brokers: tuple[Broker, Broker],
+) -> None:
+    """Redis carries each wake-up; the in-process broker merges them into one that names none."""
+    api, worker = brokers
+    await api.wake_workers("run-1")
+    await api.wake_workers()
+    woken = [await asyncio.wait_for(worker.wait_for_work(0.2), WAIT) for _ in range(2)]
+    assert woken == (["run-1", None] if isinstance(worker, RedisBroker) else [None, None])
+
+
+async def test_the_queue_skips_a_wake_up_for_a_run_it_started(
+    brokers: tuple[Broker, Broker],
+) -> None:
+    api, worker = brokers
+    wake_ups = WakeUps(worker, remembered=2)
+    for run_id in ("forgotten", "started", "claimed"):
+        wake_ups.started(run_id)
+    waiting = asyncio.create_task(wake_ups.wait(60))
+    await asyncio.sleep(0.1)
+    await api.wake_workers("claimed")
+    await api.wake_workers("started")
+    await asyncio.sleep(0.3)
+    # Where wake-ups name no run, each one may bring work.
+    assert waiting.done() is isinstance(worker, InProcessBroker)
+    await api.wake_workers("forgotten")
+    await asyncio.wait_for(waiting, WAIT)
+    await asyncio.wait_for(wake_ups.wait(0.2), WAIT)  # and its timeout still ends it
 
 
 async def test_a_cancel_reaches_the_run_it_names(brokers: tuple[Broker, Broker]) -> None:

@@ -301,12 +301,13 @@ class Broker(ABC):
         `since`, those of its current run), then live ones, with no gap and no duplicate."""
 
     @abstractmethod
-    async def wake_workers(self) -> None:
-        """Tell idle workers that a run may be ready."""
+    async def wake_workers(self, run_id: str | None = None) -> None:
+        """Tell idle workers that a run may be ready: `run_id`, just created, or any."""
 
     @abstractmethod
-    async def wait_for_work(self, timeout: float) -> None:
-        """Return on a wake-up or after `timeout` seconds, whichever comes first."""
+    async def wait_for_work(self, timeout: float) -> str | None:
+        """Return on a wake-up or after `timeout` seconds, whichever comes first: with the run
+        the wake-up named, when the broker carries it; otherwise None."""
 
     @abstractmethod
     async def signal_cancel(self, run_id: str, action: str) -> None: ...

@@ -188,13 +188,15 @@ class InProcessBroker(Broker):
         finally:
             log.feeds.discard(feed)
 
-    async def wake_workers(self) -> None:
+    async def wake_workers(self, run_id: str | None = None) -> None:
+        # In one process wake-ups merge into one event: none names its run.
         self._work.set()
 
-    async def wait_for_work(self, timeout: float) -> None:
+    async def wait_for_work(self, timeout: float) -> str | None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._work.wait(), timeout)
         self._work.clear()
+        return None
 
     async def signal_cancel(self, run_id: str, action: str) -> None:
         for signal in self._cancel_watchers.get(run_id, ()):

@@ -80,6 +80,8 @@ _OPEN_STREAM_TTL_SECONDS = 86400
 _THREAD_STREAM_MAXLEN = 10_000
 # Wake-up tokens left when no worker is idle; each one costs a waking worker one claim query.
 _MAX_PENDING_WAKEUPS = 32
+# A wake-up token that names no run (the only token of Stead before 2026-12-06, still understood).
+_ANY_RUN = b"1"
 # How long the cancel listener waits before reconnecting to a Redis that went away.
 _RECONNECT_SECONDS = 1.0
 # How long the first `watch_cancel` waits for the cancel channel to be listened to.
@@ -404,22 +406,27 @@ class RedisBroker(Broker):
         async with self._reader.follow(key, position, deliver, feed.lose):
             yield feed
 
-    async def wake_workers(self) -> None:
+    async def wake_workers(self, run_id: str | None = None) -> None:
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.rpush(self._keys.wakeups, b"1")
+            pipe.rpush(self._keys.wakeups, run_id or _ANY_RUN)
             pipe.ltrim(self._keys.wakeups, -_MAX_PENDING_WAKEUPS, -1)
             await self._send(pipe, "worker wake-up")
 
-    async def wait_for_work(self, timeout: float) -> None:
+    async def wait_for_work(self, timeout: float) -> str | None:
         if timeout <= 0:
-            return
+            return None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         try:
-            await self._redis.blpop([self._keys.wakeups], timeout=timeout)
+            popped = await self._redis.blpop([self._keys.wakeups], timeout=timeout)
         except RedisError:
             logger.warning("waiting for work through Redis failed; polling the database")
             await asyncio.sleep(max(0.0, deadline - loop.time()))
+            return None
+        if popped is None or popped[1] == _ANY_RUN:
+            return None
+        run_id = popped[1]
+        return run_id.decode() if isinstance(run_id, bytes) else run_id
 
     async def signal_cancel(self, run_id: str, action: str) -> None:
         try:

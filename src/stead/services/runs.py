@@ -200,7 +200,7 @@ class RunService:
         if worker is not None:
             worker.start_claimed(run)
         else:
-            await self._broker.wake_workers()
+            await self._broker.wake_workers(run["run_id"])
         return run
 
     @staticmethod
