@@ -43,6 +43,7 @@ _DATABASES = (
     "atomic",
     "reads",
     "refused",
+    "deleted",
 )
 
 
@@ -344,6 +345,42 @@ def test_a_fenced_checkpoint_write_is_all_or_nothing(pg: Postgres) -> None:
     error, rows = asyncio.run(scenario())
     assert isinstance(error, psycopg.errors.DivisionByZero)
     assert rows == []
+
+
+def test_deleting_a_thread_removes_its_checkpoints_blobs_and_writes_only(pg: Postgres) -> None:
+    url = _migrated(pg, "deleted")
+    deleted, kept = new_time_ordered_id(), new_time_ordered_id()
+    tables = ("checkpoints", "checkpoint_blobs", "checkpoint_writes")
+
+    async def rows_of(pool: Any, thread_id: str) -> list[int]:
+        async with pool.connection() as conn:
+            counts = []
+            for table in tables:
+                found = await conn.execute(
+                    f"SELECT count(*) AS n FROM {table} WHERE thread_id = %s", (thread_id,)
+                )
+                counts.append((await found.fetchone())["n"])
+            return counts
+
+    async def scenario() -> tuple[list[int], list[int], list[int]]:
+        pool = await open_savers_pool(url)
+        try:
+            saver = FencedPostgresSaver(pool)
+            for thread_id in (deleted, kept):
+                config = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
+                checkpoint = empty_checkpoint()
+                checkpoint["channel_values"] = {"messages": ["a", "b"]}
+                stored = await saver.aput(config, checkpoint, {"step": 0}, {"messages": 1})
+                await saver.aput_writes(stored, [("messages", ["c"])], "task")
+            before = await rows_of(pool, deleted)
+            await saver.adelete_thread(deleted)
+            return before, await rows_of(pool, deleted), await rows_of(pool, kept)
+        finally:
+            await pool.close()
+
+    before, after, other = asyncio.run(scenario())
+    assert before == other == [1, 1, 1]
+    assert after == [0, 0, 0]
 
 
 def test_checkpoint_writes_of_different_runs_do_not_wait_for_each_other(pg: Postgres) -> None:

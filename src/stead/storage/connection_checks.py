@@ -65,46 +65,47 @@ def check_engine_connections(engine: AsyncEngine) -> None:
     event.listen(pool, "checkout", check_out)
 
 
-class PooledConnectionCheck:
-    """psycopg_pool's `configure`, `reset` and `check` callbacks: the same rules for its pools."""
+class CheckedConnectionPool(AsyncConnectionPool[Any]):
+    """psycopg's pool, with the same rules: `check` at checkout, and the replacement on return.
 
-    def __init__(self) -> None:
+    The return's check is made in `putconn`, in the caller's task, not as the pool's `reset`
+    callback: with one, the pool hands every return to a task of its own (a queue, a wake-up,
+    its lock), 4% of a worker's CPU (bench/README.md)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._returned_at: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], float] = (
             weakref.WeakKeyDictionary()
         )
+        super().__init__(*args, configure=self._connected, check=self._check, **kwargs)
 
-    async def mark_returned(self, conn: psycopg.AsyncConnection[Any]) -> None:
+    async def putconn(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        if transferred_too_much(conn):
+            # Returned closed, it is dropped and replaced.
+            _REPLACED.add(conn)
+            await conn.close()
+        else:
+            self._returned_at[conn] = time.monotonic()
+        await super().putconn(conn)
+
+    async def _connected(self, conn: psycopg.AsyncConnection[Any]) -> None:
         self._returned_at[conn] = time.monotonic()
 
-    async def replace_if_transferred_too_much(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        """The `reset` callback: the pool closes and replaces a connection it raises for."""
-        if transferred_too_much(conn):
-            _REPLACED.add(conn)
-            raise TransferredTooMuch("the connection's input buffer may be large")
-        await self.mark_returned(conn)
-
-    async def check(self, conn: psycopg.AsyncConnection[Any]) -> None:
+    async def _check(self, conn: psycopg.AsyncConnection[Any]) -> None:
         if idle_too_long(self._returned_at.get(conn)):
             await AsyncConnectionPool.check_connection(conn)
-
-
-class TransferredTooMuch(Exception):
-    """Raised by the `reset` callback: psycopg's pool then closes the connection."""
 
 
 _REPLACED: weakref.WeakSet[psycopg.AsyncConnection[Any]] = weakref.WeakSet()
 
 
 class _QuietReplacement(logging.Filter):
-    """psycopg's pool warns of the failed reset and of the closed connection; for a connection
-    replaced on purpose above, that is no news."""
+    """psycopg's pool warns of a closed connection returned to it; for a connection replaced on
+    purpose above, that is no news."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args if isinstance(record.args, tuple) else ()
         return not any(
-            isinstance(arg, TransferredTooMuch)
-            or (isinstance(arg, psycopg.AsyncConnection) and arg in _REPLACED)
-            for arg in args
+            isinstance(arg, psycopg.AsyncConnection) and arg in _REPLACED for arg in args
         )
 
 

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from stead.storage.connection_checks import PooledConnectionCheck
+from stead.storage.connection_checks import CheckedConnectionPool
 from stead.storage.prepared import CompiledStatement, PreparedResult, compiled_for
 
 T = TypeVar("T")
@@ -72,14 +72,10 @@ def statement_pool(
     """psycopg connections as SQLAlchemy's dialect makes them (its JSON loads and dumps), in
     autocommit; opened at its first use, in the event loop that uses it."""
     _, options = engine.dialect.create_connect_args(engine.url)
-    checks = PooledConnectionCheck()
-    return AsyncConnectionPool(
+    return CheckedConnectionPool(
         kwargs={**options, **connect_args, "autocommit": True},
         min_size=1,
         max_size=size,
-        configure=checks.mark_returned,
-        reset=checks.replace_if_transferred_too_much,
-        check=checks.check,
         open=False,
     )
 

@@ -17,12 +17,18 @@ from psycopg import AsyncConnection, AsyncCursor
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from stead.storage.connection_checks import PooledConnectionCheck
+from stead.storage.connection_checks import CheckedConnectionPool
 from stead.storage.database import CONNECT_TIMEOUT_SECONDS, Database
 from stead.storage.fencing import CheckpointsUnavailable, RunAttempt, current_writer, lease_lost
 
 # Share-locks the run's row, or raises ATTEMPT_TAKEN_OVER (migration 0007).
 _HOLD_ATTEMPT_SQL = "SELECT stead_hold_attempt(%s::text, %s::integer)"
+# A thread's checkpoints, their blobs and pending writes, in one statement.
+_DELETE_THREAD_SQL = """
+    WITH blobs AS (DELETE FROM checkpoint_blobs WHERE thread_id = %(thread_id)s),
+         writes AS (DELETE FROM checkpoint_writes WHERE thread_id = %(thread_id)s)
+    DELETE FROM checkpoints WHERE thread_id = %(thread_id)s
+"""
 ATTEMPT_TAKEN_OVER = "SL001"
 # The PostgreSQL advisory lock held while migrating (any constant: "stead" in ASCII).
 _MIGRATION_LOCK_KEY = 0x7374656164
@@ -48,6 +54,12 @@ class FencedPostgresSaver(AsyncPostgresSaver):
     def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
         super().__init__(pool)
         self._pool = pool
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        """As LangGraph's, in one statement instead of a pipeline of three: every stateless run
+        ends with it. Fenced inside a run, where the pipeline carries the fence."""
+        async with self._cursor(pipeline=current_writer() is not None) as cur:
+            await cur.execute(_DELETE_THREAD_SQL, {"thread_id": str(thread_id)})
 
     @contextlib.asynccontextmanager
     async def _cursor(self, *, pipeline: bool = False) -> AsyncIterator[AsyncCursor[DictRow]]:
@@ -128,8 +140,7 @@ async def open_savers(
 
 async def open_savers_pool(uri: str) -> AsyncConnectionPool[Any]:
     # Checked on checkout as the engine's (stead.storage.connection_checks).
-    checks = PooledConnectionCheck()
-    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+    pool: AsyncConnectionPool[Any] = CheckedConnectionPool(
         uri,
         min_size=1,
         max_size=SAVERS_POOL_SIZE,
@@ -137,9 +148,6 @@ async def open_savers_pool(uri: str) -> AsyncConnectionPool[Any]:
         # waits longer goes back to the queue and continues from its last checkpoint.
         timeout=_SAVERS_POOL_TIMEOUT_SECONDS,
         kwargs={**_PSYCOPG_OPTIONS, "connect_timeout": CONNECT_TIMEOUT_SECONDS},
-        configure=checks.mark_returned,
-        reset=checks.replace_if_transferred_too_much,
-        check=checks.check,
         open=False,
     )
     await pool.open(wait=True)
