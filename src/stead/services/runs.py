@@ -152,8 +152,11 @@ class RunService:
         now = now_utc()
         local = self._local_worker if start_here and not request.after_seconds else None
         worker: LocalWorker | None = None  # holds a slot for this run once reserved
+        # A stateless run reads its assistant and writes its run and new thread in one
+        # statement: no transaction needed around them.
+        block = self._db.autocommit(access) if stateless else self._db.transaction(access)
         try:
-            async with self._db.transaction(access) as tx:
+            async with block as tx:
                 assistant = await tx.assistants.get(assistant_id)
                 if assistant is None:
                     raise NotFound("Thread or assistant not found.")
@@ -229,8 +232,7 @@ class RunService:
         now = run["updated_at"]
         if stateless:
             busy = {**thread, "status": "busy", "metadata": thread_metadata, "updated_at": now}
-            await tx.threads.insert(busy)
-            await tx.runs.insert(run)
+            await tx.runs.insert_with_thread(busy, run)
             return
         await tx.runs.insert(run)
         await tx.threads.update(

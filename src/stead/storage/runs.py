@@ -132,6 +132,29 @@ _NEXT_DUE = prepared(
 
 # Built once, the values as parameters: the ones a run sends are prepared (stead.storage.prepared).
 _INSERT = prepared(sa.insert(run))
+_INSERT_THREAD = prepared(sa.insert(thread))
+
+
+@functools.cache
+def _insert_with_thread(thread_keys: tuple[str, ...], run_keys: tuple[str, ...]) -> sa.Insert:
+    """A run and its new thread in one statement, the thread's INSERT in a WITH (PostgreSQL
+    checks the run's foreign key at the statement's end, when the thread is there)."""
+    new_thread = (
+        sa.insert(thread)
+        .values({key: _prefixed_bind("thread_", thread.c[key]) for key in thread_keys})
+        .cte("new_thread")
+    )
+    return prepared(
+        sa.insert(run)
+        .values({key: _prefixed_bind("run_", run.c[key]) for key in run_keys})
+        .add_cte(new_thread)
+    )
+
+
+def _prefixed_bind(prefix: str, column: sa.Column[Any]) -> sa.BindParameter[Any]:
+    return sa.bindparam(prefix + column.key, type_=column.type)
+
+
 _ACTIVE_FOR_THREAD = prepared(
     sa.select(run)
     .where(run.c.thread_id == sa.bindparam("of_thread_id"), is_active(run.c.status))
@@ -175,6 +198,21 @@ class RunRepository:
 
     async def insert(self, record: dict[str, Any]) -> None:
         await self._conn.execute(_INSERT, record)
+
+    async def insert_with_thread(
+        self, thread_record: dict[str, Any], run_record: dict[str, Any]
+    ) -> None:
+        """A run and the new thread it goes on: one statement on PostgreSQL, so that both are
+        written at once in an autocommit block (no BEGIN and COMMIT); two on SQLite, where an
+        autocommit block is one transaction."""
+        if self._dialect.name != "postgresql":
+            await self._conn.execute(_INSERT_THREAD, thread_record)
+            await self._conn.execute(_INSERT, run_record)
+            return
+        statement = _insert_with_thread(tuple(thread_record), tuple(run_record))
+        parameters = {f"thread_{key}": value for key, value in thread_record.items()}
+        parameters.update((f"run_{key}", value) for key, value in run_record.items())
+        await self._conn.execute(statement, parameters)
 
     async def get(self, run_id: str, thread_id: str | None = None) -> dict[str, Any] | None:
         query = sa.select(run).where(run.c.run_id == run_id, *self._visible)

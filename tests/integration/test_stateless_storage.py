@@ -1,15 +1,21 @@
-"""How a stateless run's attempt ends in storage (RunRepository.end_temporary_attempt): its run
-and its thread are deleted if the attempt still holds the run, and nothing is deleted if another
-worker took the run over. On SQLite and on PostgreSQL, where it is one function call that locks
-the thread before the run, as every other end of a run does."""
+"""How a stateless run is stored, on SQLite and on PostgreSQL.
+
+- Created (RunRepository.insert_with_thread): the run and its new thread, written together or
+  not at all, outside a transaction (one statement on PostgreSQL).
+- Ended (RunRepository.end_temporary_attempt): its run and its thread are deleted if the
+  attempt still holds the run, and nothing is deleted if another worker took the run over. On
+  PostgreSQL that is one function call that locks the thread before the run, as every other end
+  of a run does."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from stead.ids import new_time_ordered_id
 from stead.services.assistants import now_utc
@@ -48,8 +54,7 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Da
         await database.close()
 
 
-async def _running_run(db: Database, attempt: int) -> tuple[str, str]:
-    thread_id, run_id = new_time_ordered_id(), new_time_ordered_id()
+async def _ensure_assistant(db: Database) -> None:
     now = now_utc()
     async with db.transaction() as tx:
         if await tx.assistants.get(_ASSISTANT_ID) is None:
@@ -67,23 +72,35 @@ async def _running_run(db: Database, attempt: int) -> tuple[str, str]:
                     "updated_at": now,
                 }
             )
-        await tx.threads.insert({**new_thread_record(thread_id, {}), "status": "busy"})
-        await tx.runs.insert(
-            {
-                "run_id": run_id,
-                "thread_id": thread_id,
-                "assistant_id": _ASSISTANT_ID,
-                "status": "running",
-                "metadata": {},
-                "kwargs": {"temporary": True},
-                "multitask_strategy": "reject",
-                "attempt": attempt,
-                "cancel_action": None,
-                "created_at": now,
-                "updated_at": now,
-            }
-        )
-    return thread_id, run_id
+
+
+def _records(attempt: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    thread_id, run_id = new_time_ordered_id(), new_time_ordered_id()
+    now = now_utc()
+    thread = {**new_thread_record(thread_id, {"owner": "a"}), "status": "busy"}
+    run = {
+        "run_id": run_id,
+        "thread_id": thread_id,
+        "assistant_id": _ASSISTANT_ID,
+        "status": "running" if attempt else "pending",
+        "metadata": {"owner": "a"},
+        "kwargs": {"temporary": True, "input": {"text": "hi"}},
+        "multitask_strategy": "reject",
+        "attempt": attempt,
+        "cancel_action": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+    return thread, run
+
+
+async def _running_run(db: Database, attempt: int) -> tuple[str, str]:
+    await _ensure_assistant(db)
+    thread, run = _records(attempt)
+    async with db.transaction() as tx:
+        await tx.threads.insert(thread)
+        await tx.runs.insert(run)
+    return thread["thread_id"], run["run_id"]
 
 
 async def _stored(db: Database, thread_id: str, run_id: str) -> tuple[bool, bool]:
@@ -92,6 +109,42 @@ async def _stored(db: Database, thread_id: str, run_id: str) -> tuple[bool, bool
             await conn.threads.get(thread_id) is not None,
             await conn.runs.get(run_id) is not None,
         )
+
+
+async def test_a_run_and_its_thread_are_stored_together_as_apart(db: Database) -> None:
+    await _ensure_assistant(db)
+    together, apart = _records(attempt=0), _records(attempt=0)
+    async with db.autocommit() as conn:
+        await conn.runs.insert_with_thread(*together)
+    async with db.transaction() as tx:
+        await tx.threads.insert(apart[0])
+        await tx.runs.insert(apart[1])
+    stored = []
+    for thread, run in (together, apart):
+        async with db.autocommit() as conn:
+            found_thread = await conn.threads.get(thread["thread_id"])
+            found_run = await conn.runs.get(run["run_id"])
+        assert found_thread is not None and found_run is not None
+        assert found_run["kwargs"] == run["kwargs"] and found_thread["metadata"] == {"owner": "a"}
+        ids = ("thread_id", "run_id", "created_at", "updated_at", "state_updated_at")
+        stored.append(
+            (
+                {k: v for k, v in found_thread.items() if k not in ids},
+                {k: v for k, v in found_run.items() if k not in ids},
+            )
+        )
+    assert stored[0] == stored[1]
+
+
+async def test_a_run_that_cannot_be_stored_leaves_no_thread(db: Database) -> None:
+    _, run_id = await _running_run(db, attempt=1)
+    thread, run = _records(attempt=0)
+    run["run_id"] = run_id  # taken: the run's INSERT fails after the thread's
+    with pytest.raises(sa.exc.IntegrityError):
+        async with db.autocommit() as conn:
+            await conn.runs.insert_with_thread(thread, run)
+    async with db.autocommit() as conn:
+        assert await conn.threads.get(thread["thread_id"]) is None
 
 
 async def test_the_attempt_holding_the_run_deletes_the_run_and_its_thread(db: Database) -> None:
