@@ -44,6 +44,7 @@ _DATABASES = (
     "reads",
     "refused",
     "deleted",
+    "new",
 )
 
 
@@ -345,6 +346,41 @@ def test_a_fenced_checkpoint_write_is_all_or_nothing(pg: Postgres) -> None:
     error, rows = asyncio.run(scenario())
     assert isinstance(error, psycopg.errors.DivisionByZero)
     assert rows == []
+
+
+def test_a_new_threads_checkpoints_are_read_only_once_the_run_wrote_one(pg: Postgres) -> None:
+    """A stateless run's first attempt names its thread new: LangGraph's read as the run starts
+    is answered without the database, until the run's first write."""
+    url = _migrated(pg, "new")
+    thread_id, run_id = new_time_ordered_id(), new_time_ordered_id()
+    config: Any = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
+
+    async def scenario() -> list[Any]:
+        db = _stead_database(url)
+        pool = await open_savers_pool(url)
+        try:
+            await _insert_running_run(db, thread_id, run_id, attempt=1)
+            saver = FencedPostgresSaver(pool)
+            # Stored beforehand, so that a read that went to the database would find it.
+            await _write_checkpoint(saver, thread_id, run_id, attempt=1, step=0)
+            seen = [await saver.aget_tuple(config)]
+            with writing_as(run_id, 1, new_thread_id=thread_id):
+                seen.append(await saver.aget_tuple(config))
+                checkpoint = empty_checkpoint()
+                await saver.aput(config, checkpoint, {"step": 1}, {})
+                seen.append(await saver.aget_tuple(config))
+            with writing_as(run_id, 1):
+                seen.append(await saver.aget_tuple(config))
+            return seen
+        finally:
+            await pool.close()
+            await db.close()
+
+    before, new, written, stateful = asyncio.run(scenario())
+    assert before is not None and before.metadata["step"] == 0
+    assert new is None
+    assert written is not None and written.metadata["step"] == 1
+    assert stateful is not None and stateful.metadata["step"] == 1
 
 
 def test_deleting_a_thread_removes_its_checkpoints_blobs_and_writes_only(pg: Postgres) -> None:

@@ -12,13 +12,15 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
 class RunAttempt:
     run_id: str
     attempt: int
+    # Threads this attempt created and has written no checkpoint to yet: they hold none.
+    new_threads: set[str] = field(default_factory=set, compare=False)
 
 
 _writer: ContextVar[RunAttempt | None] = ContextVar("stead_checkpoint_writer", default=None)
@@ -41,9 +43,12 @@ class CheckpointsUnavailable(Exception):
 
 
 @contextlib.contextmanager
-def writing_as(run_id: str, attempt: int) -> Iterator[None]:
-    """Checkpoints written inside (by this task and the tasks it starts) are fenced."""
-    token = _writer.set(RunAttempt(run_id, attempt))
+def writing_as(run_id: str, attempt: int, *, new_thread_id: str | None = None) -> Iterator[None]:
+    """Checkpoints written inside (by this task and the tasks it starts) are fenced.
+    `new_thread_id`: a thread made with the run, so holding no checkpoint before its first
+    attempt writes one."""
+    new_threads = {new_thread_id} if new_thread_id is not None else set()
+    token = _writer.set(RunAttempt(run_id, attempt, new_threads))
     _attempts_writing.count += 1
     try:
         yield
@@ -55,6 +60,19 @@ def writing_as(run_id: str, attempt: int) -> Iterator[None]:
 def current_writer() -> RunAttempt | None:
     """The attempt whose checkpoints are being written, if inside `writing_as`."""
     return _writer.get()
+
+
+def holds_no_checkpoints(thread_id: str) -> bool:
+    """Whether the attempt being written made `thread_id` and has written nothing to it yet."""
+    writer = _writer.get()
+    return writer is not None and thread_id in writer.new_threads
+
+
+def note_checkpoint_write(thread_id: str) -> None:
+    """Called as a write to `thread_id` starts: from then on its checkpoints are read."""
+    writer = _writer.get()
+    if writer is not None:
+        writer.new_threads.discard(thread_id)
 
 
 def attempts_writing() -> int:

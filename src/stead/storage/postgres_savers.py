@@ -6,10 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 import psycopg
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+)
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.store.base import TTLConfig
 from langgraph.store.postgres.aio import AsyncPostgresStore
@@ -19,7 +26,14 @@ from psycopg_pool import AsyncConnectionPool
 
 from stead.storage.connection_checks import CheckedConnectionPool
 from stead.storage.database import CONNECT_TIMEOUT_SECONDS, Database
-from stead.storage.fencing import CheckpointsUnavailable, RunAttempt, current_writer, lease_lost
+from stead.storage.fencing import (
+    CheckpointsUnavailable,
+    RunAttempt,
+    current_writer,
+    holds_no_checkpoints,
+    lease_lost,
+    note_checkpoint_write,
+)
 
 # Share-locks the run's row, or raises ATTEMPT_TAKEN_OVER (migration 0007).
 _HOLD_ATTEMPT_SQL = "SELECT stead_hold_attempt(%s::text, %s::integer)"
@@ -54,6 +68,33 @@ class FencedPostgresSaver(AsyncPostgresSaver):
     def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
         super().__init__(pool)
         self._pool = pool
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        # A stateless run's thread holds nothing until the run writes to it: LangGraph's read
+        # of it as the run starts would be a round trip for nothing.
+        if holds_no_checkpoints(str(config["configurable"]["thread_id"])):
+            return None
+        return await super().aget_tuple(config)
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        note_checkpoint_write(str(config["configurable"]["thread_id"]))
+        return await super().aput(config, checkpoint, metadata, new_versions)
+
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        note_checkpoint_write(str(config["configurable"]["thread_id"]))
+        await super().aput_writes(config, writes, task_id, task_path)
 
     async def adelete_thread(self, thread_id: str) -> None:
         """As LangGraph's, in one statement instead of a pipeline of three: every stateless run

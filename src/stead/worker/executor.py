@@ -184,7 +184,7 @@ class RunExecutor:
         if is_protocol_run(run):
             protocol = thread_event_writer(self._broker, run["thread_id"])
         try:
-            with writing_as(run["run_id"], run["attempt"]):
+            with writing_as(run["run_id"], run["attempt"], new_thread_id=_new_thread_id(run)):
                 async with self._graphs.graph(
                     _graph_id(kwargs),
                     kwargs["config"],
@@ -314,6 +314,13 @@ class RunExecutor:
         logger.info("run %s returned to the queue", run["run_id"])
         # Another worker takes it now rather than at its next idle recheck.
         await self._broker.wake_workers()
+
+
+def _new_thread_id(run: dict[str, Any]) -> str | None:
+    """A stateless run's thread, made with it, until its first attempt writes to it."""
+    if run["kwargs"].get("temporary") and run["attempt"] == 1:
+        return str(run["thread_id"])
+    return None
 
 
 def _taken_over(run_id: str, attempt: int) -> bool:
