@@ -15,7 +15,8 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from langgraph.checkpoint.base import empty_checkpoint
+from langgraph.checkpoint.base import ERROR, INTERRUPT, empty_checkpoint
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
 from stead.ids import new_time_ordered_id
 from stead.services.assistants import now_utc
@@ -45,6 +46,9 @@ _DATABASES = (
     "refused",
     "deleted",
     "new",
+    "reference",
+    "ours",
+    "refused_rows",
 )
 
 
@@ -283,6 +287,39 @@ def test_a_checkpoint_write_of_an_attempt_that_was_taken_over_is_refused(
     assert not [r for r in caplog.records if r.name.startswith("psycopg")], caplog.text
 
 
+def test_a_refused_checkpoint_writes_none_of_its_blobs_and_refused_writes_none(
+    pg: Postgres,
+) -> None:
+    url = _migrated(pg, "refused_rows")
+    thread_id, run_id = new_time_ordered_id(), new_time_ordered_id()
+
+    async def scenario() -> dict[str, list[Any]]:
+        db = _stead_database(url)
+        pool = await open_savers_pool(url)
+        try:
+            await _insert_running_run(db, thread_id, run_id, attempt=2)
+            saver = FencedPostgresSaver(pool)
+            config: Any = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
+            checkpoint = empty_checkpoint()
+            checkpoint["channel_values"] = {"items": [1, 2]}
+            with writing_as(run_id, 1):
+                with pytest.raises(LeaseLost):
+                    await saver.aput(config, checkpoint, {"step": 0}, {"items": "1"})
+                written = {"configurable": {**config["configurable"], "checkpoint_id": "c"}}
+                with pytest.raises(LeaseLost):
+                    await saver.aput_writes(written, [("items", [3])], "task")
+            return await _saver_rows(pool)
+        finally:
+            await pool.close()
+            await db.close()
+
+    assert asyncio.run(scenario()) == {
+        "checkpoints": [],
+        "checkpoint_blobs": [],
+        "checkpoint_writes": [],
+    }
+
+
 def test_a_refused_write_that_reads_its_refusal_midway_logs_nothing_of_psycopg(
     pg: Postgres, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -346,6 +383,80 @@ def test_a_fenced_checkpoint_write_is_all_or_nothing(pg: Postgres) -> None:
     error, rows = asyncio.run(scenario())
     assert isinstance(error, psycopg.errors.DivisionByZero)
     assert rows == []
+
+
+def _history_steps() -> list[Any]:
+    first, second = empty_checkpoint(), empty_checkpoint()
+    first["channel_values"] = {"text": "hi", "n": 1, "none": None}
+    second["channel_values"] = {"text": "hï", "items": [1, {"a": "b"}], "raw": b"\x00\x01"}
+    second["channel_versions"] = {"text": "2", "items": "2", "raw": "2"}
+    return [first, second]
+
+
+async def _write_history(saver: AsyncPostgresSaver, thread_id: str, steps: list[Any]) -> None:
+    """Checkpoints with inline and blob values, a parent, and writes of both kinds, each
+    written twice (a task's special writes replace those of an earlier try, the others stay as
+    first written), one call writing the same special channel twice."""
+    config: Any = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
+    first, second = steps
+    saved = await saver.aput(config, first, {"source": "input", "step": -1, "who": "ü"}, {})
+    await saver.aput_writes(saved, [("text", "a"), ("other", {"n": 1})], "task-1", "path")
+    await saver.aput_writes(saved, [("text", "changed"), ("other", {"n": 2})], "task-1", "path")
+    await saver.aput_writes(saved, [(ERROR, "first error")], "task-2")
+    await saver.aput_writes(saved, [(ERROR, "second error"), (ERROR, "third")], "task-2")
+    await saver.aput_writes(saved, [(INTERRUPT, {"value": "?"})], "task-3")
+    await saver.aput(saved, second, {"source": "loop", "step": 0}, second["channel_versions"])
+    nested: Any = {"configurable": {"thread_id": thread_id, "checkpoint_ns": "child:1"}}
+    await saver.aput(nested, first, {"source": "input", "step": -1}, {"n": "1"})
+
+
+async def _saver_rows(pool: Any) -> dict[str, list[Any]]:
+    rows = {}
+    async with pool.connection() as conn:
+        for table in ("checkpoints", "checkpoint_blobs", "checkpoint_writes"):
+            cursor = await conn.execute(f"SELECT * FROM {table}")
+            rows[table] = sorted((await cursor.fetchall()), key=repr)
+    return rows
+
+
+def test_a_runs_checkpoint_writes_are_the_rows_langgraphs_own_saver_writes(pg: Postgres) -> None:
+    """Inside a run the saver writes each checkpoint in one statement of its own
+    (stead.storage.postgres_fenced_writes): its rows must be LangGraph's, so that LangGraph reads
+    them back, and a later release's change of layout fails here."""
+    reference_url, url = _migrated(pg, "reference"), _migrated(pg, "ours")
+    thread_id, run_id = new_time_ordered_id(), new_time_ordered_id()
+    steps = _history_steps()
+
+    async def scenario() -> tuple[Any, Any, Any, Any]:
+        db = _stead_database(url)
+        reference_pool, pool = await open_savers_pool(reference_url), await open_savers_pool(url)
+        try:
+            await _write_history(AsyncPostgresSaver(reference_pool), thread_id, steps)
+            await _insert_running_run(db, thread_id, run_id, attempt=1)
+            saver = FencedPostgresSaver(pool)
+            with writing_as(run_id, 1):
+                await _write_history(saver, thread_id, steps)
+            config: Any = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
+            read_back = await saver.aget_tuple(config)
+            reference_read = await AsyncPostgresSaver(reference_pool).aget_tuple(config)
+            return (
+                await _saver_rows(reference_pool),
+                await _saver_rows(pool),
+                reference_read,
+                read_back,
+            )
+        finally:
+            await reference_pool.close()
+            await pool.close()
+            await db.close()
+
+    reference, ours, reference_read, read_back = asyncio.run(scenario())
+    assert ours == reference
+    assert [len(rows) for rows in ours.values()] == [3, 2, 4]
+    assert read_back is not None and reference_read is not None
+    assert read_back.checkpoint == reference_read.checkpoint
+    assert read_back.pending_writes == reference_read.pending_writes
+    assert read_back.checkpoint["channel_values"]["raw"] == b"\x00\x01"
 
 
 def test_a_new_threads_checkpoints_are_read_only_once_the_run_wrote_one(pg: Postgres) -> None:

@@ -16,14 +16,17 @@ from langgraph.checkpoint.base import (
     Checkpoint,
     CheckpointMetadata,
     CheckpointTuple,
+    get_serializable_checkpoint_metadata,
 )
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.store.base import TTLConfig
 from langgraph.store.postgres.aio import AsyncPostgresStore
 from psycopg import AsyncConnection, AsyncCursor
 from psycopg.rows import DictRow, dict_row
+from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from stead.storage import postgres_fenced_writes as fenced_writes
 from stead.storage.connection_checks import CheckedConnectionPool
 from stead.storage.database import CONNECT_TIMEOUT_SECONDS, Database
 from stead.storage.fencing import (
@@ -58,9 +61,11 @@ _SAVERS_POOL_TIMEOUT_SECONDS = 10.0
 
 
 class FencedPostgresSaver(AsyncPostgresSaver):
-    """Every write of the saver goes through `_cursor(pipeline=True)`. Inside a run, that cursor
-    sends a check that share-locks the run's row if it still holds the attempt, then the
-    writes, as one pipeline; a failed check fails the writes queued behind it.
+    """Inside a run, every write is fenced: a check that share-locks the run's row if it still
+    holds the attempt goes with the write, and a failed check fails it whole. A checkpoint and
+    a task's writes are one statement each, the check in it (stead.storage.postgres_fenced_writes);
+    LangGraph's other writes go through `_cursor(pipeline=True)`, which sends the check first in
+    their pipeline.
 
     Each caller takes a connection of its own from the pool: the base class's lock, there for a
     single shared connection, would make all of a worker's runs write one at a time."""
@@ -83,8 +88,35 @@ class FencedPostgresSaver(AsyncPostgresSaver):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        note_checkpoint_write(str(config["configurable"]["thread_id"]))
-        return await super().aput(config, checkpoint, metadata, new_versions)
+        configurable = config["configurable"]
+        thread_id, checkpoint_ns = str(configurable["thread_id"]), configurable["checkpoint_ns"]
+        note_checkpoint_write(thread_id)
+        writer = current_writer()
+        if writer is None:
+            return await super().aput(config, checkpoint, metadata, new_versions)
+        split = fenced_writes.split_checkpoint(checkpoint)
+        blob_versions = {k: v for k, v in new_versions.items() if k in split.blob_values}
+        blobs = self._dump_blobs(thread_id, checkpoint_ns, split.blob_values, blob_versions)
+        await self._fenced_statement(
+            writer,
+            fenced_writes.PUT_CHECKPOINT_SQL,
+            {
+                "thread_id": thread_id,
+                "checkpoint_ns": checkpoint_ns,
+                "checkpoint_id": checkpoint["id"],
+                "parent_checkpoint_id": configurable.get("checkpoint_id"),
+                "checkpoint": Jsonb(split.inline),
+                "metadata": Jsonb(get_serializable_checkpoint_metadata(config, metadata)),
+                **fenced_writes.blob_parameters(blobs),
+            },
+        )
+        return {
+            "configurable": {
+                "thread_id": configurable["thread_id"],
+                "checkpoint_ns": checkpoint_ns,
+                "checkpoint_id": checkpoint["id"],
+            }
+        }
 
     async def aput_writes(
         self,
@@ -93,8 +125,41 @@ class FencedPostgresSaver(AsyncPostgresSaver):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        note_checkpoint_write(str(config["configurable"]["thread_id"]))
-        await super().aput_writes(config, writes, task_id, task_path)
+        configurable = config["configurable"]
+        thread_id, checkpoint_ns = str(configurable["thread_id"]), configurable["checkpoint_ns"]
+        note_checkpoint_write(thread_id)
+        writer = current_writer()
+        if writer is None:
+            await super().aput_writes(config, writes, task_id, task_path)
+            return
+        replacing = fenced_writes.replaces_writes(writes)
+        checkpoint_id = configurable["checkpoint_id"]
+        ids = (thread_id, checkpoint_ns, checkpoint_id, task_id, task_path)
+        rows = self._dump_writes(*ids, writes)
+        await self._fenced_statement(
+            writer,
+            fenced_writes.PUT_WRITES_REPLACING_SQL
+            if replacing
+            else fenced_writes.PUT_WRITES_KEEPING_SQL,
+            {
+                "thread_id": thread_id,
+                "checkpoint_ns": checkpoint_ns,
+                "checkpoint_id": checkpoint_id,
+                "task_id": task_id,
+                "task_path": task_path,
+                **fenced_writes.write_parameters(rows, replacing),
+            },
+        )
+
+    async def _fenced_statement(
+        self, writer: RunAttempt, sql: str, parameters: dict[str, Any]
+    ) -> None:
+        """One statement of stead.storage.postgres_fenced_writes, committed as it ends."""
+        with _unreachable_is_unavailable(), _taken_over_is_lease_lost(writer):
+            async with self._pool.connection() as conn:
+                await conn.execute(
+                    sql, {**parameters, **fenced_writes.attempt_parameters(writer)}, binary=True
+                )
 
     async def adelete_thread(self, thread_id: str) -> None:
         """As LangGraph's, in one statement instead of a pipeline of three: every stateless run
