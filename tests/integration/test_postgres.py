@@ -25,6 +25,7 @@ from stead.services.threads import new_thread_record
 from stead.storage import connection_checks
 from stead.storage.database import Database, database_errors
 from stead.storage.fencing import LeaseLost, writing_as
+from stead.storage.postgres_fenced_writes import LARGE_VALUE_BYTES
 from stead.storage.postgres_savers import FencedPostgresSaver, open_savers_pool
 from tests.conftest import GRAPHS_CONFIG
 from tests.support.postgres import migrate_env, stead_migrate
@@ -50,6 +51,10 @@ _DATABASES = (
     "ours",
     "refused_rows",
 )
+
+
+# Large values go through LangGraph's own statements, in a pipeline (postgres_fenced_writes).
+_LARGE = "x" * LARGE_VALUE_BYTES
 
 
 @pytest.fixture(scope="module")
@@ -287,8 +292,9 @@ def test_a_checkpoint_write_of_an_attempt_that_was_taken_over_is_refused(
     assert not [r for r in caplog.records if r.name.startswith("psycopg")], caplog.text
 
 
+@pytest.mark.parametrize("value", ["small", _LARGE], ids=["small", "large"])
 def test_a_refused_checkpoint_writes_none_of_its_blobs_and_refused_writes_none(
-    pg: Postgres,
+    pg: Postgres, value: str
 ) -> None:
     url = _migrated(pg, "refused_rows")
     thread_id, run_id = new_time_ordered_id(), new_time_ordered_id()
@@ -301,14 +307,14 @@ def test_a_refused_checkpoint_writes_none_of_its_blobs_and_refused_writes_none(
             saver = FencedPostgresSaver(pool)
             config: Any = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
             checkpoint = empty_checkpoint()
-            checkpoint["channel_values"] = {"items": [1, 2]}
+            checkpoint["channel_values"] = {"items": [1, value], "text": value}
             with writing_as(run_id, 1):
                 with pytest.raises(LeaseLost):
                     await saver.aput(config, checkpoint, {"step": 0}, {"items": "1"})
                 written = {"configurable": {**config["configurable"], "checkpoint_id": "c"}}
                 with pytest.raises(LeaseLost):
-                    await saver.aput_writes(written, [("items", [3])], "task")
-            return await _saver_rows(pool)
+                    await saver.aput_writes(written, [("items", [value])], "task")
+            return await _saver_rows(pool, thread_id)
         finally:
             await pool.close()
             await db.close()
@@ -385,15 +391,18 @@ def test_a_fenced_checkpoint_write_is_all_or_nothing(pg: Postgres) -> None:
     assert rows == []
 
 
-def _history_steps() -> list[Any]:
+def _history_steps(large: bool) -> list[Any]:
     first, second = empty_checkpoint(), empty_checkpoint()
-    first["channel_values"] = {"text": "hi", "n": 1, "none": None}
-    second["channel_values"] = {"text": "hï", "items": [1, {"a": "b"}], "raw": b"\x00\x01"}
+    first["channel_values"] = {"text": _LARGE if large else "hi", "n": 1, "none": None}
+    items = [1, {"a": _LARGE if large else "b"}]
+    second["channel_values"] = {"text": "hï", "items": items, "raw": b"\x00\x01"}
     second["channel_versions"] = {"text": "2", "items": "2", "raw": "2"}
     return [first, second]
 
 
-async def _write_history(saver: AsyncPostgresSaver, thread_id: str, steps: list[Any]) -> None:
+async def _write_history(
+    saver: AsyncPostgresSaver, thread_id: str, steps: list[Any], large: bool
+) -> None:
     """Checkpoints with inline and blob values, a parent, and writes of both kinds, each
     written twice (a task's special writes replace those of an earlier try, the others stay as
     first written), one call writing the same special channel twice."""
@@ -402,7 +411,7 @@ async def _write_history(saver: AsyncPostgresSaver, thread_id: str, steps: list[
     saved = await saver.aput(config, first, {"source": "input", "step": -1, "who": "ü"}, {})
     await saver.aput_writes(saved, [("text", "a"), ("other", {"n": 1})], "task-1", "path")
     await saver.aput_writes(saved, [("text", "changed"), ("other", {"n": 2})], "task-1", "path")
-    await saver.aput_writes(saved, [(ERROR, "first error")], "task-2")
+    await saver.aput_writes(saved, [(ERROR, _LARGE if large else "first")], "task-2")
     await saver.aput_writes(saved, [(ERROR, "second error"), (ERROR, "third")], "task-2")
     await saver.aput_writes(saved, [(INTERRUPT, {"value": "?"})], "task-3")
     await saver.aput(saved, second, {"source": "loop", "step": 0}, second["channel_versions"])
@@ -410,38 +419,41 @@ async def _write_history(saver: AsyncPostgresSaver, thread_id: str, steps: list[
     await saver.aput(nested, first, {"source": "input", "step": -1}, {"n": "1"})
 
 
-async def _saver_rows(pool: Any) -> dict[str, list[Any]]:
+async def _saver_rows(pool: Any, thread_id: str) -> dict[str, list[Any]]:
     rows = {}
     async with pool.connection() as conn:
         for table in ("checkpoints", "checkpoint_blobs", "checkpoint_writes"):
-            cursor = await conn.execute(f"SELECT * FROM {table}")
+            cursor = await conn.execute(f"SELECT * FROM {table} WHERE thread_id = %s", (thread_id,))
             rows[table] = sorted((await cursor.fetchall()), key=repr)
     return rows
 
 
-def test_a_runs_checkpoint_writes_are_the_rows_langgraphs_own_saver_writes(pg: Postgres) -> None:
+@pytest.mark.parametrize("large", [False, True], ids=["small", "large"])
+def test_a_runs_checkpoint_writes_are_the_rows_langgraphs_own_saver_writes(
+    pg: Postgres, large: bool
+) -> None:
     """Inside a run the saver writes each checkpoint in one statement of its own
     (stead.storage.postgres_fenced_writes): its rows must be LangGraph's, so that LangGraph reads
     them back, and a later release's change of layout fails here."""
     reference_url, url = _migrated(pg, "reference"), _migrated(pg, "ours")
     thread_id, run_id = new_time_ordered_id(), new_time_ordered_id()
-    steps = _history_steps()
+    steps = _history_steps(large)
 
     async def scenario() -> tuple[Any, Any, Any, Any]:
         db = _stead_database(url)
         reference_pool, pool = await open_savers_pool(reference_url), await open_savers_pool(url)
         try:
-            await _write_history(AsyncPostgresSaver(reference_pool), thread_id, steps)
+            await _write_history(AsyncPostgresSaver(reference_pool), thread_id, steps, large)
             await _insert_running_run(db, thread_id, run_id, attempt=1)
             saver = FencedPostgresSaver(pool)
             with writing_as(run_id, 1):
-                await _write_history(saver, thread_id, steps)
+                await _write_history(saver, thread_id, steps, large)
             config: Any = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
             read_back = await saver.aget_tuple(config)
             reference_read = await AsyncPostgresSaver(reference_pool).aget_tuple(config)
             return (
-                await _saver_rows(reference_pool),
-                await _saver_rows(pool),
+                await _saver_rows(reference_pool, thread_id),
+                await _saver_rows(pool, thread_id),
                 reference_read,
                 read_back,
             )

@@ -20,6 +20,11 @@ from langgraph.checkpoint.serde.types import _DeltaSnapshot
 
 from stead.storage.fencing import RunAttempt
 
+# Writes at least this large go as LangGraph's saver sends them, a pipeline of statements: sent as
+# one statement, a 20 MiB run's writes peaked 8 to 10 bodies higher (API and worker together,
+# bench/README.md), and a large write has no use for the round trips saved.
+LARGE_VALUE_BYTES = 2**20
+
 _HELD = "held AS (SELECT stead_hold_attempt(%(run_id)s::text, %(attempt)s::integer))"
 
 PUT_CHECKPOINT_SQL = f"""
@@ -110,6 +115,18 @@ def write_parameters(
         "types": [row[7] for row in kept],
         "blobs": [row[8] for row in kept],
     }
+
+
+def is_large(split: SplitCheckpoint, blobs: Sequence[tuple[Any, ...]]) -> bool:
+    """Whether a checkpoint carries a large value, inline or as a blob."""
+    inline = split.inline["channel_values"].values()
+    return any(isinstance(v, (str, bytes)) and len(v) >= LARGE_VALUE_BYTES for v in inline) or (
+        sum(len(row[5] or b"") for row in blobs) >= LARGE_VALUE_BYTES
+    )
+
+
+def are_large(rows: Sequence[tuple[Any, ...]]) -> bool:
+    return sum(len(row[8]) for row in rows) >= LARGE_VALUE_BYTES
 
 
 def replaces_writes(writes: Sequence[tuple[str, Any]]) -> bool:

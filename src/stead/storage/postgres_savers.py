@@ -97,19 +97,21 @@ class FencedPostgresSaver(AsyncPostgresSaver):
         split = fenced_writes.split_checkpoint(checkpoint)
         blob_versions = {k: v for k, v in new_versions.items() if k in split.blob_values}
         blobs = self._dump_blobs(thread_id, checkpoint_ns, split.blob_values, blob_versions)
-        await self._fenced_statement(
-            writer,
-            fenced_writes.PUT_CHECKPOINT_SQL,
-            {
-                "thread_id": thread_id,
-                "checkpoint_ns": checkpoint_ns,
-                "checkpoint_id": checkpoint["id"],
-                "parent_checkpoint_id": configurable.get("checkpoint_id"),
-                "checkpoint": Jsonb(split.inline),
-                "metadata": Jsonb(get_serializable_checkpoint_metadata(config, metadata)),
-                **fenced_writes.blob_parameters(blobs),
-            },
-        )
+        row = {
+            "thread_id": thread_id,
+            "checkpoint_ns": checkpoint_ns,
+            "checkpoint_id": checkpoint["id"],
+            "parent_checkpoint_id": configurable.get("checkpoint_id"),
+            "checkpoint": Jsonb(split.inline),
+            "metadata": Jsonb(get_serializable_checkpoint_metadata(config, metadata)),
+        }
+        if fenced_writes.is_large(split, blobs):
+            async with self._cursor(pipeline=True) as cur:
+                await cur.executemany(self.UPSERT_CHECKPOINT_BLOBS_SQL, blobs)
+                await cur.execute(self.UPSERT_CHECKPOINTS_SQL, tuple(row.values()))
+        else:
+            parameters = {**row, **fenced_writes.blob_parameters(blobs)}
+            await self._fenced_statement(writer, fenced_writes.PUT_CHECKPOINT_SQL, parameters)
         return {
             "configurable": {
                 "thread_id": configurable["thread_id"],
@@ -136,6 +138,15 @@ class FencedPostgresSaver(AsyncPostgresSaver):
         checkpoint_id = configurable["checkpoint_id"]
         ids = (thread_id, checkpoint_ns, checkpoint_id, task_id, task_path)
         rows = self._dump_writes(*ids, writes)
+        if fenced_writes.are_large(rows):
+            async with self._cursor(pipeline=True) as cur:
+                sql = (
+                    self.UPSERT_CHECKPOINT_WRITES_SQL
+                    if replacing
+                    else self.INSERT_CHECKPOINT_WRITES_SQL
+                )
+                await cur.executemany(sql, rows)
+            return
         await self._fenced_statement(
             writer,
             fenced_writes.PUT_WRITES_REPLACING_SQL
