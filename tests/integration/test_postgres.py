@@ -29,6 +29,7 @@ from stead.storage.postgres_fenced_writes import LARGE_VALUE_BYTES
 from stead.storage.postgres_savers import FencedPostgresSaver, open_savers_pool
 from tests.conftest import GRAPHS_CONFIG
 from tests.support.postgres import migrate_env, stead_migrate
+from tests.support.records import assistant_record
 from tests.support.servers import HOST, REPO_ROOT, free_port, stead_server
 from tests.support.services import Postgres, postgres_server
 
@@ -209,20 +210,7 @@ _ASSISTANT_ID = "5e2c1f3a-0000-4000-8000-000000000002"
 
 
 def _assistant_record(assistant_id: str = _ASSISTANT_ID, **fields: object) -> dict[str, object]:
-    now = now_utc()
-    return {
-        "assistant_id": assistant_id,
-        "graph_id": "echo",
-        "config": {},
-        "context": {},
-        "metadata": {},
-        "name": "echo",
-        "description": None,
-        "version": 1,
-        "created_at": now,
-        "updated_at": now,
-        **fields,
-    }
+    return assistant_record(assistant_id, **fields)
 
 
 def _run_record(run_id: str, thread_id: str, status: str = "pending") -> dict[str, object]:

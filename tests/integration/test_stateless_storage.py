@@ -23,6 +23,7 @@ from stead.services.threads import new_thread_record
 from stead.storage.database import Database
 from tests.conftest import GRAPHS_CONFIG
 from tests.support.postgres import stead_migrate
+from tests.support.records import assistant_record
 from tests.support.services import Postgres, postgres_server
 
 _ASSISTANT_ID = "5e2c1f3a-0000-4000-8000-000000000010"
@@ -55,23 +56,9 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Da
 
 
 async def _ensure_assistant(db: Database) -> None:
-    now = now_utc()
     async with db.transaction() as tx:
         if await tx.assistants.get(_ASSISTANT_ID) is None:
-            await tx.assistants.insert(
-                {
-                    "assistant_id": _ASSISTANT_ID,
-                    "graph_id": "echo",
-                    "config": {},
-                    "context": {},
-                    "metadata": {},
-                    "name": "echo",
-                    "description": None,
-                    "version": 1,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-            )
+            await tx.assistants.insert(assistant_record(_ASSISTANT_ID))
 
 
 def _records(attempt: int) -> tuple[dict[str, Any], dict[str, Any]]:
