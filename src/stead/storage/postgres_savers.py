@@ -60,6 +60,26 @@ SAVERS_POOL_SIZE = 10
 _SAVERS_POOL_TIMEOUT_SECONDS = 10.0
 
 
+# The column order of LangGraph's UPSERT_CHECKPOINTS_SQL, which takes positional parameters.
+_CHECKPOINT_COLUMNS = (
+    "thread_id",
+    "checkpoint_ns",
+    "checkpoint_id",
+    "parent_checkpoint_id",
+    "checkpoint",
+    "metadata",
+)
+
+
+def _writing_to(config: RunnableConfig) -> tuple[str, str, RunAttempt | None]:
+    """The thread and namespace a checkpoint write goes to, and the run attempt writing it, if
+    any; the write is noted first so that a new thread's later reads go to the database."""
+    configurable = config["configurable"]
+    thread_id = str(configurable["thread_id"])
+    note_checkpoint_write(thread_id)
+    return thread_id, configurable["checkpoint_ns"], current_writer()
+
+
 class FencedPostgresSaver(AsyncPostgresSaver):
     """Inside a run, every write is fenced: a check that share-locks the run's row if it still
     holds the attempt goes with the write, and a failed check fails it whole. A checkpoint and
@@ -88,12 +108,10 @@ class FencedPostgresSaver(AsyncPostgresSaver):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        configurable = config["configurable"]
-        thread_id, checkpoint_ns = str(configurable["thread_id"]), configurable["checkpoint_ns"]
-        note_checkpoint_write(thread_id)
-        writer = current_writer()
+        thread_id, checkpoint_ns, writer = _writing_to(config)
         if writer is None:
             return await super().aput(config, checkpoint, metadata, new_versions)
+        configurable = config["configurable"]
         split = fenced_writes.split_checkpoint(checkpoint)
         blob_versions = {k: v for k, v in new_versions.items() if k in split.blob_values}
         blobs = self._dump_blobs(thread_id, checkpoint_ns, split.blob_values, blob_versions)
@@ -108,7 +126,8 @@ class FencedPostgresSaver(AsyncPostgresSaver):
         if fenced_writes.is_large(split, blobs):
             async with self._cursor(pipeline=True) as cur:
                 await cur.executemany(self.UPSERT_CHECKPOINT_BLOBS_SQL, blobs)
-                await cur.execute(self.UPSERT_CHECKPOINTS_SQL, tuple(row.values()))
+                columns = [row[column] for column in _CHECKPOINT_COLUMNS]
+                await cur.execute(self.UPSERT_CHECKPOINTS_SQL, columns)
         else:
             parameters = {**row, **fenced_writes.blob_parameters(blobs)}
             await self._fenced_statement(writer, fenced_writes.PUT_CHECKPOINT_SQL, parameters)
@@ -127,15 +146,12 @@ class FencedPostgresSaver(AsyncPostgresSaver):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        configurable = config["configurable"]
-        thread_id, checkpoint_ns = str(configurable["thread_id"]), configurable["checkpoint_ns"]
-        note_checkpoint_write(thread_id)
-        writer = current_writer()
+        thread_id, checkpoint_ns, writer = _writing_to(config)
         if writer is None:
             await super().aput_writes(config, writes, task_id, task_path)
             return
         replacing = fenced_writes.replaces_writes(writes)
-        checkpoint_id = configurable["checkpoint_id"]
+        checkpoint_id = config["configurable"]["checkpoint_id"]
         ids = (thread_id, checkpoint_ns, checkpoint_id, task_id, task_path)
         rows = self._dump_writes(*ids, writes)
         if fenced_writes.are_large(rows):
