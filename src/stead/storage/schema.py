@@ -94,6 +94,10 @@ thread = sa.Table(
 )
 
 # The run table is the queue: a worker claims the oldest due pending run whose thread is free.
+# A run waiting or executing. The queries that look for such runs state it the same way
+# (stead.storage.runs.is_active), so that SQLite's planner sees they may use the partial index.
+RUN_IS_ACTIVE = "status = 'pending' OR status = 'running'"
+
 run = sa.Table(
     "run",
     metadata,
@@ -118,6 +122,15 @@ run = sa.Table(
     sa.Index("run_pending_by_age", "status", "created_at"),
     sa.Index("run_thread_by_age", "thread_id", "created_at"),
     sa.Index("run_lease_by_status", "status", "lease_expires_at"),
+    # A thread's pending and running runs, however many it has finished: each run on a thread
+    # looks for them, as it is created and as it ends (migration 0011).
+    sa.Index(
+        "run_active_by_thread",
+        "thread_id",
+        "created_at",
+        sqlite_where=sa.text(RUN_IS_ACTIVE),
+        postgresql_where=sa.text(RUN_IS_ACTIVE),
+    ),
     # At most one run per thread executes at a time, enforced by the database itself.
     sa.Index(
         "run_one_running_per_thread",

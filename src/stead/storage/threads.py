@@ -14,7 +14,7 @@ from stead.storage.access import restricted, visible
 from stead.storage.connections import Connection
 from stead.storage.dialects import Dialect
 from stead.storage.prepared import prepared
-from stead.storage.runs import ACTIVE_STATUSES, is_active
+from stead.storage.runs import is_active
 from stead.storage.schema import run, thread
 
 # Built once, the values as parameters: the ones a run sends are prepared (stead.storage.prepared).
@@ -127,9 +127,7 @@ class ThreadRepository:
 
     async def expired(self, now: datetime, limit: int) -> list[dict[str, Any]]:
         """Threads past their expiry with no pending or running run, longest expired first."""
-        active = sa.exists().where(
-            run.c.thread_id == thread.c.thread_id, run.c.status.in_(ACTIVE_STATUSES)
-        )
+        active = sa.exists().where(run.c.thread_id == thread.c.thread_id, is_active(run.c.status))
         query = (
             sa.select(thread)
             .where(thread.c.expires_at <= now, ~active)
