@@ -125,12 +125,12 @@ _JSON = {"content-type": "application/json"}
 _TIMEOUT = aiohttp.ClientTimeout(total=600)
 
 
-def _session(url: str, connections: int = 100) -> aiohttp.ClientSession:
+def client_session(url: str, connections: int = 100) -> aiohttp.ClientSession:
     connector = aiohttp.TCPConnector(limit=connections)
     return aiohttp.ClientSession(url, connector=connector, timeout=_TIMEOUT)
 
 
-async def _post(http: aiohttp.ClientSession, path: str, body: bytes) -> Any:
+async def post_json(http: aiohttp.ClientSession, path: str, body: bytes) -> Any:
     """`POST path` with a JSON body; its JSON answer, which must be a success."""
     async with http.post(path, data=body, headers=_JSON) as response:
         text = await response.read()
@@ -139,13 +139,13 @@ async def _post(http: aiohttp.ClientSession, path: str, body: bytes) -> Any:
 
 
 async def stateful_wait_p50(url: str, samples: int) -> float:
-    async with _session(url) as http:
-        thread_id = (await _post(http, "/threads", b"{}"))["thread_id"]
+    async with client_session(url) as http:
+        thread_id = (await post_json(http, "/threads", b"{}"))["thread_id"]
         body = json.dumps(ECHO).encode()
         timings = []
         for _ in range(samples):
             start = time.perf_counter()
-            await _post(http, f"/threads/{thread_id}/runs/wait", body)
+            await post_json(http, f"/threads/{thread_id}/runs/wait", body)
             timings.append(time.perf_counter() - start)
     return 1000 * statistics.median(timings)
 
@@ -161,12 +161,12 @@ async def requests_done(
     async def client(http: aiohttp.ClientSession, deadline: float) -> int:
         done = 0
         while time.monotonic() < deadline:
-            found = await _post(http, path, encoded)
+            found = await post_json(http, path, encoded)
             assert answer is None or found == answer, found
             done += 1
         return done
 
-    async with _session(url, clients) as http:
+    async with client_session(url, clients) as http:
         deadline = time.monotonic() + seconds
         return sum(await asyncio.gather(*(client(http, deadline) for _ in range(clients))))
 
@@ -181,20 +181,20 @@ async def created_threads(url: str, clients: int, seconds: float) -> int:
 
 
 async def search_p50(url: str, samples: int) -> float:
-    async with _session(url) as http:
-        count = await _post(http, "/threads/count", b"{}")
+    async with client_session(url) as http:
+        count = await post_json(http, "/threads/count", b"{}")
         missing = max(0, SEARCH_THREADS - int(count))
         for start in range(0, missing, 100):
             await asyncio.gather(
                 *(
-                    _post(http, "/threads", json.dumps({"metadata": {"n": n}}).encode())
+                    post_json(http, "/threads", json.dumps({"metadata": {"n": n}}).encode())
                     for n in range(start, min(missing, start + 100))
                 )
             )
         timings = []
         for _ in range(samples):
             start_at = time.perf_counter()
-            found = await _post(http, "/threads/search", b'{"limit": 10}')
+            found = await post_json(http, "/threads/search", b'{"limit": 10}')
             timings.append(time.perf_counter() - start_at)
             assert len(found) == 10, found
     return 1000 * statistics.median(timings)
@@ -227,9 +227,9 @@ def large_request_peak(server: Server, requests: int = 1) -> float:
 async def _large_runs(url: str, text: str, requests: int) -> None:
     body = {"assistant_id": "echo", "input": {"text": text}}
     encoded = json.dumps(body).encode()
-    async with _session(url) as http:
+    async with client_session(url) as http:
         answers = await asyncio.gather(
-            *(_post(http, "/runs/wait", encoded) for _ in range(requests))
+            *(post_json(http, "/runs/wait", encoded) for _ in range(requests))
         )
     for answer in answers:
         assert answer["text"] == text
