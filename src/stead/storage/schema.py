@@ -93,11 +93,11 @@ thread = sa.Table(
     sa.Index("thread_expires_at", "expires_at"),
 )
 
-# The run table is the queue: a worker claims the oldest due pending run whose thread is free.
 # A run waiting or executing. The queries that look for such runs state it the same way
 # (stead.storage.runs.is_active), so that SQLite's planner sees they may use the partial index.
 RUN_IS_ACTIVE = "status = 'pending' OR status = 'running'"
 
+# The run table is the queue: a worker claims the oldest due pending run whose thread is free.
 run = sa.Table(
     "run",
     metadata,
