@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from functools import partial
@@ -139,6 +140,17 @@ def test_a_connection_counts_what_it_sent_and_received(pg: Postgres) -> None:
     before, after_sending, after_receiving = asyncio.run(scenario())
     assert after_sending - before >= SMALL * 1000
     assert after_receiving - after_sending >= SMALL * 1000
+
+
+def test_a_unix_socket_counts_nothing_and_stays_open() -> None:
+    """A connection over a Unix socket is kept whatever it moved: the kernel does not count. The
+    check borrows the descriptor and must leave it open, whatever the socket."""
+    left, right = socket.socketpair()
+    with left, right:
+        left.sendall(b"x" * SMALL)
+        assert bytes_transferred(left.fileno()) is None
+        left.sendall(b"still open")
+        assert len(right.recv(2 * SMALL)) > 0
 
 
 def test_a_worker_is_back_to_its_size_once_large_runs_ended(pg: Postgres) -> None:
