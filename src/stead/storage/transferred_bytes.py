@@ -43,7 +43,7 @@ def bytes_transferred(fd: int) -> int | None:
     if tcp_info is None:
         return None
     # The socket object borrows libpq's descriptor: detach() gives it back unclosed. Its family
-    # is given, not asked: asking costs three system calls per check, once per pooled checkout.
+    # is given, not asked: asking costs two more system calls per check, once per checkout.
     # The family given does not matter to getsockopt; on a Unix socket TCP_INFO fails.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, 0, fileno=fd)
     try:
