@@ -141,13 +141,19 @@ async def post_json(http: aiohttp.ClientSession, path: str, body: bytes) -> Any:
 async def stateful_wait_p50(url: str, samples: int) -> float:
     async with client_session(url) as http:
         thread_id = (await post_json(http, "/threads", b"{}"))["thread_id"]
-        body = json.dumps(ECHO).encode()
-        timings = []
-        for _ in range(samples):
-            start = time.perf_counter()
-            await post_json(http, f"/threads/{thread_id}/runs/wait", body)
-            timings.append(time.perf_counter() - start)
+        timings = await stateful_waits(http, thread_id, samples)
     return 1000 * statistics.median(timings)
+
+
+async def stateful_waits(http: aiohttp.ClientSession, thread_id: str, runs: int) -> list[float]:
+    """The seconds each of `runs` sequential `runs/wait` of `echo` on the thread took."""
+    body = json.dumps(ECHO).encode()
+    timings = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        await post_json(http, f"/threads/{thread_id}/runs/wait", body)
+        timings.append(time.perf_counter() - start)
+    return timings
 
 
 async def requests_done(

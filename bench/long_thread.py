@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
 import sys
-import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,11 +28,11 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from bench.compare import (  # noqa: E402
-    ECHO,
     Server,
     client_session,
     post_json,
     start,
+    stateful_waits,
     stateless_runs,
 )
 
@@ -51,17 +49,11 @@ class Conversation:
 
 async def _block(conversation: Conversation, runs: int) -> None:
     """`runs` more sequential runs on the conversation's thread."""
-    body = json.dumps(ECHO).encode()
     async with client_session(conversation.server.url) as http:
         if conversation.thread_id is None:
             conversation.thread_id = (await post_json(http, "/threads", b"{}"))["thread_id"]
-        path = f"/threads/{conversation.thread_id}/runs/wait"
         cpu_before = conversation.server.cpu_seconds()
-        timings = []
-        for _ in range(runs):
-            started = time.perf_counter()
-            await post_json(http, path, body)
-            timings.append(time.perf_counter() - started)
+        timings = await stateful_waits(http, conversation.thread_id, runs)
     conversation.cpu_ms.append(1000 * (conversation.server.cpu_seconds() - cpu_before) / runs)
     conversation.p50_ms.append(1000 * statistics.median(timings))
 
@@ -101,9 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     with ExitStack() as stack:
         servers: dict[str, Server] = {}
         for name in args.servers.split(","):
-            for label, source in ((f"{name}@base", args.base), (name, None)):
-                if label.endswith("@base") and args.base is None:
-                    continue
+            variants = (
+                [(name, None)] if args.base is None else [(f"{name}@base", args.base), (name, None)]
+            )
+            for label, source in variants:
                 print(f"# starting {label}", file=sys.stderr, flush=True)
                 servers[label] = stack.enter_context(start(name, source))
                 asyncio.run(stateless_runs(servers[label].url, 4, 1.0))  # warm-up

@@ -29,7 +29,7 @@ from stead.storage.postgres_fenced_writes import LARGE_VALUE_BYTES
 from stead.storage.postgres_savers import FencedPostgresSaver, open_savers_pool
 from tests.conftest import GRAPHS_CONFIG
 from tests.support.postgres import migrate_env, stead_migrate
-from tests.support.records import assistant_record
+from tests.support.records import assistant_record, run_record
 from tests.support.servers import HOST, REPO_ROOT, free_port, stead_server
 from tests.support.services import Postgres, postgres_server
 
@@ -214,20 +214,8 @@ def _assistant_record(assistant_id: str = _ASSISTANT_ID, **fields: object) -> di
 
 
 def _run_record(run_id: str, thread_id: str, status: str = "pending") -> dict[str, object]:
-    now = now_utc()
-    return {
-        "run_id": run_id,
-        "thread_id": thread_id,
-        "assistant_id": _ASSISTANT_ID,
-        "status": status,
-        "metadata": {},
-        "kwargs": {},
-        "multitask_strategy": "enqueue",
-        "attempt": 1 if status == "running" else 0,
-        "cancel_action": None,
-        "created_at": now,
-        "updated_at": now,
-    }
+    attempt = 1 if status == "running" else 0
+    return run_record(run_id, thread_id, _ASSISTANT_ID, status=status, attempt=attempt)
 
 
 async def _write_checkpoint(

@@ -23,7 +23,7 @@ from stead.services.threads import new_thread_record
 from stead.storage.database import Database
 from tests.conftest import GRAPHS_CONFIG
 from tests.support.postgres import stead_migrate
-from tests.support.records import assistant_record
+from tests.support.records import assistant_record, run_record
 from tests.support.services import Postgres, postgres_server
 
 _ASSISTANT_ID = "5e2c1f3a-0000-4000-8000-000000000010"
@@ -57,27 +57,22 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Da
 
 async def _ensure_assistant(db: Database) -> None:
     async with db.transaction() as tx:
-        if await tx.assistants.get(_ASSISTANT_ID) is None:
-            await tx.assistants.insert(assistant_record(_ASSISTANT_ID))
+        await tx.assistants.insert_unless_present(assistant_record(_ASSISTANT_ID))
 
 
 def _records(attempt: int) -> tuple[dict[str, Any], dict[str, Any]]:
     thread_id, run_id = new_time_ordered_id(), new_time_ordered_id()
-    now = now_utc()
     thread = {**new_thread_record(thread_id, {"owner": "a"}), "status": "busy"}
-    run = {
-        "run_id": run_id,
-        "thread_id": thread_id,
-        "assistant_id": _ASSISTANT_ID,
-        "status": "running" if attempt else "pending",
-        "metadata": {"owner": "a"},
-        "kwargs": {"temporary": True, "input": {"text": "hi"}},
-        "multitask_strategy": "reject",
-        "attempt": attempt,
-        "cancel_action": None,
-        "created_at": now,
-        "updated_at": now,
-    }
+    run = run_record(
+        run_id,
+        thread_id,
+        _ASSISTANT_ID,
+        status="running" if attempt else "pending",
+        metadata={"owner": "a"},
+        kwargs={"temporary": True, "input": {"text": "hi"}},
+        multitask_strategy="reject",
+        attempt=attempt,
+    )
     return thread, run
 
 

@@ -26,7 +26,7 @@ from stead.services.threads import new_thread_record
 from stead.storage.database import Database
 from tests.conftest import GRAPHS_CONFIG
 from tests.support.postgres import stead_migrate
-from tests.support.records import assistant_record
+from tests.support.records import assistant_record, run_record
 from tests.support.services import Postgres, postgres_server
 
 _ASSISTANT_ID = "5e2c1f3a-0000-4000-8000-000000000011"
@@ -150,26 +150,22 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
 
 def _run_record(thread_id: str, status: str, created_offset: float) -> dict[str, Any]:
     created = now_utc() - timedelta(hours=1) + timedelta(seconds=created_offset)
-    return {
-        "run_id": new_time_ordered_id(),
-        "thread_id": thread_id,
-        "assistant_id": _ASSISTANT_ID,
-        "status": status,
-        "metadata": {},
-        "kwargs": {"input": {"text": "a turn of a long conversation " * 10}},
-        "multitask_strategy": "enqueue",
-        "attempt": 1 if status != "pending" else 0,
-        "cancel_action": None,
-        "created_at": created,
-        "updated_at": created,
-    }
+    return run_record(
+        new_time_ordered_id(),
+        thread_id,
+        _ASSISTANT_ID,
+        status=status,
+        kwargs={"input": {"text": "a turn of a long conversation " * 10}},
+        attempt=1 if status != "pending" else 0,
+        created_at=created,
+        updated_at=created,
+    )
 
 
 async def _thread_with_finished_runs(backend: _Backend) -> str:
     thread_id = new_time_ordered_id()
     async with backend.db.transaction() as tx:
-        if await tx.assistants.get(_ASSISTANT_ID) is None:
-            await tx.assistants.insert(assistant_record(_ASSISTANT_ID))
+        await tx.assistants.insert_unless_present(assistant_record(_ASSISTANT_ID))
         await tx.threads.insert({**new_thread_record(thread_id, {}), "expires_at": now_utc()})
         for n in range(_FINISHED_RUNS):
             await tx.runs.insert(_run_record(thread_id, "success", n))

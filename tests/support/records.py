@@ -24,3 +24,22 @@ def assistant_record(assistant_id: str, **fields: Any) -> dict[str, Any]:
         "updated_at": now,
         **fields,
     }
+
+
+def run_record(run_id: str, thread_id: str, assistant_id: str, **fields: Any) -> dict[str, Any]:
+    """A pending run of `assistant_id` on `thread_id`, created now."""
+    now = now_utc()
+    return {
+        "run_id": run_id,
+        "thread_id": thread_id,
+        "assistant_id": assistant_id,
+        "status": "pending",
+        "metadata": {},
+        "kwargs": {},
+        "multitask_strategy": "enqueue",
+        "attempt": 0,
+        "cancel_action": None,
+        "created_at": now,
+        "updated_at": now,
+        **fields,
+    }
