@@ -75,10 +75,13 @@ def load_cluster(config: Path, log_dir: Path) -> Iterator[Cluster]:
 
 
 def http_client(timeout: float = 120.0) -> httpx.AsyncClient:
-    """One client for hundreds of streams at once: httpx allows 100 connections by default. Idle
-    connections are dropped after 1 s, before uvicorn closes them (after 5 s): reusing one as
-    the server closes it fails with "Server disconnected without sending a response"."""
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=200, keepalive_expiry=1.0)
+    """One client for hundreds of requests at once, each on a connection of its own (httpx
+    allows 100 connections by default). Reused connections fail now and then under this load, in
+    the client: httpcore 1.0.9 can close an idle connection it has just handed to a waiting
+    request, when another pass of its pool finds it expired or over the idle limit, which it
+    compares with all its connections, busy ones included (encode/httpcore#1110). The request
+    then fails with `ReadError('')`, caused by the client's own `ClosedResourceError`."""
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=0)
     return httpx.AsyncClient(timeout=timeout, limits=limits)
 
 
