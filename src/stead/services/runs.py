@@ -27,13 +27,13 @@ from stead.services.ttl import ThreadTTL
 from stead.services.webhooks import WebhookPolicy
 from stead.storage import Database, Transaction
 from stead.storage.access import UNRESTRICTED, Access
+from stead.storage.schema import ACTIVE_STATUSES
 
 TERMINAL_STATUSES = ("success", "error", "timeout", "interrupted")
 # How long a listener waits in silence before reading the run's row: a broker that drops keys
 # under memory pressure may have dropped the run's END. A run found ended twice in a row (a
 # late END has had a whole period to come) ends its listeners with EVENTS_LOST.
 END_CHECK_SECONDS = 10.0
-ACTIVE_STATUSES = ("pending", "running")
 DEFAULT_RECURSION_LIMIT = int(os.environ.get("LANGGRAPH_DEFAULT_RECURSION_LIMIT", "10011"))
 # Configurable keys the server owns; a client cannot override them.
 _SERVER_CONFIGURABLE = (

@@ -14,9 +14,7 @@ from stead.storage.access import visible
 from stead.storage.connections import Connection
 from stead.storage.dialects import Dialect
 from stead.storage.prepared import prepared
-from stead.storage.schema import run, thread
-
-ACTIVE_STATUSES = ("pending", "running")
+from stead.storage.schema import ACTIVE_STATUSES, run, thread
 
 
 def has_status(column: sa.ColumnElement[str], *statuses: str) -> sa.ColumnElement[bool]:

@@ -95,7 +95,8 @@ thread = sa.Table(
 
 # A run waiting or executing. The queries that look for such runs state it the same way
 # (stead.storage.runs.is_active), so that SQLite's planner sees they may use the partial index.
-RUN_IS_ACTIVE = "status = 'pending' OR status = 'running'"
+ACTIVE_STATUSES = ("pending", "running")
+RUN_IS_ACTIVE = " OR ".join(f"status = '{status}'" for status in ACTIVE_STATUSES)
 
 # The run table is the queue: a worker claims the oldest due pending run whose thread is free.
 run = sa.Table(
