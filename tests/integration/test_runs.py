@@ -463,6 +463,33 @@ async def test_stateless_temporary_thread_is_deleted(http: httpx.AsyncClient) ->
     )
 
 
+async def test_a_thread_made_with_a_stateless_runs_id_has_none_of_its_checkpoints(
+    http: httpx.AsyncClient,
+) -> None:
+    """The temporary thread's checkpoints go with it (on PostgreSQL in the same call as the
+    thread, migration 0012): a run on a thread created with its id starts from nothing, as on a
+    thread that never existed. A checkpoint left behind would be the new run's parent."""
+    response = await http.post("/runs/wait", json={"assistant_id": "echo", "input": {"text": "t"}})
+    assert response.status_code == 200
+    thread_id = response.headers["content-location"].split("/")[2]
+    await poll(
+        lambda: http.get(f"/threads/{thread_id}"),
+        lambda r: r.status_code == 404,
+        what=f"temporary thread {thread_id} to be deleted",
+    )
+    histories = []
+    for reused in (thread_id, str(uuid.uuid4())):
+        created = await http.post("/threads", json={"thread_id": reused})
+        assert created.status_code == 200, created.text
+        ran = await http.post(
+            f"/threads/{reused}/runs/wait", json={"assistant_id": "echo", "input": {"text": "u"}}
+        )
+        assert ran.json() == {"text": "u"}
+        history = await http.post(f"/threads/{reused}/history", json={"limit": 50})
+        histories.append([entry["values"] for entry in history.json()])
+    assert histories[0] == histories[1]
+
+
 async def test_stateless_on_completion_keep_keeps_thread(
     client: LangGraphClient, http: httpx.AsyncClient
 ) -> None:

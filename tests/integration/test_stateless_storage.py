@@ -5,7 +5,8 @@
 - Ended (RunRepository.end_temporary_attempt): its run and its thread are deleted if the
   attempt still holds the run, and nothing is deleted if another worker took the run over. On
   PostgreSQL that is one function call that locks the thread before the run, as every other end
-  of a run does."""
+  of a run does, and deletes the thread's checkpoints too (LangGraph's saver shares the
+  database)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,11 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import sqlalchemy as sa
+from langgraph.checkpoint.base import empty_checkpoint
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
 from stead.ids import new_time_ordered_id
 from stead.services.assistants import now_utc
@@ -31,7 +35,7 @@ _ASSISTANT_ID = "5e2c1f3a-0000-4000-8000-000000000010"
 
 @pytest.fixture(scope="module")
 def pg() -> Iterator[Postgres]:
-    with postgres_server(databases=("ends", "locks")) as server:
+    with postgres_server(databases=("ends", "locks", "checkpoints")) as server:
         yield server
 
 
@@ -176,3 +180,51 @@ async def test_the_end_locks_the_thread_before_the_run_on_postgresql(pg: Postgre
 async def _end_in_own_block(db: Database, run_id: str) -> bool:
     async with db.autocommit() as conn:
         return await conn.runs.end_temporary_attempt(run_id, 1)
+
+
+async def _checkpointed(uri: str, thread_id: str) -> dict[str, int]:
+    """Write, with LangGraph's own saver, a checkpoint holding a blob and a task's writes on the
+    thread; then count the thread's rows in each of its tables."""
+    async with await psycopg.AsyncConnection.connect(uri, autocommit=True) as conn:
+        saver = AsyncPostgresSaver(conn)
+        config = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
+        checkpoint = empty_checkpoint()
+        checkpoint["channel_values"] = {"messages": [{"text": "hi"}]}
+        checkpoint["channel_versions"] = {"messages": "1"}
+        stored = await saver.aput(config, checkpoint, {"step": 0}, {"messages": "1"})
+        await saver.aput_writes(stored, [("messages", [{"text": "again"}])], "task-1")
+    return await _checkpoint_rows(uri, thread_id)
+
+
+async def _checkpoint_rows(uri: str, thread_id: str) -> dict[str, int]:
+    async with await psycopg.AsyncConnection.connect(uri, autocommit=True) as conn:
+        counts = {}
+        for table in ("checkpoints", "checkpoint_blobs", "checkpoint_writes"):
+            found = await conn.execute(
+                f"SELECT count(*) FROM {table} WHERE thread_id = %s", (thread_id,)
+            )
+            row = await found.fetchone()
+            assert row is not None
+            counts[table] = row[0]
+        return counts
+
+
+async def test_the_end_deletes_the_threads_checkpoints_on_postgresql(pg: Postgres) -> None:
+    """Only those of the ended attempt's thread, and none while another attempt holds the run."""
+    db = _postgres_database(pg, "checkpoints")
+    uri = pg.url("checkpoints")
+    written = {"checkpoints": 1, "checkpoint_blobs": 1, "checkpoint_writes": 1}
+    try:
+        thread_id, run_id = await _running_run(db, attempt=2)
+        other_thread_id, _ = await _running_run(db, attempt=1)
+        assert await _checkpointed(uri, thread_id) == written
+        assert await _checkpointed(uri, other_thread_id) == written
+        async with db.autocommit() as conn:
+            assert await conn.runs.end_temporary_attempt(run_id, 1) is False
+        assert await _checkpoint_rows(uri, thread_id) == written
+        async with db.autocommit() as conn:
+            assert await conn.runs.end_temporary_attempt(run_id, 2) is True
+        assert await _checkpoint_rows(uri, thread_id) == dict.fromkeys(written, 0)
+        assert await _checkpoint_rows(uri, other_thread_id) == written
+    finally:
+        await db.close()

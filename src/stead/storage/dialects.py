@@ -13,6 +13,9 @@ from stead import serde
 
 class Dialect:
     name = "base"
+    # Whether LangGraph's checkpoint tables live in this database (on SQLite they have a file of
+    # their own), so that the end of a stateless run deletes its checkpoints with its thread.
+    holds_checkpoints = False
 
     def json_contains(
         self, column: sa.ColumnElement[Any], value: dict[str, Any]
@@ -91,6 +94,7 @@ def _quote_key(key: str) -> str:
 
 class PostgresDialect(Dialect):
     name = "postgresql"
+    holds_checkpoints = True
 
     def json_contains(
         self, column: sa.ColumnElement[Any], value: dict[str, Any]

@@ -328,7 +328,8 @@ class RunRepository:
     async def end_temporary_attempt(self, run_id: str, attempt: int) -> bool:
         """A stateless run's attempt ends: the run and its thread are deleted, if the attempt
         still holds the run; whether it did. Its own transaction on PostgreSQL, so call it in
-        an autocommit block."""
+        an autocommit block; there the thread's checkpoints go too (`Dialect.holds_checkpoints`,
+        migration 0012)."""
         if self._dialect.name == "postgresql":
             ended = await self._conn.execute(_END_TEMPORARY_ATTEMPT, _attempt(run_id, attempt))
             return bool(ended.scalar())

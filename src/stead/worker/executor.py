@@ -137,7 +137,7 @@ class RunExecutor:
         if self._webhooks is not None:
             values = outcome.snapshot.values if outcome.snapshot is not None else None
             self._webhooks.send(run, status=outcome.status, values=values, error=outcome.error)
-        if run["kwargs"].get("temporary"):
+        if run["kwargs"].get("temporary") and not self._db.dialect.holds_checkpoints:
             await self._checkpointer.adelete_thread(run["thread_id"])
         return others_waiting
 
