@@ -309,3 +309,47 @@ def test_a_worker_serves_its_own_metrics_and_readiness_and_the_apis_the_whole_qu
             assert api["queue"]["n_running"] >= 1
         finally:
             httpx.post(f"{topology.a}/threads/{thread_id}/runs/{run_id}/cancel")
+
+
+def _shout(base: str, assistant_id: str, thread_id: str | None = None) -> httpx.Response:
+    """A run of the `factory` graph, whose output ends with its assistant's `suffix`."""
+    path = "/runs/wait" if thread_id is None else f"/threads/{thread_id}/runs/wait"
+    body = {"assistant_id": assistant_id, "input": {"text": "hi"}}
+    return httpx.post(f"{base}{path}", json=body, timeout=30)
+
+
+def _thread_count(base: str) -> int:
+    return int(httpx.post(f"{base}/threads/count", json={}).json())
+
+
+def test_an_assistant_changed_through_one_api_is_what_the_others_next_runs_use(
+    topology: Topology,
+) -> None:
+    """Each API process keeps the assistants its runs were built from, and a run's INSERT
+    checks that its assistant is unchanged: a change made through another replica is never
+    missed, by a stateless run or a run on a thread, and a deleted assistant stores no run."""
+    a, b = topology.a, topology.b
+    created = httpx.post(
+        f"{a}/assistants", json={"graph_id": "factory", "config": {"configurable": {"suffix": "?"}}}
+    )
+    assert created.status_code == 200, created.text
+    assistant_id = created.json()["assistant_id"]
+    with stead_worker(GRAPHS_CONFIG, env=topology.env):
+        thread_id = _new_thread(a)
+        assert _shout(a, assistant_id).json() == {"text": "HI?"}
+        assert _shout(a, assistant_id, thread_id).json() == {"text": "HI?"}
+        # The first run after each change finds a's copy stale: a stateless run, then a run on
+        # the thread (the next one finds the copy the first read again).
+        for suffix, threads in (("!!", (None, thread_id)), ("#", (thread_id, None))):
+            patched = httpx.patch(
+                f"{b}/assistants/{assistant_id}",
+                json={"config": {"configurable": {"suffix": suffix}}},
+            )
+            assert patched.status_code == 200, patched.text
+            for on in threads:
+                assert _shout(a, assistant_id, on).json() == {"text": "HI" + suffix}
+        threads_before = _thread_count(a)
+        assert httpx.delete(f"{b}/assistants/{assistant_id}").status_code == 204
+        assert _shout(a, assistant_id).status_code == 404
+        assert _shout(a, assistant_id, thread_id).status_code == 404
+        assert _thread_count(a) == threads_before

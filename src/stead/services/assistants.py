@@ -12,6 +12,7 @@ from typing import Any
 from langgraph.pregel import Pregel
 from pydantic import TypeAdapter, create_model
 
+from stead import serde
 from stead.auth.user import AuthUser
 from stead.errors import BadRequest, Conflict, FailedDependency, NotFound
 from stead.graphs import GraphFactoryError, GraphRegistry
@@ -42,10 +43,51 @@ def merge_config_and_context(
     return config, context
 
 
+# The JSON fields of an assistant's row, kept encoded in the cache so that no caller shares them.
+_JSON_FIELDS = ("config", "context", "metadata")
+
+
+class AssistantCache:
+    """Assistants as last read, by id, for the runs created on them. A run built from one is
+    inserted only if the assistant is unchanged, checked by the INSERT itself
+    (`RunRepository.insert_if_assistant_unchanged`): so a change made by another process is
+    never missed, and a run costs no read of its assistant (bench/README.md). An entry found
+    stale is forgotten by the caller; changes made here forget theirs at once."""
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self._capacity = capacity
+        self._records: dict[str, tuple[dict[str, Any], dict[str, bytes]]] = {}
+
+    def get(self, assistant_id: str, access: Access) -> dict[str, Any] | None:
+        """The assistant as last read; None if it was not, or if `access` filters assistants
+        (their read applies the filter)."""
+        if access.assistants is not None:
+            return None
+        cached = self._records.get(assistant_id)
+        if cached is None:
+            return None
+        scalars, encoded = cached
+        return {**scalars, **{field: serde.loads(value) for field, value in encoded.items()}}
+
+    def remember(self, record: dict[str, Any]) -> None:
+        assistant_id = record["assistant_id"]
+        self._records.pop(assistant_id, None)
+        if len(self._records) >= self._capacity:
+            # The oldest entry goes: dicts keep their insertion order.
+            del self._records[next(iter(self._records))]
+        scalars = {k: v for k, v in record.items() if k not in _JSON_FIELDS}
+        encoded = {field: serde.dumps(record[field]) for field in _JSON_FIELDS}
+        self._records[assistant_id] = (scalars, encoded)
+
+    def forget(self, assistant_id: str) -> None:
+        self._records.pop(assistant_id, None)
+
+
 class AssistantService:
     def __init__(self, db: Database, graphs: GraphRegistry) -> None:
         self._db = db
         self._graphs = graphs
+        self.cache = AssistantCache()
 
     async def ensure_system_assistants(self) -> None:
         """One assistant per graph; replicas starting together on a fresh database may race to
@@ -159,12 +201,14 @@ class AssistantService:
             record["version"] = await tx.assistants.max_version(assistant_id) + 1
             record["updated_at"] = now_utc()
             await tx.assistants.save_version(record)
+        self.cache.forget(assistant_id)
         return record
 
     async def delete(self, assistant_id: str, access: Access = UNRESTRICTED) -> None:
         async with self._db.transaction(access) as tx:
             if not await tx.assistants.delete(assistant_id):
                 raise NotFound(f"Assistant with ID {assistant_id} not found")
+        self.cache.forget(assistant_id)
 
     async def search(self, access: Access = UNRESTRICTED, **filters: Any) -> Page:
         async with self._db.autocommit(access) as tx:
@@ -201,6 +245,7 @@ class AssistantService:
                 raise NotFound(f"Assistant {assistant_id} has no version {version}")
             await tx.assistants.set_current(assistant_id, chosen, now_utc())
             updated = await tx.assistants.get(assistant_id)
+        self.cache.forget(assistant_id)
         assert updated is not None
         return updated
 

@@ -98,6 +98,33 @@ class RunRequest:
     thread_protocol: bool = False
 
 
+@dataclass(frozen=True)
+class _NewRun:
+    """A run being created: what its row is built from besides its assistant and thread."""
+
+    request: RunRequest
+    run_id: str
+    thread_id: str
+    stateless: bool
+    config: dict[str, Any]
+    context: dict[str, Any]
+    request_id: str | None
+
+
+@dataclass(frozen=True)
+class _Created:
+    run: dict[str, Any]
+    # The local worker holding a slot for the run, if it starts here.
+    worker: LocalWorker | None
+    # The thread's runs the new one displaced (by its multitask strategy), to be told.
+    pending: list[dict[str, Any]]
+    running: list[str]
+
+
+class _AssistantChanged(Exception):
+    """The cached assistant a run was built from is no longer current: nothing was stored."""
+
+
 class RunService:
     def __init__(
         self,
@@ -147,19 +174,52 @@ class RunService:
         config, context = merge_config_and_context(request.config, request.context)
         if request.webhook:
             await self.check_webhook(request.webhook)
-        run_id = run_id or new_time_ordered_id()
-        thread_id = thread_id or new_time_ordered_id()
-        now = now_utc()
+        new_run = _NewRun(
+            request,
+            run_id or new_time_ordered_id(),
+            thread_id or new_time_ordered_id(),
+            stateless,
+            config,
+            context,
+            request_id,
+        )
         local = self._local_worker if start_here and not request.after_seconds else None
+        cached = self._assistants.cache.get(assistant_id, access)
+        created = None
+        if cached is not None:
+            try:
+                created = await self._store_new(new_run, cached, access, local)
+            except _AssistantChanged:
+                self._assistants.cache.forget(assistant_id)
+        if created is None:
+            created = await self._store_new(new_run, assistant_id, access, local)
+        run, worker = created.run, created.worker
+        await self._notify_cancelled(created.pending, created.running, request.multitask_strategy)
+        if worker is not None:
+            worker.start_claimed(run)
+        else:
+            await self._broker.wake_workers(run["run_id"])
+        return run
+
+    async def _store_new(
+        self,
+        new_run: _NewRun,
+        assistant_or_id: dict[str, Any] | str,
+        access: Access,
+        local: LocalWorker | None,
+    ) -> _Created:
+        """Store the run, built from its assistant: read here when given its id, else as given
+        (cached), in which case nothing is stored if it has changed since (_AssistantChanged)."""
+        request, run_id, thread_id = new_run.request, new_run.run_id, new_run.thread_id
+        stateless = new_run.stateless
+        now = now_utc()
         worker: LocalWorker | None = None  # holds a slot for this run once reserved
         # A stateless run reads its assistant and writes its run and new thread in one
         # statement: no transaction needed around them.
         block = self._db.autocommit(access) if stateless else self._db.transaction(access)
         try:
             async with block as tx:
-                assistant = await tx.assistants.get(assistant_id)
-                if assistant is None:
-                    raise NotFound("Thread or assistant not found.")
+                assistant, cached = await self._assistant_for_run(tx, assistant_or_id)
                 if stateless:
                     # Its id is new: nothing to read, no other run to make room for; the
                     # temporary thread is stored below, busy from the start.
@@ -187,24 +247,40 @@ class RunService:
                     ),
                 }
                 kwargs = _run_kwargs(
-                    request, assistant, thread, run_id, config, context, stateless, request_id
+                    request,
+                    assistant,
+                    thread,
+                    run_id,
+                    new_run.config,
+                    new_run.context,
+                    stateless,
+                    new_run.request_id,
                 )
                 run = _run_record(
                     request, assistant, thread_metadata, run_id, thread_id, kwargs, now
                 )
                 if worker is not None:
                     run.update(status="running", attempt=1, lease_expires_at=now + worker.lease)
-                await self._store(tx, run, thread, thread_metadata, stateless)
+                if not await self._store(tx, run, thread, thread_metadata, stateless, cached):
+                    raise _AssistantChanged
         except BaseException:
             if worker is not None:
                 worker.release_slot()
             raise
-        await self._notify_cancelled(pending, running, request.multitask_strategy)
-        if worker is not None:
-            worker.start_claimed(run)
-        else:
-            await self._broker.wake_workers(run["run_id"])
-        return run
+        return _Created(run, worker, pending, running)
+
+    async def _assistant_for_run(
+        self, tx: Transaction, assistant_or_id: dict[str, Any] | str
+    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """The run's assistant, and the same if it came from the cache (the run's INSERT checks
+        it is unchanged); read, it is cached for the next runs."""
+        if not isinstance(assistant_or_id, str):
+            return assistant_or_id, assistant_or_id
+        assistant = await tx.assistants.get(assistant_or_id)
+        if assistant is None:
+            raise NotFound("Thread or assistant not found.")
+        self._assistants.cache.remember(assistant)
+        return assistant, None
 
     @staticmethod
     async def _thread_is_free(
@@ -227,17 +303,22 @@ class RunService:
         thread: dict[str, Any],
         thread_metadata: dict[str, Any],
         stateless: bool,
-    ) -> None:
-        """The run, and its thread busy: a stateless run's new thread is stored so, first."""
+        cached_assistant: dict[str, Any] | None,
+    ) -> bool:
+        """The run, and its thread busy: a stateless run's new thread is stored so, first.
+        Built from `cached_assistant`, nothing is stored, and False returned, if it changed."""
         now = run["updated_at"]
         if stateless:
             busy = {**thread, "status": "busy", "metadata": thread_metadata, "updated_at": now}
-            await tx.runs.insert_with_thread(busy, run)
-            return
-        await tx.runs.insert(run)
+            return await tx.runs.insert_with_thread(busy, run, cached_assistant)
+        if cached_assistant is None:
+            await tx.runs.insert(run)
+        elif not await tx.runs.insert_if_assistant_unchanged(run, cached_assistant):
+            return False
         await tx.threads.update(
             run["thread_id"], status="busy", updated_at=now, metadata=thread_metadata
         )
+        return True
 
     async def _thread_for_run(
         self, tx: Transaction, thread_id: str, request: RunRequest

@@ -14,7 +14,7 @@ from stead.storage.access import visible
 from stead.storage.connections import Connection
 from stead.storage.dialects import Dialect
 from stead.storage.prepared import prepared
-from stead.storage.schema import ACTIVE_STATUSES, run, thread
+from stead.storage.schema import ACTIVE_STATUSES, assistant, run, thread
 
 
 def has_status(column: sa.ColumnElement[str], *statuses: str) -> sa.ColumnElement[bool]:
@@ -143,20 +143,50 @@ _INSERT = prepared(sa.insert(run))
 _INSERT_THREAD = prepared(sa.insert(thread))
 
 
+# The assistant a run was built from is still as it was read: its version and its update time.
+# A run built from an assistant read earlier (stead.services.assistants.AssistantCache) is
+# inserted only on that condition, checked by its INSERT rather than by a read before it.
+_ASSISTANT_UNCHANGED = sa.exists().where(
+    assistant.c.assistant_id == sa.bindparam("unchanged_assistant_id", type_=sa.String()),
+    assistant.c.version == sa.bindparam("unchanged_version", type_=sa.Integer()),
+    assistant.c.updated_at
+    == sa.bindparam("unchanged_updated_at", type_=assistant.c.updated_at.type),
+)
+
+
+def _unchanged_parameters(record: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "unchanged_assistant_id": record["assistant_id"],
+        "unchanged_version": record["version"],
+        "unchanged_updated_at": record["updated_at"],
+    }
+
+
+def _inserted_from(table: sa.Table, keys: tuple[str, ...], prefix: str, checked: bool) -> Any:
+    """An INSERT of one row of `table`, its values bound as `prefix` + column; `checked`: only
+    if the run's assistant is unchanged."""
+    values = {key: _prefixed_bind(prefix, table.c[key]) for key in keys}
+    if not checked:
+        return sa.insert(table).values(values)
+    row = sa.select(*values.values()).where(_ASSISTANT_UNCHANGED)
+    return sa.insert(table).from_select([table.c[key] for key in keys], row)
+
+
 @functools.cache
-def _insert_with_thread(thread_keys: tuple[str, ...], run_keys: tuple[str, ...]) -> sa.Insert:
+def _insert_with_thread(
+    thread_keys: tuple[str, ...], run_keys: tuple[str, ...], checked: bool
+) -> sa.Insert:
     """A run and its new thread in one statement, the thread's INSERT in a WITH (PostgreSQL
-    checks the run's foreign key at the statement's end, when the thread is there)."""
-    new_thread = (
-        sa.insert(thread)
-        .values({key: _prefixed_bind("thread_", thread.c[key]) for key in thread_keys})
-        .cte("new_thread")
-    )
-    return prepared(
-        sa.insert(run)
-        .values({key: _prefixed_bind("run_", run.c[key]) for key in run_keys})
-        .add_cte(new_thread)
-    )
+    checks the run's foreign key at the statement's end, when the thread is there). Checked,
+    both INSERTs read the assistant in the statement's one snapshot: both are made, or neither."""
+    new_thread = _inserted_from(thread, thread_keys, "thread_", checked).cte("new_thread")
+    return prepared(_inserted_from(run, run_keys, "run_", checked).add_cte(new_thread))
+
+
+@functools.cache
+def _insert_checked(table_name: str, keys: tuple[str, ...]) -> sa.Insert:
+    table = thread if table_name == thread.name else run
+    return prepared(_inserted_from(table, keys, "", checked=True))
 
 
 def _prefixed_bind(prefix: str, column: sa.Column[Any]) -> sa.BindParameter[Any]:
@@ -207,20 +237,45 @@ class RunRepository:
     async def insert(self, record: dict[str, Any]) -> None:
         await self._conn.execute(_INSERT, record)
 
+    async def insert_if_assistant_unchanged(
+        self, record: dict[str, Any], assistant_record: Mapping[str, Any]
+    ) -> bool:
+        """Insert the run if `assistant_record`, which it was built from, is still its
+        assistant's current state; whether it did."""
+        parameters = {**record, **_unchanged_parameters(assistant_record)}
+        inserted = await self._conn.execute(_insert_checked(run.name, tuple(record)), parameters)
+        return bool(inserted.rowcount)
+
     async def insert_with_thread(
-        self, thread_record: dict[str, Any], run_record: dict[str, Any]
-    ) -> None:
+        self,
+        thread_record: dict[str, Any],
+        run_record: dict[str, Any],
+        unchanged_assistant: Mapping[str, Any] | None = None,
+    ) -> bool:
         """A run and the new thread it goes on: one statement on PostgreSQL, so that both are
         written at once in an autocommit block (no BEGIN and COMMIT); two on SQLite, where an
-        autocommit block is one transaction."""
+        autocommit block is one transaction. With `unchanged_assistant` (what the run was built
+        from), neither is written unless it is still the assistant's current state; whether
+        they were."""
+        checked = unchanged_assistant is not None
+        unchanged = (
+            {} if unchanged_assistant is None else _unchanged_parameters(unchanged_assistant)
+        )
         if self._dialect.name != "postgresql":
-            await self._conn.execute(_INSERT_THREAD, thread_record)
+            if checked:
+                statement = _insert_checked(thread.name, tuple(thread_record))
+                inserted = await self._conn.execute(statement, {**thread_record, **unchanged})
+                if not inserted.rowcount:
+                    return False
+            else:
+                await self._conn.execute(_INSERT_THREAD, thread_record)
             await self._conn.execute(_INSERT, run_record)
-            return
-        statement = _insert_with_thread(tuple(thread_record), tuple(run_record))
+            return True
+        statement = _insert_with_thread(tuple(thread_record), tuple(run_record), checked)
         parameters = {f"thread_{key}": value for key, value in thread_record.items()}
         parameters.update((f"run_{key}", value) for key, value in run_record.items())
-        await self._conn.execute(statement, parameters)
+        inserted = await self._conn.execute(statement, {**parameters, **unchanged})
+        return bool(inserted.rowcount)
 
     async def get(self, run_id: str, thread_id: str | None = None) -> dict[str, Any] | None:
         query = sa.select(run).where(run.c.run_id == run_id, *self._visible)
