@@ -253,6 +253,22 @@ async def test_a_wake_up_names_its_run_where_the_broker_carries_it(
     assert woken == (["run-1", None] if isinstance(worker, RedisBroker) else [None, None])
 
 
+async def test_wake_ups_sent_at_once_arrive_in_order_and_only_the_latest_are_kept(
+    redis: Redis,
+) -> None:
+    """Wake-ups go through the process's outbox, many in one round trip; no worker waiting, the
+    latest 32 are kept (each costs a waking worker a claim), the oldest dropped."""
+    prefix = f"test-{uuid.uuid4().hex}:"
+    api, worker = (RedisBroker(redis.url, key_prefix=prefix) for _ in range(2))
+    try:
+        await asyncio.gather(*(api.wake_workers(f"run-{i}") for i in range(100)))
+        woken = [await asyncio.wait_for(worker.wait_for_work(0.1), WAIT) for _ in range(33)]
+        assert woken == [f"run-{i}" for i in range(68, 100)] + [None]
+    finally:
+        await api.close()
+        await worker.close()
+
+
 async def test_the_queue_skips_a_wake_up_for_a_run_it_started(
     brokers: tuple[Broker, Broker],
 ) -> None:

@@ -13,8 +13,8 @@ Redis holds nothing that cannot be lost, so every failure here is contained, and
 A process uses at most `max_connections` pooled connections (the publishing queue, reads of kept
 events, unblocking the stream reader, the cancel listener, a worker's wait for work) plus one for
 the blocking read of every stream it follows (`StreamReader`), however many streams are open. The
-events of all the runs a process executes go out through one queue, a pipeline per round trip
-(`ScriptOutbox`).
+events of all the runs a process executes, and the wake-ups of the runs it creates, go out through
+one queue, a pipeline per round trip (`ScriptOutbox`).
 
 Each run and each thread has a Redis stream. Its entry ids ("<ms>-<seq>") are the SSE event ids, so
 `Last-Event-ID` replay is a read after that id, and a subscriber reads on from a position without a
@@ -37,7 +37,7 @@ from redis.asyncio.client import Pipeline
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
-from redis.typing import EncodableT, FieldT
+from redis.typing import EncodableT, FieldT, KeyT
 
 from stead import serde
 from stead.broker.base import (
@@ -153,6 +153,12 @@ for _, key in ipairs(KEYS) do
   redis.call('EXPIRE', key, ARGV[2])
 end
 """
+# Pushes a wake-up token (ARGV[1]) for the workers and keeps the latest ARGV[2] of them. A script,
+# sent through the outbox: the wake-ups of runs created at once go in one round trip.
+_WAKE_WORKERS = """
+redis.call('RPUSH', KEYS[1], ARGV[1])
+redis.call('LTRIM', KEYS[1], -tonumber(ARGV[2]), -1)
+"""
 # Adds the marker of lost events to a thread's protocol log, right after its last entry
 # ("<seq>-<n+1>"), so that it takes no `seq` and every later event still numbers on. A log that
 # is gone (Redis restarted empty) gets none: its listeners lost their reads and were told.
@@ -245,6 +251,7 @@ class RedisBroker(Broker):
         self._append_thread_events = self._redis.register_script(_APPEND_THREAD_EVENTS)
         self._publish_run_events = self._redis.register_script(_PUBLISH_RUN_EVENTS)
         self._mark_thread_events_lost = self._redis.register_script(_MARK_THREAD_EVENTS_LOST)
+        self._wake_workers = self._redis.register_script(_WAKE_WORKERS)
         self._lost_markers: set[asyncio.Task[None]] = set()
         self._outbox = ScriptOutbox(self._redis)
 
@@ -407,10 +414,11 @@ class RedisBroker(Broker):
             yield feed
 
     async def wake_workers(self, run_id: str | None = None) -> None:
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.rpush(self._keys.wakeups, run_id or _ANY_RUN)
-            pipe.ltrim(self._keys.wakeups, -_MAX_PENDING_WAKEUPS, -1)
-            await self._send(pipe, "worker wake-up")
+        token = run_id or _ANY_RUN
+        keys: list[KeyT] = [self._keys.wakeups]
+        error = await self._outbox.call(self._wake_workers, keys, [token, _MAX_PENDING_WAKEUPS])
+        if error is not None:
+            logger.warning("worker wake-up not published: Redis is unavailable (%s)", error)
 
     async def wait_for_work(self, timeout: float) -> str | None:
         if timeout <= 0:
