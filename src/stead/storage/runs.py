@@ -184,8 +184,7 @@ def _insert_with_thread(
 
 
 @functools.cache
-def _insert_checked(table_name: str, keys: tuple[str, ...]) -> sa.Insert:
-    table = thread if table_name == thread.name else run
+def _insert_checked(table: sa.Table, keys: tuple[str, ...]) -> sa.Insert:
     return prepared(_inserted_from(table, keys, "", checked=True))
 
 
@@ -243,7 +242,7 @@ class RunRepository:
         """Insert the run if `assistant_record`, which it was built from, is still its
         assistant's current state; whether it did."""
         parameters = {**record, **_unchanged_parameters(assistant_record)}
-        inserted = await self._conn.execute(_insert_checked(run.name, tuple(record)), parameters)
+        inserted = await self._conn.execute(_insert_checked(run, tuple(record)), parameters)
         return bool(inserted.rowcount)
 
     async def insert_with_thread(
@@ -262,13 +261,10 @@ class RunRepository:
             {} if unchanged_assistant is None else _unchanged_parameters(unchanged_assistant)
         )
         if self._dialect.name != "postgresql":
-            if checked:
-                statement = _insert_checked(thread.name, tuple(thread_record))
-                inserted = await self._conn.execute(statement, {**thread_record, **unchanged})
-                if not inserted.rowcount:
-                    return False
-            else:
-                await self._conn.execute(_INSERT_THREAD, thread_record)
+            first = _insert_checked(thread, tuple(thread_record)) if checked else _INSERT_THREAD
+            inserted = await self._conn.execute(first, {**thread_record, **unchanged})
+            if not inserted.rowcount:
+                return False
             await self._conn.execute(_INSERT, run_record)
             return True
         statement = _insert_with_thread(tuple(thread_record), tuple(run_record), checked)
