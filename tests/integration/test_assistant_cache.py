@@ -19,7 +19,7 @@ from stead.services.threads import new_thread_record
 from stead.storage.access import UNRESTRICTED, Access
 from stead.storage.database import Database
 from tests.conftest import GRAPHS_CONFIG
-from tests.support.postgres import stead_migrate
+from tests.support.postgres import database_on
 from tests.support.records import assistant_record, run_record
 from tests.support.services import Postgres, postgres_server
 
@@ -34,14 +34,8 @@ def pg() -> Iterator[Postgres]:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    if request.param == "sqlite":
-        database = Database(f"sqlite:///{tmp_path / 'stead.sqlite'}")
-        await database.migrate()
-    else:
-        uri = request.getfixturevalue("pg").url("cached")
-        migrated = stead_migrate(GRAPHS_CONFIG, uri)
-        assert migrated.returncode == 0, migrated.stderr
-        database = Database("postgresql+psycopg://" + uri.split("://", 1)[1])
+    pg = request.getfixturevalue("pg") if request.param == "postgresql" else None
+    database = await database_on(request.param, GRAPHS_CONFIG, tmp_path, pg, "cached")
     async with database.transaction() as tx:
         if await tx.assistants.get(_ASSISTANT_ID) is None:
             await tx.assistants.insert(assistant_record(_ASSISTANT_ID))

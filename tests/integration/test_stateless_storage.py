@@ -26,7 +26,7 @@ from stead.services.assistants import now_utc
 from stead.services.threads import new_thread_record
 from stead.storage.database import Database
 from tests.conftest import GRAPHS_CONFIG
-from tests.support.postgres import stead_migrate
+from tests.support.postgres import database_on, migrated_database
 from tests.support.records import assistant_record, run_record
 from tests.support.services import Postgres, postgres_server
 
@@ -39,20 +39,10 @@ def pg() -> Iterator[Postgres]:
         yield server
 
 
-def _postgres_database(pg: Postgres, name: str) -> Database:
-    uri = pg.url(name)
-    result = stead_migrate(GRAPHS_CONFIG, uri)
-    assert result.returncode == 0, result.stderr
-    return Database("postgresql+psycopg://" + uri.split("://", 1)[1])
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    if request.param == "sqlite":
-        database = Database(f"sqlite:///{tmp_path / 'stead.sqlite'}")
-        await database.migrate()
-    else:
-        database = _postgres_database(request.getfixturevalue("pg"), "ends")
+    pg = request.getfixturevalue("pg") if request.param == "postgresql" else None
+    database = await database_on(request.param, GRAPHS_CONFIG, tmp_path, pg, "ends")
     try:
         yield database
     finally:
@@ -161,7 +151,7 @@ async def test_the_end_locks_the_thread_before_the_run_on_postgresql(pg: Postgre
     """A transaction that holds the thread, then reads the run for update (as a cancellation
     does), must not deadlock with the end: the end waits for the thread before it touches the
     run. Locking the run first, PostgreSQL would abort one of the two after deadlock_timeout."""
-    db = _postgres_database(pg, "locks")
+    db = migrated_database(GRAPHS_CONFIG, pg, "locks")
     try:
         thread_id, run_id = await _running_run(db, attempt=1)
         async with db.transaction() as tx:
@@ -211,7 +201,7 @@ async def _checkpoint_rows(uri: str, thread_id: str) -> dict[str, int]:
 
 async def test_the_end_deletes_the_threads_checkpoints_on_postgresql(pg: Postgres) -> None:
     """Only those of the ended attempt's thread, and none while another attempt holds the run."""
-    db = _postgres_database(pg, "checkpoints")
+    db = migrated_database(GRAPHS_CONFIG, pg, "checkpoints")
     uri = pg.url("checkpoints")
     written = {"checkpoints": 1, "checkpoint_blobs": 1, "checkpoint_writes": 1}
     try:

@@ -9,8 +9,9 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+from stead.storage.database import Database
 from tests.support.servers import stead_env
-from tests.support.services import postgres_server, redis_server
+from tests.support.services import Postgres, postgres_server, redis_server
 
 # `STEAD_TEST_DATABASE=postgres` runs the session server of the suite on PostgreSQL.
 TEST_DATABASE_VARIABLE = "STEAD_TEST_DATABASE"
@@ -61,3 +62,24 @@ def session_runtime_env(stack: ExitStack, config: Path) -> dict[str, str]:
         "DATABASE_URI": stack.enter_context(migrated_postgres(config)),
         "REDIS_URI": stack.enter_context(redis_server()).url,
     }
+
+
+def migrated_database(config: Path, pg: Postgres, name: str) -> Database:
+    """Stead's storage on the database `name` of `pg`, migrated by `stead migrate`."""
+    uri = pg.url(name)
+    result = stead_migrate(config, uri)
+    assert result.returncode == 0, result.stderr
+    return Database("postgresql+psycopg://" + uri.split("://", 1)[1])
+
+
+async def database_on(
+    backend: str, config: Path, data_dir: Path, pg: Postgres | None, name: str
+) -> Database:
+    """A migrated Stead database for a test of both backends: `backend` "sqlite" (a file in
+    `data_dir`) or "postgresql" (the database `name` of `pg`)."""
+    if backend == "sqlite":
+        database = Database(f"sqlite:///{data_dir / 'stead.sqlite'}")
+        await database.migrate()
+        return database
+    assert pg is not None
+    return migrated_database(config, pg, name)
