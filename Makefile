@@ -37,7 +37,7 @@ test-services:
 # production runtime: PostgreSQL + Redis. It skips the files that start their own PostgreSQL and
 # Redis whatever the session's runtime: their first pass covered them.
 OWN_RUNTIME := test_postgres test_connection_buffers test_backup test_doctor test_topology test_outages test_redis_broker_load \
-	test_redis_eviction test_prepared_statements test_stateless_storage test_thread_active_runs
+	test_redis_eviction test_prepared_statements test_stateless_storage test_thread_active_runs test_assistant_cache
 test: lint test-services
 	$(BIN)/python -m pytest
 	STEAD_TEST_DATABASE=postgres $(BIN)/python -m pytest tests/integration tests/sdk_suite \
