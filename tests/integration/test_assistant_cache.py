@@ -2,7 +2,7 @@
 
 An API process keeps the assistants its runs were built from (AssistantCache); a run built from
 a kept copy is stored only if the assistant is still as copied, checked by the run's INSERT
-(`RunRepository.insert_if_assistant_unchanged`, and `insert_with_thread` for a stateless run
+(`RunRepository.insert`, and `insert_with_thread` for a stateless run
 and its thread): nothing is written otherwise. Across API replicas: test_topology.py."""
 
 from __future__ import annotations
@@ -97,16 +97,16 @@ async def test_a_run_on_a_thread_is_stored_only_if_the_assistant_is_unchanged(
     copied = await _current(db)
     run = _new_run(thread["thread_id"])
     async with db.transaction() as tx:
-        assert await tx.runs.insert_if_assistant_unchanged(run, copied) is True
+        assert await tx.runs.insert(run, copied) is True
     stale = {**copied, "updated_at": now_utc()}
     later = _new_run(thread["thread_id"])
     async with db.transaction() as tx:
-        assert await tx.runs.insert_if_assistant_unchanged(later, stale) is False
+        assert await tx.runs.insert(later, stale) is False
     assert await _stored(db, thread["thread_id"], later["run_id"]) == (True, False)
     async with db.transaction() as tx:
         assert await tx.assistants.delete(_ASSISTANT_ID)
     async with db.transaction() as tx:
-        assert await tx.runs.insert_if_assistant_unchanged(later, copied) is False
+        assert await tx.runs.insert(later, copied) is False
 
 
 def test_the_cache_gives_copies_and_nothing_to_a_caller_whose_assistants_are_filtered() -> None:

@@ -50,7 +50,7 @@ _JSON_FIELDS = ("config", "context", "metadata")
 class AssistantCache:
     """Assistants as last read, by id, for the runs created on them. A run built from one is
     inserted only if the assistant is unchanged, checked by the INSERT itself
-    (`RunRepository.insert_if_assistant_unchanged`): so a change made by another process is
+    (`RunRepository.insert`): so a change made by another process is
     never missed, and a run costs no read of its assistant (bench/README.md). An entry found
     stale is forgotten by the caller; changes made here forget theirs at once."""
 

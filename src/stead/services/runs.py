@@ -103,6 +103,7 @@ class _NewRun:
     """A run being created: what its row is built from besides its assistant and thread."""
 
     request: RunRequest
+    assistant_id: str
     run_id: str
     thread_id: str
     stateless: bool
@@ -176,6 +177,7 @@ class RunService:
             await self.check_webhook(request.webhook)
         new_run = _NewRun(
             request,
+            assistant_id,
             run_id or new_time_ordered_id(),
             thread_id or new_time_ordered_id(),
             stateless,
@@ -192,7 +194,7 @@ class RunService:
             except _AssistantChanged:
                 self._assistants.cache.forget(assistant_id)
         if created is None:
-            created = await self._store_new(new_run, assistant_id, access, local)
+            created = await self._store_new(new_run, None, access, local)
         run, worker = created.run, created.worker
         await self._notify_cancelled(created.pending, created.running, request.multitask_strategy)
         if worker is not None:
@@ -204,12 +206,12 @@ class RunService:
     async def _store_new(
         self,
         new_run: _NewRun,
-        assistant_or_id: dict[str, Any] | str,
+        cached: dict[str, Any] | None,
         access: Access,
         local: LocalWorker | None,
     ) -> _Created:
-        """Store the run, built from its assistant: read here when given its id, else as given
-        (cached), in which case nothing is stored if it has changed since (_AssistantChanged)."""
+        """Store the run, built from its assistant: the `cached` copy, in which case nothing is
+        stored if it has changed since (_AssistantChanged), else read here."""
         request, run_id, thread_id = new_run.request, new_run.run_id, new_run.thread_id
         stateless = new_run.stateless
         now = now_utc()
@@ -219,7 +221,11 @@ class RunService:
         block = self._db.autocommit(access) if stateless else self._db.transaction(access)
         try:
             async with block as tx:
-                assistant, cached = await self._assistant_for_run(tx, assistant_or_id)
+                assistant = (
+                    cached
+                    if cached is not None
+                    else await self._read_assistant(tx, new_run.assistant_id)
+                )
                 if stateless:
                     # Its id is new: nothing to read, no other run to make room for; the
                     # temporary thread is stored below, busy from the start.
@@ -269,18 +275,13 @@ class RunService:
             raise
         return _Created(run, worker, pending, running)
 
-    async def _assistant_for_run(
-        self, tx: Transaction, assistant_or_id: dict[str, Any] | str
-    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
-        """The run's assistant, and the same if it came from the cache (the run's INSERT checks
-        it is unchanged); read, it is cached for the next runs."""
-        if not isinstance(assistant_or_id, str):
-            return assistant_or_id, assistant_or_id
-        assistant = await tx.assistants.get(assistant_or_id)
+    async def _read_assistant(self, tx: Transaction, assistant_id: str) -> dict[str, Any]:
+        """The run's assistant, read and cached for the next runs."""
+        assistant = await tx.assistants.get(assistant_id)
         if assistant is None:
             raise NotFound("Thread or assistant not found.")
         self._assistants.cache.remember(assistant)
-        return assistant, None
+        return assistant
 
     @staticmethod
     async def _thread_is_free(
@@ -311,9 +312,7 @@ class RunService:
         if stateless:
             busy = {**thread, "status": "busy", "metadata": thread_metadata, "updated_at": now}
             return await tx.runs.insert_with_thread(busy, run, cached_assistant)
-        if cached_assistant is None:
-            await tx.runs.insert(run)
-        elif not await tx.runs.insert_if_assistant_unchanged(run, cached_assistant):
+        if not await tx.runs.insert(run, cached_assistant):
             return False
         await tx.threads.update(
             run["thread_id"], status="busy", updated_at=now, metadata=thread_metadata

@@ -233,15 +233,15 @@ class RunRepository:
             else []
         )
 
-    async def insert(self, record: dict[str, Any]) -> None:
-        await self._conn.execute(_INSERT, record)
-
-    async def insert_if_assistant_unchanged(
-        self, record: dict[str, Any], assistant_record: Mapping[str, Any]
+    async def insert(
+        self, record: dict[str, Any], unchanged_assistant: Mapping[str, Any] | None = None
     ) -> bool:
-        """Insert the run if `assistant_record`, which it was built from, is still its
-        assistant's current state; whether it did."""
-        parameters = {**record, **_unchanged_parameters(assistant_record)}
+        """Insert the run; with `unchanged_assistant` (what it was built from), only if that is
+        still the assistant's current state. Whether it was inserted."""
+        if unchanged_assistant is None:
+            await self._conn.execute(_INSERT, record)
+            return True
+        parameters = {**record, **_unchanged_parameters(unchanged_assistant)}
         inserted = await self._conn.execute(_insert_checked(run, tuple(record)), parameters)
         return bool(inserted.rowcount)
 
