@@ -24,7 +24,7 @@ from stead.storage.prepared import prepared
 from stead.storage.transferred_bytes import TRANSFERRED_BYTES_LIMIT, bytes_transferred
 from tests.conftest import GRAPHS_CONFIG
 from tests.support.postgres import stead_migrate
-from tests.support.runs import mib_kept_after_large_runs
+from tests.support.runs import LARGE_INPUT_MIB, mib_kept_after_large_runs, peak_mib_of_a_large_run
 from tests.support.servers import stead_server
 from tests.support.services import Postgres, postgres_server, redis_server
 from tests.support.worker import stead_worker_process
@@ -153,9 +153,9 @@ def test_a_unix_socket_counts_nothing_and_stays_open() -> None:
         assert len(right.recv(2 * SMALL)) > 0
 
 
-def test_a_worker_is_back_to_its_size_once_large_runs_ended(pg: Postgres) -> None:
-    """Each run with a 20 MiB input grew the worker by 20 MiB: kept in its connections' buffers,
-    and, the last run's, by the loop that claimed it."""
+@contextlib.contextmanager
+def _api_and_worker(pg: Postgres) -> Iterator[tuple[str, int]]:
+    """An API-only process and a worker on `pg` and a Redis: the API's URL, the worker's pid."""
     migrated = stead_migrate(GRAPHS_CONFIG, pg.url("postgres"))
     assert migrated.returncode == 0, migrated.stderr
     with redis_server() as redis:
@@ -164,5 +164,21 @@ def test_a_worker_is_back_to_its_size_once_large_runs_ended(pg: Postgres) -> Non
             stead_server(GRAPHS_CONFIG, env={**env, "N_JOBS_PER_WORKER": "0"}) as api,
             stead_worker_process(GRAPHS_CONFIG, env) as worker,
         ):
-            grown = mib_kept_after_large_runs(api.url, worker.process.pid)
+            yield api.url, worker.process.pid
+
+
+def test_a_worker_is_back_to_its_size_once_large_runs_ended(pg: Postgres) -> None:
+    """Each run with a 20 MiB input grew the worker by 20 MiB: kept in its connections' buffers,
+    and, the last run's, by the loop that claimed it."""
+    with _api_and_worker(pg) as (url, worker_pid):
+        grown = mib_kept_after_large_runs(url, worker_pid)
     assert grown < 10, f"the worker kept {grown:.0f} MiB after three 20 MiB runs"
+
+
+def test_a_workers_large_checkpoint_writes_go_one_at_a_time(pg: Postgres) -> None:
+    """LangGraph writes a step's checkpoint and its tasks' writes at once: three large writes in
+    flight, each with its serialised value, psycopg's parameters and libpq's buffer, took a
+    worker 9 bodies above its size on a run with a 20 MiB input; one at a time, 6 to 7."""
+    with _api_and_worker(pg) as (url, worker_pid):
+        peak = peak_mib_of_a_large_run(url, worker_pid)
+    assert peak < 8 * LARGE_INPUT_MIB, f"the worker grew by {peak:.0f} MiB on a 20 MiB run"

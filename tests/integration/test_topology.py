@@ -9,6 +9,7 @@ import asyncio
 import signal
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,7 @@ import psycopg
 import pytest
 
 from tests.conftest import GRAPHS_CONFIG
+from tests.support.load import resident_bytes
 from tests.support.protocol import (
     EVERY_CHANNEL,
     command,
@@ -42,6 +44,7 @@ class Topology:
     env: dict[str, str]
     a: str
     b: str
+    a_pid: int
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +52,7 @@ def topology() -> Iterator[Topology]:
     with production_services(GRAPHS_CONFIG) as services:
         env = {**services.env, "BG_JOB_LEASE_SECS": LEASE_SECS}
         with api_replicas(GRAPHS_CONFIG, env) as (a, b):
-            yield Topology(env, a.url, b.url)
+            yield Topology(env, a.url, b.url, a.process.pid)
 
 
 def _new_thread(base: str) -> str:
@@ -353,3 +356,18 @@ def test_an_assistant_changed_through_one_api_is_what_the_others_next_runs_use(
         assert _shout(a, assistant_id).status_code == 404
         assert _shout(a, assistant_id, thread_id).status_code == 404
         assert _thread_count(a) == threads_before
+
+
+def test_an_api_holds_no_copy_of_the_input_of_a_run_it_waits_on(topology: Topology) -> None:
+    """The request follows its run without the run's input, which the stored row and the worker
+    hold: an API process held a 20 MiB input, parsed, for as long as the run took."""
+    body = {"assistant_id": "slow", "input": {"seconds": 3, "padding": "x" * 20 * 2**20}}
+    with stead_worker(GRAPHS_CONFIG, env=topology.env), ThreadPoolExecutor(1) as pool:
+        for _ in range(3):
+            assert _shout(topology.a, "echo").status_code == 200
+        before = resident_bytes([topology.a_pid])
+        waiting = pool.submit(httpx.post, f"{topology.a}/runs/wait", json=body, timeout=60)
+        time.sleep(1.5)  # the run sleeps: stored, and executing on the worker
+        grown = (resident_bytes([topology.a_pid]) - before) / 2**20
+        assert waiting.result().json() == {"seconds": 3, "done": True}
+    assert grown < 10, f"the API held {grown:.0f} MiB while a run with a 20 MiB input slept"

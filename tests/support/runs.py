@@ -3,6 +3,7 @@ measure it."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import httpx
@@ -45,3 +46,27 @@ def mib_kept_after_large_runs(url: str, pid: int, runs: int = 3) -> float:
         echo_run(url, "x" * LARGE_INPUT_MIB * 2**20)
     time.sleep(1)
     return (resident_bytes([pid]) - before) / 2**20
+
+
+def peak_mib_of_a_large_run(url: str, pid: int) -> float:
+    """How much larger than before the process `pid` grew at most (sampled every 5 ms) while
+    one echo run with a 20 MiB input went through, after a few small ones."""
+    for _ in range(5):
+        echo_run(url, "small")
+    before = peak = resident_bytes([pid])
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, resident_bytes([pid]))
+            time.sleep(0.005)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        echo_run(url, "x" * LARGE_INPUT_MIB * 2**20)
+    finally:
+        done.set()
+        sampler.join()
+    return (peak - before) / 2**20

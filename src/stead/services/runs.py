@@ -512,6 +512,11 @@ class RunService:
             return await tx.threads.get(thread_id) or {}
 
 
+def _followed(run: dict[str, Any]) -> dict[str, Any]:
+    """A run as a request waiting on it sees it: its fields but its kwargs (the input)."""
+    return {key: value for key, value in run.items() if key != "kwargs"}
+
+
 def _values_body(data: bytes) -> Any:
     """The run's last values, encoded as they came (no decoding and encoding a large state
     again), unless interrupts are there to complete."""
@@ -687,7 +692,12 @@ class RunStreams:
                 access=access,
                 start_here=True,
             )
-            yield run, subscription
+            # This frame lasts as long as the run: it keeps neither the run's input nor its
+            # request, which the stored row and the run's executor hold (on PostgreSQL + Redis
+            # the API held a large input, parsed, for the whole run).
+            followed = _followed(run)
+            del run, request
+            yield followed, subscription
 
     @contextlib.asynccontextmanager
     async def join(
