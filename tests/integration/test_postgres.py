@@ -4,6 +4,7 @@ survive a restart, and the queue-depth query autoscalers use. Starts its own Pos
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import subprocess
 import sys
@@ -51,6 +52,7 @@ _DATABASES = (
     "reference",
     "ours",
     "refused_rows",
+    "large_writes",
 )
 
 
@@ -550,6 +552,71 @@ def test_checkpoint_writes_of_different_runs_do_not_wait_for_each_other(pg: Post
             await db.close()
 
     assert asyncio.run(scenario()) is True
+
+
+def _bytes_alive(at_least: int) -> int:
+    """How many bytes objects of `at_least` bytes or more a container holds."""
+    found = {
+        id(held)
+        for container in gc.get_objects()
+        for held in gc.get_referents(container)
+        if isinstance(held, bytes) and len(held) >= at_least
+    }
+    return len(found)
+
+
+def test_large_checkpoint_writes_go_one_at_a_time_and_a_waiting_one_holds_no_copy(
+    pg: Postgres,
+) -> None:
+    """A worker's large writes go one at a time, and one that waits lets go of its serialised
+    values meanwhile (a 20 MiB run took its worker 9 bodies above its size, then 5 to 6). It
+    serialises them again once its turn comes, and writes what it was given."""
+    url = _migrated(pg, "large_writes")
+    runs = [(new_time_ordered_id(), new_time_ordered_id()) for _ in range(2)]
+    first_value, second_value = "a" * LARGE_VALUE_BYTES, "b" * 3 * LARGE_VALUE_BYTES
+
+    async def write(saver: FencedPostgresSaver, thread_id: str, run_id: str, value: str) -> None:
+        config: Any = {
+            "configurable": {"thread_id": thread_id, "checkpoint_ns": "", "checkpoint_id": "c"}
+        }
+        with writing_as(run_id, 1):
+            await saver.aput_writes(config, [("text", value)], "task")
+
+    async def scenario() -> tuple[bool, int, dict[str, Any]]:
+        db = _stead_database(url)
+        pool = await open_savers_pool(url)
+        try:
+            for thread_id, run_id in runs:
+                await _insert_running_run(db, thread_id, run_id, attempt=1)
+            saver = FencedPostgresSaver(pool)
+            (held_thread, held_run), (other_thread, other_run) = runs
+            async with await psycopg.AsyncConnection.connect(url) as locker:
+                # The first run's fence waits for this lock, its large write with it.
+                await locker.execute("SELECT 1 FROM run WHERE run_id = %s FOR UPDATE", (held_run,))
+                held = asyncio.create_task(write(saver, held_thread, held_run, first_value))
+                await asyncio.sleep(0.3)
+                other = asyncio.create_task(write(saver, other_thread, other_run, second_value))
+                await asyncio.sleep(0.3)
+                other_waited = not other.done()
+                copies_while_waiting = _bytes_alive(len(second_value))
+                await locker.rollback()
+            await asyncio.wait_for(asyncio.gather(held, other), 10)
+            async with pool.connection() as conn:
+                cursor = await conn.execute("SELECT thread_id, type, blob FROM checkpoint_writes")
+                rows = await cursor.fetchall()
+            stored = {
+                row["thread_id"]: saver.serde.loads_typed((row["type"], row["blob"]))
+                for row in rows
+            }
+            return other_waited, copies_while_waiting, stored
+        finally:
+            await pool.close()
+            await db.close()
+
+    other_waited, copies_while_waiting, stored = asyncio.run(scenario())
+    assert other_waited, "a second large write went while the first was held"
+    assert copies_while_waiting == 0, "the waiting write held its serialised value"
+    assert stored == {runs[0][0]: first_value, runs[1][0]: second_value}
 
 
 def test_autocommit_opens_no_transaction_and_leaves_the_connection_atomic(pg: Postgres) -> None:
