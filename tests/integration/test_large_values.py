@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import os
 import sqlite3
+import threading
 import time
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -97,25 +99,54 @@ async def _embedded_savers(data_dir: Path) -> AsyncIterator[tuple[Any, Any]]:
     await db.close()
 
 
-async def test_a_checkpoint_write_that_bound_a_large_value_reopens_the_connection(
-    tmp_path: Path,
-) -> None:
+async def test_a_large_checkpoint_value_is_written_in_pieces(tmp_path: Path) -> None:
+    """A large checkpoint, or a task's large write, goes into SQLite through its incremental blob
+    I/O, not bound to the INSERT: SQLite would copy a bound value, then copy it again into the
+    row's record, and its statement would keep it until it ran again (the connection was
+    reopened after each). A write took 3 bodies above the process's size; now the serialised
+    value alone. What is written reads back, and a task's write is still kept, not replaced,
+    by a second try."""
+    text = "y" * 20 * 2**20
     async with _embedded_savers(tmp_path) as (saver, _store):
         assert isinstance(saver, FencedSqliteSaver)
         first = saver.conn._conn
         await _put(saver, "small", SMALL)
-        assert saver.conn._conn is first
-        await _put(saver, "large", LARGE)
-        reopened = saver.conn._conn
-        assert reopened is not first
-        assert reopened.execute("PRAGMA synchronous").fetchone() == (1,)  # NORMAL
+        peaks = [await _peak_bodies(_put(saver, "large", text), len(text))]
+        peaks.append(await _peak_bodies(_write(saver, "writes", text), len(text)))
+        assert saver.conn._conn is first, "nothing large was bound: no reason to reopen"
         found = await saver.aget_tuple(_config("large"))
-        assert found is not None and found.checkpoint["channel_values"] == {"text": LARGE}
-        # Stead's run table is attached again: the fence still refuses an unknown attempt.
+        assert found is not None and found.checkpoint["channel_values"] == {"text": text}
+        written = await saver.aget_tuple(_config("writes"))
+        assert written is not None
+        await saver.aput_writes(written.config, [("text", LARGE)], "task")
+        again = await saver.aget_tuple(_config("writes"))
+        assert again is not None and again.pending_writes == [("task", "text", text)]
         with pytest.raises(LeaseLost), writing_as("no-such-run", 1):
-            await _put(saver, "fenced", SMALL)
-        await _write(saver, "writes", LARGE)
-        assert saver.conn._conn is not reopened
+            await _put(saver, "fenced", LARGE)
+        assert await saver.aget_tuple(_config("fenced")) is None
+    assert max(peaks) < 2, f"a 20 MiB write took {max(peaks):.1f} times its size"
+
+
+async def _peak_bodies(write: Awaitable[None], size: int) -> float:
+    """The most this process grew (sampled every millisecond) while `write` ran, in `size`s."""
+    pid = os.getpid()
+    before = peak = resident_bytes([pid])
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, resident_bytes([pid]))
+            time.sleep(0.001)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        await write
+    finally:
+        done.set()
+        sampler.join()
+    return (peak - before) / size
 
 
 def _config(thread_id: str) -> Any:

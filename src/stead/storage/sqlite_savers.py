@@ -70,17 +70,87 @@ def _signature_kept(method: F) -> F:
 
 
 # The layout of langgraph-checkpoint-sqlite's tables (pinned), as its own writes fill them.
-_PUT_CHECKPOINT = (
-    "INSERT OR REPLACE INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id,"
-    " parent_checkpoint_id, type, checkpoint, metadata) VALUES (?, ?, ?, ?, ?, ?, ?)"
+_CHECKPOINT_COLUMNS = (
+    "thread_id",
+    "checkpoint_ns",
+    "checkpoint_id",
+    "parent_checkpoint_id",
+    "type",
+    "checkpoint",
+    "metadata",
 )
-_PUT_WRITE = (
-    "INSERT OR {on_conflict} INTO writes (thread_id, checkpoint_ns, checkpoint_id, task_id,"
-    " task_path, idx, channel, type, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_WRITE_COLUMNS = (
+    "thread_id",
+    "checkpoint_ns",
+    "checkpoint_id",
+    "task_id",
+    "task_path",
+    "idx",
+    "channel",
+    "type",
+    "value",
 )
+# A large value is written through SQLite's incremental blob I/O in pieces of this size.
+_BLOB_PIECE_BYTES = 1 << 20
+
+
+class RowInsert:
+    """The INSERT of a row into one table, a large value (`LARGE_VALUE_BYTES` or more) of it
+    written in pieces.
+
+    Bound to an INSERT, a value is copied by SQLite, then again into the row's record: with the
+    serialised value, three copies of it at once (bench/README.md). Here the row is inserted
+    with `zeroblob`s of the values' sizes from the first large column on, and the values are
+    written into them. A trailing `zeroblob` stays that size in the record, unallocated; one
+    followed by data would be filled with zeros in memory, hence every column from the first
+    large one is written so. `blobs_from`: the first of the blob columns, which end the row.
+    """
+
+    def __init__(
+        self, table: str, columns: Sequence[str], on_conflict: str, blobs_from: int
+    ) -> None:
+        self._table = table
+        self._columns = columns
+        self._blobs = range(blobs_from, len(columns))
+        self._head = f"INSERT OR {on_conflict} INTO {table} ({', '.join(columns)}) VALUES "
+        self.sql = self._head + f"({', '.join(['?'] * len(columns))})"
+
+    def insert(self, conn: InlineConnection, row: Sequence[Any]) -> bool:
+        """Insert `row`; whether a value of it was large."""
+        first = next((i for i in self._blobs if _is_large(row[i])), None)
+        if first is None:
+            conn.run(self.sql, row)
+            return False
+        pieces = ["?"] * first + ["zeroblob(?)"] * (len(row) - first)
+        sizes = [len(value or b"") for value in row[first:]]
+        cursor = conn.run(self._head + f"({', '.join(pieces)})", [*row[:first], *sizes])
+        if cursor.rowcount != 1:  # INSERT OR IGNORE kept the row already there
+            return True
+        sqlite = conn.sqlite_connection()
+        for column, value in zip(self._columns[first:], row[first:], strict=True):
+            if value:
+                _write_in_pieces(sqlite, self._table, column, cursor.lastrowid, value)
+        return True
+
+
+def _is_large(value: Any) -> bool:
+    return isinstance(value, bytes) and len(value) >= sqlite_inline.LARGE_VALUE_BYTES
+
+
+def _write_in_pieces(
+    conn: sqlite3.Connection, table: str, column: str, rowid: int | None, value: bytes
+) -> None:
+    assert rowid is not None
+    view = memoryview(value)
+    with conn.blobopen(table, column, rowid) as blob:
+        for start in range(0, len(view), _BLOB_PIECE_BYTES):
+            blob.write(view[start : start + _BLOB_PIECE_BYTES])
+
+
+_PUT_CHECKPOINT = RowInsert("checkpoints", _CHECKPOINT_COLUMNS, "REPLACE", blobs_from=5)
 # A task's writes to the special channels replace those of an earlier try; others are kept.
-_PUT_SPECIAL_WRITES = _PUT_WRITE.format(on_conflict="REPLACE")
-_PUT_WRITES = _PUT_WRITE.format(on_conflict="IGNORE")
+_PUT_SPECIAL_WRITES = RowInsert("writes", _WRITE_COLUMNS, "REPLACE", blobs_from=8)
+_PUT_WRITES = RowInsert("writes", _WRITE_COLUMNS, "IGNORE", blobs_from=8)
 
 
 class FencedSqliteSaver(AsyncSqliteSaver):
@@ -125,8 +195,8 @@ class FencedSqliteSaver(AsyncSqliteSaver):
         )
         async with self.lock:
             with self._fenced_write():
-                self._inline.run(_PUT_CHECKPOINT, row)
-        await self._committed()
+                large = _PUT_CHECKPOINT.insert(self._inline, row)
+        await self._committed(large)
         return {
             "configurable": {
                 "thread_id": thread_id,
@@ -153,23 +223,22 @@ class FencedSqliteSaver(AsyncSqliteSaver):
             task_path,
         )
         special = all(channel in WRITES_IDX_MAP for channel, _ in writes)
-        insert = _PUT_SPECIAL_WRITES if special else _PUT_WRITES
+        table = _PUT_SPECIAL_WRITES if special else _PUT_WRITES
         rows = [
             (*key, WRITES_IDX_MAP.get(channel, index), channel, *self.serde.dumps_typed(value))
             for index, (channel, value) in enumerate(writes)
         ]
         async with self.lock:
             with self._fenced_write():
-                for row in rows:
-                    self._inline.run(insert, row)
-        await self._committed()
+                large = [table.insert(self._inline, row) for row in rows]
+        await self._committed(any(large))
 
     async def adelete_thread(self, thread_id: str) -> None:
         async with self.lock:
             with self._inline.turn_write():
                 self._inline.run("DELETE FROM checkpoints WHERE thread_id = ?", (str(thread_id),))
                 self._inline.run("DELETE FROM writes WHERE thread_id = ?", (str(thread_id),))
-        await self._committed()
+        await self._committed(large=False)
 
     @contextlib.contextmanager
     def _fenced_write(self) -> Iterator[None]:
@@ -181,13 +250,15 @@ class FencedSqliteSaver(AsyncSqliteSaver):
                     raise lease_lost(writer)
             yield
 
-    async def _committed(self) -> None:
-        if attempts_writing() > 1 and not self._inline.large_values.bound:
+    async def _committed(self, large: bool) -> None:
+        """`large`: the write had a large value (written in pieces, or bound)."""
+        if attempts_writing() > 1 and not large and not self._inline.large_values.bound:
             await self._inline.commit_turn()
         else:
             # Alone, no other run can write in this turn: waiting would only add latency. After a
-            # large value, the sooner the transaction ends, the sooner the connection is reopened
-            # and lets go of it (ten 20 MiB runs at once peaked at 3.5 bodies instead of 2.6).
+            # large value, the sooner the transaction ends, the sooner its pages leave SQLite's
+            # cache, and a connection that bound one is reopened and lets go of it (ten 20 MiB
+            # runs at once peaked at 3.5 bodies instead of 2.6).
             self._inline.commit_now()
         await self._inline.reopen_if_large_values_bound(self.lock)
 
