@@ -1,9 +1,10 @@
 """A large value leaves no copy behind once written: SQLite connections that bound one are
 reopened (Python's sqlite3 never clears a cached statement's bindings, see
-stead.storage.sqlite_inline), a run's sent event batches are not kept, and a waited run does not
-keep its request body. End to end, the embedded server is back to its size once large runs have
-ended. PostgreSQL's buffers are test_connection_buffers.py's; the brokers' outbox is
-test_broker_contract.py's.
+stead.storage.sqlite_inline), checkpoints are written in pieces rather than bound, a run's sent
+event batches are not kept, and a run's route lets go of its request body before storing the run
+(stead.api.request_bodies). End to end, the embedded server peaks at four times a large input and
+is back to its size once large runs have ended. PostgreSQL's buffers are
+test_connection_buffers.py's; the brokers' outbox is test_broker_contract.py's.
 """
 
 from __future__ import annotations
@@ -37,7 +38,12 @@ from stead.storage.sqlite_savers import FencedSqliteSaver
 from stead.worker.batching import BatchWriter
 from tests.conftest import GRAPHS_CONFIG
 from tests.support.load import resident_bytes
-from tests.support.runs import echo_run, mib_kept_after_large_runs
+from tests.support.runs import (
+    LARGE_INPUT_MIB,
+    echo_run,
+    mib_kept_after_large_runs,
+    peak_mib_of_a_large_run,
+)
 from tests.support.servers import stead_server
 
 LARGE = "x" * (LARGE_VALUE_BYTES + 1)
@@ -223,6 +229,17 @@ def test_the_embedded_server_is_back_to_its_size_once_large_runs_ended(tmp_path:
     with stead_server(GRAPHS_CONFIG, tmp_path / "data") as server:
         grown = mib_kept_after_large_runs(server.url, server.process.pid)
     assert grown < 10, f"the server kept {grown:.0f} MiB after three 20 MiB runs"
+
+
+def test_a_large_run_peaks_at_four_times_its_input_on_the_embedded_server(tmp_path: Path) -> None:
+    """At most, a run with a 20 MiB input has in memory at once: the input, parsed; the JSON of
+    its kwargs; SQLite's copy of that JSON as bound, and the row's record SQLite builds of it
+    (issue 16's aim: 4 times the body). The request's body goes before the run is stored
+    (FastAPI kept it until the route returned: 5 times), and checkpoints are written in pieces
+    (3 copies at once when bound)."""
+    with stead_server(GRAPHS_CONFIG, tmp_path / "data") as server:
+        peak = peak_mib_of_a_large_run(server.url, server.process.pid)
+    assert peak < 4.5 * LARGE_INPUT_MIB, f"the server grew by {peak:.0f} MiB on a 20 MiB run"
 
 
 def test_a_waited_run_does_not_keep_its_request_body(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from stead.api.authorization import on_thread, using_assistant
 from stead.api.deps import AuthzDep, RuntimeDep, request_id, require_uuid
 from stead.api.models import MAX_SQL_INTEGER, RunCancelMany, RunCreate
 from stead.api.openapi import EVENT_STREAM, errors, returns
+from stead.api.request_bodies import BodyReleasingRoute, release_body
 from stead.api.resources import Run, RunListResults
 from stead.api.responses import (
     json_response,
@@ -30,7 +31,7 @@ from stead.services.runs import RunRequest
 from stead.shutdown import server_shutdown
 from stead.storage.access import Access
 
-router = APIRouter(tags=["runs"], responses=errors(422))
+router = APIRouter(tags=["runs"], responses=errors(422), route_class=BodyReleasingRoute)
 
 CancelAction = Literal["interrupt", "rollback"]
 
@@ -53,6 +54,7 @@ async def create_stateless_run(
 async def create_stateless_runs(
     body: list[RunCreate], request: Request, rt: RuntimeDep, authz: AuthzDep
 ) -> Response:
+    release_body(request)
     created = []
     for item in body:
         run_request, access = await authorized_run(rt, authz, None, item, request)
@@ -220,6 +222,7 @@ async def cancel_runs(
 async def _create(
     rt: Runtime, authz: Authorizer, thread_id: str | None, body: RunCreate, request: Request
 ) -> Response:
+    release_body(request)  # `body` has what the run needs: not a copy of its input more
     run_request, access = await authorized_run(rt, authz, thread_id, body, request)
     run = await rt.runs.create(
         thread_id, run_request, request_id=request_id(request), access=access
@@ -232,12 +235,12 @@ async def _create(
 async def _stream(
     rt: Runtime, authz: Authorizer, thread_id: str | None, body: RunCreate, request: Request
 ) -> Response:
+    release_body(request)  # `body` has what the run needs: not a copy of its input more
     run_request, access = await authorized_run(rt, authz, thread_id, body, request)
     stack = contextlib.AsyncExitStack()
     run, subscription = await stack.enter_async_context(
         rt.run_streams.create_and_subscribe(thread_id, run_request, request_id(request), access)
     )
-    _drop_read_body(request)
     return sse_response(
         rt.runs.events(run, subscription),
         _locations(run, stateless=thread_id is None, join="stream"),
@@ -248,26 +251,17 @@ async def _stream(
 async def _wait(
     rt: Runtime, authz: Authorizer, thread_id: str | None, body: RunCreate, request: Request
 ) -> Response:
+    release_body(request)  # `body` has what the run needs: not a copy of its input more
     run_request, access = await authorized_run(rt, authz, thread_id, body, request)
     stack = contextlib.AsyncExitStack()
     run, subscription = await stack.enter_async_context(
         rt.run_streams.create_and_subscribe(thread_id, run_request, request_id(request), access)
     )
-    _drop_read_body(request)
     return keepalive_json_response(
         rt.runs.result(run, subscription),
         _locations(run, stateless=False, join="join"),
         _on_close(rt, run, stack, cancel_run=body.on_disconnect == "cancel"),
     )
-
-
-def _drop_read_body(request: Request) -> None:
-    """Starlette keeps the body it read, and its parse, on the request until the response ends:
-    for a run the client waits on or streams, until the run ends. The run is stored and holds
-    its input by then, so a large input stayed in memory twice. The names are Starlette's own
-    (pinned); test_large_values.py fails if a release changes them."""
-    for kept in ("_body", "_json"):
-        vars(request).pop(kept, None)
 
 
 def _on_close(
