@@ -14,7 +14,6 @@ import contextlib
 import gc
 import os
 import sqlite3
-import threading
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable
@@ -37,7 +36,7 @@ from stead.storage.sqlite_inline import LARGE_VALUE_BYTES, connect
 from stead.storage.sqlite_savers import FencedSqliteSaver
 from stead.worker.batching import BatchWriter
 from tests.conftest import GRAPHS_CONFIG
-from tests.support.load import resident_bytes
+from tests.support.load import resident_bytes, resident_growth
 from tests.support.runs import (
     LARGE_INPUT_MIB,
     echo_run,
@@ -135,24 +134,9 @@ async def test_a_large_checkpoint_value_is_written_in_pieces(tmp_path: Path) -> 
 
 async def _peak_bodies(write: Awaitable[None], size: int) -> float:
     """The most this process grew (sampled every millisecond) while `write` ran, in `size`s."""
-    pid = os.getpid()
-    before = peak = resident_bytes([pid])
-    done = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        while not done.is_set():
-            peak = max(peak, resident_bytes([pid]))
-            time.sleep(0.001)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    try:
+    with resident_growth(os.getpid()) as growth:
         await write
-    finally:
-        done.set()
-        sampler.join()
-    return (peak - before) / size
+    return growth.bytes / size
 
 
 def _config(thread_id: str) -> Any:

@@ -4,12 +4,13 @@ survive a restart, and the queue-depth query autoscalers use. Starts its own Pos
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -520,22 +521,41 @@ def test_deleting_a_thread_removes_its_checkpoints_blobs_and_writes_only(pg: Pos
     assert after == [0, 0, 0]
 
 
+@contextlib.asynccontextmanager
+async def _saver_of_running_runs(
+    url: str, count: int
+) -> AsyncIterator[tuple[FencedPostgresSaver, list[tuple[str, str]]]]:
+    """A fenced saver on `url`, and `count` running runs it may write for (thread, run ids)."""
+    runs = [(new_time_ordered_id(), new_time_ordered_id()) for _ in range(count)]
+    db = _stead_database(url)
+    pool = await open_savers_pool(url)
+    try:
+        for thread_id, run_id in runs:
+            await _insert_running_run(db, thread_id, run_id, attempt=1)
+        yield FencedPostgresSaver(pool), runs
+    finally:
+        await pool.close()
+        await db.close()
+
+
+@contextlib.asynccontextmanager
+async def _row_locked(url: str, run_id: str) -> AsyncIterator[None]:
+    """The run's row locked: the fence of a write for it, and so the write, waits meanwhile."""
+    async with await psycopg.AsyncConnection.connect(url) as locker:
+        await locker.execute("SELECT 1 FROM run WHERE run_id = %s FOR UPDATE", (run_id,))
+        yield
+        await locker.rollback()
+
+
 def test_checkpoint_writes_of_different_runs_do_not_wait_for_each_other(pg: Postgres) -> None:
     """One run's write held up (here by a lock on its row) must not hold up another run's: each
     write takes its own pooled connection."""
     url = _migrated(pg, "parallel")
-    runs = [(new_time_ordered_id(), new_time_ordered_id()) for _ in range(2)]
 
     async def scenario() -> bool:
-        db = _stead_database(url)
-        pool = await open_savers_pool(url)
-        try:
-            for thread_id, run_id in runs:
-                await _insert_running_run(db, thread_id, run_id, attempt=1)
-            saver = FencedPostgresSaver(pool)
+        async with _saver_of_running_runs(url, 2) as (saver, runs):
             (held_thread, held_run), (free_thread, free_run) = runs
-            async with await psycopg.AsyncConnection.connect(url) as locker:
-                await locker.execute("SELECT 1 FROM run WHERE run_id = %s FOR UPDATE", (held_run,))
+            async with _row_locked(url, held_run):
                 held = asyncio.create_task(
                     _write_checkpoint(saver, held_thread, held_run, attempt=1, step=1)
                 )
@@ -544,12 +564,8 @@ def test_checkpoint_writes_of_different_runs_do_not_wait_for_each_other(pg: Post
                     _write_checkpoint(saver, free_thread, free_run, attempt=1, step=1), 5
                 )
                 held_waited = not held.done()
-                await locker.rollback()
             await asyncio.wait_for(held, 5)
             return held_waited
-        finally:
-            await pool.close()
-            await db.close()
 
     assert asyncio.run(scenario()) is True
 
@@ -572,7 +588,6 @@ def test_large_checkpoint_writes_go_one_at_a_time_and_a_waiting_one_holds_no_cop
     values meanwhile (a 20 MiB run took its worker 9 bodies above its size, then 5 to 6). It
     serialises them again once its turn comes, and writes what it was given."""
     url = _migrated(pg, "large_writes")
-    runs = [(new_time_ordered_id(), new_time_ordered_id()) for _ in range(2)]
     first_value, second_value = "a" * LARGE_VALUE_BYTES, "b" * 3 * LARGE_VALUE_BYTES
 
     async def write(saver: FencedPostgresSaver, thread_id: str, run_id: str, value: str) -> None:
@@ -582,38 +597,27 @@ def test_large_checkpoint_writes_go_one_at_a_time_and_a_waiting_one_holds_no_cop
         with writing_as(run_id, 1):
             await saver.aput_writes(config, [("text", value)], "task")
 
-    async def scenario() -> tuple[bool, int, dict[str, Any]]:
-        db = _stead_database(url)
-        pool = await open_savers_pool(url)
-        try:
-            for thread_id, run_id in runs:
-                await _insert_running_run(db, thread_id, run_id, attempt=1)
-            saver = FencedPostgresSaver(pool)
+    async def scenario() -> tuple[bool, int, dict[str, Any], list[tuple[str, str]]]:
+        async with _saver_of_running_runs(url, 2) as (saver, runs):
             (held_thread, held_run), (other_thread, other_run) = runs
-            async with await psycopg.AsyncConnection.connect(url) as locker:
-                # The first run's fence waits for this lock, its large write with it.
-                await locker.execute("SELECT 1 FROM run WHERE run_id = %s FOR UPDATE", (held_run,))
+            async with _row_locked(url, held_run):
                 held = asyncio.create_task(write(saver, held_thread, held_run, first_value))
                 await asyncio.sleep(0.3)
                 other = asyncio.create_task(write(saver, other_thread, other_run, second_value))
                 await asyncio.sleep(0.3)
                 other_waited = not other.done()
                 copies_while_waiting = _bytes_alive(len(second_value))
-                await locker.rollback()
             await asyncio.wait_for(asyncio.gather(held, other), 10)
-            async with pool.connection() as conn:
+            async with saver.conn.connection() as conn:
                 cursor = await conn.execute("SELECT thread_id, type, blob FROM checkpoint_writes")
                 rows = await cursor.fetchall()
             stored = {
                 row["thread_id"]: saver.serde.loads_typed((row["type"], row["blob"]))
                 for row in rows
             }
-            return other_waited, copies_while_waiting, stored
-        finally:
-            await pool.close()
-            await db.close()
+            return other_waited, copies_while_waiting, stored, runs
 
-    other_waited, copies_while_waiting, stored = asyncio.run(scenario())
+    other_waited, copies_while_waiting, stored, runs = asyncio.run(scenario())
     assert other_waited, "a second large write went while the first was held"
     assert copies_while_waiting == 0, "the waiting write held its serialised value"
     assert stored == {runs[0][0]: first_value, runs[1][0]: second_value}

@@ -709,6 +709,36 @@ def resident_bytes(pids: Sequence[int]) -> int:
     return total
 
 
+@dataclass
+class ResidentGrowth:
+    """The most a process grew over its size at the start of a block, once the block ended."""
+
+    bytes: int = 0
+
+
+@contextmanager
+def resident_growth(pid: int, interval: float = 0.001) -> Iterator[ResidentGrowth]:
+    """Sample the resident memory of `pid` every `interval` seconds while the block runs."""
+    growth = ResidentGrowth()
+    before = peak = resident_bytes([pid])
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, resident_bytes([pid]))
+            time.sleep(interval)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        yield growth
+    finally:
+        done.set()
+        sampler.join()
+        growth.bytes = peak - before
+
+
 class RedisClientsPoller:
     """Polls `INFO clients` in a thread and keeps the peak of `connected_clients`, not counting
     its own connection. Polls that time out (Redis stopped) are skipped."""

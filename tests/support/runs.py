@@ -3,12 +3,11 @@ measure it."""
 
 from __future__ import annotations
 
-import threading
 import time
 
 import httpx
 
-from tests.support.load import resident_bytes
+from tests.support.load import resident_bytes, resident_growth
 
 LARGE_INPUT_MIB = 20
 
@@ -53,20 +52,6 @@ def peak_mib_of_a_large_run(url: str, pid: int) -> float:
     one echo run with a 20 MiB input went through, after a few small ones."""
     for _ in range(5):
         echo_run(url, "small")
-    before = peak = resident_bytes([pid])
-    done = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        while not done.is_set():
-            peak = max(peak, resident_bytes([pid]))
-            time.sleep(0.005)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    try:
+    with resident_growth(pid, interval=0.005) as growth:
         echo_run(url, "x" * LARGE_INPUT_MIB * 2**20)
-    finally:
-        done.set()
-        sampler.join()
-    return (peak - before) / 2**20
+    return growth.bytes / 2**20
