@@ -222,7 +222,7 @@ async def cancel_runs(
 async def _create(
     rt: Runtime, authz: Authorizer, thread_id: str | None, body: RunCreate, request: Request
 ) -> Response:
-    release_body(request)  # `body` has what the run needs: not a copy of its input more
+    release_body(request)  # parsed into `body`: the bytes would be one more copy of the input
     run_request, access = await authorized_run(rt, authz, thread_id, body, request)
     run = await rt.runs.create(
         thread_id, run_request, request_id=request_id(request), access=access
@@ -235,7 +235,7 @@ async def _create(
 async def _stream(
     rt: Runtime, authz: Authorizer, thread_id: str | None, body: RunCreate, request: Request
 ) -> Response:
-    release_body(request)  # `body` has what the run needs: not a copy of its input more
+    release_body(request)  # parsed into `body`: the bytes would be one more copy of the input
     run_request, access = await authorized_run(rt, authz, thread_id, body, request)
     stack = contextlib.AsyncExitStack()
     run, subscription = await stack.enter_async_context(
@@ -251,7 +251,7 @@ async def _stream(
 async def _wait(
     rt: Runtime, authz: Authorizer, thread_id: str | None, body: RunCreate, request: Request
 ) -> Response:
-    release_body(request)  # `body` has what the run needs: not a copy of its input more
+    release_body(request)  # parsed into `body`: the bytes would be one more copy of the input
     run_request, access = await authorized_run(rt, authz, thread_id, body, request)
     stack = contextlib.AsyncExitStack()
     run, subscription = await stack.enter_async_context(
