@@ -113,13 +113,13 @@ class RowInsert:
         self._columns = columns
         self._blobs = range(blobs_from, len(columns))
         self._head = f"INSERT OR {on_conflict} INTO {table} ({', '.join(columns)}) VALUES "
-        self.sql = self._head + f"({', '.join(['?'] * len(columns))})"
+        self._sql = self._head + f"({', '.join(['?'] * len(columns))})"
 
     def insert(self, conn: InlineConnection, row: Sequence[Any]) -> bool:
         """Insert `row`; whether a value of it was large."""
         first = next((i for i in self._blobs if _is_large(row[i])), None)
         if first is None:
-            conn.run(self.sql, row)
+            conn.run(self._sql, row)
             return False
         pieces = ["?"] * first + ["zeroblob(?)"] * (len(row) - first)
         sizes = [len(value or b"") for value in row[first:]]
@@ -251,16 +251,15 @@ class FencedSqliteSaver(AsyncSqliteSaver):
             yield
 
     async def _committed(self, large: bool) -> None:
-        """`large`: the write had a large value (written in pieces, or bound)."""
-        if attempts_writing() > 1 and not large and not self._inline.large_values.bound:
+        """`large`: the write had a large value. None is ever bound (`RowInsert`), so no
+        statement keeps one and the connection need not be reopened after it."""
+        if attempts_writing() > 1 and not large:
             await self._inline.commit_turn()
         else:
             # Alone, no other run can write in this turn: waiting would only add latency. After a
             # large value, the sooner the transaction ends, the sooner its pages leave SQLite's
-            # cache, and a connection that bound one is reopened and lets go of it (ten 20 MiB
-            # runs at once peaked at 3.5 bodies instead of 2.6).
+            # cache (ten 20 MiB runs at once peaked at 3.5 bodies instead of 2.6).
             self._inline.commit_now()
-        await self._inline.reopen_if_large_values_bound(self.lock)
 
 
 def _metadata_json(config: RunnableConfig, metadata: CheckpointMetadata) -> bytes:
