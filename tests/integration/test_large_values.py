@@ -14,15 +14,12 @@ import contextlib
 import gc
 import os
 import sqlite3
-import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import sqlalchemy as sa
 from langgraph.checkpoint.base import empty_checkpoint
@@ -36,10 +33,10 @@ from stead.storage.sqlite_inline import LARGE_VALUE_BYTES, connect
 from stead.storage.sqlite_savers import FencedSqliteSaver
 from stead.worker.batching import BatchWriter
 from tests.conftest import GRAPHS_CONFIG
-from tests.support.load import resident_bytes, resident_growth
+from tests.support.load import resident_growth
 from tests.support.runs import (
     LARGE_INPUT_MIB,
-    echo_run,
+    mib_held_while_a_large_run_sleeps,
     mib_kept_after_large_runs,
     peak_mib_of_a_large_run,
 )
@@ -229,15 +226,6 @@ def test_a_large_run_peaks_at_four_times_its_input_on_the_embedded_server(tmp_pa
 def test_a_waited_run_does_not_keep_its_request_body(tmp_path: Path) -> None:
     """Starlette keeps the body it read on the request until the response ends: for `runs/wait`,
     until the run ends. The run holds its input once; the body was a second copy."""
-    padding = "x" * 20 * 2**20
     with stead_server(GRAPHS_CONFIG, tmp_path / "data") as server:
-        for _ in range(3):
-            echo_run(server.url, "small")
-        before = resident_bytes([server.process.pid])
-        body = {"assistant_id": "slow", "input": {"seconds": 3, "padding": padding}}
-        with ThreadPoolExecutor(1) as pool:
-            waiting = pool.submit(httpx.post, f"{server.url}/runs/wait", json=body, timeout=60)
-            time.sleep(1.5)  # the run sleeps: its input is stored and held
-            grown = (resident_bytes([server.process.pid]) - before) / 2**20
-            assert waiting.result().json() == {"seconds": 3, "done": True}
+        grown = mib_held_while_a_large_run_sleeps(server.url, server.process.pid)
     assert grown < 30, f"{grown:.0f} MiB held while a run with a 20 MiB input sleeps"

@@ -9,7 +9,6 @@ import asyncio
 import signal
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +18,6 @@ import psycopg
 import pytest
 
 from tests.conftest import GRAPHS_CONFIG
-from tests.support.load import resident_bytes
 from tests.support.protocol import (
     EVERY_CHANNEL,
     command,
@@ -31,6 +29,7 @@ from tests.support.protocol import (
     socket,
     start_run,
 )
+from tests.support.runs import mib_held_while_a_large_run_sleeps
 from tests.support.sse import SseEvent, parse_events
 from tests.support.topology import api_replicas, production_services
 from tests.support.worker import stead_worker, stead_worker_process
@@ -361,13 +360,6 @@ def test_an_assistant_changed_through_one_api_is_what_the_others_next_runs_use(
 def test_an_api_holds_no_copy_of_the_input_of_a_run_it_waits_on(topology: Topology) -> None:
     """The request follows its run without the run's input, which the stored row and the worker
     hold: an API process held a 20 MiB input, parsed, for as long as the run took."""
-    body = {"assistant_id": "slow", "input": {"seconds": 3, "padding": "x" * 20 * 2**20}}
-    with stead_worker(GRAPHS_CONFIG, env=topology.env), ThreadPoolExecutor(1) as pool:
-        for _ in range(3):
-            assert _shout(topology.a, "echo").status_code == 200
-        before = resident_bytes([topology.a_pid])
-        waiting = pool.submit(httpx.post, f"{topology.a}/runs/wait", json=body, timeout=60)
-        time.sleep(1.5)  # the run sleeps: stored, and executing on the worker
-        grown = (resident_bytes([topology.a_pid]) - before) / 2**20
-        assert waiting.result().json() == {"seconds": 3, "done": True}
+    with stead_worker(GRAPHS_CONFIG, env=topology.env):
+        grown = mib_held_while_a_large_run_sleeps(topology.a, topology.a_pid)
     assert grown < 10, f"the API held {grown:.0f} MiB while a run with a 20 MiB input slept"

@@ -4,6 +4,7 @@ measure it."""
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
@@ -55,3 +56,19 @@ def peak_mib_of_a_large_run(url: str, pid: int) -> float:
     with resident_growth(pid, interval=0.005) as growth:
         echo_run(url, "x" * LARGE_INPUT_MIB * 2**20)
     return growth.bytes / 2**20
+
+
+def mib_held_while_a_large_run_sleeps(url: str, pid: int) -> float:
+    """How much larger than after a few small runs the process `pid` is while a `slow` run with
+    a 20 MiB input, waited on, sleeps: stored, and executing."""
+    for _ in range(3):
+        echo_run(url, "small")
+    before = resident_bytes([pid])
+    padding = "x" * LARGE_INPUT_MIB * 2**20
+    body = {"assistant_id": "slow", "input": {"seconds": 3, "padding": padding}}
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(httpx.post, f"{url}/runs/wait", json=body, timeout=60)
+        time.sleep(1.5)
+        held = resident_bytes([pid]) - before
+        assert waiting.result().json() == {"seconds": 3, "done": True}
+    return held / 2**20
