@@ -12,13 +12,14 @@
   held a second after them.
 
 Servers, all started at once: Stead on its embedded default, Stead on PostgreSQL 15 + Redis 7 (one
-API process with `N_JOBS_PER_WORKER=0` and one `stead worker`, both counted), and the official
-in-memory server (`langgraph-api`, `N_JOBS_PER_WORKER=10`, with its own logging set-up). The graph
-is the one-node `echo`. Each run level (1, 16 and 64 clients) runs on one server at a time, in
-interleaved rounds: the table has the medians. The other rows are measured on one server at a time,
-thread creation once, before any thread exists.
+API process with `N_JOBS_PER_WORKER=0` and one `stead worker`, both counted), the official
+in-memory server (`langgraph-api`, `N_JOBS_PER_WORKER=10`, with its own logging set-up), and the
+floor: the graph in-process behind the least HTTP server, storing nothing (bench/floor_app.py).
+The graph is the one-node `echo`. Each run level (1, 16 and 64 clients) runs on one server at a
+time, in interleaved rounds: the table has the medians. The other rows are measured on one server
+at a time, thread creation once, before any thread exists.
 
-    python bench/compare.py [--seconds 5] [--rounds 3] [--servers embedded,pg-redis,official]
+    python bench/compare.py [--seconds 5] [--rounds 3] [--servers embedded,pg-redis,official,floor]
                             [--json out.json] [--source path/to/src]
 
 `make bench` runs it. See bench/README.md.
@@ -49,13 +50,15 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from tests.support.load import cpu_seconds, resident_bytes  # noqa: E402
 from tests.support.postgres import migrated_postgres  # noqa: E402
-from tests.support.servers import official_server, stead_server  # noqa: E402
+from tests.support.servers import floor_server, official_server, stead_server  # noqa: E402
 from tests.support.services import redis_server  # noqa: E402
 from tests.support.worker import stead_worker  # noqa: E402
 
 GRAPHS_DIR = REPO_ROOT / "tests" / "graphs"
 CONFIG = GRAPHS_DIR / "langgraph.json"
-SERVERS = ("embedded", "pg-redis", "official")
+SERVERS = ("embedded", "pg-redis", "official", "floor")
+# Columns measured for scale, not compared with the official server: see floor_app.py.
+REFERENCES = ("official", "floor")
 ECHO = {"assistant_id": "echo", "input": {"text": "hi"}}
 SEARCH_THREADS = 5_000
 LARGE_BODY_MIB = 20
@@ -103,6 +106,9 @@ def start(name: str, source: Path | None) -> Iterator[Server]:
     with ExitStack() as stack:
         if name == "official":
             url = stack.enter_context(official_server(GRAPHS_DIR))
+            yield Server(url, [pid_listening(_port(url))])
+        elif name == "floor":
+            url = stack.enter_context(floor_server())
             yield Server(url, [pid_listening(_port(url))])
         elif name == "embedded":
             server = stack.enter_context(stead_server(CONFIG, source=source))
@@ -330,7 +336,7 @@ ROWS = [
 
 def table(results: dict[str, dict[str, float]]) -> str:
     names = list(results)
-    stead = [name for name in names if name != "official"]
+    stead = [name for name in names if name not in REFERENCES]
     header = "| | " + " | ".join(names)
     if "official" in results:
         header += " | " + " | ".join(f"{name} vs official" for name in stead)

@@ -30,7 +30,7 @@ from stead.storage.fencing import LeaseLost, writing_as
 from stead.storage.postgres_fenced_writes import LARGE_VALUE_BYTES
 from stead.storage.postgres_savers import FencedPostgresSaver, open_savers_pool
 from tests.conftest import GRAPHS_CONFIG
-from tests.support.postgres import migrate_env, stead_migrate
+from tests.support.postgres import migrate_env, migrated_uri, stead_database, stead_migrate
 from tests.support.records import assistant_record, run_record
 from tests.support.servers import HOST, REPO_ROOT, free_port, stead_server
 from tests.support.services import Postgres, postgres_server
@@ -67,13 +67,6 @@ def pg() -> Iterator[Postgres]:
         yield server
 
 
-def _migrated(pg: Postgres, database: str) -> str:
-    uri = pg.url(database)
-    result = stead_migrate(GRAPHS_CONFIG, uri)
-    assert result.returncode == 0, result.stderr
-    return uri
-
-
 def test_concurrent_migrations_both_succeed(pg: Postgres) -> None:
     uri = pg.url("raced")
     command = [sys.executable, "-m", "stead", "migrate", "--config", str(GRAPHS_CONFIG)]
@@ -97,7 +90,7 @@ def test_replicas_starting_together_on_a_fresh_database_all_serve(
     pg: Postgres, tmp_path: Path
 ) -> None:
     """They race to create the graphs' system assistants; every one must come up."""
-    env = {**migrate_env(_migrated(pg, "crowd"))}
+    env = {**migrate_env(migrated_uri(GRAPHS_CONFIG, pg, "crowd"))}
     ports = [free_port() for _ in range(4)]
     replicas = [
         subprocess.Popen(
@@ -133,13 +126,13 @@ def test_replicas_starting_together_on_a_fresh_database_all_serve(
 def test_a_system_assistant_created_meanwhile_by_another_replica_is_kept(pg: Postgres) -> None:
     """The second of two replicas creating the same assistant waits for the first to commit,
     then finds it there: no unique violation that would stop its start-up."""
-    uri = _migrated(pg, "crowd")
+    uri = migrated_uri(GRAPHS_CONFIG, pg, "crowd")
     record = _assistant_record(
         "5e2c1f3a-0000-4000-8000-000000000001", name="first", metadata={"created_by": "system"}
     )
 
     async def race() -> list[bool]:
-        db = _stead_database(uri)
+        db = stead_database(uri)
         try:
             async with db.transaction() as first:
                 assert await first.assistants.insert_unless_present(record)
@@ -171,11 +164,11 @@ def test_a_run_created_while_the_threads_last_run_ends_keeps_the_thread_busy(
     """Creating a run holds its thread's row; ending the thread's running run waits for it and
     must then see the new run: the thread stays busy and workers are told a run waits
     (otherwise the new run would sit until the queue's idle recheck)."""
-    uri = _migrated(pg, "settled")
+    uri = migrated_uri(GRAPHS_CONFIG, pg, "settled")
     thread_id, ending_id = new_time_ordered_id(), new_time_ordered_id()
 
     async def race() -> bool:
-        db = _stead_database(uri)
+        db = stead_database(uri)
         try:
             async with db.transaction() as tx:
                 await tx.assistants.insert(_assistant_record())
@@ -202,11 +195,6 @@ async def _end_in_own_transaction(db: Database, thread_id: str, run_id: str) -> 
     async with db.transaction() as tx:
         assert await tx.runs.finish_attempt(run_id, 1, "success", now_utc())
         return await settle_thread(tx, thread_id, run_id, now_utc())
-
-
-def _stead_database(uri: str) -> Database:
-    """Stead's tables on the PostgreSQL at `uri`, through SQLAlchemy's psycopg driver."""
-    return Database("postgresql+psycopg://" + uri.split("://", 1)[1])
 
 
 _ASSISTANT_ID = "5e2c1f3a-0000-4000-8000-000000000002"
@@ -244,12 +232,12 @@ def test_a_checkpoint_write_of_an_attempt_that_was_taken_over_is_refused(
 ) -> None:
     """The fence rides in the write's pipeline: the write of a stale attempt fails as a whole,
     and its connection goes back to the pool rolled back, ready for the next write."""
-    url = _migrated(pg, "fenced")
+    url = migrated_uri(GRAPHS_CONFIG, pg, "fenced")
     thread_id, run_id = new_time_ordered_id(), new_time_ordered_id()
     config = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
 
     async def scenario() -> tuple[list[Any], int]:
-        db = _stead_database(url)
+        db = stead_database(url)
         pool = await open_savers_pool(url)
         try:
             await _insert_running_run(db, thread_id, run_id, attempt=2)
@@ -275,11 +263,11 @@ def test_a_checkpoint_write_of_an_attempt_that_was_taken_over_is_refused(
 def test_a_refused_checkpoint_writes_none_of_its_blobs_and_refused_writes_none(
     pg: Postgres, value: str
 ) -> None:
-    url = _migrated(pg, "refused_rows")
+    url = migrated_uri(GRAPHS_CONFIG, pg, "refused_rows")
     thread_id, run_id = new_time_ordered_id(), new_time_ordered_id()
 
     async def scenario() -> dict[str, list[Any]]:
-        db = _stead_database(url)
+        db = stead_database(url)
         pool = await open_savers_pool(url)
         try:
             await _insert_running_run(db, thread_id, run_id, attempt=2)
@@ -311,11 +299,11 @@ def test_a_refused_write_that_reads_its_refusal_midway_logs_nothing_of_psycopg(
     """Whether a stale attempt's refusal reaches the saver inside the pipeline or at its close
     depends on how fast PostgreSQL answers (a loaded machine: inside, most times). Inside, the
     write still ends as LeaseLost, and psycopg logs no warning of the pipeline it closes."""
-    url = _migrated(pg, "refused")
+    url = migrated_uri(GRAPHS_CONFIG, pg, "refused")
     thread_id, run_id = new_time_ordered_id(), new_time_ordered_id()
 
     async def scenario() -> None:
-        db = _stead_database(url)
+        db = stead_database(url)
         pool = await open_savers_pool(url)
         try:
             await _insert_running_run(db, thread_id, run_id, attempt=2)
@@ -338,11 +326,11 @@ def test_a_refused_write_that_reads_its_refusal_midway_logs_nothing_of_psycopg(
 def test_a_fenced_checkpoint_write_is_all_or_nothing(pg: Postgres) -> None:
     """The check and the writes of one pipeline are one transaction: a statement failing after
     a write has gone out takes that write back with it."""
-    url = _migrated(pg, "atomic")
+    url = migrated_uri(GRAPHS_CONFIG, pg, "atomic")
     thread_id, run_id = new_time_ordered_id(), new_time_ordered_id()
 
     async def scenario() -> tuple[Any, list[Any]]:
-        db = _stead_database(url)
+        db = stead_database(url)
         pool = await open_savers_pool(url)
         try:
             await _insert_running_run(db, thread_id, run_id, attempt=1)
@@ -414,12 +402,13 @@ def test_a_runs_checkpoint_writes_are_the_rows_langgraphs_own_saver_writes(
     """Inside a run the saver writes each checkpoint in one statement of its own
     (stead.storage.postgres_fenced_writes): its rows must be LangGraph's, so that LangGraph reads
     them back, and a later release's change of layout fails here."""
-    reference_url, url = _migrated(pg, "reference"), _migrated(pg, "ours")
+    reference_url = migrated_uri(GRAPHS_CONFIG, pg, "reference")
+    url = migrated_uri(GRAPHS_CONFIG, pg, "ours")
     thread_id, run_id = new_time_ordered_id(), new_time_ordered_id()
     steps = _history_steps(large)
 
     async def scenario() -> tuple[Any, Any, Any, Any]:
-        db = _stead_database(url)
+        db = stead_database(url)
         reference_pool, pool = await open_savers_pool(reference_url), await open_savers_pool(url)
         try:
             await _write_history(AsyncPostgresSaver(reference_pool), thread_id, steps, large)
@@ -453,12 +442,12 @@ def test_a_runs_checkpoint_writes_are_the_rows_langgraphs_own_saver_writes(
 def test_a_new_threads_checkpoints_are_read_only_once_the_run_wrote_one(pg: Postgres) -> None:
     """A stateless run's first attempt names its thread new: LangGraph's read as the run starts
     is answered without the database, until the run's first write."""
-    url = _migrated(pg, "new")
+    url = migrated_uri(GRAPHS_CONFIG, pg, "new")
     thread_id, run_id = new_time_ordered_id(), new_time_ordered_id()
     config: Any = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
 
     async def scenario() -> list[Any]:
-        db = _stead_database(url)
+        db = stead_database(url)
         pool = await open_savers_pool(url)
         try:
             await _insert_running_run(db, thread_id, run_id, attempt=1)
@@ -486,7 +475,7 @@ def test_a_new_threads_checkpoints_are_read_only_once_the_run_wrote_one(pg: Post
 
 
 def test_deleting_a_thread_removes_its_checkpoints_blobs_and_writes_only(pg: Postgres) -> None:
-    url = _migrated(pg, "deleted")
+    url = migrated_uri(GRAPHS_CONFIG, pg, "deleted")
     deleted, kept = new_time_ordered_id(), new_time_ordered_id()
     tables = ("checkpoints", "checkpoint_blobs", "checkpoint_writes")
 
@@ -527,7 +516,7 @@ async def _saver_of_running_runs(
 ) -> AsyncIterator[tuple[FencedPostgresSaver, list[tuple[str, str]]]]:
     """A fenced saver on `url`, and `count` running runs it may write for (thread, run ids)."""
     runs = [(new_time_ordered_id(), new_time_ordered_id()) for _ in range(count)]
-    db = _stead_database(url)
+    db = stead_database(url)
     pool = await open_savers_pool(url)
     try:
         for thread_id, run_id in runs:
@@ -550,7 +539,7 @@ async def _row_locked(url: str, run_id: str) -> AsyncIterator[None]:
 def test_checkpoint_writes_of_different_runs_do_not_wait_for_each_other(pg: Postgres) -> None:
     """One run's write held up (here by a lock on its row) must not hold up another run's: each
     write takes its own pooled connection."""
-    url = _migrated(pg, "parallel")
+    url = migrated_uri(GRAPHS_CONFIG, pg, "parallel")
 
     async def scenario() -> bool:
         async with _saver_of_running_runs(url, 2) as (saver, runs):
@@ -587,7 +576,7 @@ def test_large_checkpoint_writes_go_one_at_a_time_and_a_waiting_one_holds_no_cop
     """A worker's large writes go one at a time, and one that waits lets go of its serialised
     values meanwhile (a 20 MiB run took its worker 9 bodies above its size, then 5 to 6). It
     serialises them again once its turn comes, and writes what it was given."""
-    url = _migrated(pg, "large_writes")
+    url = migrated_uri(GRAPHS_CONFIG, pg, "large_writes")
     first_value, second_value = "a" * LARGE_VALUE_BYTES, "b" * 3 * LARGE_VALUE_BYTES
 
     async def write(saver: FencedPostgresSaver, thread_id: str, run_id: str, value: str) -> None:
@@ -626,14 +615,14 @@ def test_large_checkpoint_writes_go_one_at_a_time_and_a_waiting_one_holds_no_cop
 def test_autocommit_opens_no_transaction_and_leaves_the_connection_atomic(pg: Postgres) -> None:
     """`Database.autocommit` saves BEGIN and COMMIT; the connection it used must still make the
     next `transaction` atomic."""
-    url = _migrated(pg, "reads")
+    url = migrated_uri(GRAPHS_CONFIG, pg, "reads")
     thread_id = new_time_ordered_id()
 
     def status(conn: Any) -> psycopg.pq.TransactionStatus:
         return conn.connection.dbapi_connection.info.transaction_status
 
     async def scenario() -> tuple[Any, Any, int, Any]:
-        db = _stead_database(url)
+        db = stead_database(url)
         try:
             async with db.autocommit() as tx:
                 page = await tx.threads.search(
@@ -676,7 +665,7 @@ def test_a_stead_connection_cut_while_idle_is_replaced_and_a_busy_one_fails_once
     """Pooled connections are checked only after sitting idle (a check is a round trip)."""
 
     async def scenario() -> None:
-        db = _stead_database(pg.url("idle"))
+        db = stead_database(pg.url("idle"))
         try:
             await db.ping()
             _cut_connections(pg, "idle")
@@ -771,7 +760,11 @@ def test_run_refuses_an_unmigrated_database(pg: Postgres, tmp_path: Path) -> Non
 
 
 def test_runs_and_state_survive_a_restart(pg: Postgres, tmp_path: Path) -> None:
-    env = {"DATABASE_URI": _migrated(pg, "served").replace("postgresql://", "postgres://")}
+    env = {
+        "DATABASE_URI": migrated_uri(GRAPHS_CONFIG, pg, "served").replace(
+            "postgresql://", "postgres://"
+        )
+    }
     with stead_server(GRAPHS_CONFIG, tmp_path / "first", env) as first:
         thread = httpx.post(f"{first.url}/threads", json={"metadata": {"team": "a"}}).json()
         tid = thread["thread_id"]
@@ -798,7 +791,7 @@ def test_runs_and_state_survive_a_restart(pg: Postgres, tmp_path: Path) -> None:
 
 def test_queue_depth_query_counts_pending_runs(pg: Postgres, tmp_path: Path) -> None:
     """The official KEDA trigger's query, as written, against Stead's schema."""
-    uri = _migrated(pg, "queued")
+    uri = migrated_uri(GRAPHS_CONFIG, pg, "queued")
     env = {"DATABASE_URI": uri, "N_JOBS_PER_WORKER": "0"}  # API only: runs stay pending
     with stead_server(GRAPHS_CONFIG, tmp_path, env) as api:
         for _ in range(3):

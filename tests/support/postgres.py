@@ -64,12 +64,22 @@ def session_runtime_env(stack: ExitStack, config: Path) -> dict[str, str]:
     }
 
 
-def migrated_database(config: Path, pg: Postgres, name: str) -> Database:
-    """Stead's storage on the database `name` of `pg`, migrated by `stead migrate`."""
+def migrated_uri(config: Path, pg: Postgres, name: str) -> str:
+    """The URI of the database `name` of `pg`, once `stead migrate` has set it up."""
     uri = pg.url(name)
     result = stead_migrate(config, uri)
     assert result.returncode == 0, result.stderr
+    return uri
+
+
+def stead_database(uri: str) -> Database:
+    """Stead's storage on the PostgreSQL at `uri`, through SQLAlchemy's psycopg driver."""
     return Database("postgresql+psycopg://" + uri.split("://", 1)[1])
+
+
+def migrated_database(config: Path, pg: Postgres, name: str) -> Database:
+    """Stead's storage on the database `name` of `pg`, migrated by `stead migrate`."""
+    return stead_database(migrated_uri(config, pg, name))
 
 
 async def database_on(

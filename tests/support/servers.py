@@ -5,6 +5,7 @@ Everything listens on 127.0.0.1 only.
 - ``stead_server(config)`` runs ``python -m stead run`` with the current interpreter.
 - ``official_server(graphs_dir)`` runs the official in-memory server (``langgraph-api``) with plain
   uvicorn from a separate virtualenv (see ``official_venv``), for side-by-side comparisons.
+- ``floor_server()`` runs bench/floor_app.py, the floor under the benchmarks' figures.
 """
 
 from __future__ import annotations
@@ -139,31 +140,65 @@ def official_server(graphs_dir: Path, timeout: float = 60.0) -> Iterator[str]:
     """Run the official in-memory server on ``graphs_dir`` with uvicorn; yield its base URL."""
     graphs_dir = graphs_dir.resolve()
     venv = ensure_official_venv()
-    port = free_port()
-    cmd = [
-        str(venv / "bin" / "uvicorn"),
-        "langgraph_api.server:app",
-        "--host",
-        HOST,
-        "--port",
-        str(port),
-        "--no-access-log",
-        # Its own logging set-up, as its queue entrypoint and `langgraph dev` apply it (the file
-        # ships in its wheel): without one, its INFO lines (requests, runs) go nowhere.
-        "--log-config",
-        str(next(venv.glob("lib/python*/site-packages/logging.json"))),
-    ]
     # The in-memory server saves its threads and runs there when it stops and loads them when
     # it starts, despite LANGGRAPH_DISABLE_FILE_PERSISTENCE: each start must begin empty, or
     # every run of a benchmark measures it holding the data of all the runs before.
     shutil.rmtree(graphs_dir / ".langgraph_api", ignore_errors=True)
-    with tempfile.TemporaryDirectory(prefix="stead-official-") as tmp:
+    with uvicorn_server(
+        venv / "bin" / "uvicorn",
+        "langgraph_api.server:app",
+        # Its own logging set-up, as its queue entrypoint and `langgraph dev` apply it (the file
+        # ships in its wheel): without one, its INFO lines (requests, runs) go nowhere.
+        ["--log-config", str(next(venv.glob("lib/python*/site-packages/logging.json")))],
+        cwd=graphs_dir,
+        env=official_env(graphs_dir),
+        name="official server",
+        timeout=timeout,
+    ) as url:
+        yield url
+
+
+@contextmanager
+def floor_server(timeout: float = 30.0) -> Iterator[str]:
+    """Run bench/floor_app.py (the graphs in-process behind the least HTTP server) with this
+    interpreter's uvicorn; yield its base URL."""
+    graphs_dir = REPO_ROOT / "tests" / "graphs"
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(graphs_dir), *filter(None, [env.get("PYTHONPATH")])])
+    with uvicorn_server(
+        Path(sys.executable).parent / "uvicorn",
+        "floor_app:app",
+        ["--log-level", "warning", "--loop", "uvloop", "--http", "httptools"],
+        cwd=REPO_ROOT / "bench",
+        env=env,
+        name="floor server",
+        timeout=timeout,
+    ) as url:
+        yield url
+
+
+@contextmanager
+def uvicorn_server(
+    uvicorn: Path,
+    app: str,
+    options: list[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    name: str,
+    timeout: float,
+) -> Iterator[str]:
+    """Serve the ASGI ``app`` with the ``uvicorn`` command on a free port of 127.0.0.1, without
+    access log; yield its base URL once its ``/ok`` answers."""
+    port = free_port()
+    cmd = [str(uvicorn), app, "--host", HOST, "--port", str(port), "--no-access-log", *options]
+    with tempfile.TemporaryDirectory(prefix="stead-uvicorn-") as tmp:
         log_path = Path(tmp) / "server.log"
         with log_path.open("wb") as log:
             process = subprocess.Popen(
                 cmd,
-                cwd=graphs_dir,
-                env=official_env(graphs_dir),
+                cwd=cwd,
+                env=dict(env),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -171,7 +206,7 @@ def official_server(graphs_dir: Path, timeout: float = 60.0) -> Iterator[str]:
             )
         server = StartedServer(f"http://{HOST}:{port}", process, None, log_path, port)
         try:
-            _wait_ready(server, timeout, "official server")
+            _wait_ready(server, timeout, name)
             yield server.url
         finally:
             server.terminate(timeout=15.0)
