@@ -38,9 +38,14 @@ test-services:
 # Redis whatever the session's runtime: their first pass covered them.
 OWN_RUNTIME := test_postgres test_connection_buffers test_backup test_doctor test_topology test_outages test_redis_broker_load \
 	test_redis_eviction test_prepared_statements test_stateless_storage test_thread_active_runs test_assistant_cache
+# Test files run two at a time (pytest-xdist; a file's tests in one process, sharing its
+# fixtures): most of a test's time goes to waiting on the servers it starts. Tests marked `alone`
+# run after them, by themselves.
+PARALLEL := -n 2 --dist loadfile
 test: lint test-services
-	$(BIN)/python -m pytest
-	STEAD_TEST_DATABASE=postgres $(BIN)/python -m pytest tests/integration tests/sdk_suite \
+	$(BIN)/python -m pytest $(PARALLEL) -m "not alone"
+	$(BIN)/python -m pytest -m alone
+	STEAD_TEST_DATABASE=postgres $(BIN)/python -m pytest $(PARALLEL) tests/integration tests/sdk_suite \
 		$(foreach name,$(OWN_RUNTIME),--ignore=tests/integration/$(name).py)
 	$(MAKE) test-scale
 	$(MAKE) test-containers

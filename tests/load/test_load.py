@@ -37,7 +37,7 @@ from tests.support.load import (
 )
 from tests.support.topology import Cluster
 
-pytestmark = pytest.mark.load
+pytestmark = [pytest.mark.load, pytest.mark.alone]
 
 STREAMS = 200
 EVENTS = 1000

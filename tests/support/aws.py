@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.support.install_lock import install_lock
 from tests.support.servers import REPO_ROOT
 
 VENV = REPO_ROOT / ".venvs" / "aws-tools"
@@ -15,9 +16,11 @@ PACKAGES = ("cfn-lint==1.58.0", "botocore==1.44.8")
 
 def _venv_bin(name: str) -> Path:
     binary = VENV / "bin" / name
-    if not binary.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-        subprocess.run([str(VENV / "bin" / "pip"), "install", "--quiet", *PACKAGES], check=True)
+    with install_lock(VENV):
+        if not binary.exists():
+            subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+            pip = [str(VENV / "bin" / "pip"), "install", "--quiet", *PACKAGES]
+            subprocess.run(pip, check=True)
     return binary
 
 

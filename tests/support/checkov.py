@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tests.support.install_lock import install_lock
 from tests.support.servers import REPO_ROOT
 
 VENV = REPO_ROOT / ".venvs" / "checkov"
@@ -20,10 +21,11 @@ K8S_SKIPS = REPO_ROOT / "deploy" / "checkov.yaml"
 def checkov(path: Path, framework: str, config: Path | None = None) -> dict[str, Any]:
     """The summary of a scan: passed, failed, skipped, resource_count, and the failed checks."""
     binary = VENV / "bin" / "checkov"
-    if not binary.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-        pip = [str(VENV / "bin" / "pip"), "install", "--quiet", f"checkov=={VERSION}"]
-        subprocess.run(pip, check=True)
+    with install_lock(VENV):
+        if not binary.exists():
+            subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+            pip = [str(VENV / "bin" / "pip"), "install", "--quiet", f"checkov=={VERSION}"]
+            subprocess.run(pip, check=True)
     command = [str(binary), "-f", str(path), "--framework", framework, "--skip-download"]
     command += ["-o", "json", "--quiet"] + (["--config-file", str(config)] if config else [])
     env = {**os.environ, "CKV_SKIP_PACKAGE_UPDATE_CHECK": "true"}

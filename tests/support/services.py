@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.support.install_lock import install_lock
 from tests.support.servers import HOST, REPO_ROOT, free_port
 
 PG_BIN = Path(os.environ.get("STEAD_PG_BIN", "/usr/lib/postgresql/15/bin"))
@@ -191,10 +192,11 @@ class S3:
 @contextmanager
 def s3_server() -> Iterator[S3]:
     binary = S3_VENV / "bin" / "moto_server"
-    if not binary.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(S3_VENV)], check=True)
-        pip = [str(S3_VENV / "bin" / "pip"), "install", "--quiet"]
-        subprocess.run([*pip, f"moto[server]=={S3_SERVER_VERSION}"], check=True)
+    with install_lock(S3_VENV):
+        if not binary.exists():
+            subprocess.run([sys.executable, "-m", "venv", str(S3_VENV)], check=True)
+            pip = [str(S3_VENV / "bin" / "pip"), "install", "--quiet"]
+            subprocess.run([*pip, f"moto[server]=={S3_SERVER_VERSION}"], check=True)
     server = S3(free_port())
     process = subprocess.Popen(
         [str(binary), "-H", HOST, "-p", str(server.port)],
