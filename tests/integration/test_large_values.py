@@ -224,8 +224,9 @@ def test_a_large_run_peaks_at_four_times_its_input_on_the_embedded_server(tmp_pa
 
 
 def test_a_waited_run_does_not_keep_its_request_body(tmp_path: Path) -> None:
-    """Starlette keeps the body it read on the request until the response ends: for `runs/wait`,
-    until the run ends. The run holds its input once; the body was a second copy."""
+    """While a waited run executes, the process holds its input once: nothing keeps the
+    request's body until the response ends (Starlette's request once did, for `runs/wait` until
+    the run ended: a second copy)."""
     with stead_server(GRAPHS_CONFIG, tmp_path / "data") as server:
         grown = mib_held_while_a_large_run_sleeps(server.url, server.process.pid)
     assert grown < 30, f"{grown:.0f} MiB held while a run with a 20 MiB input sleeps"

@@ -60,7 +60,9 @@ def peak_mib_of_a_large_run(url: str, pid: int) -> float:
 
 def mib_held_while_a_large_run_sleeps(url: str, pid: int) -> float:
     """How much larger than after a few small runs the process `pid` is while a `slow` run with
-    a 20 MiB input, waited on, sleeps: stored, and executing."""
+    a 20 MiB input, waited on, sleeps: stored, and executing. The least of samples taken from 1
+    to 2.5 s into its 3 s sleep: on a busy machine the request may still be being stored at 1 s,
+    and what is held for the whole run is in every sample."""
     for _ in range(3):
         echo_run(url, "small")
     before = resident_bytes([pid])
@@ -68,7 +70,10 @@ def mib_held_while_a_large_run_sleeps(url: str, pid: int) -> float:
     body = {"assistant_id": "slow", "input": {"seconds": 3, "padding": padding}}
     with ThreadPoolExecutor(1) as pool:
         waiting = pool.submit(httpx.post, f"{url}/runs/wait", json=body, timeout=60)
-        time.sleep(1.5)
-        held = resident_bytes([pid]) - before
+        time.sleep(1.0)
+        held = []
+        for _ in range(30):
+            held.append(resident_bytes([pid]) - before)
+            time.sleep(0.05)
         assert waiting.result().json() == {"seconds": 3, "done": True}
-    return held / 2**20
+    return min(held) / 2**20
