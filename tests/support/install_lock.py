@@ -1,6 +1,6 @@
 """A lock around installing a tool the tests fetch on first use (a venv of its own, a download
-under .cache/, node_modules): `make test` runs test files in two processes (pytest-xdist), and two
-files that need the same tool must not install it into one folder at once."""
+under .cache/): `make test` runs test files in two processes (pytest-xdist), and two files that
+need the same tool must not install it into one folder at once."""
 
 from __future__ import annotations
 
