@@ -19,7 +19,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.servers import REPO_ROOT
+from tests.support.servers import REPO_ROOT, pythonpath_first
 
 SDK_VERSION = "0.4.14"
 SDK_SDIST_SHA256 = "13eb1fee92504d87c1f0f43c8e213e7ba0a46bd23a07e3198e413d48efac5833"
@@ -124,7 +124,7 @@ def run_isolated(timeout: float = SUITE_TIMEOUT) -> SuiteReport:
     """
     with tempfile.TemporaryDirectory(prefix="stead-sdk-suite-") as tmp:
         cmd = ["unshare", "--net", "--", sys.executable, "-m", "tests.support.sdk_suite_netns", tmp]
-        env = {**os.environ, "PYTHONPATH": _with_repo(os.environ.get("PYTHONPATH"))}
+        env = {**os.environ, "PYTHONPATH": pythonpath_first(REPO_ROOT, os.environ)}
         try:
             completed = subprocess.run(
                 cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout
@@ -168,10 +168,6 @@ def run_suite(url: str, junit: Path, timeout: float) -> subprocess.CompletedProc
     return subprocess.run(
         cmd, cwd=suite_dir(), env=env, capture_output=True, text=True, timeout=timeout
     )
-
-
-def _with_repo(pythonpath: str | None) -> str:
-    return os.pathsep.join(filter(None, [str(REPO_ROOT), pythonpath]))
 
 
 def parse_junit(path: Path) -> list[CaseResult]:

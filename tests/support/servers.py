@@ -139,8 +139,7 @@ def official_env(graphs_dir: Path) -> dict[str, str]:
     for key, var in _CONFIG_ENV_KEYS.items():
         if key in config:
             env[var] = json.dumps(config[key])
-    pythonpath = [str(graphs_dir), *filter(None, [env.get("PYTHONPATH")])]
-    env["PYTHONPATH"] = os.pathsep.join(pythonpath)
+    env["PYTHONPATH"] = pythonpath_first(graphs_dir, env)
     return env
 
 
@@ -175,8 +174,7 @@ def floor_server(timeout: float = 30.0) -> Iterator[str]:
     """Run bench/floor_app.py (the graphs in-process behind the least HTTP server) with this
     interpreter's uvicorn; yield its base URL."""
     graphs_dir = REPO_ROOT / "tests" / "graphs"
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(graphs_dir), *filter(None, [env.get("PYTHONPATH")])])
+    env = {**os.environ, "PYTHONPATH": pythonpath_first(graphs_dir, os.environ)}
     with uvicorn_server(
         Path(sys.executable).parent / "uvicorn",
         "floor_app:app",
@@ -283,9 +281,13 @@ def stead_env(extra: Mapping[str, str] | None, source: Path | None = None) -> di
     """The caller's environment plus ``extra``, with ``source`` (default ``<repo>/src``) first on
     ``PYTHONPATH``."""
     env = {**os.environ, **(extra or {})}
-    paths = [str(source or REPO_ROOT / "src"), *filter(None, [env.get("PYTHONPATH")])]
-    env["PYTHONPATH"] = os.pathsep.join(paths)
+    env["PYTHONPATH"] = pythonpath_first(source or REPO_ROOT / "src", env)
     return env
+
+
+def pythonpath_first(path: Path, env: Mapping[str, str]) -> str:
+    """``env``'s ``PYTHONPATH`` with ``path`` in front of it."""
+    return os.pathsep.join([str(path), *filter(None, [env.get("PYTHONPATH")])])
 
 
 def _config_env_file(graphs_dir: Path, value: object) -> dict[str, str]:
