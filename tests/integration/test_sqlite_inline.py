@@ -22,7 +22,13 @@ import sqlalchemy as sa
 from stead.config import load_settings
 from stead.storage import Database
 from stead.storage.backends import open_savers
-from stead.storage.sqlite_inline import InlineConnection, InlineEngine, LargeValues, connect
+from stead.storage.sqlite_inline import (
+    LARGE_VALUE_BYTES,
+    InlineConnection,
+    InlineEngine,
+    LargeValues,
+    connect,
+)
 from tests.conftest import GRAPHS_CONFIG
 
 
@@ -98,9 +104,11 @@ async def test_a_rolled_back_transaction_leaves_nothing(tmp_path: Path) -> None:
     await db.close()
 
 
-def _inline_engine(path: Path, timeout: float) -> InlineEngine:
+def _inline_engine(
+    path: Path, timeout: float, large_values: LargeValues | None = None
+) -> InlineEngine:
     engine = sa.create_engine(f"sqlite:///{path}", pool_size=1, max_overflow=0)
-    return InlineEngine(engine, timeout, LargeValues())
+    return InlineEngine(engine, timeout, large_values or LargeValues())
 
 
 async def test_transactions_take_the_one_connection_in_turns(tmp_path: Path) -> None:
@@ -284,3 +292,129 @@ async def test_a_commit_that_fails_reaches_every_write_of_its_turn(tmp_path: Pat
     await _write_item(conn, "after")
     assert _committed_items(tmp_path / "turns.sqlite") == ["after"]
     await conn.close()
+
+
+async def _engine_turns(
+    tmp_path: Path, large_values: LargeValues | None = None
+) -> tuple[InlineEngine, list[str], Path]:
+    """An InlineEngine with a table `item`, the statements its connection runs from now on, and
+    its file."""
+    path = tmp_path / "engine-turns.sqlite"
+    engine = _inline_engine(path, timeout=5, large_values=large_values)
+    async with engine.begin() as conn:
+        await conn.execute(sa.text("CREATE TABLE item (name TEXT PRIMARY KEY)"))
+        driver = await conn.run_sync(lambda c: c.connection.driver_connection)
+    statements: list[str] = []
+    driver.set_trace_callback(statements.append)
+    return engine, statements, path
+
+
+async def _store_item(engine: InlineEngine, *names: str) -> None:
+    async with engine.autocommit() as conn:
+        for name in names:
+            await conn.execute(sa.text("INSERT INTO item VALUES (:name)"), {"name": name})
+
+
+async def test_autocommit_blocks_of_one_turn_share_a_commit_and_return_once_committed(
+    tmp_path: Path,
+) -> None:
+    engine, statements, path = await _engine_turns(tmp_path)
+    names = [f"run-{n}" for n in range(8)]
+    await asyncio.gather(*(_store_item(engine, name) for name in names))
+    assert statements.count("COMMIT") == 1
+    # Each returned after its row was committed: another connection reads them all.
+    assert _committed_items(path) == names
+    await _store_item(engine, "later")
+    assert statements.count("COMMIT") == 2
+    assert "later" in _committed_items(path)
+    await engine.dispose()
+
+
+async def test_a_failed_autocommit_block_undoes_only_its_own_statements(tmp_path: Path) -> None:
+    engine, _, path = await _engine_turns(tmp_path)
+    results = await asyncio.gather(
+        _store_item(engine, "first"),
+        _store_item(engine, "half", "first"),  # "first" is there already: fails
+        _store_item(engine, "second"),
+        return_exceptions=True,
+    )
+    assert results[0] is None and results[2] is None
+    assert isinstance(results[1], sa.exc.IntegrityError)
+    assert _committed_items(path) == ["first", "second"]
+    await engine.dispose()
+
+
+async def test_a_commit_that_fails_reaches_every_autocommit_block_of_its_turn(
+    tmp_path: Path,
+) -> None:
+    engine, _, path = await _engine_turns(tmp_path)
+    async with engine.begin() as conn:
+        await conn.execute(sa.text("CREATE TABLE child (item TEXT REFERENCES item(name))"))
+
+    async def orphan() -> None:
+        async with engine.autocommit() as conn:
+            # Checked at COMMIT from now on: the turn's commit fails.
+            await conn.execute(sa.text("PRAGMA defer_foreign_keys = ON"))
+            await conn.execute(sa.text("INSERT INTO child VALUES ('missing')"))
+
+    async with engine.connect() as conn:
+        await conn.execute(sa.text("PRAGMA foreign_keys = ON"))
+    results = await asyncio.gather(
+        _store_item(engine, "first"),
+        orphan(),
+        _store_item(engine, "second"),
+        return_exceptions=True,
+    )
+    assert all(isinstance(result, sa.exc.IntegrityError) for result in results), results
+    assert _committed_items(path) == []
+    await _store_item(engine, "after")
+    assert _committed_items(path) == ["after"]
+    await engine.dispose()
+
+
+async def test_a_transaction_commits_the_waiting_autocommit_blocks_before_it_holds_the_connection(
+    tmp_path: Path,
+) -> None:
+    """A transaction may wait, holding the connection, for what a caller does once its block is
+    committed: that block's commit must not wait for the transaction."""
+    engine, _, path = await _engine_turns(tmp_path)
+    stored = asyncio.Event()
+
+    async def store_then_tell() -> None:
+        await _store_item(engine, "first")
+        stored.set()
+
+    async def wait_inside_a_transaction() -> None:
+        async with engine.begin() as conn:
+            await stored.wait()
+            await conn.execute(sa.text("INSERT INTO item VALUES ('second')"))
+
+    async with asyncio.timeout(2):
+        await asyncio.gather(store_then_tell(), wait_inside_a_transaction())
+    assert _committed_items(path) == ["first", "second"]
+    await engine.dispose()
+
+
+async def test_an_autocommit_block_that_bound_a_large_value_is_committed_before_the_reopening(
+    tmp_path: Path,
+) -> None:
+    large_values = LargeValues()
+    engine, _, path = await _engine_turns(tmp_path, large_values)
+    first = await _driver_of(engine)
+
+    async def store_large() -> None:
+        async with engine.autocommit() as conn:
+            await conn.execute(sa.text("INSERT INTO item VALUES ('large')"))
+            large_values.note("x" * LARGE_VALUE_BYTES)
+
+    await asyncio.gather(_store_item(engine, "small"), store_large())
+    assert _committed_items(path) == ["large", "small"]
+    assert await _driver_of(engine) is not first
+    await engine.dispose()
+
+
+async def _driver_of(engine: InlineEngine) -> sqlite3.Connection:
+    async with engine.connect() as conn:
+        driver = await conn.run_sync(lambda c: c.connection.driver_connection)
+    assert isinstance(driver, sqlite3.Connection)
+    return driver

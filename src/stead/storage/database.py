@@ -98,8 +98,8 @@ class Database:
     async def autocommit(self, access: Access = UNRESTRICTED) -> AsyncIterator[Transaction]:
         """For statements that stand alone: reads that lock nothing, or a single write. Each
         commits as it ends, as in a transaction at PostgreSQL's READ COMMITTED, without the round
-        trips of BEGIN and COMMIT. On SQLite, where those cost no round trip, the block is one
-        transaction."""
+        trips of BEGIN and COMMIT. On SQLite the block is one savepoint, committed with the other
+        blocks of its turn of the event loop (stead.storage.sqlite_inline.InlineEngine)."""
         async with self.engine.autocommit() as conn:
             yield Transaction(conn, self.dialect, access)
 

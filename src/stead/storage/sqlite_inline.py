@@ -77,13 +77,94 @@ class LargeValues:
         return bound
 
 
+class TurnCommit:
+    """Writes on one connection that return once committed, in one commit per turn of the event
+    loop: the first write of a turn schedules the commit for the next turn, and the writes made
+    meanwhile share it. A commit costs about as much as a small write, and under load several
+    runs write in one turn (bench/README.md). A commit that fails reaches every write it held; a
+    caller cancelled while it waits does not cancel the commit.
+
+    `busy`: whether the connection is in the middle of a write now; the commit is then due, and
+    made by its user once the write ends (`due`).
+    """
+
+    def __init__(
+        self,
+        commit: Callable[[], None],
+        rollback: Callable[[], None],
+        busy: Callable[[], bool],
+    ) -> None:
+        self._commit = commit
+        self._rollback = rollback
+        self._busy = busy
+        self._waiters: list[asyncio.Future[None]] | None = None
+        self.due = False
+
+    @property
+    def pending(self) -> bool:
+        """Whether writes wait for the commit scheduled for this turn's end."""
+        return self._waiters is not None
+
+    def join(self) -> asyncio.Future[None]:
+        """A future done once the writes made so far are committed (or their commit failed)."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._scheduled().append(waiter)
+        return waiter
+
+    def schedule(self) -> None:
+        """Have this turn's transaction end at the turn's end, whether or not a write waits."""
+        self._scheduled()
+
+    def commit_now(self) -> None:
+        """Commit the waiting writes at once, and tell their callers."""
+        waiters, self._waiters = self._waiters or [], None
+        self.due = False
+        try:
+            self._commit()
+        except Exception as exc:
+            self._rollback()
+            _tell(waiters, exc)
+        else:
+            _tell(waiters, None)
+
+    def abandon(self, failure: BaseException) -> None:
+        """The transaction the waiting writes were in is gone: they failed with `failure`."""
+        waiters, self._waiters = self._waiters or [], None
+        self.due = False
+        _tell(waiters, failure)
+
+    def _scheduled(self) -> list[asyncio.Future[None]]:
+        if self._waiters is None:
+            self._waiters = []
+            asyncio.get_running_loop().call_soon(self._at_turn_end)
+        return self._waiters
+
+    def _at_turn_end(self) -> None:
+        if self._waiters is None:  # committed already (`commit_now`)
+            return
+        if self._busy():
+            self.due = True
+            return
+        self.commit_now()
+
+
+def _tell(waiters: list[asyncio.Future[None]], failure: BaseException | None) -> None:
+    for waiter in waiters:
+        if waiter.done():  # its caller was cancelled
+            continue
+        if failure is None:
+            waiter.set_result(None)
+        else:
+            waiter.set_exception(failure)
+
+
 class InlineConnection(aiosqlite.Connection):
     """An aiosqlite connection whose worker thread is never started."""
 
     def __init__(self, connector: Callable[[], sqlite3.Connection], iter_chunk_size: int) -> None:
         super().__init__(connector, iter_chunk_size)
         self.large_values = LargeValues()
-        self._turn_waiters: list[asyncio.Future[None]] | None = None
+        self._turn_commit = TurnCommit(self._commit, self._rollback, busy=lambda: False)
 
     async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         self.sqlite_connection()  # raises once closed
@@ -112,47 +193,26 @@ class InlineConnection(aiosqlite.Connection):
             conn.execute("ROLLBACK TO turn_write")
             conn.execute("RELEASE turn_write")
             # The turn's transaction still ends, whether or not another write waits for it.
-            self._turn_waiters_scheduled()
+            self._turn_commit.schedule()
             raise
         conn.execute("RELEASE turn_write")
 
     async def commit_turn(self) -> None:
-        """Return once the writes made on this connection so far are committed. The first caller
-        of a turn of the event loop schedules the commit for the next turn, so the writes other
-        runs make meanwhile share it: a commit costs about as much as a small write, and under
-        load several runs write in one turn (bench/README.md). A caller cancelled while it waits
-        does not cancel the commit."""
-        waiter = asyncio.get_running_loop().create_future()
-        self._turn_waiters_scheduled().append(waiter)
-        await waiter
+        """Return once the writes made on this connection so far are committed, with the other
+        writes of this turn of the event loop (`TurnCommit`)."""
+        await self._turn_commit.join()
 
     def commit_now(self) -> None:
         """Commit at once, with the writes of this turn made so far (their callers are told so
         at the turn's end)."""
         self.sqlite_connection().commit()
 
-    def _turn_waiters_scheduled(self) -> list[asyncio.Future[None]]:
-        if self._turn_waiters is None:
-            self._turn_waiters = []
-            asyncio.get_running_loop().call_soon(self._commit_turn)
-        return self._turn_waiters
+    def _commit(self) -> None:
+        self.sqlite_connection().commit()
 
-    def _commit_turn(self) -> None:
-        waiters, self._turn_waiters = self._turn_waiters or [], None
-        failure: BaseException | None = None
-        try:
-            self.sqlite_connection().commit()
-        except (sqlite3.Error, ValueError) as exc:
-            if self._connection is not None and self._connection.in_transaction:
-                self._connection.rollback()
-            failure = exc
-        for waiter in waiters:
-            if waiter.done():  # its caller was cancelled
-                continue
-            if failure is None:
-                waiter.set_result(None)
-            else:
-                waiter.set_exception(failure)
+    def _rollback(self) -> None:
+        if self._connection is not None and self._connection.in_transaction:
+            self._connection.rollback()
 
     def run(self, sql: str, parameters: Sequence[Any] = ()) -> sqlite3.Cursor:
         """One statement, now, past aiosqlite's cursor and result wrappers: for the writes every
@@ -217,6 +277,13 @@ class InlineEngine:
     Its one connection is taken in turns: a transaction that awaits something else keeps it,
     and others wait for it without blocking the event loop, up to `timeout` seconds, then fail
     as a pool that ran out of connections fails (sqlalchemy.exc.TimeoutError).
+
+    The blocks of `autocommit` (statements that stand alone: a run stored, claimed, ended) share
+    one commit per turn of the event loop (`TurnCommit`), each in a savepoint of the turn's
+    transaction: at 64 clients a stateless run's three commits were most of its SQLite time on
+    this file, each writing again the pages the others wrote (bench/README.md). Each block still
+    returns only once committed. A `begin` or `connect` block commits the waiting ones first:
+    it may await anything while it holds the connection, and they must not wait for it.
     """
 
     def __init__(self, engine: sa.Engine, timeout: float, large_values: LargeValues) -> None:
@@ -227,6 +294,9 @@ class InlineEngine:
         self._large_values = large_values
         self._turn = asyncio.Lock()
         self._connection: sa.Connection | None = None
+        self._turn_commit = TurnCommit(
+            self._commit_kept, self._rollback_kept, busy=self._turn.locked
+        )
 
     @property
     def dialect(self) -> sa.Dialect:
@@ -239,19 +309,65 @@ class InlineEngine:
     @contextlib.asynccontextmanager
     async def begin(self) -> AsyncIterator[InlineSqlConnection]:
         async with self._connection_turn() as conn:
+            self._commit_waiting()
             with conn.begin():
                 yield InlineSqlConnection(conn)
 
-    def autocommit(self) -> contextlib.AbstractAsyncContextManager[InlineSqlConnection]:
-        # One transaction: on SQLite, BEGIN and COMMIT cost no round trip.
-        return self.begin()
+    @contextlib.asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[InlineSqlConnection]:
+        async with self._connection_turn() as conn:
+            driver = _sqlite_of(conn)
+            if not conn.in_transaction():
+                conn.begin()
+            if not driver.in_transaction:
+                driver.execute("BEGIN")
+            driver.execute("SAVEPOINT autocommit")
+            try:
+                yield InlineSqlConnection(conn)
+            except BaseException as exc:
+                self._undo_block(driver, exc)
+                raise
+            driver.execute("RELEASE autocommit")
+            committed = self._turn_commit.join()
+        await committed
 
     @contextlib.asynccontextmanager
     async def connect(self) -> AsyncIterator[InlineSqlConnection]:
         async with self._connection_turn() as conn:
+            self._commit_waiting()
             yield InlineSqlConnection(conn)
 
+    def _undo_block(self, driver: sqlite3.Connection, failure: BaseException) -> None:
+        """Undo a failed `autocommit` block's statements, and only those, unless its error ended
+        the turn's whole transaction (SQLite rolls back on a full disk or an I/O error): then
+        the blocks waiting for its commit failed too."""
+        try:
+            driver.execute("ROLLBACK TO autocommit")
+            driver.execute("RELEASE autocommit")
+        except sqlite3.Error:  # no such savepoint, or no connection: the transaction is gone
+            self._turn_commit.abandon(failure)
+
+    def _commit_waiting(self) -> None:
+        if self._turn_commit.pending:
+            self._turn_commit.commit_now()
+
+    def _commit_kept(self) -> None:
+        if self._connection is not None and self._connection.in_transaction():
+            self._connection.commit()
+
+    def _rollback_kept(self) -> None:
+        """After a failed commit: SQLAlchemy counts its transaction ended, SQLite does not."""
+        if self._connection is None:
+            return
+        self._connection.rollback()
+        if self._connection.invalidated:
+            return
+        driver = _sqlite_of(self._connection)
+        if driver.in_transaction:
+            driver.rollback()
+
     async def dispose(self) -> None:
+        self._commit_waiting()
         if self._connection is not None:
             self._connection.close()
             self._connection = None
@@ -270,11 +386,15 @@ class InlineEngine:
             try:
                 yield conn
             finally:
+                large = self._large_values.take()
+                if large or self._turn_commit.due:
+                    # Before the connection goes, with what it holds; or the turn ended meanwhile.
+                    self._commit_waiting()
                 # Reads outside `begin` open a transaction of their own: it ends with the
                 # turn, as it would on the connection's return to a pool.
-                if conn.in_transaction():
+                if conn.in_transaction() and not self._turn_commit.pending:
                     conn.rollback()
-                if self._large_values.take():
+                if large:
                     conn.invalidate()  # closed now, opened again by the next turn
         finally:
             self._turn.release()
@@ -298,6 +418,12 @@ class InlineEngine:
             raise sa.exc.TimeoutError(
                 f"the database connection stayed busy for {self._timeout:g} s"
             ) from None
+
+
+def _sqlite_of(conn: sa.Connection) -> sqlite3.Connection:
+    driver = conn.connection.driver_connection
+    assert isinstance(driver, sqlite3.Connection)
+    return driver
 
 
 class InlineSqlConnection:
