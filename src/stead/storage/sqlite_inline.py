@@ -122,8 +122,10 @@ class TurnCommit:
         try:
             self._commit()
         except Exception as exc:
-            self._rollback()
-            _tell(waiters, exc)
+            try:
+                self._rollback()
+            finally:
+                _tell(waiters, exc)  # whether or not the rollback failed too
         else:
             _tell(waiters, None)
 
@@ -164,7 +166,7 @@ class InlineConnection(aiosqlite.Connection):
     def __init__(self, connector: Callable[[], sqlite3.Connection], iter_chunk_size: int) -> None:
         super().__init__(connector, iter_chunk_size)
         self.large_values = LargeValues()
-        self._turn_commit = TurnCommit(self._commit, self._rollback, busy=lambda: False)
+        self._turn_commit = TurnCommit(self.commit_now, self._rollback, busy=lambda: False)
 
     async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         self.sqlite_connection()  # raises once closed
@@ -205,9 +207,6 @@ class InlineConnection(aiosqlite.Connection):
     def commit_now(self) -> None:
         """Commit at once, with the writes of this turn made so far (their callers are told so
         at the turn's end)."""
-        self.sqlite_connection().commit()
-
-    def _commit(self) -> None:
         self.sqlite_connection().commit()
 
     def _rollback(self) -> None:
