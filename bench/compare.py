@@ -15,9 +15,9 @@ Servers, all started at once: Stead on its embedded default, Stead on PostgreSQL
 API process with `N_JOBS_PER_WORKER=0` and one `stead worker`, both counted), the official
 in-memory server (`langgraph-api`, `N_JOBS_PER_WORKER=10`, with its own logging set-up), and the
 floor: the graph in-process behind the least HTTP server, storing nothing (bench/floor_app.py).
-The graph is the one-node `echo`. Each run level (1, 16 and 64 clients) runs on one server at a
-time, in interleaved rounds: the table has the medians. The other rows are measured on one server
-at a time, thread creation once, before any thread exists.
+The graph is the one-node `echo`. The sequential stateful runs and each run level (1, 16 and 64
+clients) run on one server at a time, in interleaved rounds: the table has the medians. The other
+rows are measured on one server at a time, thread creation once, before any thread exists.
 
     python bench/compare.py [--seconds 5] [--rounds 3] [--servers embedded,pg-redis,official,floor]
                             [--json out.json] [--source path/to/src]
@@ -69,6 +69,8 @@ LARGE_AT_ONCE = 10
 class Server:
     url: str
     pids: list[int]
+    # The official server's queue polls about once a second: fewer sequential samples.
+    stateful_samples: int = 100
 
     def cpu_seconds(self) -> float:
         return cpu_seconds(self.pids)
@@ -106,7 +108,7 @@ def start(name: str, source: Path | None) -> Iterator[Server]:
     with ExitStack() as stack:
         if name == "official":
             url = stack.enter_context(official_server(GRAPHS_DIR))
-            yield Server(url, [pid_listening(_port(url))])
+            yield Server(url, [pid_listening(_port(url))], stateful_samples=10)
         elif name == "floor":
             url = stack.enter_context(floor_server())
             yield Server(url, [pid_listening(_port(url))])
@@ -248,15 +250,13 @@ async def _large_runs(url: str, text: str, requests: int) -> None:
 
 
 def measure(servers: dict[str, Server], seconds: float, rounds: int) -> dict[str, dict[str, float]]:
-    """Every row of the table for each server. The load levels run on each server in turn, in
-    `rounds` interleaved rounds (the others idle meanwhile), so that a slow spell of the machine
-    falls on all of them; their figures are the medians."""
+    """Every row of the table for each server. The sequential runs and the load levels run on
+    each server in turn, in `rounds` interleaved rounds (the others idle meanwhile), so that a
+    slow spell of the machine falls on all of them; their figures are the medians."""
     results: dict[str, dict[str, float]] = {name: {} for name in servers}
-    for name, server in servers.items():
+    for server in servers.values():
         asyncio.run(stateless_runs(server.url, 4, 1.0))  # warm-up
-        # The official server's queue polls about once a second: fewer sequential samples.
-        samples = 10 if name == "official" else 100
-        results[name]["stateful_wait_p50_ms"] = asyncio.run(stateful_wait_p50(server.url, samples))
+    _merge(results, interleaved(servers, rounds, _stateful_level))
     for clients in (1, 16, 64):
         _merge(results, interleaved(servers, rounds, partial(_stateless_level, clients, seconds)))
     # Once, on servers that hold no thread yet: the official server creates threads the slower
@@ -290,6 +290,11 @@ def interleaved(
         name: {key: statistics.median(sample[key] for sample in runs) for key in runs[0]}
         for name, runs in samples.items()
     }
+
+
+def _stateful_level(server: Server) -> dict[str, float]:
+    p50 = asyncio.run(stateful_wait_p50(server.url, server.stateful_samples))
+    return {"stateful_wait_p50_ms": p50}
 
 
 def _stateless_level(clients: int, seconds: float, server: Server) -> dict[str, float]:
@@ -375,8 +380,8 @@ def main(argv: list[str] | None = None) -> int:
     print(table(results))
     print(
         f"\n{os.cpu_count()} CPUs; load average {load_before[0]:.2f} before, "
-        f"{load_after[0]:.2f} after; load levels: medians of {args.rounds} interleaved rounds "
-        f"of {args.seconds:g} s"
+        f"{load_after[0]:.2f} after; sequential runs and load levels: medians of {args.rounds} "
+        f"interleaved rounds, load levels of {args.seconds:g} s"
     )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
