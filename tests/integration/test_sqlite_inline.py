@@ -3,7 +3,8 @@
 aiosqlite's behaviour: transactions, closing, errors.
 
 Stead's tables go through InlineEngine: one connection, taken in turns without blocking the
-event loop.
+event loop; its stand-alone (`autocommit`) blocks share one commit per turn of the event loop, as
+the checkpoint connection's writes do.
 
 Reference: src/stead/storage/sqlite_inline.py; issue 16.
 """
