@@ -304,9 +304,8 @@ async def _engine_turns(
     engine = _inline_engine(path, timeout=5, large_values=large_values)
     async with engine.begin() as conn:
         await conn.execute(sa.text("CREATE TABLE item (name TEXT PRIMARY KEY)"))
-        driver = await conn.run_sync(lambda c: c.connection.driver_connection)
     statements: list[str] = []
-    driver.set_trace_callback(statements.append)
+    (await _driver_of(engine)).set_trace_callback(statements.append)
     return engine, statements, path
 
 

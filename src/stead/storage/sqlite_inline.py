@@ -444,7 +444,7 @@ class InlineSqlConnection:
             # As SQLAlchemy begins one on a first statement: the turn's end then rolls it back.
             self._conn.begin()
         parameters = compiled.parameters(given)
-        cursor = self._conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cursor = _sqlite_of(self._conn).cursor()
         try:
             cursor.execute(compiled.sql, parameters)
             rows = cursor.fetchall()
