@@ -19,7 +19,11 @@ from typing import Any, NoReturn
 
 import uvicorn
 
-from stead.allocator import freeze_startup_objects, return_large_blocks_to_the_system
+from stead.allocator import (
+    collect_young_objects_less_often,
+    freeze_startup_objects,
+    return_large_blocks_to_the_system,
+)
 from stead.backup.commands import add_backup_commands
 from stead.backup.manifest import BackupError
 from stead.config import ConfigError, Settings, load_settings
@@ -458,6 +462,7 @@ class _Server(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         freeze_startup_objects()
+        collect_young_objects_less_often()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self.should_exit:

@@ -5,10 +5,12 @@ through the synchronous engine), without croniter until a cron schedule is read,
 Alembic (9 MiB) unless it upgrades an older schema: a new SQLite database is made from the
 tables' metadata, as the migrations would make it. They are loaded only where they are used.
 Large blocks go back to the system once freed, what the server made to start is kept out of the
-collector's passes, and a run's last values go out as they were encoded, without a copy."""
+collector's passes, its young objects are collected less often, and a run's last values go out
+as they were encoded, without a copy."""
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import sqlite3
@@ -16,12 +18,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from stead import serde
+from stead.allocator import YOUNG_COLLECTION_THRESHOLD
 from stead.storage.database import SCHEMA_HEAD
 from stead.storage.revisions import known_revisions
 from tests.conftest import GRAPHS_CONFIG
@@ -54,15 +58,38 @@ UNIMPORTED_ON_EMBEDDED = ("sqlalchemy.ext.asyncio", "sqlalchemy.orm", "croniter"
 
 
 def test_a_started_server_keeps_its_startup_objects_out_of_collections(tmp_path: Path) -> None:
-    frozen, _ = _probe(tmp_path)
+    probe = _probe(tmp_path)
     # Modules, classes, the app and the graphs: well over a hundred thousand objects.
-    assert frozen > 100_000
+    assert probe.frozen > 100_000
+
+
+def test_a_started_server_collects_its_young_objects_less_often(tmp_path: Path) -> None:
+    probe = _probe(tmp_path)
+    default = gc.get_threshold()
+    assert probe.thresholds == (YOUNG_COLLECTION_THRESHOLD, *default[1:])
+    assert default[0] < YOUNG_COLLECTION_THRESHOLD
+
+
+def test_cyclic_garbage_is_still_collected_without_being_asked() -> None:
+    code = (
+        "import gc, weakref\n"
+        "from stead.allocator import YOUNG_COLLECTION_THRESHOLD, collect_young_objects_less_often\n"
+        "collect_young_objects_less_often()\n"
+        "class Node: pass\n"
+        "def cycle():\n"
+        "    a, b = Node(), Node(); a.other, b.other = b, a\n"
+        "    return weakref.ref(a)\n"
+        "first = cycle()\n"
+        "after = [cycle() for _ in range(YOUNG_COLLECTION_THRESHOLD)]\n"
+        "print(first() is None, gc.isenabled())\n"
+    )
+    assert _python(code) == "True True"
 
 
 def test_a_server_that_served_runs_and_searches_imports_no_asyncio_layer_or_croniter(
     tmp_path: Path,
 ) -> None:
-    _, modules = _probe(tmp_path)
+    modules = _probe(tmp_path).modules
     assert "sqlalchemy" in modules and "langgraph.pregel" in modules
     assert [name for name in UNIMPORTED_ON_EMBEDDED if name in modules] == []
 
@@ -78,9 +105,16 @@ def test_croniter_is_imported_to_read_a_schedule() -> None:
     assert _python(code) == "2026-01-01 01:00:00+00:00 True"
 
 
-def _probe(tmp_path: Path) -> tuple[int, set[str]]:
-    """A started server's frozen objects and imported modules once it has served a run, a
-    thread and a search (tests/support/gc_probe)."""
+@dataclass
+class _Probe:
+    frozen: int
+    thresholds: tuple[int, ...]
+    modules: set[str]
+
+
+def _probe(tmp_path: Path) -> _Probe:
+    """A started server's frozen objects, collector thresholds and imported modules once it has
+    served a run, a thread and a search (tests/support/gc_probe)."""
     report = tmp_path / "probe"
     probe = Path(__file__).parents[1] / "support" / "gc_probe"
     env = {"PYTHONPATH": str(probe), "STEAD_GC_PROBE_OUT": str(report)}
@@ -95,8 +129,8 @@ def _probe(tmp_path: Path) -> tuple[int, set[str]]:
             if report.exists():
                 break
             time.sleep(0.05)
-    frozen, *modules = report.read_text().splitlines()
-    return int(frozen), set(modules)
+    frozen, thresholds, *modules = report.read_text().splitlines()
+    return _Probe(int(frozen), tuple(map(int, thresholds.split())), set(modules))
 
 
 def test_freezing_collects_the_garbage_of_starting_first() -> None:
