@@ -269,6 +269,31 @@ async def test_a_failed_write_undoes_only_its_own_statements(tmp_path: Path) -> 
     await conn.close()
 
 
+async def test_a_write_whose_error_ended_the_transaction_fails_every_write_of_its_turn(
+    tmp_path: Path,
+) -> None:
+    """SQLite rolls the whole transaction back on some errors (a full disk, an I/O error): the
+    writes that waited for its commit must not be told it was made."""
+    conn, _ = await _turn_writes(tmp_path)
+    failure = sqlite3.OperationalError("disk I/O error")
+
+    async def ending_the_transaction() -> None:
+        with conn.turn_write():
+            conn.run("INSERT INTO item VALUES ('lost')")
+            conn.run("ROLLBACK")  # as SQLite does on such an error
+            raise failure
+
+    results = await asyncio.gather(
+        _write_item(conn, "first"),
+        ending_the_transaction(),
+        _write_item(conn, "second"),
+        return_exceptions=True,
+    )
+    assert results[0] is failure and results[1] is failure and results[2] is None
+    assert _committed_items(tmp_path / "turns.sqlite") == ["second"]
+    await conn.close()
+
+
 async def test_a_commit_that_fails_reaches_every_write_of_its_turn(tmp_path: Path) -> None:
     conn, _ = await _turn_writes(tmp_path)
     driver = conn.sqlite_connection()
@@ -341,6 +366,29 @@ async def test_a_failed_autocommit_block_undoes_only_its_own_statements(tmp_path
     assert results[0] is None and results[2] is None
     assert isinstance(results[1], sa.exc.IntegrityError)
     assert _committed_items(path) == ["first", "second"]
+    await engine.dispose()
+
+
+async def test_a_block_whose_error_ended_the_transaction_fails_every_block_of_its_turn(
+    tmp_path: Path,
+) -> None:
+    engine, _, path = await _engine_turns(tmp_path)
+    failure = sqlite3.OperationalError("disk I/O error")
+
+    async def ending_the_transaction() -> None:
+        async with engine.autocommit() as conn:
+            await conn.execute(sa.text("INSERT INTO item VALUES ('lost')"))
+            await conn.execute(sa.text("ROLLBACK"))  # as SQLite does on such an error
+            raise failure
+
+    results = await asyncio.gather(
+        _store_item(engine, "first"),
+        ending_the_transaction(),
+        _store_item(engine, "second"),
+        return_exceptions=True,
+    )
+    assert results[0] is failure and results[1] is failure and results[2] is None
+    assert _committed_items(path) == ["second"]
     await engine.dispose()
 
 

@@ -150,6 +150,29 @@ class TurnCommit:
         self.commit_now()
 
 
+@contextlib.contextmanager
+def _turn_savepoint(driver: sqlite3.Connection, turn_commit: TurnCommit) -> Iterator[None]:
+    """One block's statements in a savepoint of the turn's transaction, begun if none is open.
+    A block that fails undoes its own statements only, and the turn's transaction still ends
+    with the turn; unless its error ended the whole transaction (SQLite rolls back on a full
+    disk or an I/O error), and then the writes waiting for the turn's commit fail too."""
+    if not driver.in_transaction:
+        driver.execute("BEGIN")
+    driver.execute("SAVEPOINT turn_block")
+    try:
+        yield
+    except BaseException as failure:
+        try:
+            driver.execute("ROLLBACK TO turn_block")
+            driver.execute("RELEASE turn_block")
+        except sqlite3.Error:  # no such savepoint, or no connection: the transaction is gone
+            turn_commit.abandon(failure)
+        else:
+            turn_commit.schedule()
+        raise
+    driver.execute("RELEASE turn_block")
+
+
 def _tell(waiters: list[asyncio.Future[None]], failure: BaseException | None) -> None:
     for waiter in waiters:
         if waiter.done():  # its caller was cancelled
@@ -183,21 +206,9 @@ class InlineConnection(aiosqlite.Connection):
     @contextlib.contextmanager
     def turn_write(self) -> Iterator[None]:
         """One write's statements, in the transaction that the writes of this turn of the event
-        loop share (`commit_turn` commits it), inside a savepoint: a write that fails undoes its
-        own statements only."""
-        conn = self.sqlite_connection()
-        if not conn.in_transaction:
-            conn.execute("BEGIN")
-        conn.execute("SAVEPOINT turn_write")
-        try:
+        loop share (`commit_turn` commits it), inside a savepoint (`_turn_savepoint`)."""
+        with _turn_savepoint(self.sqlite_connection(), self._turn_commit):
             yield
-        except BaseException:
-            conn.execute("ROLLBACK TO turn_write")
-            conn.execute("RELEASE turn_write")
-            # The turn's transaction still ends, whether or not another write waits for it.
-            self._turn_commit.schedule()
-            raise
-        conn.execute("RELEASE turn_write")
 
     async def commit_turn(self) -> None:
         """Return once the writes made on this connection so far are committed, with the other
@@ -315,18 +326,10 @@ class InlineEngine:
     @contextlib.asynccontextmanager
     async def autocommit(self) -> AsyncIterator[InlineSqlConnection]:
         async with self._connection_turn() as conn:
-            driver = _sqlite_of(conn)
             if not conn.in_transaction():
                 conn.begin()
-            if not driver.in_transaction:
-                driver.execute("BEGIN")
-            driver.execute("SAVEPOINT autocommit")
-            try:
+            with _turn_savepoint(_sqlite_of(conn), self._turn_commit):
                 yield InlineSqlConnection(conn)
-            except BaseException as exc:
-                self._undo_block(driver, exc)
-                raise
-            driver.execute("RELEASE autocommit")
             committed = self._turn_commit.join()
         await committed
 
@@ -335,16 +338,6 @@ class InlineEngine:
         async with self._connection_turn() as conn:
             self._commit_waiting()
             yield InlineSqlConnection(conn)
-
-    def _undo_block(self, driver: sqlite3.Connection, failure: BaseException) -> None:
-        """Undo a failed `autocommit` block's statements, and only those, unless its error ended
-        the turn's whole transaction (SQLite rolls back on a full disk or an I/O error): then
-        the blocks waiting for its commit failed too."""
-        try:
-            driver.execute("ROLLBACK TO autocommit")
-            driver.execute("RELEASE autocommit")
-        except sqlite3.Error:  # no such savepoint, or no connection: the transaction is gone
-            self._turn_commit.abandon(failure)
 
     def _commit_waiting(self) -> None:
         if self._turn_commit.pending:
