@@ -130,8 +130,10 @@ async def test_streams_are_counted_while_open_and_their_events_once_sent(
     before = await scrape(http)
     subscribers_during: list[float] = []
     parts = 0
+    # The pause keeps the stream open while it is scraped; a graph that finishes at once may have
+    # sent everything and closed before the client has read its first part.
     async for _part in client.runs.stream(
-        thread["thread_id"], "steps", input={}, stream_mode="updates"
+        thread["thread_id"], "pausing", input={"pause": 1.0}, stream_mode="updates"
     ):
         parts += 1
         if parts == 1:
