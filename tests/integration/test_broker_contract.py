@@ -292,9 +292,11 @@ async def test_a_cancel_reaches_the_run_it_names(brokers: tuple[Broker, Broker])
     api, worker = brokers
     run_id, other_id = new_id(), new_id()
     async with worker.watch_cancel(run_id) as cancel, worker.watch_cancel(other_id) as other:
+        # Before any signal, a wait ends with its timeout and no action.
+        assert await asyncio.wait_for(cancel.wait(0.05), WAIT) is None
         await api.signal_cancel(run_id, "rollback")
         assert await asyncio.wait_for(cancel.wait(), WAIT) == "rollback"
-        assert other.action is None
+        assert await asyncio.wait_for(other.wait(0.05), WAIT) is None
 
 
 def assert_ids_increase(events: list[StreamEvent]) -> None:

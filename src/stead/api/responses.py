@@ -110,7 +110,7 @@ def keepalive_json_response(
 
     async def body() -> AsyncIterator[bytes]:
         task = asyncio.ensure_future(result)
-        stopping = asyncio.ensure_future(server_shutdown.wait())
+        stopping = server_shutdown.future()
         try:
             quiet_for = WHOLE_BODY_WITHIN_SECONDS
             while True:
@@ -123,7 +123,6 @@ def keepalive_json_response(
                     raise CutShort
                 yield _KEEPALIVE
         finally:
-            stopping.cancel()
             if not task.done():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -197,7 +196,7 @@ async def _with_heartbeat(source: AsyncIterator[Any], heartbeat: bytes) -> Async
     """The source's items, and `heartbeat` after each quiet spell, until the server stops."""
     iterator = source.__aiter__()
     pending: asyncio.Future[Any] | None = None
-    stopping = asyncio.ensure_future(server_shutdown.wait())
+    stopping = server_shutdown.future()
     try:
         while True:
             if pending is None:
@@ -217,7 +216,6 @@ async def _with_heartbeat(source: AsyncIterator[Any], heartbeat: bytes) -> Async
             pending = None
             yield item
     finally:
-        stopping.cancel()
         if pending is not None and not pending.done():
             pending.cancel()
             with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):

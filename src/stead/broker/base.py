@@ -198,15 +198,17 @@ class CancelSignal:
 
     def __init__(self) -> None:
         self.action: str | None = None
-        self._event = asyncio.Event()
+        # A future, not an Event: waiting on it with a timeout needs no task (one per run).
+        self._fired: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def fire(self, action: str) -> None:
         self.action = action
-        self._event.set()
+        if not self._fired.done():
+            self._fired.set_result(None)
 
-    async def wait(self) -> str:
-        await self._event.wait()
-        assert self.action is not None
+    async def wait(self, timeout: float | None = None) -> str | None:
+        """The action once someone asks to cancel; None if `timeout` seconds pass first."""
+        await asyncio.wait({self._fired}, timeout=timeout)
         return self.action
 
 

@@ -152,9 +152,7 @@ class RunExecutor:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return Outcome("timeout", _timed_out(self._timeout_seconds))
-            action = None
-            with contextlib.suppress(TimeoutError):
-                action = await asyncio.wait_for(cancel.wait(), min(quiet_for, remaining))
+            action = await cancel.wait(min(quiet_for, remaining))
             quiet_for = self._heartbeat_seconds
             if action is None:
                 # Shielded: this task is cancelled when the run ends, and a database transaction
