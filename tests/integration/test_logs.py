@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
+import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +16,7 @@ import httpx
 import pytest
 import structlog
 
-from stead.observability.logs import PlainLines
+from stead.observability.logs import PlainLineFormatter, PlainLines, log_context
 from tests.support.servers import ServerStartError, StartedServer, stead_server
 
 # A graph whose node logs through the standard library, as users' graphs do.
@@ -199,4 +201,61 @@ def test_a_plain_line_with_a_traceback_keeps_it() -> None:
     except ValueError as exc:
         line = PlainLines()(None, "error", {"event": "failed", "level": "error", "exc_info": exc})
     assert line.startswith("[error    ] failed")
+    assert "Traceback (most recent call last)" in line and "ValueError: boom" in line
+
+
+def _record(name: str, level: int, message: str, *args: Any, **extra: Any) -> logging.LogRecord:
+    record = logging.LogRecord(name, level, "/src/module.py", 7, message, args, None)
+    record.__dict__.update(extra)
+    return record
+
+
+_RECORDS: list[tuple[dict[str, Any], logging.LogRecord]] = [
+    ({}, _record("stead.access", logging.INFO, "POST %s %d", "/runs/wait", 200, latency_ms=4)),
+    (
+        {"run_id": "1ef", "thread_id": "t 1"},
+        _record("stead.worker", logging.WARNING, "run %s lost its lease", "1ef", run_id="override"),
+    ),
+    (
+        {},
+        _record(
+            "uvicorn.error", logging.INFO, "Started %s", "x", color_message="\x1b[1mStarted\x1b[0m"
+        ),
+    ),
+    ({"request_id": "r"}, _record("chatty", logging.DEBUG, 'say "hi" = %r', {"a": 1}, n=None)),
+    ({}, _record("chatty", logging.CRITICAL, "a long message " * 4, values={"text": "hi"})),
+]
+
+
+@pytest.mark.parametrize(("context", "record"), _RECORDS)
+def test_a_usual_record_reads_as_the_processor_formatter_writes_it(
+    context: dict[str, Any], record: logging.LogRecord
+) -> None:
+    formatter = PlainLineFormatter()
+    with log_context(context):
+        short_way = formatter.format(record)
+        processors_way = structlog.stdlib.ProcessorFormatter.format(formatter, record)
+    stamp = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z ")
+    assert stamp.match(short_way) and stamp.match(processors_way)
+    assert stamp.sub("", short_way) == stamp.sub("", processors_way)
+
+
+@pytest.mark.parametrize(
+    ("created", "stamp"),
+    [(1796601600.0, "2026-12-07T00:00:00Z"), (1796601600.25, "2026-12-07T00:00:00.250000Z")],
+)
+def test_a_line_carries_its_records_time_as_structlog_stamps_it(created: float, stamp: str) -> None:
+    record = _record("stead", logging.INFO, "hello")
+    record.created = created
+    assert PlainLineFormatter().format(record).startswith(stamp + " [info")
+
+
+def test_a_record_with_a_traceback_keeps_it() -> None:
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        record = _record("stead", logging.ERROR, "failed")
+        record.exc_info = sys.exc_info()
+    line = PlainLineFormatter().format(record)
+    assert "[error    ] failed" in line
     assert "Traceback (most recent call last)" in line and "ValueError: boom" in line

