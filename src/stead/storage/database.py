@@ -165,10 +165,11 @@ def _async_engine(url: str, options: dict[str, Any]) -> Engine:
     from sqlalchemy.ext.asyncio import create_async_engine
 
     from stead.storage.connection_checks import check_engine_connections
-    from stead.storage.postgres_engine import PostgresEngine, statement_pool
+    from stead.storage.postgres_engine import PostgresEngine, read_json_in_place, statement_pool
 
     engine = create_async_engine(url, **options)
     check_engine_connections(engine)
+    read_json_in_place(engine)
     statements = partial(statement_pool, engine, _STATEMENT_POOL_SIZE, options["connect_args"])
     return PostgresEngine(engine, statements)
 
