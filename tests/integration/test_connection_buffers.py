@@ -2,7 +2,8 @@
 connection that moved a large value is closed as it is returned, so that a process's memory goes
 back down after a large run (stead.storage.connection_checks). Each of Stead's PostgreSQL pools
 is checked: SQLAlchemy's (transactions), psycopg's for autocommit statements, and the savers'.
-A json value is decoded where libpq's result holds it, with no copy of Python's on the way.
+A json value is decoded where libpq's result holds it, and the savers' bytea parameters go to
+libpq as they are, with no copy of Python's on the way.
 End to end, a worker is back to its size once large runs have ended. Starts its own PostgreSQL."""
 
 from __future__ import annotations
@@ -165,6 +166,31 @@ def test_a_large_json_value_is_decoded_where_the_result_holds_it(
     assert reading - decoding < size / 2, (
         f"reading allocated {(reading - decoding) / size:.1f} values more than decoding"
     )
+
+
+def test_a_large_bytea_parameter_of_the_savers_is_sent_as_it_is(pg: Postgres) -> None:
+    """psycopg's compiled bytea dumper copied each bytes parameter before libpq copied it again:
+    a checkpoint's 20 MiB blob held one body more while it was sent. The savers' connections
+    give libpq the bytes as they are: Python allocates nothing of the value's size meanwhile."""
+    size = 8 * 2**20
+    value = b"x" * size
+
+    async def scenario() -> tuple[int, int]:
+        pool = await open_savers_pool(pg.url("postgres"))
+        try:
+            async with pool.connection() as conn:
+                await conn.execute("SELECT length(%s)", (b"x" * SMALL,))
+                with _traced_peak() as peak:
+                    cursor = await conn.execute("SELECT length(%s)", (value,))
+                    row = await cursor.fetchone()
+        finally:
+            await pool.close()
+        assert row is not None
+        return int(row["length"]), peak[0]
+
+    length, sending = asyncio.run(scenario())
+    assert length == size
+    assert sending < size / 2, f"sending allocated {sending / size:.1f} times the value"
 
 
 @contextlib.contextmanager

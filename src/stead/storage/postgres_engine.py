@@ -11,12 +11,10 @@ from typing import Any, TypeVar
 import psycopg
 import sqlalchemy as sa
 from psycopg import pq
-from psycopg.abc import Buffer
-from psycopg.adapt import Loader
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from stead import serde
+from stead.storage import postgres_adapters
 from stead.storage.connection_checks import CheckedConnectionPool
 from stead.storage.prepared import CompiledStatement, PreparedResult, compiled_for
 
@@ -70,22 +68,12 @@ class PostgresEngine:
         await self._engine.dispose()
 
 
-class _JsonInPlaceLoader(Loader):
-    """A json or jsonb value decoded by orjson where the result holds it. psycopg's own loader
-    copies each value into bytes first: 20 MiB more in a worker claiming a run with a 20 MiB
-    input (bench/README.md)."""
-
-    def load(self, data: Buffer) -> Any:
-        return serde.loads(data)
-
-
 def read_json_in_place(engine: AsyncEngine) -> None:
     """Every connection of `engine`, SQLAlchemy's and the statement pool's, reads json and jsonb
-    with `_JsonInPlaceLoader`: both start from the adapters SQLAlchemy's dialect gives psycopg
-    as their `context`."""
+    in place (stead.storage.postgres_adapters): both start from the adapters SQLAlchemy's
+    dialect gives psycopg as their `context`."""
     _, options = engine.dialect.create_connect_args(engine.url)
-    for type_name in ("json", "jsonb"):
-        options["context"].register_loader(type_name, _JsonInPlaceLoader)
+    postgres_adapters.read_json_in_place(options["context"])
 
 
 def statement_pool(

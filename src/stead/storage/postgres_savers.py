@@ -37,6 +37,7 @@ from stead.storage.fencing import (
     lease_lost,
     note_checkpoint_write,
 )
+from stead.storage.postgres_adapters import savers_adapters
 
 # Share-locks the run's row, or raises ATTEMPT_TAKEN_OVER (migration 0007).
 _HOLD_ATTEMPT_SQL = "SELECT stead_hold_attempt(%s::text, %s::integer)"
@@ -55,6 +56,7 @@ _PSYCOPG_OPTIONS: dict[str, Any] = {
     "autocommit": True,
     "prepare_threshold": 0,
     "row_factory": dict_row,
+    "context": savers_adapters(),
 }
 SAVERS_POOL_SIZE = 10
 _SAVERS_POOL_TIMEOUT_SECONDS = 10.0
