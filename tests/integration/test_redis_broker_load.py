@@ -26,7 +26,7 @@ from stead.broker import (
 )
 from stead.broker.base import END, FROM_START
 from stead.broker.redis import RedisBroker
-from stead.broker.redis_streams import StreamReader
+from stead.broker.redis_streams import READ_BLOCK_MS, RECONNECT_AFTER_BYTES, StreamReader
 from tests.conftest import GRAPHS_DIR
 from tests.support.proxy import SeverableProxy
 from tests.support.servers import ServerStartError, stead_server
@@ -210,6 +210,43 @@ async def test_publishing_goes_on_after_redis_forgets_its_scripts(
     async with broker.follow_thread_events(thread_id, since=0) as feed:
         assert [event.seq for event in feed.take_replayed()] == [1, 2]
     await broker.close()
+
+
+async def test_a_large_event_renews_the_reading_connection_and_reading_goes_on(
+    redis: Redis, inspector: redis_client.Redis
+) -> None:
+    """hiredis keeps the buffer it read a reply into until the next reply comes, so the
+    connection that read a large one is closed for a new one. Reading goes on: the next event
+    arrives, and a stream followed afterwards is taken in at once (its unblocking needs the new
+    connection's client id)."""
+    broker = _broker(redis.url)
+    large = StreamEvent("custom", serde.dumps("x" * RECONNECT_AFTER_BYTES))
+    first, second = str(uuid.uuid4()), str(uuid.uuid4())
+    async with broker.subscribe(first) as subscription:
+        reading_before = await _reading_clients(inspector)
+        await broker.publish_many(first, [large, _tick(0)])
+        received = [await subscription.next(WAIT) for _ in range(2)]
+        assert [event.data for event in received if event] == [large.data, _tick(0).data]
+        # Well within a blocking read's 10 s, after which a new stream is taken in anyway.
+        async with asyncio.timeout(READ_BLOCK_MS / 4000), broker.subscribe(second) as other:
+            await broker.publish_many(second, [_tick(1), END])
+            assert [event.data for event in await _received(other)] == [_tick(1).data]
+        reading_after = await _reading_clients(inspector)
+    assert len(reading_before) == len(reading_after) == 1
+    assert reading_after != reading_before, "the large event's connection still reads"
+    await broker.close()
+
+
+async def _reading_clients(inspector: redis_client.Redis) -> set[str]:
+    """The ids of the clients whose last command was a blocking stream read, once there is one
+    (a read just sent may not have reached Redis yet)."""
+    async with asyncio.timeout(WAIT):
+        while True:
+            clients = await inspector.client_list()
+            reading = {client["id"] for client in clients if client["cmd"] == "xread"}
+            if reading:
+                return reading
+            await asyncio.sleep(0.02)
 
 
 async def test_following_while_redis_is_away_tells_the_listener_at_once() -> None:

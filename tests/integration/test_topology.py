@@ -29,7 +29,11 @@ from tests.support.protocol import (
     socket,
     start_run,
 )
-from tests.support.runs import mib_held_while_a_large_run_sleeps
+from tests.support.runs import (
+    LARGE_INPUT_MIB,
+    mib_held_while_a_large_run_sleeps,
+    mib_held_while_a_large_state_pauses,
+)
 from tests.support.sse import SseEvent, parse_events
 from tests.support.topology import api_replicas, production_services
 from tests.support.worker import stead_worker, stead_worker_process
@@ -363,3 +367,13 @@ def test_an_api_holds_no_copy_of_the_input_of_a_run_it_waits_on(topology: Topolo
     with stead_worker(GRAPHS_CONFIG, env=topology.env):
         grown = mib_held_while_a_large_run_sleeps(topology.a, topology.a_pid)
     assert grown < 10, f"the API held {grown:.0f} MiB while a run with a 20 MiB input slept"
+
+
+def test_an_api_holds_a_large_values_event_once_while_its_run_pauses(topology: Topology) -> None:
+    """A waited run keeps its latest values event, 20 MiB here, and nothing more while the run
+    pauses: the connection that read the event went with its buffer (hiredis kept it until the
+    stream's next reply, a second copy for as long as the run was quiet)."""
+    with stead_worker(GRAPHS_CONFIG, env=topology.env):
+        grown = mib_held_while_a_large_state_pauses(topology.a, topology.a_pid, topology.b)
+    print("GROWN", grown)
+    assert grown < 1.5 * LARGE_INPUT_MIB, f"the API held {grown:.0f} MiB while the run paused"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import httpx
 
@@ -60,14 +61,50 @@ def peak_mib_of_a_large_run(url: str, pid: int) -> float:
 
 def mib_held_while_a_large_run_sleeps(url: str, pid: int) -> float:
     """How much larger than after a few small runs the process `pid` is while a `slow` run with
-    a 20 MiB input, waited on, sleeps: stored, and executing. The least of samples taken from 1
-    to 2.5 s into its 3 s sleep: on a busy machine the request may still be being stored at 1 s,
-    and what is held for the whole run is in every sample."""
+    a 20 MiB input, waited on, sleeps: stored, and executing. Its state, and so its events, leave
+    the input out."""
+    padding = "x" * LARGE_INPUT_MIB * 2**20
+    body = {"assistant_id": "slow", "input": {"seconds": 3, "padding": padding}}
+    return _mib_held_while_waiting(url, pid, body, {"seconds": 3, "done": True})
+
+
+def mib_held_while_a_large_state_pauses(url: str, pid: int, observer: str) -> float:
+    """How much larger than after a few small runs the process `pid` is while a `pausing` run
+    it waits on, whose state holds a 20 MiB step, pauses in its second node: the least of
+    samples over half a second, once `observer` (another API process) has seen the run reach
+    the pause and the waiting process has had time to read the run's events."""
     for _ in range(3):
         echo_run(url, "small")
     before = resident_bytes([pid])
     padding = "x" * LARGE_INPUT_MIB * 2**20
-    body = {"assistant_id": "slow", "input": {"seconds": 3, "padding": padding}}
+    thread_id = httpx.post(f"{url}/threads", json={}).json()["thread_id"]
+    body = {"assistant_id": "pausing", "input": {"steps": [padding], "pause": 4}}
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(
+            httpx.post, f"{url}/threads/{thread_id}/runs/wait", json=body, timeout=60
+        )
+        deadline = time.monotonic() + 20
+        while httpx.get(f"{observer}/threads/{thread_id}/state").json()["next"] != ["two"]:
+            assert time.monotonic() < deadline, "the run never reached its pause"
+            time.sleep(0.1)
+        time.sleep(0.5)
+        held = []
+        for _ in range(10):
+            held.append(resident_bytes([pid]) - before)
+            time.sleep(0.05)
+        answer = waiting.result().json()
+    assert answer == {"steps": [padding, "one", "two", "three"], "pause": 4}
+    return min(held) / 2**20
+
+
+def _mib_held_while_waiting(url: str, pid: int, body: dict[str, Any], answer: Any) -> float:
+    """How much larger than after a few small runs the process `pid` is while the run `body`
+    (one that sleeps 3 s), waited on, executes. The least of samples taken from 1 to 2.5 s into
+    it: on a busy machine the request may still be being stored at 1 s, and what is held for the
+    whole run is in every sample."""
+    for _ in range(3):
+        echo_run(url, "small")
+    before = resident_bytes([pid])
     with ThreadPoolExecutor(1) as pool:
         waiting = pool.submit(httpx.post, f"{url}/runs/wait", json=body, timeout=60)
         time.sleep(1.0)
@@ -75,5 +112,5 @@ def mib_held_while_a_large_run_sleeps(url: str, pid: int) -> float:
         for _ in range(30):
             held.append(resident_bytes([pid]) - before)
             time.sleep(0.05)
-        assert waiting.result().json() == {"seconds": 3, "done": True}
+        assert waiting.result().json() == answer
     return min(held) / 2**20

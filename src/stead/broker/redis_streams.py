@@ -34,6 +34,10 @@ _READ_BATCH = 512
 _UNBLOCK_AGAIN_SECONDS = 0.005
 # How long a cancelled read gets to end before it is cancelled again.
 _CANCEL_REPEAT_SECONDS = 0.05
+# A reply larger than this (its values' bytes) has the reading connection opened anew: hiredis
+# keeps the buffer it read a reply into until the next reply comes, which on a quiet stream (a
+# run paused in a long node) holds a large event twice for as long.
+RECONNECT_AFTER_BYTES = 1 << 20
 
 
 @dataclass(eq=False)
@@ -150,6 +154,8 @@ class StreamReader:
                 self._lose_all(exc)
                 continue
             self._dispatch(reply, streams)
+            if _values_bytes(reply) > RECONNECT_AFTER_BYTES:
+                await self._reconnect()
 
     async def _read_once(self, streams: dict[str, str]) -> Any:
         self._mark_issued()
@@ -176,6 +182,18 @@ class StreamReader:
                     following.position = fresh[-1][0].decode()
                     following.on_entries(fresh)
 
+    async def _reconnect(self) -> None:
+        """Open the reading connection anew: its parser lets go of the old buffer for a new one.
+        The new connection's client id is asked again for the unblocking."""
+        self._client_id = None
+        connection = self._connection.connection
+        if connection is None:
+            return
+        await connection.disconnect(nowait=True)
+        with contextlib.suppress(RedisError):
+            # Redis is away: the next read fails too, and tells every listener.
+            await connection.connect()
+
     def _mark_issued(self) -> None:
         self._issued_generation = self._generation
         self._issued.set()
@@ -199,6 +217,16 @@ def _report_unexpected_end(task: asyncio.Task[None]) -> None:
 
 def _earliest(followings: set[_Following]) -> str:
     return min((following.position for following in followings), key=event_position)
+
+
+def _values_bytes(reply: Any) -> int:
+    """The size of the fields' values an XREAD reply holds."""
+    return sum(
+        len(value)
+        for _key, entries in reply or ()
+        for _id, fields in entries
+        for value in fields.values()
+    )
 
 
 def _after(entries: list[Entry], position: str) -> list[Entry]:
