@@ -375,5 +375,4 @@ def test_an_api_holds_a_large_values_event_once_while_its_run_pauses(topology: T
     stream's next reply, a second copy for as long as the run was quiet)."""
     with stead_worker(GRAPHS_CONFIG, env=topology.env):
         grown = mib_held_while_a_large_state_pauses(topology.a, topology.a_pid, topology.b)
-    print("GROWN", grown)
     assert grown < 1.5 * LARGE_INPUT_MIB, f"the API held {grown:.0f} MiB while the run paused"

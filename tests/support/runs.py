@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import httpx
 
@@ -61,11 +60,23 @@ def peak_mib_of_a_large_run(url: str, pid: int) -> float:
 
 def mib_held_while_a_large_run_sleeps(url: str, pid: int) -> float:
     """How much larger than after a few small runs the process `pid` is while a `slow` run with
-    a 20 MiB input, waited on, sleeps: stored, and executing. Its state, and so its events, leave
-    the input out."""
+    a 20 MiB input, waited on, sleeps: stored, and executing. The least of samples taken from 1
+    to 2.5 s into its 3 s sleep: on a busy machine the request may still be being stored at 1 s,
+    and what is held for the whole run is in every sample."""
+    for _ in range(3):
+        echo_run(url, "small")
+    before = resident_bytes([pid])
     padding = "x" * LARGE_INPUT_MIB * 2**20
     body = {"assistant_id": "slow", "input": {"seconds": 3, "padding": padding}}
-    return _mib_held_while_waiting(url, pid, body, {"seconds": 3, "done": True})
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(httpx.post, f"{url}/runs/wait", json=body, timeout=60)
+        time.sleep(1.0)
+        held = []
+        for _ in range(30):
+            held.append(resident_bytes([pid]) - before)
+            time.sleep(0.05)
+        assert waiting.result().json() == {"seconds": 3, "done": True}
+    return min(held) / 2**20
 
 
 def mib_held_while_a_large_state_pauses(url: str, pid: int, observer: str) -> float:
@@ -94,23 +105,4 @@ def mib_held_while_a_large_state_pauses(url: str, pid: int, observer: str) -> fl
             time.sleep(0.05)
         answer = waiting.result().json()
     assert answer == {"steps": [padding, "one", "two", "three"], "pause": 4}
-    return min(held) / 2**20
-
-
-def _mib_held_while_waiting(url: str, pid: int, body: dict[str, Any], answer: Any) -> float:
-    """How much larger than after a few small runs the process `pid` is while the run `body`
-    (one that sleeps 3 s), waited on, executes. The least of samples taken from 1 to 2.5 s into
-    it: on a busy machine the request may still be being stored at 1 s, and what is held for the
-    whole run is in every sample."""
-    for _ in range(3):
-        echo_run(url, "small")
-    before = resident_bytes([pid])
-    with ThreadPoolExecutor(1) as pool:
-        waiting = pool.submit(httpx.post, f"{url}/runs/wait", json=body, timeout=60)
-        time.sleep(1.0)
-        held = []
-        for _ in range(30):
-            held.append(resident_bytes([pid]) - before)
-            time.sleep(0.05)
-        assert waiting.result().json() == answer
     return min(held) / 2**20
