@@ -54,6 +54,7 @@ _DATABASES = (
     "ours",
     "refused_rows",
     "large_writes",
+    "thread_writes",
 )
 
 
@@ -610,6 +611,57 @@ def test_large_checkpoint_writes_go_one_at_a_time_and_a_waiting_one_holds_no_cop
     assert other_waited, "a second large write went while the first was held"
     assert copies_while_waiting == 0, "the waiting write held its serialised value"
     assert stored == {runs[0][0]: first_value, runs[1][0]: second_value}
+
+
+def test_a_threads_next_write_waits_for_its_large_write_before_serialising(
+    pg: Postgres,
+) -> None:
+    """LangGraph writes a step's checkpoint and its tasks' writes at once. While a large write
+    of a thread is in flight, the thread's next write waits before it serialises its values, so
+    that the two are never held serialised together (a worker's 20 MiB run peaked at 5 bodies,
+    now 4); it then writes what it was given."""
+    url = migrated_uri(GRAPHS_CONFIG, pg, "thread_writes")
+    large, small = "a" * LARGE_VALUE_BYTES, "b"
+
+    async def write(
+        saver: FencedPostgresSaver, thread_id: str, run_id: str, task: str, value: str
+    ) -> None:
+        config: Any = {
+            "configurable": {"thread_id": thread_id, "checkpoint_ns": "", "checkpoint_id": "c"}
+        }
+        with writing_as(run_id, 1):
+            await saver.aput_writes(config, [("text", value)], task)
+
+    async def scenario() -> tuple[list[str], list[str], dict[str, Any]]:
+        async with _saver_of_running_runs(url, 1) as (saver, runs):
+            [(thread_id, run_id)] = runs
+            serialised: list[str] = []
+            dumps_typed = saver.serde.dumps_typed
+
+            def noting_dumps(value: Any) -> tuple[str, bytes]:
+                serialised.append(value[:1])
+                return dumps_typed(value)
+
+            saver.serde.dumps_typed = noting_dumps  # type: ignore[method-assign]
+            async with _row_locked(url, run_id):
+                held = asyncio.create_task(write(saver, thread_id, run_id, "first", large))
+                await asyncio.sleep(0.3)
+                following = asyncio.create_task(write(saver, thread_id, run_id, "next", small))
+                await asyncio.sleep(0.3)
+                while_held = list(serialised)
+            await asyncio.wait_for(asyncio.gather(held, following), 10)
+            async with saver.conn.connection() as conn:
+                cursor = await conn.execute("SELECT task_id, type, blob FROM checkpoint_writes")
+                rows = await cursor.fetchall()
+            stored = {
+                row["task_id"]: saver.serde.loads_typed((row["type"], row["blob"])) for row in rows
+            }
+            return while_held, serialised, stored
+
+    while_held, serialised, stored = asyncio.run(scenario())
+    assert while_held == ["a"], "the next write serialised while the large one was in flight"
+    assert serialised == ["a", "b"]
+    assert stored == {"first": large, "next": small}
 
 
 def test_autocommit_opens_no_transaction_and_leaves_the_connection_atomic(pg: Postgres) -> None:

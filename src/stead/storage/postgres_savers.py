@@ -100,6 +100,10 @@ class FencedPostgresSaver(AsyncPostgresSaver):
         # must wait serialises its values again when its turn comes, rather than hold them (a
         # run with a 20 MiB input took its worker 9 bodies above its size, 5 to 6 this way).
         self._large_writes = asyncio.Lock()
+        # The threads with a large write in flight, each with the event its end sets: the
+        # thread's next write waits for it before serialising its own values, so that a step's
+        # checkpoint and its tasks' writes are not held serialised at once.
+        self._large_write_ends: dict[str, asyncio.Event] = {}
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         # A stateless run's thread holds nothing until the run writes to it: LangGraph's read
@@ -119,6 +123,7 @@ class FencedPostgresSaver(AsyncPostgresSaver):
         if writer is None:
             return await super().aput(config, checkpoint, metadata, new_versions)
         configurable = config["configurable"]
+        await self._after_large_writes_of(thread_id)
         split = fenced_writes.split_checkpoint(checkpoint)
         blob_versions = {k: v for k, v in new_versions.items() if k in split.blob_values}
 
@@ -137,7 +142,7 @@ class FencedPostgresSaver(AsyncPostgresSaver):
         if fenced_writes.is_large(split, blobs):
             if self._large_writes.locked():
                 blobs = []  # not held while waiting: serialised again
-            async with self._large_writes, self._cursor(pipeline=True) as cur:
+            async with self._large_write(thread_id), self._cursor(pipeline=True) as cur:
                 await cur.executemany(self.UPSERT_CHECKPOINT_BLOBS_SQL, blobs or dump_blobs())
                 columns = [row[column] for column in _CHECKPOINT_COLUMNS]
                 await cur.execute(self.UPSERT_CHECKPOINTS_SQL, columns)
@@ -166,11 +171,12 @@ class FencedPostgresSaver(AsyncPostgresSaver):
         replacing = fenced_writes.replaces_writes(writes)
         checkpoint_id = config["configurable"]["checkpoint_id"]
         ids = (thread_id, checkpoint_ns, checkpoint_id, task_id, task_path)
+        await self._after_large_writes_of(thread_id)
         rows = self._dump_writes(*ids, writes)
         if fenced_writes.are_large(rows):
             if self._large_writes.locked():
                 rows = []  # not held while waiting: serialised again
-            async with self._large_writes, self._cursor(pipeline=True) as cur:
+            async with self._large_write(thread_id), self._cursor(pipeline=True) as cur:
                 sql = (
                     self.UPSERT_CHECKPOINT_WRITES_SQL
                     if replacing
@@ -192,6 +198,23 @@ class FencedPostgresSaver(AsyncPostgresSaver):
                 **fenced_writes.write_parameters(rows, replacing),
             },
         )
+
+    @contextlib.asynccontextmanager
+    async def _large_write(self, thread_id: str) -> AsyncIterator[None]:
+        """A large write's turn: one at a time in the process; meanwhile the thread's next
+        writes wait before they serialise (`_after_large_writes_of`)."""
+        ended = self._large_write_ends.setdefault(thread_id, asyncio.Event())
+        try:
+            async with self._large_writes:
+                yield
+        finally:
+            if self._large_write_ends.get(thread_id) is ended:
+                del self._large_write_ends[thread_id]
+            ended.set()
+
+    async def _after_large_writes_of(self, thread_id: str) -> None:
+        while (ended := self._large_write_ends.get(thread_id)) is not None:
+            await ended.wait()
 
     async def _fenced_statement(
         self, writer: RunAttempt, sql: str, parameters: dict[str, Any]
