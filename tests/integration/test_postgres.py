@@ -614,7 +614,7 @@ def test_large_checkpoint_writes_go_one_at_a_time_and_a_waiting_one_holds_no_cop
 
 
 def test_a_threads_next_write_waits_for_its_large_write_before_serialising(
-    pg: Postgres,
+    pg: Postgres, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """LangGraph writes a step's checkpoint and its tasks' writes at once. While a large write
     of a thread is in flight, the thread's next write waits before it serialises its values, so
@@ -639,10 +639,11 @@ def test_a_threads_next_write_waits_for_its_large_write_before_serialising(
             dumps_typed = saver.serde.dumps_typed
 
             def noting_dumps(value: Any) -> tuple[str, bytes]:
-                serialised.append(value[:1])
+                serialised.append(str(value)[:1])
                 return dumps_typed(value)
 
-            saver.serde.dumps_typed = noting_dumps  # type: ignore[method-assign]
+            # The serialiser is LangGraph's one instance for every saver: undone after the test.
+            monkeypatch.setattr(saver.serde, "dumps_typed", noting_dumps)
             async with _row_locked(url, run_id):
                 held = asyncio.create_task(write(saver, thread_id, run_id, "first", large))
                 await asyncio.sleep(0.3)
