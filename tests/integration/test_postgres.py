@@ -571,6 +571,17 @@ def _bytes_alive(at_least: int) -> int:
     return len(found)
 
 
+async def _write_text(
+    saver: FencedPostgresSaver, thread_id: str, run_id: str, value: str, task: str = "task"
+) -> None:
+    """A task's write of `value` to the channel `text`, by attempt 1 of the run."""
+    config: Any = {
+        "configurable": {"thread_id": thread_id, "checkpoint_ns": "", "checkpoint_id": "c"}
+    }
+    with writing_as(run_id, 1):
+        await saver.aput_writes(config, [("text", value)], task)
+
+
 def test_large_checkpoint_writes_go_one_at_a_time_and_a_waiting_one_holds_no_copy(
     pg: Postgres,
 ) -> None:
@@ -580,20 +591,15 @@ def test_large_checkpoint_writes_go_one_at_a_time_and_a_waiting_one_holds_no_cop
     url = migrated_uri(GRAPHS_CONFIG, pg, "large_writes")
     first_value, second_value = "a" * LARGE_VALUE_BYTES, "b" * 3 * LARGE_VALUE_BYTES
 
-    async def write(saver: FencedPostgresSaver, thread_id: str, run_id: str, value: str) -> None:
-        config: Any = {
-            "configurable": {"thread_id": thread_id, "checkpoint_ns": "", "checkpoint_id": "c"}
-        }
-        with writing_as(run_id, 1):
-            await saver.aput_writes(config, [("text", value)], "task")
-
     async def scenario() -> tuple[bool, int, dict[str, Any], list[tuple[str, str]]]:
         async with _saver_of_running_runs(url, 2) as (saver, runs):
             (held_thread, held_run), (other_thread, other_run) = runs
             async with _row_locked(url, held_run):
-                held = asyncio.create_task(write(saver, held_thread, held_run, first_value))
+                held = asyncio.create_task(_write_text(saver, held_thread, held_run, first_value))
                 await asyncio.sleep(0.3)
-                other = asyncio.create_task(write(saver, other_thread, other_run, second_value))
+                other = asyncio.create_task(
+                    _write_text(saver, other_thread, other_run, second_value)
+                )
                 await asyncio.sleep(0.3)
                 other_waited = not other.done()
                 copies_while_waiting = _bytes_alive(len(second_value))
@@ -623,15 +629,6 @@ def test_a_threads_next_write_waits_for_its_large_write_before_serialising(
     url = migrated_uri(GRAPHS_CONFIG, pg, "thread_writes")
     large, small = "a" * LARGE_VALUE_BYTES, "b"
 
-    async def write(
-        saver: FencedPostgresSaver, thread_id: str, run_id: str, task: str, value: str
-    ) -> None:
-        config: Any = {
-            "configurable": {"thread_id": thread_id, "checkpoint_ns": "", "checkpoint_id": "c"}
-        }
-        with writing_as(run_id, 1):
-            await saver.aput_writes(config, [("text", value)], task)
-
     async def scenario() -> tuple[list[str], list[str], dict[str, Any]]:
         async with _saver_of_running_runs(url, 1) as (saver, runs):
             [(thread_id, run_id)] = runs
@@ -645,9 +642,11 @@ def test_a_threads_next_write_waits_for_its_large_write_before_serialising(
             # The serialiser is LangGraph's one instance for every saver: undone after the test.
             monkeypatch.setattr(saver.serde, "dumps_typed", noting_dumps)
             async with _row_locked(url, run_id):
-                held = asyncio.create_task(write(saver, thread_id, run_id, "first", large))
+                held = asyncio.create_task(_write_text(saver, thread_id, run_id, large, "first"))
                 await asyncio.sleep(0.3)
-                following = asyncio.create_task(write(saver, thread_id, run_id, "next", small))
+                following = asyncio.create_task(
+                    _write_text(saver, thread_id, run_id, small, "next")
+                )
                 await asyncio.sleep(0.3)
                 while_held = list(serialised)
             await asyncio.wait_for(asyncio.gather(held, following), 10)
