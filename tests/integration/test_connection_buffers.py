@@ -266,8 +266,9 @@ def test_a_workers_large_checkpoint_writes_go_one_at_a_time(pg: Postgres) -> Non
     flight, each with its serialised value, psycopg's parameters and libpq's buffer, took a
     worker 9 bodies above its size on a run with a 20 MiB input; one at a time, about 5; with a
     thread's next write serialised only once its large write has ended, 4: the input, one
-    serialised write and libpq's copy of it, and the values event on its way to Redis
-    (test_postgres.py checks the waiting writes themselves)."""
+    serialised write and libpq's copy of it, and the values event on its way to Redis. Sent by
+    COPY in pieces, a write holds 2 with the input; the claim, reading the input, now sets the
+    peak at about 4 (test_postgres.py checks the waiting writes and the pieces themselves)."""
     with _api_and_worker(pg) as (url, worker_pid):
         peak = peak_mib_of_a_large_run(url, worker_pid)
     assert peak < 4.5 * LARGE_INPUT_MIB, f"the worker grew by {peak:.0f} MiB on a 20 MiB run"

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import gc
 import logging
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -55,10 +57,11 @@ _DATABASES = (
     "refused_rows",
     "large_writes",
     "thread_writes",
+    "pieces",
 )
 
 
-# Large values go through LangGraph's own statements, in a pipeline (postgres_fenced_writes).
+# Large values go by COPY, in pieces (postgres_large_writes).
 _LARGE = "x" * LARGE_VALUE_BYTES
 
 
@@ -662,6 +665,90 @@ def test_a_threads_next_write_waits_for_its_large_write_before_serialising(
     assert while_held == ["a"], "the next write serialised while the large one was in flight"
     assert serialised == ["a", "b"]
     assert stored == {"first": large, "next": small}
+
+
+def test_a_large_checkpoint_and_write_go_in_pieces_without_a_whole_copy(pg: Postgres) -> None:
+    """Sent as a statement's parameter, a large value went whole into libpq's output buffer (32
+    MiB for a 20 MiB value) on top of its serialised form, for as long as the write lasted. Sent
+    by COPY in pieces, a checkpoint with an 8 MiB text and a task's 8 MiB write each take the
+    process no more than their serialised value and a few pieces; both are stored as given."""
+    url = migrated_uri(GRAPHS_CONFIG, pg, "pieces")
+    size = 8 * 2**20
+    text, blob = "t" * size, b"b" * size
+
+    async def scenario() -> tuple[int, int, Any, Any]:
+        async with _saver_of_running_runs(url, 1) as (saver, runs):
+            [(thread_id, run_id)] = runs
+            config: Any = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
+            checkpoint = empty_checkpoint()
+            checkpoint["channel_values"] = {"text": text}
+            with writing_as(run_id, 1):
+                with _live_allocation_peak() as checkpoint_peak:
+                    saved = await saver.aput(config, checkpoint, {"step": 0}, {})
+                with _live_allocation_peak() as write_peak:
+                    await saver.aput_writes(saved, [("blob", blob)], "task")
+            found = await saver.aget_tuple(config)
+            assert found is not None and found.pending_writes is not None
+            return checkpoint_peak[0], write_peak[0], found.checkpoint, found.pending_writes
+
+    checkpoint_peak, write_peak, stored, pending = asyncio.run(scenario())
+    assert stored["channel_values"] == {"text": text}
+    assert [(channel, value) for _, channel, value in pending] == [("blob", blob)]
+    assert checkpoint_peak < 1.5 * size, f"the checkpoint took {checkpoint_peak / size:.1f} texts"
+    assert write_peak < 1.5 * size, f"the write took {write_peak / size:.1f} values"
+
+
+@contextlib.contextmanager
+def _live_allocation_peak(interval: float = 0.0005) -> Iterator[list[int]]:
+    """The most the process's allocations, Python's and libpq's alike (glibc's `mallinfo2`),
+    grew above their size before the block, sampled meanwhile: in the list yielded, once it
+    ended. A block freed and reused counts only while in use, unlike resident memory."""
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallinfo2.restype = _MallInfo2
+
+    def allocated() -> int:
+        info = libc.mallinfo2()
+        return int(info.uordblks + info.hblkhd)
+
+    gc.collect()
+    before = allocated()
+    peak = [before]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], allocated())
+            time.sleep(interval)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    found: list[int] = []
+    try:
+        yield found
+    finally:
+        done.set()
+        sampler.join()
+    found.append(peak[0] - before)
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            [
+                "arena",
+                "ordblks",
+                "smblks",
+                "hblks",
+                "hblkhd",
+                "usmblks",
+                "fsmblks",
+                "uordblks",
+                "fordblks",
+                "keepcost",
+            ]
+        )
+    ]
 
 
 def test_autocommit_opens_no_transaction_and_leaves_the_connection_atomic(pg: Postgres) -> None:

@@ -20,7 +20,7 @@ from langgraph.checkpoint.serde.types import _DeltaSnapshot
 
 from stead.storage.fencing import RunAttempt
 
-# Writes at least this large go as LangGraph's saver sends them, a pipeline of statements: sent as
+# Writes at least this large go by COPY, in pieces (stead.storage.postgres_large_writes): sent as
 # one statement, a 20 MiB run's writes peaked 8 to 10 bodies higher (API and worker together,
 # bench/README.md), and a large write has no use for the round trips saved.
 LARGE_VALUE_BYTES = 2**20
@@ -105,16 +105,21 @@ def blob_parameters(rows: Sequence[tuple[str, str, str, str, str, bytes | None]]
 def write_parameters(
     rows: Sequence[tuple[str, str, str, str, str, int, str, str, bytes]], replacing: bool
 ) -> dict[str, Any]:
-    """`_dump_writes`' rows as the arrays of the writes' statement. Where writes replace, a
-    later write of the same index wins, as it did when LangGraph's saver sent them one by one
-    (one statement may not update a row twice)."""
-    kept = list({row[5]: row for row in rows}.values()) if replacing else list(rows)
+    """`_dump_writes`' rows as the arrays of the writes' statement (`kept_writes`)."""
+    kept = kept_writes(rows, replacing)
     return {
         "indexes": [row[5] for row in kept],
         "channels": [row[6] for row in kept],
         "types": [row[7] for row in kept],
         "blobs": [row[8] for row in kept],
     }
+
+
+def kept_writes(rows: Sequence[tuple[Any, ...]], replacing: bool) -> list[tuple[Any, ...]]:
+    """`_dump_writes`' rows as one statement writes them: where writes replace, a later write
+    of the same index wins, as it did when LangGraph's saver sent them one by one (one statement
+    may not update a row twice)."""
+    return list({row[5]: row for row in rows}.values()) if replacing else list(rows)
 
 
 def is_large(split: SplitCheckpoint, blobs: Sequence[tuple[Any, ...]]) -> bool:

@@ -27,6 +27,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from stead.storage import postgres_fenced_writes as fenced_writes
+from stead.storage import postgres_large_writes as large_writes
 from stead.storage.connection_checks import CheckedConnectionPool
 from stead.storage.database import CONNECT_TIMEOUT_SECONDS, Database
 from stead.storage.fencing import (
@@ -62,17 +63,6 @@ SAVERS_POOL_SIZE = 10
 _SAVERS_POOL_TIMEOUT_SECONDS = 10.0
 
 
-# The column order of LangGraph's UPSERT_CHECKPOINTS_SQL, which takes positional parameters.
-_CHECKPOINT_COLUMNS = (
-    "thread_id",
-    "checkpoint_ns",
-    "checkpoint_id",
-    "parent_checkpoint_id",
-    "checkpoint",
-    "metadata",
-)
-
-
 def _writing_to(config: RunnableConfig) -> tuple[str, str, RunAttempt | None]:
     """The thread and namespace a checkpoint write goes to, and the run attempt writing it, if
     any; the write is noted first so that a new thread's later reads go to the database."""
@@ -85,9 +75,10 @@ def _writing_to(config: RunnableConfig) -> tuple[str, str, RunAttempt | None]:
 class FencedPostgresSaver(AsyncPostgresSaver):
     """Inside a run, every write is fenced: a check that share-locks the run's row if it still
     holds the attempt goes with the write, and a failed check fails it whole. A checkpoint and
-    a task's writes are one statement each, the check in it (stead.storage.postgres_fenced_writes);
-    LangGraph's other writes go through `_cursor(pipeline=True)`, which sends the check first in
-    their pipeline.
+    a task's writes are one statement each, the check in it (stead.storage.postgres_fenced_writes),
+    or, when large, a transaction that begins with the check and sends the rows by COPY
+    (stead.storage.postgres_large_writes); LangGraph's other writes go through
+    `_cursor(pipeline=True)`, which sends the check first in their pipeline.
 
     Each caller takes a connection of its own from the pool: the base class's lock, there for a
     single shared connection, would make all of a worker's runs write one at a time."""
@@ -96,7 +87,7 @@ class FencedPostgresSaver(AsyncPostgresSaver):
         super().__init__(pool)
         self._pool = pool
         # LangGraph writes a step's checkpoint and its tasks' writes at once: large ones go one
-        # at a time, each with its value, psycopg's parameters and libpq's buffer. One that
+        # at a time, each with its serialised values and the pieces of them on their way. One that
         # must wait serialises its values again when its turn comes, rather than hold them (a
         # run with a 20 MiB input took its worker 9 bodies above its size, 5 to 6 this way).
         self._large_writes = asyncio.Lock()
@@ -131,23 +122,43 @@ class FencedPostgresSaver(AsyncPostgresSaver):
             return self._dump_blobs(thread_id, checkpoint_ns, split.blob_values, blob_versions)
 
         blobs = dump_blobs()
-        row = {
-            "thread_id": thread_id,
-            "checkpoint_ns": checkpoint_ns,
-            "checkpoint_id": checkpoint["id"],
-            "parent_checkpoint_id": configurable.get("checkpoint_id"),
-            "checkpoint": Jsonb(split.inline),
-            "metadata": Jsonb(get_serializable_checkpoint_metadata(config, metadata)),
-        }
+        saved_metadata = get_serializable_checkpoint_metadata(config, metadata)
         if fenced_writes.is_large(split, blobs):
             if self._large_writes.locked():
                 blobs = []  # not held while waiting: serialised again
-            async with self._large_write(thread_id), self._cursor(pipeline=True) as cur:
-                await cur.executemany(self.UPSERT_CHECKPOINT_BLOBS_SQL, blobs or dump_blobs())
-                columns = [row[column] for column in _CHECKPOINT_COLUMNS]
-                await cur.execute(self.UPSERT_CHECKPOINTS_SQL, columns)
+            async with self._large_write(thread_id), self._fenced_transaction(writer) as cur:
+                await large_writes.insert_rows(
+                    cur,
+                    "checkpoint_blobs",
+                    large_writes.BLOB_COLUMNS,
+                    blobs or dump_blobs(),
+                    large_writes.BLOBS_KEPT,
+                )
+                row = (
+                    thread_id,
+                    checkpoint_ns,
+                    checkpoint["id"],
+                    configurable.get("checkpoint_id"),
+                    large_writes.JsonbValue.of(split.inline),
+                    large_writes.JsonbValue.of(saved_metadata),
+                )
+                await large_writes.insert_rows(
+                    cur,
+                    "checkpoints",
+                    large_writes.CHECKPOINT_COLUMNS,
+                    [row],
+                    large_writes.CHECKPOINT_REPLACED,
+                )
         else:
-            parameters = {**row, **fenced_writes.blob_parameters(blobs)}
+            parameters = {
+                "thread_id": thread_id,
+                "checkpoint_ns": checkpoint_ns,
+                "checkpoint_id": checkpoint["id"],
+                "parent_checkpoint_id": configurable.get("checkpoint_id"),
+                "checkpoint": Jsonb(split.inline),
+                "metadata": Jsonb(saved_metadata),
+                **fenced_writes.blob_parameters(blobs),
+            }
             await self._fenced_statement(writer, fenced_writes.PUT_CHECKPOINT_SQL, parameters)
         return {
             "configurable": {
@@ -176,13 +187,14 @@ class FencedPostgresSaver(AsyncPostgresSaver):
         if fenced_writes.are_large(rows):
             if self._large_writes.locked():
                 rows = []  # not held while waiting: serialised again
-            async with self._large_write(thread_id), self._cursor(pipeline=True) as cur:
-                sql = (
-                    self.UPSERT_CHECKPOINT_WRITES_SQL
-                    if replacing
-                    else self.INSERT_CHECKPOINT_WRITES_SQL
+            async with self._large_write(thread_id), self._fenced_transaction(writer) as cur:
+                await large_writes.insert_rows(
+                    cur,
+                    "checkpoint_writes",
+                    large_writes.WRITE_COLUMNS,
+                    fenced_writes.kept_writes(rows or self._dump_writes(*ids, writes), replacing),
+                    large_writes.WRITES_REPLACED if replacing else large_writes.WRITES_KEPT,
                 )
-                await cur.executemany(sql, rows or self._dump_writes(*ids, writes))
             return
         await self._fenced_statement(
             writer,
@@ -225,6 +237,18 @@ class FencedPostgresSaver(AsyncPostgresSaver):
                 await conn.execute(
                     sql, {**parameters, **fenced_writes.attempt_parameters(writer)}, binary=True
                 )
+
+    @contextlib.asynccontextmanager
+    async def _fenced_transaction(self, writer: RunAttempt) -> AsyncIterator[AsyncCursor[Any]]:
+        """A transaction that begins with the fencing check: a failed check writes nothing."""
+        with _unreachable_is_unavailable(), _taken_over_is_lease_lost(writer):
+            async with (
+                self._pool.connection() as conn,
+                conn.transaction(),
+                conn.cursor() as cur,
+            ):
+                await cur.execute(_HOLD_ATTEMPT_SQL, (writer.run_id, writer.attempt))
+                yield cur
 
     async def adelete_thread(self, thread_id: str) -> None:
         """As LangGraph's, in one statement instead of a pipeline of three: every stateless run
