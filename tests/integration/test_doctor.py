@@ -1,6 +1,7 @@
 """`stead doctor` with each fault injected into real parts: PostgreSQL down, a refused password,
-a schema behind, a graph that fails to import, Redis down or evicting, a forged, expired or
-soon-expiring enrollment key, an unreachable control plane, and a full disk."""
+a role that may not create temporary tables, a schema behind, a graph that fails to import, Redis
+down or evicting, a forged, expired or soon-expiring enrollment key, an unreachable control plane,
+and a full disk."""
 
 from __future__ import annotations
 
@@ -24,8 +25,9 @@ from tests.support.services import Postgres, Redis, postgres_server, redis_serve
 
 @pytest.fixture(scope="module")
 def pg() -> Iterator[Postgres]:
-    with postgres_server(databases=("migrated", "behind")) as server:
+    with postgres_server(databases=("migrated", "behind", "no_temporary")) as server:
         assert stead_migrate(GRAPHS_CONFIG, server.url("migrated")).returncode == 0
+        assert stead_migrate(GRAPHS_CONFIG, server.url("no_temporary")).returncode == 0
         yield server
 
 
@@ -69,8 +71,8 @@ def test_a_healthy_deployment_is_all_ok(pg: Postgres, redis_service: Redis, tmp_
     code, lines = doctor(healthy(pg, redis_service), tmp_path)
     assert code == 0
     assert set(lines) == {
-        "config", "graphs", "database", "schema", "connections", "clock", "redis", "eviction",
-        "enrollment", "disk", "port",
+        "config", "graphs", "database", "schema", "connections", "temporary", "clock", "redis",
+        "eviction", "enrollment", "disk", "port",
     }  # fmt: skip
     assert all(line.startswith("ok ") for line in lines.values()), lines
     assert "max_connections is 100: 2 Stead process(es)" in lines["connections"]
@@ -119,6 +121,23 @@ def test_a_refused_password(pg: Postgres, redis_service: Redis, tmp_path: Path) 
     assert code == 1
     assert lines["database"].startswith("failed   database: the credentials are refused")
     assert "wrong" not in lines["database"]
+
+
+def test_a_role_that_may_not_create_temporary_tables(
+    pg: Postgres, redis_service: Redis, tmp_path: Path
+) -> None:
+    """Large checkpoint writes go through a temporary table: a role without PostgreSQL's
+    TEMPORARY privilege fails them, and doctor says so, with the grant that fixes it."""
+    with psycopg.connect(pg.url("no_temporary"), autocommit=True) as conn:
+        conn.execute("REVOKE TEMPORARY ON DATABASE no_temporary FROM PUBLIC")
+        conn.execute("CREATE ROLE limited LOGIN")
+        conn.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO limited")
+    env = {"DATABASE_URI": f"postgresql://limited@{HOST}:{pg.port}/no_temporary"}
+    code, lines = doctor({**env, "REDIS_URI": redis_service.url}, tmp_path)
+    assert code == 1
+    assert lines["temporary"].startswith("failed   temporary: the role may not create temporary")
+    assert 'GRANT TEMPORARY ON DATABASE "no_temporary" TO "limited"' in lines["temporary"]
+    assert lines["database"].startswith("ok ") and lines["schema"].startswith("ok "), lines
 
 
 def test_a_schema_behind(pg: Postgres, redis_service: Redis, tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
 """The database: it answers, the credentials work, the schema is current, PostgreSQL's
-max_connections suits Stead's pools, and its clock agrees with this host's."""
+max_connections suits Stead's pools, the role may create temporary tables, and the database's
+clock agrees with this host's."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from stead.storage.database import Database
 from stead.storage.postgres_savers import SAVERS_POOL_SIZE
 from stead.storage.revisions import known_revisions
 
+_MAY_CREATE_TEMPORARY_TABLES = "SELECT has_database_privilege(current_database(), 'TEMPORARY')"
 _SKEW_WARNING_SECONDS = 1.0
 _SKEW_FAILURE_SECONDS = 10.0
 
@@ -26,12 +28,15 @@ async def check_database(settings: Settings) -> list[Finding]:
             max_connections = int(_scalar(conn, "SHOW max_connections"))
             database_now: datetime = _scalar(conn, "SELECT now()")
             version = str(_scalar(conn, "SHOW server_version"))
+            temporary = bool(_scalar(conn, _MAY_CREATE_TEMPORARY_TABLES))
+            database, role = conn.info.dbname, conn.info.user
     except psycopg.OperationalError as exc:
         return [_unreachable(str(exc).strip().splitlines()[-1])]
     return [
         ok("database", f"PostgreSQL {version} answers and takes the credentials"),
         *await _schema(settings),
         await _pool_fit(settings, max_connections),
+        _temporary_tables(temporary, database, role),
         _clock_skew(database_now),
     ]
 
@@ -107,6 +112,18 @@ async def _pool_fit(settings: Settings, max_connections: int) -> Finding:
             "(API replicas and workers), plus your own tools",
         )
     return ok("connections", message)
+
+
+def _temporary_tables(allowed: bool, database: str, role: str) -> Finding:
+    """A run's checkpoint writes of 1 MiB or more go through a temporary table
+    (stead.storage.postgres_large_writes)."""
+    if allowed:
+        return ok("temporary", "the role may create temporary tables (large checkpoint writes)")
+    return failed(
+        "temporary",
+        "the role may not create temporary tables: runs whose checkpoints hold 1 MiB or more fail",
+        f'run `GRANT TEMPORARY ON DATABASE "{database}" TO "{role}"`',
+    )
 
 
 def _clock_skew(database_now: datetime) -> Finding:
