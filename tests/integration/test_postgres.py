@@ -58,6 +58,7 @@ _DATABASES = (
     "large_writes",
     "thread_writes",
     "pieces",
+    "cancelled",
 )
 
 
@@ -696,6 +697,36 @@ def test_a_large_checkpoint_and_write_go_in_pieces_without_a_whole_copy(pg: Post
     assert [(channel, value) for _, channel, value in pending] == [("blob", blob)]
     assert checkpoint_peak < 1.5 * size, f"the checkpoint took {checkpoint_peak / size:.1f} texts"
     assert write_peak < 1.5 * size, f"the write took {write_peak / size:.1f} values"
+
+
+def test_a_large_write_cancelled_midway_leaves_nothing_and_its_connection_serves_on(
+    pg: Postgres, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A large write is one transaction: cancelled while it waits inside it (its fencing check
+    held up by a lock on the run's row), it leaves no row, psycopg logs nothing, and the saver's
+    next large write of the run goes through."""
+    url = migrated_uri(GRAPHS_CONFIG, pg, "cancelled")
+    value = "c" * LARGE_VALUE_BYTES
+
+    async def scenario() -> tuple[list[Any], list[Any]]:
+        async with _saver_of_running_runs(url, 1) as (saver, runs):
+            [(thread_id, run_id)] = runs
+            async with _row_locked(url, run_id):
+                write = asyncio.create_task(_write_text(saver, thread_id, run_id, value, "first"))
+                await asyncio.sleep(0.3)
+                write.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await write
+            left = (await _saver_rows(saver.conn, thread_id))["checkpoint_writes"]
+            await _write_text(saver, thread_id, run_id, value, "second")
+            written = (await _saver_rows(saver.conn, thread_id))["checkpoint_writes"]
+            return left, [row["task_id"] for row in written]
+
+    with caplog.at_level(logging.WARNING, logger="psycopg"):
+        left, written = asyncio.run(scenario())
+    assert left == []
+    assert written == ["second"]
+    assert not [r for r in caplog.records if r.name.startswith("psycopg")], caplog.text
 
 
 @contextlib.contextmanager
