@@ -20,7 +20,7 @@ import httpx
 from cryptography.fernet import Fernet
 
 from stead.controlplane.services import statuses
-from tests.support.servers import HOST, REPO_ROOT, ServerStartError, free_port
+from tests.support.servers import HOST, REPO_ROOT, ServerStartError, free_port, listens_on
 
 OFFICIAL_CLI = REPO_ROOT / ".venvs" / "official" / "bin" / "langgraph"
 
@@ -50,8 +50,17 @@ class ControlPlane:
         return f"http://{HOST}:{self.port}"
 
     def start(self) -> None:
-        self.launch()
-        self.wait_ready()
+        """Launch and wait until ready; a port another process took meanwhile is traded for a
+        new one."""
+        for attempt in range(_START_ATTEMPTS):
+            self.launch()
+            try:
+                self.wait_ready()
+                return
+            except PortTaken:
+                if attempt == _START_ATTEMPTS - 1:
+                    raise
+                self.port = free_port()
 
     def launch(self) -> None:
         """Start the process without waiting for it (replicas starting together)."""
@@ -260,16 +269,28 @@ def wait_deployed(
 
 
 def _wait_for_ok(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
+    """Until the process answers `/ok` on its own socket (another server may hold the port)."""
+    port = httpx.URL(url).port
+    assert port is not None
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise ServerStartError(
-                f"control plane exited {process.returncode}:\n{log_path.read_text()}"
-            )
+            log = log_path.read_text()
+            error = PortTaken if log.rstrip().endswith("is already in use") else ServerStartError
+            raise error(f"control plane exited {process.returncode}:\n{log}")
         try:
-            if httpx.get(f"{url}/ok", timeout=2).status_code == 200:
-                return
+            answered = httpx.get(f"{url}/ok", timeout=2).status_code == 200
         except httpx.TransportError:
-            pass
+            answered = False
+        if answered and listens_on(process.pid, port):
+            return
         time.sleep(0.1)
     raise ServerStartError(f"control plane not ready:\n{log_path.read_text()}")
+
+
+class PortTaken(ServerStartError):
+    """The control plane exited because another process holds its port."""
+
+
+# A port taken by another test's server between `free_port` and the bind is retried this often.
+_START_ATTEMPTS = 3

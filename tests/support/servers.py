@@ -84,6 +84,23 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def listens_on(pid: int, port: int) -> bool:
+    """Whether process `pid` holds the listening TCP socket of `port` (Linux's /proc). A port
+    from `free_port` may be taken by another test's server before the one it was meant for binds
+    it, and that server answers `/ok` as well."""
+    sockets = {
+        f"socket:[{fields[9]}]"
+        for fields in (line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:])
+        if fields[3] == "0A" and int(fields[1].split(":")[1], 16) == port
+    }
+    try:
+        return any(
+            os.readlink(f"/proc/{pid}/fd/{fd}") in sockets for fd in os.listdir(f"/proc/{pid}/fd")
+        )
+    except OSError:  # the process is gone
+        return False
+
+
 def official_venv() -> Path:
     """The official venv: ``$STEAD_OFFICIAL_VENV``, else ``<repo>/.venvs/official``."""
     configured = os.environ.get("STEAD_OFFICIAL_VENV")
