@@ -6,11 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import functools
 import gc
 import logging
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -32,6 +32,7 @@ from stead.storage.fencing import LeaseLost, writing_as
 from stead.storage.postgres_fenced_writes import LARGE_VALUE_BYTES
 from stead.storage.postgres_savers import FencedPostgresSaver, open_savers_pool
 from tests.conftest import GRAPHS_CONFIG
+from tests.support.load import peak_growth
 from tests.support.postgres import migrate_env, migrated_uri, stead_database, stead_migrate
 from tests.support.records import assistant_record, run_record
 from tests.support.servers import HOST, REPO_ROOT, free_port, stead_server
@@ -684,13 +685,15 @@ def test_a_large_checkpoint_and_write_go_in_pieces_without_a_whole_copy(pg: Post
             checkpoint = empty_checkpoint()
             checkpoint["channel_values"] = {"text": text}
             with writing_as(run_id, 1):
-                with _live_allocation_peak() as checkpoint_peak:
+                gc.collect()
+                with peak_growth(_allocated_bytes, 0.0005) as checkpoint_peak:
                     saved = await saver.aput(config, checkpoint, {"step": 0}, {})
-                with _live_allocation_peak() as write_peak:
+                gc.collect()
+                with peak_growth(_allocated_bytes, 0.0005) as write_peak:
                     await saver.aput_writes(saved, [("blob", blob)], "task")
             found = await saver.aget_tuple(config)
             assert found is not None and found.pending_writes is not None
-            return checkpoint_peak[0], write_peak[0], found.checkpoint, found.pending_writes
+            return checkpoint_peak.bytes, write_peak.bytes, found.checkpoint, found.pending_writes
 
     checkpoint_peak, write_peak, stored, pending = asyncio.run(scenario())
     assert stored["channel_values"] == {"text": text}
@@ -729,57 +732,29 @@ def test_a_large_write_cancelled_midway_leaves_nothing_and_its_connection_serves
     assert not [r for r in caplog.records if r.name.startswith("psycopg")], caplog.text
 
 
-@contextlib.contextmanager
-def _live_allocation_peak(interval: float = 0.0005) -> Iterator[list[int]]:
-    """The most the process's allocations, Python's and libpq's alike (glibc's `mallinfo2`),
-    grew above their size before the block, sampled meanwhile: in the list yielded, once it
-    ended. A block freed and reused counts only while in use, unlike resident memory."""
-    libc = ctypes.CDLL("libc.so.6")
-    libc.mallinfo2.restype = _MallInfo2
-
-    def allocated() -> int:
-        info = libc.mallinfo2()
-        return int(info.uordblks + info.hblkhd)
-
-    gc.collect()
-    before = allocated()
-    peak = [before]
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.is_set():
-            peak[0] = max(peak[0], allocated())
-            time.sleep(interval)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    found: list[int] = []
-    try:
-        yield found
-    finally:
-        done.set()
-        sampler.join()
-    found.append(peak[0] - before)
+# glibc's `struct mallinfo2`, every field a size_t.
+_MALLINFO2_FIELDS = (
+    "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+    "keepcost",
+)  # fmt: skip
 
 
 class _MallInfo2(ctypes.Structure):
-    _fields_ = [
-        (name, ctypes.c_size_t)
-        for name in (
-            [
-                "arena",
-                "ordblks",
-                "smblks",
-                "hblks",
-                "hblkhd",
-                "usmblks",
-                "fsmblks",
-                "uordblks",
-                "fordblks",
-                "keepcost",
-            ]
-        )
-    ]
+    _fields_ = [(name, ctypes.c_size_t) for name in _MALLINFO2_FIELDS]
+
+
+def _allocated_bytes() -> int:
+    """What the process has allocated, Python's and libpq's alike (glibc's `mallinfo2`): unlike
+    resident memory, a block freed and reused counts only while in use."""
+    info = _libc().mallinfo2()
+    return int(info.uordblks + info.hblkhd)
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallinfo2.restype = _MallInfo2
+    return libc
 
 
 def test_autocommit_opens_no_transaction_and_leaves_the_connection_atomic(pg: Postgres) -> None:

@@ -711,7 +711,7 @@ def resident_bytes(pids: Sequence[int]) -> int:
 
 @dataclass
 class ResidentGrowth:
-    """The most a process grew over its size at the start of a block, once the block ended."""
+    """The most a measure grew over its value at the start of a block, once the block ended."""
 
     bytes: int = 0
 
@@ -719,14 +719,21 @@ class ResidentGrowth:
 @contextmanager
 def resident_growth(pid: int, interval: float = 0.001) -> Iterator[ResidentGrowth]:
     """Sample the resident memory of `pid` every `interval` seconds while the block runs."""
+    with peak_growth(partial(resident_bytes, [pid]), interval) as growth:
+        yield growth
+
+
+@contextmanager
+def peak_growth(measure: Callable[[], int], interval: float) -> Iterator[ResidentGrowth]:
+    """Sample `measure()` every `interval` seconds, in a thread, while the block runs."""
     growth = ResidentGrowth()
-    before = peak = resident_bytes([pid])
+    before = peak = measure()
     done = threading.Event()
 
     def sample() -> None:
         nonlocal peak
         while not done.is_set():
-            peak = max(peak, resident_bytes([pid]))
+            peak = max(peak, measure())
             time.sleep(interval)
 
     sampler = threading.Thread(target=sample)
