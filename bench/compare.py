@@ -50,7 +50,12 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from tests.support.load import cpu_seconds, resident_bytes  # noqa: E402
 from tests.support.postgres import migrated_postgres  # noqa: E402
-from tests.support.servers import floor_server, official_server, stead_server  # noqa: E402
+from tests.support.servers import (  # noqa: E402
+    floor_server,
+    official_server,
+    pid_listening,
+    stead_server,
+)
 from tests.support.services import redis_server  # noqa: E402
 from tests.support.worker import stead_worker  # noqa: E402
 
@@ -77,24 +82,6 @@ class Server:
 
     def rss_bytes(self) -> int:
         return resident_bytes(self.pids)
-
-
-def pid_listening(port: int) -> int:
-    """The process with a listening TCP socket on 127.0.0.1:`port`."""
-    inodes = set()
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        local, state, inode = fields[1], fields[3], fields[9]
-        if state == "0A" and int(local.split(":")[1], 16) == port:
-            inodes.add(f"socket:[{inode}]")
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            for fd in os.listdir(f"/proc/{pid}/fd"):
-                if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
-                    return int(pid)
-        except OSError:
-            continue
-    raise RuntimeError(f"no process listens on port {port}")
 
 
 def _port(url: str) -> int:

@@ -85,19 +85,38 @@ def free_port() -> int:
 
 
 def listens_on(pid: int, port: int) -> bool:
-    """Whether process `pid` holds the listening TCP socket of `port` (Linux's /proc). A port
-    from `free_port` may be taken by another test's server before the one it was meant for binds
-    it, and that server answers `/ok` as well."""
-    sockets = {
-        f"socket:[{fields[9]}]"
-        for fields in (line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:])
-        if fields[3] == "0A" and int(fields[1].split(":")[1], 16) == port
-    }
+    """Whether process `pid` holds the listening TCP socket of `port`. A port from `free_port`
+    may be taken by another test's server before the one it was meant for binds it, and that
+    server answers `/ok` as well."""
+    return _holds_any(pid, _listening_sockets(port))
+
+
+def pid_listening(port: int) -> int:
+    """The process with the listening TCP socket of `port`."""
+    sockets = _listening_sockets(port)
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        if _holds_any(int(pid), sockets):
+            return int(pid)
+    raise RuntimeError(f"no process listens on port {port}")
+
+
+def _listening_sockets(port: int) -> set[str]:
+    """The listening TCP sockets of 127.0.0.1:`port`, as a process's fds name them (/proc)."""
+    sockets = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, state, inode = fields[1], fields[3], fields[9]
+        if state == "0A" and int(local.split(":")[1], 16) == port:
+            sockets.add(f"socket:[{inode}]")
+    return sockets
+
+
+def _holds_any(pid: int, sockets: set[str]) -> bool:
     try:
         return any(
             os.readlink(f"/proc/{pid}/fd/{fd}") in sockets for fd in os.listdir(f"/proc/{pid}/fd")
         )
-    except OSError:  # the process is gone
+    except OSError:  # the process is gone, or not ours to read
         return False
 
 
