@@ -20,7 +20,15 @@ import httpx
 from cryptography.fernet import Fernet
 
 from stead.controlplane.services import statuses
-from tests.support.servers import HOST, REPO_ROOT, ServerStartError, free_port, listens_on
+from tests.support.servers import (
+    HOST,
+    REPO_ROOT,
+    START_ATTEMPTS,
+    PortTaken,
+    StartedServer,
+    free_port,
+    wait_ready,
+)
 
 OFFICIAL_CLI = REPO_ROOT / ".venvs" / "official" / "bin" / "langgraph"
 
@@ -52,13 +60,13 @@ class ControlPlane:
     def start(self) -> None:
         """Launch and wait until ready; a port another process took meanwhile is traded for a
         new one."""
-        for attempt in range(_START_ATTEMPTS):
+        for attempt in range(START_ATTEMPTS):
             self.launch()
             try:
                 self.wait_ready()
                 return
             except PortTaken:
-                if attempt == _START_ATTEMPTS - 1:
+                if attempt == START_ATTEMPTS - 1:
                     raise
                 self.port = free_port()
 
@@ -79,7 +87,8 @@ class ControlPlane:
 
     def wait_ready(self) -> None:
         assert self.process is not None
-        _wait_for_ok(self.url, self.process, self.log_path)
+        started = StartedServer(self.url, self.process, self.data_dir, self.log_path, self.port)
+        wait_ready(started, timeout=30, name="control plane")
 
     def stop(self, kill: bool = False) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -266,31 +275,3 @@ def wait_deployed(
         return found if found["active_revision_id"] == revision_id else None
 
     return dict(wait_for(deployed, timeout=timeout, what=f"revision {revision_id} DEPLOYED"))
-
-
-def _wait_for_ok(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    """Until the process answers `/ok` on its own socket (another server may hold the port)."""
-    port = httpx.URL(url).port
-    assert port is not None
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            log = log_path.read_text()
-            error = PortTaken if log.rstrip().endswith("is already in use") else ServerStartError
-            raise error(f"control plane exited {process.returncode}:\n{log}")
-        try:
-            answered = httpx.get(f"{url}/ok", timeout=2).status_code == 200
-        except httpx.TransportError:
-            answered = False
-        if answered and listens_on(process.pid, port):
-            return
-        time.sleep(0.1)
-    raise ServerStartError(f"control plane not ready:\n{log_path.read_text()}")
-
-
-class PortTaken(ServerStartError):
-    """The control plane exited because another process holds its port."""
-
-
-# A port taken by another test's server between `free_port` and the bind is retried this often.
-_START_ATTEMPTS = 3

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +49,14 @@ _CONFIG_ENV_KEYS = {
 
 class ServerStartError(RuntimeError):
     """A server did not come up; the message carries the tail of its log."""
+
+
+class PortTaken(ServerStartError):
+    """The server exited because another process holds its port."""
+
+
+# A port taken by another test's server between `free_port` and the bind is retried this often.
+START_ATTEMPTS = 3
 
 
 @dataclass
@@ -236,23 +244,16 @@ def uvicorn_server(
 ) -> Iterator[str]:
     """Serve the ASGI ``app`` with the ``uvicorn`` command on a free port of 127.0.0.1, without
     access log; yield its base URL once its ``/ok`` answers."""
-    port = free_port()
-    cmd = [str(uvicorn), app, "--host", HOST, "--port", str(port), "--no-access-log", *options]
     with tempfile.TemporaryDirectory(prefix="stead-uvicorn-") as tmp:
         log_path = Path(tmp) / "server.log"
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                cmd,
-                cwd=cwd,
-                env=dict(env),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        server = StartedServer(f"http://{HOST}:{port}", process, None, log_path, port)
+
+        def launch(port: int) -> StartedServer:
+            cmd = [str(uvicorn), app, "--host", HOST, "--port", str(port), "--no-access-log"]
+            process = _popen([*cmd, *options], log_path, env, cwd)
+            return StartedServer(f"http://{HOST}:{port}", process, None, log_path, port)
+
+        server = start_ready(launch, None, timeout, name)
         try:
-            _wait_ready(server, timeout, name)
             yield server.url
         finally:
             server.terminate(timeout=15.0)
@@ -277,37 +278,19 @@ def stead_server(
     be stopped inside the block (``server.terminate()`` or a signal); leaving the block stops it
     otherwise.
     """
-    port = port or free_port()
     with tempfile.TemporaryDirectory(prefix="stead-server-") as tmp:
         data = data_dir if data_dir is not None else Path(tmp) / "data"
         data.mkdir(parents=True, exist_ok=True)
         log_path = Path(tmp) / "server.log"
-        cmd = [
-            sys.executable,
-            "-m",
-            "stead",
-            "run",
-            "--config",
-            str(config),
-            "--host",
-            HOST,
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data),
-        ]
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                cmd,
-                env=stead_env(env, source),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        server = StartedServer(f"http://{HOST}:{port}", process, data, log_path, port)
+
+        def launch(port: int) -> StartedServer:
+            cmd = [sys.executable, "-m", "stead", "run", "--config", str(config)]
+            cmd += ["--host", HOST, "--port", str(port), "--data-dir", str(data)]
+            process = _popen(cmd, log_path, stead_env(env, source))
+            return StartedServer(f"http://{HOST}:{port}", process, data, log_path, port)
+
+        server = start_ready(launch, port, timeout, "stead")
         try:
-            _wait_ready(server, timeout, "stead")
             yield server
         finally:
             server.terminate(timeout=15.0)
@@ -342,21 +325,64 @@ def _config_env_file(graphs_dir: Path, value: object) -> dict[str, str]:
     return result
 
 
-def _wait_ready(server: StartedServer, timeout: float, name: str) -> None:
+def start_ready(
+    launch: Callable[[int], StartedServer], port: int | None, timeout: float, name: str
+) -> StartedServer:
+    """`launch` on `port`, or on a free port, and wait until it is ready. A free port that
+    another process took before the server bound it is traded for another (the server exits
+    saying so); a port the caller chose is not."""
+    for attempt in range(START_ATTEMPTS):
+        server = launch(port or free_port())
+        try:
+            wait_ready(server, timeout, name)
+            return server
+        except PortTaken:
+            if port is not None or attempt == START_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def wait_ready(server: StartedServer, timeout: float, name: str) -> None:
+    """Until the server answers `/ok` on a socket of its own: a port from `free_port` may be
+    taken by another test's server before this one binds it, and that one answers too."""
     deadline = time.monotonic() + timeout
     with httpx.Client(timeout=2.0) as client:
         while time.monotonic() < deadline:
             code = server.process.poll()
             if code is not None:
-                raise ServerStartError(f"{name} exited with {code} early:\n{_tail(server)}")
+                error = PortTaken if _port_was_taken(server) else ServerStartError
+                raise error(f"{name} exited with {code} early:\n{_tail(server)}")
             try:
-                if client.get(f"{server.url}/ok").status_code == 200:
-                    return
+                answered = client.get(f"{server.url}/ok").status_code == 200
             except httpx.HTTPError:
-                pass
+                answered = False
+            if answered and listens_on(server.process.pid, server.port):
+                return
             time.sleep(0.1)
     server.terminate(timeout=5.0)
     raise ServerStartError(f"{name} not ready after {timeout:.0f} s:\n{_tail(server)}")
+
+
+def _port_was_taken(server: StartedServer) -> bool:
+    """Stead's last line says `port N on HOST is already in use`; uvicorn's bind error says
+    `address already in use`, a line or two before its last."""
+    return "already in use" in _tail(server, lines=3)
+
+
+def _popen(
+    cmd: list[str], log_path: Path, env: Mapping[str, str], cwd: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """The server's process, its output in `log_path` (written anew)."""
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            cmd,
+            cwd=cwd,
+            env=dict(env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
 
 def _tail(server: StartedServer, lines: int = 60) -> str:
