@@ -24,9 +24,10 @@ from stead.api.resources import (
     GraphSchemas,
 )
 from stead.api.responses import json_response, no_content, page_response, selected
+from stead.api.routing import DirectRoute
 from stead.errors import Unprocessable
 
-router = APIRouter(tags=["assistants"], responses=errors(422))
+router = APIRouter(tags=["assistants"], responses=errors(422), route_class=DirectRoute)
 
 ASSISTANT_FIELDS = (
     "assistant_id",

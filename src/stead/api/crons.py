@@ -12,10 +12,11 @@ from stead.api.models import CronCount, CronCreate, CronPatch, CronSearch
 from stead.api.openapi import errors, returns
 from stead.api.resources import Cron, CronSearchResults
 from stead.api.responses import json_response, no_content, page_response, selected
+from stead.api.routing import DirectRoute
 from stead.auth.policy import Authorizer
 from stead.runtime import Runtime
 
-router = APIRouter(tags=["crons"], responses=errors(422))
+router = APIRouter(tags=["crons"], responses=errors(422), route_class=DirectRoute)
 
 CRON_FIELDS = (
     "cron_id",

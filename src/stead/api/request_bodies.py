@@ -13,8 +13,9 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import Request, Response
-from fastapi.routing import APIRoute
 from starlette.requests import HTTPConnection
+
+from stead.api.routing import DirectRoute
 
 
 class _BodyReleasingRequest(Request):
@@ -28,7 +29,7 @@ class _BodyReleasingRequest(Request):
         return self._body
 
 
-class BodyReleasingRoute(APIRoute):
+class BodyReleasingRoute(DirectRoute):
     """A route whose request's body `release_body` can empty (FastAPI's documented way to give
     a route its own Request class)."""
 

@@ -11,9 +11,10 @@ from stead.api.models import StoreDelete, StoreNamespaces, StorePut, StoreSearch
 from stead.api.openapi import errors, returns
 from stead.api.resources import Item, Namespaces, SearchItems
 from stead.api.responses import json_response, no_content
+from stead.api.routing import DirectRoute
 from stead.errors import AuthError, BadRequest
 
-router = APIRouter(tags=["store"], responses=errors(422))
+router = APIRouter(tags=["store"], responses=errors(422), route_class=DirectRoute)
 
 
 @router.put("/store/items", status_code=204)

@@ -20,6 +20,7 @@ from stead.api.models import RunCreate
 from stead.api.openapi import EVENT_STREAM, ErrorBody, errors, returns
 from stead.api.resources import ProtocolAnswer
 from stead.api.responses import json_response, sse_frame, sse_response
+from stead.api.routing import DirectRoute
 from stead.api.runs import authorized_run
 from stead.auth.middleware import USER_SCOPE_KEY
 from stead.auth.policy import Authorizer
@@ -38,7 +39,9 @@ from stead.services.thread_protocol import (
 )
 from stead.storage.access import Access
 
-router = APIRouter(tags=["thread protocol"], responses=errors(400, 404, 422))
+router = APIRouter(
+    tags=["thread protocol"], responses=errors(400, 404, 422), route_class=DirectRoute
+)
 
 Envelope = dict[str, Any]
 

@@ -10,8 +10,9 @@ from fastapi import APIRouter, Header, Query, Response
 from stead.api.deps import AuthzDep, RuntimeDep, require_uuid
 from stead.api.openapi import EVENT_STREAM, errors
 from stead.api.responses import sse_response
+from stead.api.routing import DirectRoute
 
-router = APIRouter(tags=["threads"], responses=errors(404, 422))
+router = APIRouter(tags=["threads"], responses=errors(404, 422), route_class=DirectRoute)
 
 
 @router.get("/threads/{thread_id}/stream", response_class=Response, responses=EVENT_STREAM)

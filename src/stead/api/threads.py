@@ -31,9 +31,10 @@ from stead.api.resources import (
     ThreadStorage,
 )
 from stead.api.responses import json_response, no_content, page_response, selected
+from stead.api.routing import DirectRoute
 from stead.services.ttl import ThreadTTL, ttl_json
 
-router = APIRouter(tags=["threads"], responses=errors(422))
+router = APIRouter(tags=["threads"], responses=errors(422), route_class=DirectRoute)
 
 THREAD_FIELDS = (
     "thread_id",
