@@ -1,7 +1,7 @@
 """Stead's routes call their endpoints past FastAPI's resolver where it adds nothing
 (stead.api.routing.DirectRoute), and answer exactly as FastAPI's own handler answers: the same
 request, sent once each way to the same application, gets the same status and body, errors
-included. The busiest routes take the direct way.
+included. The busiest routes take the direct way; an application's dependency overrides apply.
 
 Reference: src/stead/api/routing.py; issue 16.
 """
@@ -11,16 +11,17 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import fastapi.routing
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 import stead.api.routing
-from stead.api.routing import DirectCall
+from stead.api.routing import DirectCall, DirectRoute
 from stead.app import create_app
 from stead.cli import load_graph_specs
 from stead.config import load_settings
@@ -119,7 +120,12 @@ async def test_a_request_is_answered_as_fastapis_own_handler_answers_it(
     direct = await _send(http, request_)
     # While FastAPI's telemetry traces a request, FastAPI's handler serves it.
     traced: list[object] = []
-    monkeypatch.setattr(stead.api.routing, "get_telemetry_data", lambda: traced.append(1) or 1)
+
+    def tracing() -> object:
+        traced.append(request_)
+        return object()
+
+    monkeypatch.setattr(stead.api.routing, "get_telemetry_data", tracing)
     by_fastapi = await _send(http, request_)
     assert traced, "the route did not hand the request to FastAPI's handler"
     assert direct == by_fastapi
@@ -130,7 +136,7 @@ def test_the_busiest_routes_take_the_direct_way(app: FastAPI, method: str, path:
     routes = [
         route
         for route in app.router.routes
-        if isinstance(route, APIRoute) and route.path == path and method in route.methods
+        if isinstance(route, APIRoute) and route.path == path and method in (route.methods or ())
     ]
     assert len(routes) == 1
     assert DirectCall.of(routes[0]) is not None
@@ -149,3 +155,29 @@ async def test_valid_requests_pass_fastapis_resolver_by_and_invalid_ones_go_thro
     refused = await http.post("/threads/search", json={"limit": "many"})
     assert refused.status_code == 422
     assert resolver_calls == ["/threads/search"]
+
+
+async def _caller(request: Request) -> str:
+    return "real"
+
+
+async def _stand_in() -> str:
+    return "overridden"
+
+
+async def _answer(body: dict[str, int], caller: Annotated[str, Depends(_caller)]) -> Response:
+    return JSONResponse({"caller": caller, "body": body})
+
+
+async def test_a_dependency_the_application_overrides_is_overridden() -> None:
+    app = FastAPI()
+    router = APIRouter(route_class=DirectRoute, dependency_overrides_provider=app)
+    router.add_api_route("/who", _answer, methods=["POST"])
+    app.router.routes.extend(router.routes)
+    assert isinstance(router.routes[0], APIRoute) and DirectCall.of(router.routes[0]) is not None
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+        answered = (await client.post("/who", json={"n": 1})).json()
+        assert answered == {"caller": "real", "body": {"n": 1}}
+        app.dependency_overrides[_caller] = _stand_in
+        assert (await client.post("/who", json={"n": 1})).json()["caller"] == "overridden"

@@ -64,7 +64,7 @@ async def metrics(request: Request, format: str = "prometheus") -> Response:
 router = APIRouter(tags=["meta"])
 router.add_api_route("/", ok, methods=["GET"], responses=returns(Ok))
 # The probes' routes themselves: FastAPI matches an included router's routes through a layer of
-# its own per request (45 µs of a probe's 160, the last of the app's routes to be tried).
+# its own per request (6 µs of a probe's 158).
 router.routes.extend(probe_router.routes)
 
 

@@ -9,8 +9,8 @@ nothing but the request, `DirectRoute` gathers the arguments itself: the body re
 validated as FastAPI does it (Starlette's `Request.json`, FastAPI's own `request_body_to_args`),
 the dependencies awaited once each. What it does not take on goes to FastAPI's handler as
 before: another content type, an empty body, JSON that does not parse or a body that does not
-validate (so every error is FastAPI's), and every request while FastAPI's telemetry traces it
-(so the spans are FastAPI's).
+validate (so every error is FastAPI's), every request while FastAPI's telemetry traces it (so
+the spans are FastAPI's), and every request while the application overrides a dependency.
 """
 
 from __future__ import annotations
@@ -38,9 +38,11 @@ class DirectRoute(APIRoute):
         call = DirectCall.of(self)
         if call is None:
             return fastapi_handler
+        overrides_provider = self.dependency_overrides_provider
 
         async def direct_or_fastapi(request: Request) -> Response:
-            arguments = None if get_telemetry_data() is not None else await call.arguments(request)
+            fastapi_only = get_telemetry_data() is not None or _overrides(overrides_provider)
+            arguments = None if fastapi_only else await call.arguments(request)
             if arguments is None:
                 return await fastapi_handler(request)
             response: Response = await call.endpoint(**arguments)
@@ -118,6 +120,11 @@ async def _json_body(request: Request) -> Any | None:
         return await request.json()
     except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested too deep
         return None
+
+
+def _overrides(provider: Any) -> bool:
+    """Whether the application overrides any dependency (FastAPI's `dependency_overrides`)."""
+    return bool(getattr(provider, "dependency_overrides", None))
 
 
 def _is_coroutine_function(call: Callable[..., Any] | None) -> bool:
