@@ -23,10 +23,9 @@ from stead.controlplane.services import statuses
 from tests.support.servers import (
     HOST,
     REPO_ROOT,
-    START_ATTEMPTS,
-    PortTaken,
     StartedServer,
     free_port,
+    start_ready,
     wait_ready,
 )
 
@@ -60,15 +59,13 @@ class ControlPlane:
     def start(self) -> None:
         """Launch and wait until ready; a port another process took meanwhile is traded for a
         new one."""
-        for attempt in range(START_ATTEMPTS):
+
+        def launch(port: int) -> StartedServer:
+            self.port = port
             self.launch()
-            try:
-                self.wait_ready()
-                return
-            except PortTaken:
-                if attempt == START_ATTEMPTS - 1:
-                    raise
-                self.port = free_port()
+            return self._started()
+
+        start_ready(launch, self.port, 30, "control plane", trade_port=True)
 
     def launch(self) -> None:
         """Start the process without waiting for it (replicas starting together)."""
@@ -86,9 +83,11 @@ class ControlPlane:
             )
 
     def wait_ready(self) -> None:
+        wait_ready(self._started(), timeout=30, name="control plane")
+
+    def _started(self) -> StartedServer:
         assert self.process is not None
-        started = StartedServer(self.url, self.process, self.data_dir, self.log_path, self.port)
-        wait_ready(started, timeout=30, name="control plane")
+        return StartedServer(self.url, self.process, self.data_dir, self.log_path, self.port)
 
     def stop(self, kill: bool = False) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -252,7 +252,7 @@ def uvicorn_server(
             process = _popen([*cmd, *options], log_path, env, cwd)
             return StartedServer(f"http://{HOST}:{port}", process, None, log_path, port)
 
-        server = start_ready(launch, None, timeout, name)
+        server = start_ready(launch, None, timeout, name, trade_port=True)
         try:
             yield server.url
         finally:
@@ -289,7 +289,7 @@ def stead_server(
             process = _popen(cmd, log_path, stead_env(env, source))
             return StartedServer(f"http://{HOST}:{port}", process, data, log_path, port)
 
-        server = start_ready(launch, port, timeout, "stead")
+        server = start_ready(launch, port, timeout, "stead", trade_port=port is None)
         try:
             yield server
         finally:
@@ -326,19 +326,25 @@ def _config_env_file(graphs_dir: Path, value: object) -> dict[str, str]:
 
 
 def start_ready(
-    launch: Callable[[int], StartedServer], port: int | None, timeout: float, name: str
+    launch: Callable[[int], StartedServer],
+    port: int | None,
+    timeout: float,
+    name: str,
+    *,
+    trade_port: bool,
 ) -> StartedServer:
-    """`launch` on `port`, or on a free port, and wait until it is ready. A free port that
-    another process took before the server bound it is traded for another (the server exits
-    saying so); a port the caller chose is not."""
+    """`launch` on `port` (a free one when None) and wait until it is ready. When another
+    process took the port before the server bound it (the server exits saying so), start again
+    on a free port if `trade_port`, up to `START_ATTEMPTS` times."""
     for attempt in range(START_ATTEMPTS):
         server = launch(port or free_port())
         try:
             wait_ready(server, timeout, name)
             return server
         except PortTaken:
-            if port is not None or attempt == START_ATTEMPTS - 1:
+            if not trade_port or attempt == START_ATTEMPTS - 1:
                 raise
+            port = None
     raise AssertionError("unreachable")
 
 
