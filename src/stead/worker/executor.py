@@ -98,14 +98,27 @@ class RunExecutor:
 
     async def execute(self, run: dict[str, Any]) -> bool:
         """Run one attempt to its end; whether runs may be waiting on the run's thread (a
-        normal end knows: the thread's settling saw whether others are active)."""
+        normal end knows: the thread's settling saw whether others are active). The attempt's
+        span ends with its END; its epilogue comes once a waiter had its answer."""
+        started = time.monotonic()
         with run_span(run, _graph_id(run["kwargs"])):
-            return await self._execute(run)
+            outcome = await self._attempt(run)
+            if outcome.status == LEASE_LOST:
+                # Another worker owns the run now; its attempt records the outcome and ends
+                # streams.
+                logger.warning("run %s attempt %d lost its lease", run["run_id"], run["attempt"])
+                METRICS.attempts.labels("lease_lost").inc()
+                return True
+            if outcome.status == CHECKPOINTS_UNAVAILABLE:
+                await self._requeue_when_reachable(run)
+                return True
+            others_waiting = await self._end(run, outcome)
+        await self._epilogue(run, outcome, time.monotonic() - started)
+        return others_waiting
 
-    async def _execute(self, run: dict[str, Any]) -> bool:
+    async def _attempt(self, run: dict[str, Any]) -> Outcome:
         logger.info("run %s attempt %d started", run["run_id"], run["attempt"])
         METRICS.attempts.labels("started").inc()
-        started = time.monotonic()
         async with self._broker.watch_cancel(run["run_id"]) as cancel:
             streaming = asyncio.ensure_future(self._stream(run))
             stopping = asyncio.ensure_future(self._watch(run, cancel))
@@ -118,22 +131,17 @@ class RunExecutor:
                 raise
             if streaming.done():
                 stopping.cancel()
-                outcome = streaming.result()
-            else:
-                streaming.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await streaming
-                outcome = stopping.result()
-                if outcome.status == "timeout":
-                    await self._publish(run, "error", outcome.error)
-        if outcome.status == LEASE_LOST:
-            # Another worker owns the run now; its attempt records the outcome and ends streams.
-            logger.warning("run %s attempt %d lost its lease", run["run_id"], run["attempt"])
-            METRICS.attempts.labels("lease_lost").inc()
-            return True
-        if outcome.status == CHECKPOINTS_UNAVAILABLE:
-            await self._requeue_when_reachable(run)
-            return True
+                return streaming.result()
+            streaming.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await streaming
+            outcome = stopping.result()
+            if outcome.status == "timeout":
+                await self._publish(run, "error", outcome.error)
+            return outcome
+
+    async def _end(self, run: dict[str, Any], outcome: Outcome) -> bool:
+        """Record the outcome and publish END; whether other runs are active on the thread."""
         try:
             others_waiting = await self._finish(run, outcome)
         finally:
@@ -141,18 +149,21 @@ class RunExecutor:
             if is_protocol_run(run):
                 await self._publish_protocol_outcome(run, outcome)
             await self._publish_event(run, END)
+        record_run_outcome(outcome.status)
+        return others_waiting
+
+    async def _epilogue(self, run: dict[str, Any], outcome: Outcome, seconds: float) -> None:
+        """What follows a run's END and waits for its answer (`_let_waiters_answer`)."""
         await _let_waiters_answer()
         logger.info("run %s ended: %s", run["run_id"], outcome.status)
-        record_run_outcome(outcome.status)
         graph_id = _graph_id(run["kwargs"])
         METRICS.runs.labels(outcome.status, graph_id).inc()
-        METRICS.run_duration.labels(graph_id).observe(time.monotonic() - started)
+        METRICS.run_duration.labels(graph_id).observe(seconds)
         if self._webhooks is not None:
             values = outcome.snapshot.values if outcome.snapshot is not None else None
             self._webhooks.send(run, status=outcome.status, values=values, error=outcome.error)
         if run["kwargs"].get("temporary") and not self._db.dialect.holds_checkpoints:
             await self._checkpointer.adelete_thread(run["thread_id"])
-        return others_waiting
 
     async def _watch(self, run: dict[str, Any], cancel: CancelSignal) -> Outcome:
         """Renew the run's lease until the run must stop early: cancelled (by a broker signal
