@@ -61,7 +61,7 @@ TURNS_TO_ANSWER = 4
 async def _let_waiters_answer() -> None:
     """Yield the turns a waiter's answer takes. A run's epilogue (its last log line, metrics,
     a stateless run's checkpoints deleted) would otherwise come first on the one event loop,
-    and the client wait for it: 6% of runs/s at one client (bench/README.md)."""
+    and the client wait for it: 4 to 6% of runs/s at one client (bench/README.md)."""
     for _ in range(TURNS_TO_ANSWER):
         await asyncio.sleep(0)
 
