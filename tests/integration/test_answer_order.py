@@ -111,7 +111,7 @@ async def test_the_answer_is_written_before_the_runs_epilogue(tmp_path: Path, pa
     assert order.seen == ["answer written", "run ended"] * 3
 
 
-async def test_a_stateless_runs_checkpoints_are_deleted_after_the_answer(tmp_path: Path) -> None:
+async def test_a_stateless_runs_epilogue_still_deletes_its_checkpoints(tmp_path: Path) -> None:
     settings = load_settings(GRAPHS_CONFIG, data_dir=tmp_path)
     app: FastAPI = create_app(settings, load_graph_specs(settings))  # type: ignore[assignment]
     order = _Order()
