@@ -23,8 +23,10 @@ class Dialect:
         """True where the JSON document in `column` contains `value` (PostgreSQL's `@>`)."""
         raise NotImplementedError
 
-    def lock_for_claim(self, query: sa.Select[Any]) -> sa.Select[Any]:
-        """Lock the candidate row of a queue claim so that concurrent workers skip it."""
+    def claim_candidates(self, query: sa.Select[Any]) -> sa.Select[Any]:
+        """The runs a queue claim takes, `query`'s, as the subquery its UPDATE matches against:
+        taken once, whatever plan runs the UPDATE. SQLite computes an uncorrelated IN list
+        once, and has one writer at a time, so claims need no row locks."""
         return query
 
     def insert_unless_present(self, table: sa.Table, values: dict[str, Any]) -> Any:
@@ -101,8 +103,14 @@ class PostgresDialect(Dialect):
     ) -> sa.ColumnElement[bool]:
         return column.op("@>")(sa.cast(sa.literal(serde.dumps(value).decode()), JSONB))
 
-    def lock_for_claim(self, query: sa.Select[Any]) -> sa.Select[Any]:
-        return query.with_for_update(skip_locked=True)
+    def claim_candidates(self, query: sa.Select[Any]) -> sa.Select[Any]:
+        """Locked, so that concurrent workers skip them, and materialized: as a plain IN
+        subquery the planner may rescan it once per row the UPDATE reads, and each rescan
+        skips the rows the UPDATE has just changed and locks the next ones, so a claim of 10
+        took 64 runs (tests/integration/test_claim_limit.py)."""
+        locked = query.with_for_update(skip_locked=True).cte("claim_candidates")
+        materialized = locked.prefix_with("MATERIALIZED", dialect="postgresql")
+        return sa.select(*materialized.c)
 
     def insert_unless_present(self, table: sa.Table, values: dict[str, Any]) -> Any:
         return postgresql.insert(table).values(**values).on_conflict_do_nothing()

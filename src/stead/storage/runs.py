@@ -70,7 +70,7 @@ def _claim_statement(dialect: Dialect) -> sa.Update:
     )
     return prepared(
         sa.update(run)
-        .where(run.c.run_id.in_(dialect.lock_for_claim(candidates)))
+        .where(run.c.run_id.in_(dialect.claim_candidates(candidates)))
         .where(has_status(run.c.status, "pending"))
         .values(
             status="running",
