@@ -35,7 +35,7 @@ import statistics
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -263,10 +263,14 @@ def measure(servers: dict[str, Server], seconds: float, rounds: int) -> dict[str
 
 
 def interleaved(
-    servers: dict[str, Server], rounds: int, level: Callable[[Server], dict[str, float]]
+    servers: dict[str, Server],
+    rounds: int,
+    level: Callable[[Server], dict[str, float]],
+    summed: Collection[str] = (),
 ) -> dict[str, dict[str, float]]:
     """`level` on each server in turn, `rounds` times, starting one server later each round;
-    the median of each of its figures per server."""
+    the median of each of its figures per server, or the sum for the figures in `summed` (a
+    count that must stay zero, which a median could hide)."""
     names = list(servers)
     samples: dict[str, list[dict[str, float]]] = {name: [] for name in names}
     for round_ in range(rounds):
@@ -274,7 +278,10 @@ def interleaved(
         for name in names[first:] + names[:first]:
             samples[name].append(level(servers[name]))
     return {
-        name: {key: statistics.median(sample[key] for sample in runs) for key in runs[0]}
+        name: {
+            key: (sum if key in summed else statistics.median)(sample[key] for sample in runs)
+            for key in runs[0]
+        }
         for name, runs in samples.items()
     }
 

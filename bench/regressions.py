@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
@@ -39,7 +39,7 @@ import aiohttp
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from bench.compare import client_session, post_json, start  # noqa: E402
+from bench.compare import Server, client_session, interleaved, post_json, start  # noqa: E402
 
 ISSUE_FILED_AT = "777d484"  # main on 2026-12-02, when issue 16 measured Stead
 CHAIN_LENGTH = 10
@@ -47,6 +47,8 @@ SLOW_RUNS = 64
 SLOW_SECONDS = 0.5
 RUNTIMES = ("embedded", "pg-redis")  # as bench/compare.py starts them
 SINGLE_STREAMS = 5  # one after the other, per round: their medians
+# Counts that must stay zero: summed over the rounds, not taken as a median.
+LOSSES = ("lost", "concurrent_lost")
 
 Figures = dict[str, float]
 
@@ -130,30 +132,11 @@ async def slow_runs_seconds(url: str) -> float:
     return seconds
 
 
-def measure(url: str, events: int, streams: int) -> Figures:
-    figures = asyncio.run(stream_figures(url, events, streams))
-    figures["chain_of_10_s"] = asyncio.run(chain_seconds(url))
-    figures["slow_64_s"] = asyncio.run(slow_runs_seconds(url))
+def measure(server: Server, events: int, streams: int) -> Figures:
+    figures = asyncio.run(stream_figures(server.url, events, streams))
+    figures["chain_of_10_s"] = asyncio.run(chain_seconds(server.url))
+    figures["slow_64_s"] = asyncio.run(slow_runs_seconds(server.url))
     return figures
-
-
-def interleaved(
-    urls: dict[str, str], rounds: int, level: Callable[[str], Figures]
-) -> dict[str, Figures]:
-    """`level` on each server in turn, `rounds` times, the first server alternating; the median
-    of each figure per server (losses summed instead: one lost event is one too many)."""
-    names = list(urls)
-    samples: dict[str, list[Figures]] = {name: [] for name in names}
-    for round_ in range(rounds):
-        for name in names if round_ % 2 == 0 else names[::-1]:
-            samples[name].append(level(urls[name]))
-    return {
-        name: {
-            key: (sum if key.endswith("lost") else statistics.median)(run[key] for run in runs)
-            for key in runs[0]
-        }
-        for name, runs in samples.items()
-    }
 
 
 ROWS = [
@@ -174,7 +157,7 @@ def table(results: dict[str, Figures], base: str) -> str:
     ]
     for label, key, shape, higher_is_better in ROWS:
         then, now = results["base"][key], results["now"][key]
-        if key.endswith("lost"):
+        if key in LOSSES:
             verdict = "same" if now == then == 0 else "LOST EVENTS" if now else "fewer lost"
         else:
             ratio = now / then
@@ -196,16 +179,16 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
     with ExitStack() as stack:
         base_source = stack.enter_context(source_at(args.base))
-        urls = {
-            "base": stack.enter_context(start(args.runtime, base_source)).url,
-            "now": stack.enter_context(start(args.runtime, None)).url,
+        servers = {
+            "base": stack.enter_context(start(args.runtime, base_source)),
+            "now": stack.enter_context(start(args.runtime, None)),
         }
-        for url in urls.values():
+        for server in servers.values():
             # A server's first requests load what later ones reuse.
-            asyncio.run(stream_figures(url, 10, 2))
-            asyncio.run(chain_seconds(url))
+            asyncio.run(stream_figures(server.url, 10, 2))
+            asyncio.run(chain_seconds(server.url))
         results = interleaved(
-            urls, args.rounds, lambda url: measure(url, args.events, args.streams)
+            servers, args.rounds, lambda server: measure(server, args.events, args.streams), LOSSES
         )
     load_after = os.getloadavg()
     print(table(results, args.base))
