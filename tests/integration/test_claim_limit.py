@@ -23,7 +23,7 @@ from stead.services.assistants import now_utc
 from stead.services.threads import new_thread_record
 from stead.storage.database import Database
 from tests.conftest import GRAPHS_CONFIG
-from tests.support.postgres import stead_migrate
+from tests.support.postgres import migrated_uri, stead_database
 from tests.support.records import assistant_record, run_record
 from tests.support.services import Postgres, postgres_server
 
@@ -44,15 +44,13 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Da
         database = Database(f"sqlite:///{tmp_path / 'stead.sqlite'}")
         await database.migrate()
     else:
-        uri = request.getfixturevalue("pg").url()
-        result = stead_migrate(GRAPHS_CONFIG, uri)
-        assert result.returncode == 0, result.stderr
+        uri = migrated_uri(GRAPHS_CONFIG, request.getfixturevalue("pg"), "stead")
         with psycopg.connect(uri, autocommit=True) as conn:
             # Every later connection plans without the hash and merge joins that would read
             # the candidates once: the nested loop left rescans them.
             conn.execute("ALTER DATABASE stead SET enable_hashjoin = off")
             conn.execute("ALTER DATABASE stead SET enable_mergejoin = off")
-        database = Database("postgresql+psycopg://" + uri.split("://", 1)[1])
+        database = stead_database(uri)
     try:
         yield database
     finally:
