@@ -9,9 +9,38 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from stead.storage import Transaction
+from stead.storage import Database, Transaction
 
 _UNCHANGED: Any = object()
+
+
+async def end_attempt(
+    db: Database,
+    run_id: str,
+    thread_id: str,
+    attempt: int,
+    status: str,
+    now: datetime,
+    *,
+    error: Any,
+    state: dict[str, Any] | None,
+) -> bool | None:
+    """Record the status an attempt ended with and settle its thread (`settle_thread`), in one
+    transaction: whether other runs are pending or running on the thread, or None when the
+    attempt no longer held the run (it was taken over) and nothing changed."""
+    failed = status in ("error", "timeout")
+    _, status_when_free = _settling(now, failed, error, state)
+    if status_when_free is not None and db.dialect.ends_attempts_in_one_call:
+        async with db.autocommit() as tx:
+            return await tx.runs.end_attempt_settling_thread(
+                run_id, attempt, status, now, error=error, state=state, when_free=status_when_free
+            )
+    async with db.transaction() as tx:
+        if not await tx.runs.finish_attempt(run_id, attempt, status, now):
+            return None
+        return await settle_thread(
+            tx, thread_id, run_id, now, failed=failed, error=error, state=state
+        )
 
 
 async def settle_thread(
@@ -26,19 +55,26 @@ async def settle_thread(
 ) -> bool:
     """Busy while other runs wait; otherwise error, or what the state says, or as it was.
     Whether other runs are pending or running on the thread."""
+    changes, status_when_free = _settling(now, failed, error, state)
+    if status_when_free is None:
+        thread = await tx.threads.get(thread_id)
+        if thread is None:
+            return False
+        status_when_free = "interrupted" if thread["interrupts"] else "idle"
+    return await tx.threads.settle(thread_id, ended_run_id, status_when_free, **changes)
+
+
+def _settling(
+    now: datetime, failed: bool, error: Any, state: dict[str, Any] | None
+) -> tuple[dict[str, Any], str | None]:
+    """The thread's changes, and its status once no other run is active on it: None when only
+    the thread's row tells (its interrupts)."""
     changes: dict[str, Any] = {"updated_at": now}
     if error is not _UNCHANGED:
         changes["error"] = error
     if state is not None:
         changes.update(state, state_updated_at=now)
     if failed:
-        status_when_free = "error"
         changes.pop("status", None)
-    elif "status" in changes:
-        status_when_free = changes.pop("status")
-    else:
-        thread = await tx.threads.get(thread_id)
-        if thread is None:
-            return False
-        status_when_free = "interrupted" if thread["interrupts"] else "idle"
-    return await tx.threads.settle(thread_id, ended_run_id, status_when_free, **changes)
+        return changes, "error"
+    return changes, changes.pop("status", None)

@@ -27,7 +27,7 @@ from stead.storage.threads import ThreadRepository
 
 # The newest schema revision (stead.storage.revisions lists them all). A database already there
 # is not handed to Alembic, so that a server starting on it never loads Alembic (9 MiB).
-SCHEMA_HEAD = "0012"
+SCHEMA_HEAD = "0013"
 _VERSION_TABLE = "alembic_version"
 
 # PostgreSQL's autocommit blocks run their prepared statements on a pool of psycopg's own.

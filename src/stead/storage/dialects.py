@@ -16,6 +16,9 @@ class Dialect:
     # Whether LangGraph's checkpoint tables live in this database (on SQLite they have a file of
     # their own), so that the end of a stateless run deletes its checkpoints with its thread.
     holds_checkpoints = False
+    # Whether a run's attempt ends with its thread settled in one call of a function of the
+    # database's own (migration 0013) rather than a transaction of statements.
+    ends_attempts_in_one_call = False
 
     def json_contains(
         self, column: sa.ColumnElement[Any], value: dict[str, Any]
@@ -97,6 +100,7 @@ def _quote_key(key: str) -> str:
 class PostgresDialect(Dialect):
     name = "postgresql"
     holds_checkpoints = True
+    ends_attempts_in_one_call = True
 
     def json_contains(
         self, column: sa.ColumnElement[Any], value: dict[str, Any]

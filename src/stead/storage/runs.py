@@ -116,6 +116,20 @@ _END_TEMPORARY_ATTEMPT = prepared(
         )
     )
 )
+# A run's attempt ends with its thread settled: on PostgreSQL in one call of `stead_end_attempt`
+# (migration 0013); elsewhere `finish_attempt`, then stead.services.thread_status.settle_thread.
+_ENDED = sa.func.stead_end_attempt(
+    sa.bindparam("queue_run_id", type_=sa.Text()),
+    sa.bindparam("queue_attempt", type_=sa.Integer()),
+    sa.bindparam("queue_status", type_=sa.Text()),
+    _NOW,
+    sa.bindparam("end_error", type_=thread.c.error.type),
+    sa.bindparam("end_sets_state", type_=sa.Boolean()),
+    sa.bindparam("end_values", type_=thread.c["values"].type),
+    sa.bindparam("end_interrupts", type_=thread.c.interrupts.type),
+    sa.bindparam("end_when_free", type_=sa.Text()),
+).table_valued(sa.column("recorded", sa.Boolean()), sa.column("thread_busy", sa.Boolean()))
+_END_ATTEMPT_SETTLING_THREAD = prepared(sa.select(_ENDED.c.recorded, _ENDED.c.thread_busy))
 _DELETE_ATTEMPT_OF_THREAD = prepared(
     sa.delete(run).where(*_THIS_ATTEMPT).returning(run.c.thread_id)
 )
@@ -370,6 +384,35 @@ class RunRepository:
         await self._lock_thread_of(run_id)
         params = _attempt(run_id, attempt, queue_status=status, queue_now=now)
         return bool((await self._conn.execute(_END_ATTEMPT, params)).rowcount)
+
+    async def end_attempt_settling_thread(
+        self,
+        run_id: str,
+        attempt: int,
+        status: str,
+        now: datetime,
+        *,
+        error: Any,
+        state: dict[str, Any] | None,
+        when_free: str,
+    ) -> bool | None:
+        """PostgreSQL only (`Dialect.ends_attempts_in_one_call`): `finish_attempt`, then the
+        thread settled with the run's `error` and `state`, its status `when_free` unless other
+        runs are active on it. Whether they are; None when the attempt no longer held the run.
+        One statement: call it in an autocommit block."""
+        params = _attempt(
+            run_id,
+            attempt,
+            queue_status=status,
+            queue_now=now,
+            end_error=error,
+            end_sets_state=state is not None,
+            end_values=state.get("values") if state is not None else None,
+            end_interrupts=state.get("interrupts", {}) if state is not None else {},
+            end_when_free=when_free,
+        )
+        ended = (await self._conn.execute(_END_ATTEMPT_SETTLING_THREAD, params)).one()
+        return bool(ended.thread_busy) if ended.recorded else None
 
     async def delete_attempt(self, run_id: str, attempt: int) -> bool:
         await self._lock_thread_of(run_id)

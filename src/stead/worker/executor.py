@@ -27,7 +27,7 @@ from stead.observability.tracing import record_run_outcome, run_span
 from stead.protocol.events import is_protocol_run, lifecycle, outcome_events
 from stead.services.assistants import now_utc
 from stead.services.state import thread_config, thread_fields_from_snapshot
-from stead.services.thread_status import settle_thread
+from stead.services.thread_status import end_attempt, settle_thread
 from stead.services.webhooks import WebhookSender
 from stead.storage import Database
 from stead.storage.database import database_errors, is_database_unavailable
@@ -286,22 +286,28 @@ class RunExecutor:
                     return False
             return _taken_over(run_id, attempt)
         now = now_utc()
-        async with self._db.transaction() as tx:
-            if rollback:
-                recorded = await tx.runs.delete_attempt(run_id, attempt)
-            else:
-                recorded = await tx.runs.finish_attempt(run_id, attempt, outcome.status, now)
-            if not recorded:
-                return _taken_over(run_id, attempt)
-            return await settle_thread(
-                tx,
-                thread_id,
-                run_id,
-                now,
-                failed=outcome.status in ("error", "timeout"),
-                error=outcome.error,
-                state=thread_fields_from_snapshot(outcome.snapshot) if outcome.snapshot else None,
-            )
+        state = thread_fields_from_snapshot(outcome.snapshot) if outcome.snapshot else None
+        if rollback:
+            async with self._db.transaction() as tx:
+                if not await tx.runs.delete_attempt(run_id, attempt):
+                    return _taken_over(run_id, attempt)
+                failed = outcome.status in ("error", "timeout")
+                return await settle_thread(
+                    tx, thread_id, run_id, now, failed=failed, error=None, state=state
+                )
+        others_active = await end_attempt(
+            self._db,
+            run_id,
+            thread_id,
+            attempt,
+            outcome.status,
+            now,
+            error=outcome.error,
+            state=state,
+        )
+        if others_active is None:
+            return _taken_over(run_id, attempt)
+        return others_active
 
     async def _latest_snapshot(self, run: dict[str, Any]) -> Any:
         try:
