@@ -34,15 +34,11 @@ def pg() -> Iterator[Postgres]:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    pg = request.getfixturevalue("pg") if request.param == "postgresql" else None
-    database = await database_on(request.param, GRAPHS_CONFIG, tmp_path, pg, "cached")
-    async with database.transaction() as tx:
-        if await tx.assistants.get(_ASSISTANT_ID) is None:
-            await tx.assistants.insert(assistant_record(_ASSISTANT_ID))
-    try:
+    async with database_on(request, GRAPHS_CONFIG, tmp_path, "cached") as database:
+        async with database.transaction() as tx:
+            if await tx.assistants.get(_ASSISTANT_ID) is None:
+                await tx.assistants.insert(assistant_record(_ASSISTANT_ID))
         yield database
-    finally:
-        await database.close()
 
 
 async def _current(db: Database) -> dict[str, Any]:

@@ -41,12 +41,8 @@ def pg() -> Iterator[Postgres]:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    pg = request.getfixturevalue("pg") if request.param == "postgresql" else None
-    database = await database_on(request.param, GRAPHS_CONFIG, tmp_path, pg, "ends")
-    try:
+    async with database_on(request, GRAPHS_CONFIG, tmp_path, "ends") as database:
         yield database
-    finally:
-        await database.close()
 
 
 async def _ensure_assistant(db: Database) -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from pathlib import Path
+
+import pytest
 
 from stead.storage.database import Database
 from tests.support.servers import stead_env
@@ -82,14 +84,19 @@ def migrated_database(config: Path, pg: Postgres, name: str) -> Database:
     return stead_database(migrated_uri(config, pg, name))
 
 
+@asynccontextmanager
 async def database_on(
-    backend: str, config: Path, data_dir: Path, pg: Postgres | None, name: str
-) -> Database:
-    """A migrated Stead database for a test of both backends: `backend` "sqlite" (a file in
-    `data_dir`) or "postgresql" (the database `name` of `pg`)."""
-    if backend == "sqlite":
+    request: pytest.FixtureRequest, config: Path, data_dir: Path, name: str
+) -> AsyncIterator[Database]:
+    """A migrated Stead database for a test of both backends, closed after it: on the backend
+    `request.param` names, "sqlite" (a file in `data_dir`) or "postgresql" (the database `name`
+    of the module's `pg` fixture)."""
+    if request.param == "sqlite":
         database = Database(f"sqlite:///{data_dir / 'stead.sqlite'}")
         await database.migrate()
-        return database
-    assert pg is not None
-    return migrated_database(config, pg, name)
+    else:
+        database = migrated_database(config, request.getfixturevalue("pg"), name)
+    try:
+        yield database
+    finally:
+        await database.close()
