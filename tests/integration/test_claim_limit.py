@@ -23,7 +23,7 @@ from stead.services.assistants import now_utc
 from stead.services.threads import new_thread_record
 from stead.storage.database import Database
 from tests.conftest import GRAPHS_CONFIG
-from tests.support.postgres import migrated_uri, stead_database
+from tests.support.postgres import database_on
 from tests.support.records import assistant_record, run_record
 from tests.support.services import Postgres, postgres_server
 
@@ -40,21 +40,16 @@ def pg() -> Iterator[Postgres]:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    if request.param == "sqlite":
-        database = Database(f"sqlite:///{tmp_path / 'stead.sqlite'}")
-        await database.migrate()
-    else:
-        uri = migrated_uri(GRAPHS_CONFIG, request.getfixturevalue("pg"), "stead")
-        with psycopg.connect(uri, autocommit=True) as conn:
-            # Every later connection plans without the hash and merge joins that would read
-            # the candidates once: the nested loop left rescans them.
-            conn.execute("ALTER DATABASE stead SET enable_hashjoin = off")
-            conn.execute("ALTER DATABASE stead SET enable_mergejoin = off")
-        database = stead_database(uri)
-    try:
+    async with database_on(request, GRAPHS_CONFIG, tmp_path, "stead") as database:
+        if request.param == "postgresql":
+            # Before Stead's first connection (its pools open on first use): every connection
+            # plans without the hash and merge joins that would read the candidates once, and
+            # the nested loop left rescans them.
+            uri = request.getfixturevalue("pg").url("stead")
+            with psycopg.connect(uri, autocommit=True) as conn:
+                conn.execute("ALTER DATABASE stead SET enable_hashjoin = off")
+                conn.execute("ALTER DATABASE stead SET enable_mergejoin = off")
         yield database
-    finally:
-        await database.close()
 
 
 async def _pending_runs(db: Database, count: int) -> list[str]:

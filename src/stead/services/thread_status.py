@@ -29,7 +29,7 @@ async def end_attempt(
     transaction: whether other runs are pending or running on the thread, or None when the
     attempt no longer held the run (it was taken over) and nothing changed."""
     failed = status in ("error", "timeout")
-    _, status_when_free = _settling(now, failed, error, state)
+    status_when_free = _status_when_free(failed, state)
     if status_when_free is not None and db.dialect.ends_attempts_in_one_call:
         async with db.autocommit() as tx:
             return await tx.runs.end_attempt_settling_thread(
@@ -67,14 +67,19 @@ async def settle_thread(
 def _settling(
     now: datetime, failed: bool, error: Any, state: dict[str, Any] | None
 ) -> tuple[dict[str, Any], str | None]:
-    """The thread's changes, and its status once no other run is active on it: None when only
-    the thread's row tells (its interrupts)."""
+    """The thread's changes, and its status once no other run is active on it
+    (`_status_when_free`)."""
     changes: dict[str, Any] = {"updated_at": now}
     if error is not _UNCHANGED:
         changes["error"] = error
     if state is not None:
         changes.update(state, state_updated_at=now)
-    if failed:
         changes.pop("status", None)
-        return changes, "error"
-    return changes, changes.pop("status", None)
+    return changes, _status_when_free(failed, state)
+
+
+def _status_when_free(failed: bool, state: dict[str, Any] | None) -> str | None:
+    """Error, or what the state says; None when only the thread's row tells (its interrupts)."""
+    if failed:
+        return "error"
+    return state.get("status") if state is not None else None
