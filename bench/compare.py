@@ -381,8 +381,8 @@ def main(argv: list[str] | None = None) -> int:
     print(table(results))
     print(
         f"\n{os.cpu_count()} CPUs; load average {load_before[0]:.2f} before, "
-        f"{load_after[0]:.2f} after; sequential runs and load levels: medians of {args.rounds} "
-        f"interleaved rounds, load levels of {args.seconds:g} s"
+        f"{load_after[0]:.2f} after; sequential runs, load levels and search: medians of "
+        f"{args.rounds} interleaved rounds, load levels of {args.seconds:g} s"
     )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
