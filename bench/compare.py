@@ -244,9 +244,9 @@ def measure(servers: dict[str, Server], seconds: float, rounds: int) -> dict[str
     results: dict[str, dict[str, float]] = {name: {} for name in servers}
     for server in servers.values():
         asyncio.run(stateless_runs(server.url, 4, 1.0))  # warm-up
-    _merge(results, interleaved(servers, rounds, _stateful_level))
+    _merge(results, interleaved(servers, rounds, stateful_level))
     for clients in (1, 16, 64):
-        _merge(results, interleaved(servers, rounds, partial(_stateless_level, clients, seconds)))
+        _merge(results, interleaved(servers, rounds, partial(stateless_level, clients, seconds)))
     # Once, on servers that hold no thread yet: the official server creates threads the slower
     # the more it holds (1,025/s empty, 508/s with 5,000 more), so later rounds would measure it
     # holding the threads of the rounds before.
@@ -288,12 +288,12 @@ def interleaved(
     }
 
 
-def _stateful_level(server: Server) -> dict[str, float]:
+def stateful_level(server: Server) -> dict[str, float]:
     p50 = asyncio.run(stateful_wait_p50(server.url, server.stateful_samples))
     return {"stateful_wait_p50_ms": p50}
 
 
-def _stateless_level(clients: int, seconds: float, server: Server) -> dict[str, float]:
+def stateless_level(clients: int, seconds: float, server: Server) -> dict[str, float]:
     cpu_before = server.cpu_seconds()
     runs = asyncio.run(stateless_runs(server.url, clients, seconds))
     figures = {f"stateless_runs_per_s_{clients}": runs / seconds}

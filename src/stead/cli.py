@@ -29,6 +29,7 @@ from stead.backup.manifest import BackupError
 from stead.config import ConfigError, Settings, load_settings
 from stead.controlplane.commands import add_control_plane_commands
 from stead.doctor.commands import add_doctor_command
+from stead.gil import hand_the_gil_over_sooner
 from stead.graphs import GraphLoadError, load_graph_specs
 from stead.http_protocol import HttpProtocol
 from stead.licenses import LicenseError
@@ -433,6 +434,7 @@ def _require_current_schema(settings: Settings) -> None:
 
 def _serve(app: Any, settings: Settings, sockets: list[socket.socket]) -> int:
     return_large_blocks_to_the_system()
+    hand_the_gil_over_sooner()
     config = uvicorn.Config(
         app,
         http=HttpProtocol,

@@ -6,7 +6,7 @@ Alembic (9 MiB) unless it upgrades an older schema: a new SQLite database is mad
 tables' metadata, as the migrations would make it. They are loaded only where they are used.
 Large blocks go back to the system once freed, what the server made to start is kept out of the
 collector's passes, its young objects are collected less often, and a run's last values go out
-as they were encoded, without a copy."""
+as they were encoded, without a copy. (The same probe shows the server's GIL switch interval.)"""
 
 from __future__ import annotations
 
@@ -23,9 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from stead import serde
 from stead.allocator import YOUNG_COLLECTION_THRESHOLD
+from stead.gil import SWITCH_INTERVAL_SECONDS
 from stead.storage.database import SCHEMA_HEAD
 from stead.storage.revisions import known_revisions
 from tests.conftest import GRAPHS_CONFIG
@@ -70,6 +72,14 @@ def test_a_started_server_collects_its_young_objects_less_often(tmp_path: Path) 
     assert default[0] < YOUNG_COLLECTION_THRESHOLD
 
 
+def test_a_started_server_hands_the_gil_to_a_waiting_thread_sooner(tmp_path: Path) -> None:
+    """Its graphs' synchronous nodes run on a thread pool (stead.gil)."""
+    probe = _probe(tmp_path)
+    assert probe.switch_interval == pytest.approx(SWITCH_INTERVAL_SECONDS)
+    # Python's default, in this process: the server's is its own.
+    assert sys.getswitchinterval() > SWITCH_INTERVAL_SECONDS
+
+
 def test_cyclic_garbage_is_still_collected_without_being_asked() -> None:
     code = (
         "import gc, weakref\n"
@@ -109,12 +119,13 @@ def test_croniter_is_imported_to_read_a_schedule() -> None:
 class _Probe:
     frozen: int
     thresholds: tuple[int, ...]
+    switch_interval: float
     modules: set[str]
 
 
 def _probe(tmp_path: Path) -> _Probe:
-    """A started server's frozen objects, collector thresholds and imported modules once it has
-    served a run, a thread and a search (tests/support/gc_probe)."""
+    """A started server's frozen objects, collector thresholds, GIL switch interval and imported
+    modules once it has served a run, a thread and a search (tests/support/gc_probe)."""
     report = tmp_path / "probe"
     probe = Path(__file__).parents[1] / "support" / "gc_probe"
     env = {"PYTHONPATH": str(probe), "STEAD_GC_PROBE_OUT": str(report)}
@@ -129,8 +140,8 @@ def _probe(tmp_path: Path) -> _Probe:
             if report.exists():
                 break
             time.sleep(0.05)
-    frozen, thresholds, *modules = report.read_text().splitlines()
-    return _Probe(int(frozen), tuple(map(int, thresholds.split())), set(modules))
+    frozen, thresholds, interval, *modules = report.read_text().splitlines()
+    return _Probe(int(frozen), tuple(map(int, thresholds.split())), float(interval), set(modules))
 
 
 def test_freezing_collects_the_garbage_of_starting_first() -> None:
