@@ -15,7 +15,6 @@ measured in turn, in interleaved rounds (medians).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Callable
@@ -29,6 +28,7 @@ sys.path.insert(0, str(REPO_ROOT))
 from bench.compare import (  # noqa: E402
     Server,
     interleaved,
+    report,
     start,
     stateful_level,
     stateless_level,
@@ -76,15 +76,8 @@ def main(argv: list[str] | None = None) -> int:
             "this": stack.enter_context(start(args.runtime, None)),
         }
         results = measure(servers, clients, args.seconds, args.rounds)
-    load_after = os.getloadavg()
-    print(table(results, args.base))
-    print(
-        f"\n{args.runtime}; {os.cpu_count()} CPUs; load average {load_before[0]:.2f} before, "
-        f"{load_after[0]:.2f} after; medians of {args.rounds} interleaved rounds, load levels "
-        f"of {args.seconds:g} s"
-    )
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+    how = f"medians of {args.rounds} interleaved rounds, load levels of {args.seconds:g} s; "
+    report(table(results, args.base), results, load_before, how + args.runtime, args.json)
     return 0
 
 

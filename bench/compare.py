@@ -377,16 +377,27 @@ def main(argv: list[str] | None = None) -> int:
             print(f"# starting {name}", file=sys.stderr, flush=True)
             servers[name] = stack.enter_context(start(name, args.source))
         results = measure(servers, args.seconds, args.rounds)
+    how = (
+        f"sequential runs, load levels and search: medians of {args.rounds} interleaved rounds, "
+        f"load levels of {args.seconds:g} s"
+    )
+    report(table(results), results, load_before, how, args.json)
+    return 0
+
+
+def report(
+    table: str, results: Any, load_before: tuple[float, ...], how: str, json_path: Path | None
+) -> None:
+    """Print the table, then the machine's load before the servers started and now, and `how`
+    the figures were measured; write `results` to `json_path` when given."""
     load_after = os.getloadavg()
-    print(table(results))
+    print(table)
     print(
         f"\n{os.cpu_count()} CPUs; load average {load_before[0]:.2f} before, "
-        f"{load_after[0]:.2f} after; sequential runs, load levels and search: medians of "
-        f"{args.rounds} interleaved rounds, load levels of {args.seconds:g} s"
+        f"{load_after[0]:.2f} after; {how}"
     )
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
-    return 0
+    if json_path:
+        json_path.write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

@@ -39,7 +39,14 @@ import aiohttp
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from bench.compare import Server, client_session, interleaved, post_json, start  # noqa: E402
+from bench.compare import (  # noqa: E402
+    Server,
+    client_session,
+    interleaved,
+    post_json,
+    report,
+    start,
+)
 
 ISSUE_FILED_AT = "777d484"  # main on 2026-12-02, when issue 16 measured Stead
 CHAIN_LENGTH = 10
@@ -190,15 +197,11 @@ def main(argv: list[str] | None = None) -> int:
         results = interleaved(
             servers, args.rounds, lambda server: measure(server, args.events, args.streams), LOSSES
         )
-    load_after = os.getloadavg()
-    print(table(results, args.base))
-    print(
-        f"\n{os.cpu_count()} CPUs; load average {load_before[0]:.2f} before, {load_after[0]:.2f} "
-        f"after; medians of {args.rounds} interleaved rounds (losses summed over them); "
+    how = (
+        f"medians of {args.rounds} interleaved rounds (losses summed over them); "
         f"{args.streams} streams at once, {args.events} events each; {args.runtime}"
     )
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+    report(table(results, args.base), results, load_before, how, args.json)
     return 0
 
 
