@@ -8,9 +8,9 @@ waits up to that long at each hop.
 
 At 1 ms the embedded default served more runs per second, with less CPU per run, at 1, 16 and 64
 clients; a graph of asynchronous nodes (no hop) and PostgreSQL + Redis (whose event loops wait on
-their database, so the GIL is free sooner) saw no difference (bench/README.md, "The switch
-interval"). A thread that computes for long is made to hand over more often: at most once a
-millisecond, a few microseconds each time.
+their database, so the GIL is free sooner) saw no difference (bench/README.md, "The GIL handed
+to a waiting thread after 1 ms"). A thread that computes for long is made to hand over more
+often: at most once a millisecond, a few microseconds each time.
 """
 
 from __future__ import annotations
