@@ -28,12 +28,12 @@ sys.path.insert(0, str(REPO_ROOT))
 from bench.compare import (  # noqa: E402
     Server,
     interleaved,
+    merge,
     report,
-    start,
     stateful_level,
     stateless_level,
 )
-from bench.regressions import RUNTIMES, source_at  # noqa: E402
+from bench.regressions import RUNTIMES, started_beside  # noqa: E402
 
 Figures = dict[str, float]
 
@@ -45,15 +45,14 @@ def measure(
     levels: list[Callable[[Server], Figures]] = [stateful_level]
     levels += [partial(stateless_level, level, seconds) for level in clients]
     for level in levels:
-        for name, figures in interleaved(servers, rounds, level).items():
-            results[name].update(figures)
+        merge(results, interleaved(servers, rounds, level))
     return results
 
 
 def table(results: dict[str, Figures], base: str) -> str:
     lines = [f"| | {base} | this checkout | this / {base} |", "|---|---|---|---|"]
     for key, before in results["base"].items():
-        after = results["this"][key]
+        after = results["now"][key]
         lines.append(f"| {key} | {before:.2f} | {after:.2f} | {after / before:.3f} |")
     return "\n".join(lines)
 
@@ -70,11 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     clients = [int(level) for level in args.clients.split(",")]
     load_before = os.getloadavg()
     with ExitStack() as stack:
-        base_source = stack.enter_context(source_at(args.base))
-        servers = {
-            "base": stack.enter_context(start(args.runtime, base_source)),
-            "this": stack.enter_context(start(args.runtime, None)),
-        }
+        servers = started_beside(stack, args.base, args.runtime)
         results = measure(servers, clients, args.seconds, args.rounds)
     how = f"medians of {args.rounds} interleaved rounds, load levels of {args.seconds:g} s; "
     report(table(results, args.base), results, load_before, how + args.runtime, args.json)

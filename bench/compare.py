@@ -244,16 +244,16 @@ def measure(servers: dict[str, Server], seconds: float, rounds: int) -> dict[str
     results: dict[str, dict[str, float]] = {name: {} for name in servers}
     for server in servers.values():
         asyncio.run(stateless_runs(server.url, 4, 1.0))  # warm-up
-    _merge(results, interleaved(servers, rounds, stateful_level))
+    merge(results, interleaved(servers, rounds, stateful_level))
     for clients in (1, 16, 64):
-        _merge(results, interleaved(servers, rounds, partial(stateless_level, clients, seconds)))
+        merge(results, interleaved(servers, rounds, partial(stateless_level, clients, seconds)))
     # Once, on servers that hold no thread yet: the official server creates threads the slower
     # the more it holds (1,025/s empty, 508/s with 5,000 more), so later rounds would measure it
     # holding the threads of the rounds before.
-    _merge(results, interleaved(servers, 1, partial(_thread_creation_level, seconds)))
+    merge(results, interleaved(servers, 1, partial(_thread_creation_level, seconds)))
     # In rounds too: measured once per server (until 2026-12-07), a slow moment of the machine
     # fell on one server's figure.
-    _merge(results, interleaved(servers, rounds, _search_level))
+    merge(results, interleaved(servers, rounds, _search_level))
     for name, server in servers.items():
         row = results[name]
         row["rss_mib"] = server.rss_bytes() / 2**20
@@ -314,7 +314,7 @@ def _search_level(server: Server) -> dict[str, float]:
     return {"search_p50_ms_5000": asyncio.run(search_p50(server.url, 50))}
 
 
-def _merge(results: dict[str, dict[str, float]], figures: dict[str, dict[str, float]]) -> None:
+def merge(results: dict[str, dict[str, float]], figures: dict[str, dict[str, float]]) -> None:
     for name, row in figures.items():
         results[name].update(row)
 

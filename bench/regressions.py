@@ -73,6 +73,16 @@ def source_at(revision: str) -> Iterator[Path]:
         yield Path(folder) / "src"
 
 
+def started_beside(stack: ExitStack, base: str, runtime: str) -> dict[str, Server]:
+    """Stead at revision `base` and this checkout, started on `runtime` and kept running until
+    `stack` closes: "base" and "now"."""
+    base_source = stack.enter_context(source_at(base))
+    return {
+        "base": stack.enter_context(start(runtime, base_source)),
+        "now": stack.enter_context(start(runtime, None)),
+    }
+
+
 async def one_stream(http: aiohttp.ClientSession, events: int) -> tuple[float, float, int]:
     """A `runs/stream` of `ticker` on a new thread: seconds to its first custom event, seconds to
     its end, and how many of its `events` indices did not arrive in order."""
@@ -185,11 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     load_before = os.getloadavg()
     with ExitStack() as stack:
-        base_source = stack.enter_context(source_at(args.base))
-        servers = {
-            "base": stack.enter_context(start(args.runtime, base_source)),
-            "now": stack.enter_context(start(args.runtime, None)),
-        }
+        servers = started_beside(stack, args.base, args.runtime)
         for server in servers.values():
             # A server's first requests load what later ones reuse.
             asyncio.run(stream_figures(server.url, 10, 2))
