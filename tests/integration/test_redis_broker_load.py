@@ -13,6 +13,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio as redis_client
@@ -23,10 +24,11 @@ from stead.broker import (
     Subscription,
     ThreadEvent,
     ThreadEventFeed,
+    redis_streams,
 )
 from stead.broker.base import END, FROM_START
 from stead.broker.redis import RedisBroker
-from stead.broker.redis_streams import READ_BLOCK_MS, RECONNECT_AFTER_BYTES, StreamReader
+from stead.broker.redis_streams import READ_BLOCK_MS, RECONNECT_AFTER_BYTES, Entry, StreamReader
 from tests.conftest import GRAPHS_DIR
 from tests.support.proxy import SeverableProxy
 from tests.support.servers import ServerStartError, stead_server
@@ -235,6 +237,50 @@ async def test_a_large_event_renews_the_reading_connection_and_reading_goes_on(
     assert len(reading_before) == len(reading_after) == 1
     assert reading_after != reading_before, "the large event's connection still reads"
     await broker.close()
+
+
+async def test_a_new_listener_is_taken_in_once_the_read_is_issued_again(
+    redis: Redis, inspector: redis_client.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Following a stream unblocks the read in flight (CLIENT UNBLOCK), and the follow returns
+    once the read is issued again with the new stream in it. The read can be issued again before
+    the unblock's answer is seen: on uvloop it was, in every run of a server on PostgreSQL +
+    Redis, and each run waited the pause after which the unblock is sent again (5 ms), since a
+    run's stream is followed before the run is created. Here the unblock's answer is seen only
+    after the read was issued again, and the pause is longer than the test's timeout."""
+    monkeypatch.setattr(redis_streams, "_UNBLOCK_AGAIN_SECONDS", 4 * WAIT)
+    commands = redis_client.Redis.from_url(redis.url)
+    reader = StreamReader(
+        redis_client.Redis.from_url(redis.url, single_connection_client=True), commands
+    )
+    unblock = commands.client_unblock
+
+    async def unblock_answered_after_the_next_read(client_id: int) -> Any:
+        answer = await unblock(client_id)
+        # The reader's own record of what its read in flight holds.
+        while reader._issued_generation < reader._generation:
+            await asyncio.sleep(0.001)
+        return answer
+
+    monkeypatch.setattr(commands, "client_unblock", unblock_answered_after_the_next_read)
+    received: dict[str, list[Entry]] = {}
+    async with contextlib.AsyncExitStack() as stack:
+        for index in range(3):
+            key = f"{uuid.uuid4()}:{index}"
+            received[key] = []
+            async with asyncio.timeout(WAIT):
+                if index:  # the read of the streams so far is in flight, blocked
+                    await _reading_clients(inspector)
+                await stack.enter_async_context(
+                    reader.follow(key, "0-0", received[key].extend, lambda: None)
+                )
+            await inspector.xadd(key, {"index": str(index)})
+        async with asyncio.timeout(WAIT):
+            while not all(received.values()):
+                await asyncio.sleep(0.01)
+    assert [len(entries) for entries in received.values()] == [1, 1, 1]
+    await reader.close()
+    await commands.aclose()
 
 
 async def _reading_clients(inspector: redis_client.Redis) -> set[str]:

@@ -118,13 +118,15 @@ class StreamReader:
             if self._task is None or self._task.done():
                 return
             self._changed.set()
+            # Cleared before the unblock: the read may be issued again before the unblock's
+            # answer is seen, and that must end the wait below at once.
+            self._issued.clear()
             if self._blocked and self._client_id is not None:
                 try:
                     await self._commands.client_unblock(self._client_id)
                 except RedisError:
                     # Redis is away: the read fails too, and tells every listener.
                     return
-            self._issued.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._issued.wait(), _UNBLOCK_AGAIN_SECONDS)
 
