@@ -35,6 +35,8 @@ sys.path.insert(0, str(REPO_ROOT))
 from bench.compare import ECHO, Server, interleaved, merge, report, requests_done, start  # noqa: E402
 
 Figures = dict[str, float]
+# The servers that are one process (compare.py's names).
+ONE_PROCESS = ("embedded", "official", "floor")
 # (label, request body, its answer)
 GRAPHS = {
     "echo": (ECHO, {"text": "hi"}),
@@ -112,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     names = args.servers.split(",")
+    if not set(names) <= set(ONE_PROCESS):
+        # PostgreSQL + Redis is two processes: one core for both is not what this measures.
+        parser.error(f"--servers: each of {', '.join(ONE_PROCESS)}")
     clients = [int(level) for level in args.clients.split(",")]
     # The last CPU the bench may use; the client stays free to run on any.
     one_core = frozenset({max(os.sched_getaffinity(0))})
