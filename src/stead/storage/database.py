@@ -23,6 +23,7 @@ from stead.storage.crons import CronRepository
 from stead.storage.dialects import Dialect, dialect_for
 from stead.storage.runs import RunRepository
 from stead.storage.schema import assistant, cron, metadata, run, thread
+from stead.storage.sqlite_wal import use_wal
 from stead.storage.threads import ThreadRepository
 
 # The newest schema revision (stead.storage.revisions lists them all). A database already there
@@ -217,13 +218,10 @@ def _json_text(large_values: sqlite_inline.LargeValues, value: Any) -> str:
     return text
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cursor = dbapi_conn.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.close()
+def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+    use_wal(dbapi_conn)
+    dbapi_conn.execute("PRAGMA foreign_keys=ON")
+    dbapi_conn.execute("PRAGMA busy_timeout=10000")
 
 
 # Alembic's own table, as it makes it, for a database made without it.

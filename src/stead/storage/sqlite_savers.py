@@ -30,6 +30,7 @@ from langgraph.store.sqlite.aio import AsyncSqliteStore
 from stead.storage import sqlite_inline
 from stead.storage.fencing import attempts_writing, current_writer, lease_lost
 from stead.storage.sqlite_inline import InlineConnection
+from stead.storage.sqlite_wal import WalCheckpoints, use_wal
 
 # The embedded runtime's run table, attached to the checkpoint connection under this name.
 _RUNS_SCHEMA = "runs"
@@ -46,16 +47,19 @@ async def open_savers(
     store_ttl: TTLConfig | None,
 ) -> tuple[FencedSqliteSaver, SqliteStore]:
     """The checkpointer, fenced by the attempts in `runs_database`'s run table, and the store;
-    both closed by `exit_stack`."""
+    both closed by `exit_stack`, as is the thread that checkpoints the WAL of the three files."""
     checkpointer = FencedSqliteSaver(
         await _connect(exit_stack, checkpoints_path, _checkpoints_setup(runs_database))
     )
     await checkpointer.setup()
     # The store opens its own transactions, so its connection must be in autocommit mode.
     store = SqliteStore(
-        await _connect(exit_stack, store_path, _pragmas, autocommit=True), ttl=store_ttl
+        await _connect(exit_stack, store_path, use_wal, autocommit=True), ttl=store_ttl
     )
     await store.setup()
+    wal_checkpoints = WalCheckpoints([runs_database, checkpoints_path, store_path])
+    wal_checkpoints.start()
+    exit_stack.callback(wal_checkpoints.close)
     return checkpointer, store
 
 
@@ -297,17 +301,12 @@ async def _connect(
     return conn
 
 
-def _pragmas(conn: sqlite3.Connection) -> None:
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-
-
 def _checkpoints_setup(runs_database: Path) -> Callable[[sqlite3.Connection], None]:
     """Set-up of a checkpoint connection: its pragmas, and Stead's database attached (its `run`
     table, which the fence reads)."""
 
     def setup(conn: sqlite3.Connection) -> None:
-        _pragmas(conn)
+        use_wal(conn)
         conn.execute(f"ATTACH DATABASE ? AS {_RUNS_SCHEMA}", (str(runs_database),))
 
     return setup
