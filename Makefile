@@ -38,7 +38,7 @@ test-services:
 # Redis whatever the session's runtime: their first pass covered them.
 OWN_RUNTIME := test_postgres test_connection_buffers test_backup test_doctor test_topology test_outages test_redis_broker_load \
 	test_redis_eviction test_prepared_statements test_stateless_storage test_thread_active_runs test_assistant_cache \
-	test_claim_limit test_attempt_end
+	test_claim_limit test_attempt_end test_sqlite_wal
 # Test files run two at a time (pytest-xdist; a file's tests in one process, sharing its
 # fixtures): most of a test's time goes to waiting on the servers it starts. Tests marked `alone`
 # run after them, by themselves.

@@ -21,10 +21,11 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
-from langgraph_sdk.client import LangGraphClient
+from langgraph_sdk import get_sync_client
 
 from stead.storage.sqlite_wal import FALLBACK_PAGES, WalCheckpoints, use_wal
-from tests.support.servers import StartedServer
+from tests.conftest import GRAPHS_CONFIG
+from tests.support.servers import stead_server
 
 PAGE = 4096
 
@@ -108,16 +109,13 @@ def test_a_failing_checkpoint_is_told_once_and_tried_again(
     assert "not a database" in failures[0]
 
 
-async def test_the_servers_files_are_checkpointed_while_it_serves(
-    server: StartedServer, client: LangGraphClient
-) -> None:
-    assert server.data_dir is not None
-    database = server.data_dir / "stead.sqlite"
-    thread = await client.threads.create()
-    assert _eventually(
-        lambda: _file_alone_holds(
-            database,
-            "SELECT 1 FROM thread WHERE thread_id = ?",
-            thread["thread_id"],
+def test_the_embedded_servers_files_are_checkpointed_while_it_serves(tmp_path: Path) -> None:
+    with stead_server(GRAPHS_CONFIG, tmp_path / "data") as server:
+        thread = get_sync_client(url=server.url).threads.create()
+        assert _eventually(
+            lambda: _file_alone_holds(
+                tmp_path / "data" / "stead.sqlite",
+                "SELECT 1 FROM thread WHERE thread_id = ?",
+                thread["thread_id"],
+            )
         )
-    )
