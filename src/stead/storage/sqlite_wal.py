@@ -58,10 +58,14 @@ class WalCheckpoints:
 
     def _run(self) -> None:
         with ExitStack() as connections:
-            files = [
-                connections.enter_context(closing(sqlite3.connect(path, isolation_level=None)))
-                for path in self._paths
-            ]
+            try:
+                files = [
+                    connections.enter_context(closing(sqlite3.connect(path, isolation_level=None)))
+                    for path in self._paths
+                ]
+            except sqlite3.Error as exc:
+                self._note_failure(str(exc))
+                return
             while not self._stopped.wait(self._interval):
                 for conn in files:
                     self._checkpoint(conn)
